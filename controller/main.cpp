@@ -1,0 +1,27 @@
+// morph-controller entry point: parses the command line and hands off to morph_controller_core.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
+#include "common/log.h"
+#include "controller/controller.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"morph-controller: the market and orchestrator for Morph hosts"};
+  app.set_version_flag("--version", morph::controller::version());
+  std::string level = "info";
+  app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (auto st = morph::log::init(level, "morph-controller"); !st) {
+      spdlog::error("{}", st.error().what());
+      return 2;
+    }
+    std::cout << app.help();
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::critical("morph-controller: {}", e.what());
+    return 1;
+  }
+}
