@@ -1,0 +1,192 @@
+// Domain XML parsing against fixtures saved from real libvirt 9.0 `virsh dumpxml` output (running domains
+// defined for the purpose on this machine kind, then destroyed) and hand-broken copies of them.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "hostagent/inventory/domain_xml.h"
+#include "tests/support/requirements.h"
+
+namespace morph::agent {
+namespace {
+
+std::string fixture(const std::string& name) {
+  const std::string path = test::source_dir() + "/tests/fixtures/domains/" + name;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "missing fixture " << path;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(DomainXml, RunningEthernetRawDisk) {
+  auto r = parse_domain_xml(fixture("running_ethernet_raw.xml"));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  const VmInfo& vm = r->vm;
+  EXPECT_EQ(vm.uuid, "51631e75-2b89-4837-8ecd-78c2caeafece");
+  EXPECT_EQ(vm.name, "invtest-6839-fixture");
+  EXPECT_EQ(vm.libvirt_id, 1);
+  EXPECT_EQ(vm.pid, 0);  // host handles are not the parser's business
+  EXPECT_EQ(vm.cgroup_id, 0u);
+  EXPECT_EQ(vm.ownership.owner, "tenant-a");
+  EXPECT_EQ(vm.ownership.sla_class, "gold");
+  EXPECT_EQ(vm.baseline.vcpus, 2u);
+  EXPECT_EQ(r->max_vcpus, 2u);
+  EXPECT_EQ(vm.baseline.memory_kib, 131072u);
+  EXPECT_EQ(vm.baseline.max_memory_kib, 131072u);
+  EXPECT_EQ(r->hotplug_max_memory_kib, 0u);
+  ASSERT_EQ(vm.taps.size(), 1u);
+  EXPECT_EQ(vm.taps[0].dev, "vnet0");
+  EXPECT_EQ(vm.taps[0].mac, "52:54:00:aa:bb:01");
+  EXPECT_EQ(vm.taps[0].ifindex, 0u);
+  ASSERT_EQ(vm.disks.size(), 1u);
+  EXPECT_EQ(vm.disks[0].target, "vda");
+  EXPECT_EQ(vm.disks[0].source, "/tmp/invtest/disk.raw");
+  EXPECT_EQ(vm.disks[0].format, "raw");
+  EXPECT_EQ(vm.disks[0].cache, "none");
+}
+
+TEST(DomainXml, RunningBridgeNetworkBlockQcow2) {
+  auto r = parse_domain_xml(fixture("running_bridge_network_block.xml"));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  const VmInfo& vm = r->vm;
+  EXPECT_EQ(vm.libvirt_id, 2);
+  // The morph namespace wins over another namespace's <owner> in the same <metadata>.
+  EXPECT_EQ(vm.ownership.owner, "tenant-b");
+  EXPECT_EQ(vm.ownership.sla_class, "best-effort");
+  EXPECT_EQ(vm.baseline.vcpus, 1u);  // current='1'
+  EXPECT_EQ(r->max_vcpus, 3u);
+  EXPECT_EQ(vm.baseline.memory_kib, 262144u);
+  EXPECT_EQ(vm.baseline.max_memory_kib, 262144u);
+  EXPECT_EQ(r->hotplug_max_memory_kib, 1048576u);
+  // type='bridge' and type='network' (live XML shows it as bridge + source network); type='user' has no tap.
+  ASSERT_EQ(vm.taps.size(), 2u);
+  EXPECT_EQ(vm.taps[0].dev, "vnet1");
+  EXPECT_EQ(vm.taps[0].mac, "52:54:00:aa:bb:02");
+  EXPECT_EQ(vm.taps[1].dev, "vnet2");
+  EXPECT_EQ(vm.taps[1].mac, "52:54:00:aa:bb:03");
+  // The empty cdrom is left out.
+  ASSERT_EQ(vm.disks.size(), 2u);
+  EXPECT_EQ(vm.disks[0].target, "vda");
+  EXPECT_EQ(vm.disks[0].source, "/tmp/invtest/disk2.qcow2");
+  EXPECT_EQ(vm.disks[0].format, "qcow2");
+  EXPECT_EQ(vm.disks[0].cache, "writeback");
+  EXPECT_EQ(vm.disks[1].target, "vdb");
+  EXPECT_EQ(vm.disks[1].source, "/dev/loop0");
+  EXPECT_EQ(vm.disks[1].format, "raw");
+  EXPECT_EQ(vm.disks[1].cache, "directsync");
+}
+
+TEST(DomainXml, InactiveDomainHasNoIdAndNoTapNames) {
+  auto r = parse_domain_xml(fixture("defined_inactive.xml"));
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->vm.libvirt_id, -1);
+  ASSERT_EQ(r->vm.taps.size(), 2u);
+  EXPECT_EQ(r->vm.taps[0].dev, "");
+  EXPECT_EQ(r->vm.taps[1].mac, "52:54:00:aa:bb:03");
+}
+
+struct BadCase {
+  const char* fixture;
+  const char* message_part;
+};
+
+class DomainXmlMalformed : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(DomainXmlMalformed, IsInvalidArgumentNamingTheProblem) {
+  auto r = parse_domain_xml(fixture(GetParam().fixture));
+  ASSERT_FALSE(r.ok()) << GetParam().fixture << " parsed";
+  EXPECT_EQ(r.error().code(), Errc::invalid_argument);
+  EXPECT_NE(r.error().message().find(GetParam().message_part), std::string::npos) << r.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, DomainXmlMalformed,
+                         ::testing::Values(BadCase{"malformed_truncated.xml", "malformed domain XML at line"},
+                                           BadCase{"malformed_missing_uuid.xml", "<uuid>"},
+                                           BadCase{"malformed_missing_name.xml", "<name>"},
+                                           BadCase{"malformed_memory_unit.xml", "unknown memory unit 'furlongs'"},
+                                           BadCase{"malformed_vcpu.xml", "<vcpu>: 'two'"},
+                                           BadCase{"malformed_root.xml", "expected <domain>"}));
+
+TEST(DomainXml, EmptyAndNonXmlInput) {
+  for (const char* s : {"", "not xml at all", "<domain>"}) {
+    auto r = parse_domain_xml(s);
+    ASSERT_FALSE(r.ok()) << s;
+    EXPECT_EQ(r.error().code(), Errc::invalid_argument);
+  }
+}
+
+TEST(DomainXml, MemoryUnitsAndCurrentMemoryFallback) {
+  const char* xml = R"(<domain type='qemu'><name>m</name><uuid>ABCDEF00-0000-4000-8000-000000000000</uuid>
+    <maxMemory slots='2' unit='G'>4</maxMemory><memory unit='MiB'>512</memory><vcpu>1</vcpu></domain>)";
+  auto r = parse_domain_xml(xml);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->vm.uuid, "abcdef00-0000-4000-8000-000000000000");  // normalised like libvirt prints it
+  EXPECT_EQ(r->vm.baseline.max_memory_kib, 512u * 1024);
+  EXPECT_EQ(r->vm.baseline.memory_kib, 512u * 1024);  // no <currentMemory>: same as <memory>
+  EXPECT_EQ(r->hotplug_max_memory_kib, 4u * 1024 * 1024);
+  EXPECT_TRUE(r->vm.ownership.owner.empty());
+  EXPECT_TRUE(r->vm.taps.empty());
+}
+
+struct UnitCase {
+  uint64_t value;
+  const char* unit;
+  uint64_t kib;
+};
+
+TEST(ToKib, ConvertsEveryLibvirtUnit) {
+  const UnitCase cases[] = {
+      {7, "", 7},
+      {7, "KiB", 7},
+      {7, "k", 7},
+      {7, "K", 7},
+      {1, "b", 1},
+      {1024, "bytes", 1},
+      {1025, "B", 2},
+      {0, "bytes", 0},
+      {1000, "KB", 977},
+      {3, "MiB", 3072},
+      {3, "M", 3072},
+      {3, "MB", 2930},
+      {2, "GiB", 2097152},
+      {2, "g", 2097152},
+      {2, "GB", 1953125},
+      {1, "TiB", 1ull << 30},
+      {1, "TB", 976562500},
+      {1, "PiB", 1ull << 40},
+      {1, "EiB", 1ull << 50},
+      {1, "eb", 976562500000000ull},
+  };
+  for (const UnitCase& c : cases) {
+    auto r = to_kib(c.value, c.unit);
+    ASSERT_TRUE(r.ok()) << c.value << " " << c.unit << ": " << r.error().describe();
+    EXPECT_EQ(*r, c.kib) << c.value << " " << c.unit;
+  }
+}
+
+TEST(ToKib, RejectsUnknownUnitsAndOverflow) {
+  for (const char* u : {"KiBi", "x", "kbb", "mi", "KiB "}) {
+    auto r = to_kib(1, u);
+    ASSERT_FALSE(r.ok()) << u;
+    EXPECT_EQ(r.error().code(), Errc::invalid_argument);
+  }
+  auto big = to_kib(1ull << 20, "EiB");  // 2^80 bytes
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.error().message().find("does not fit"), std::string::npos) << big.error().message();
+  auto edge = to_kib(16383, "PiB");  // ~2^64 bytes: too big for bytes, fine in KiB
+  EXPECT_TRUE(edge.ok());
+}
+
+TEST(DomstatusPid, ReadsPidAttribute) {
+  auto r = parse_domstatus_pid("<domstatus state='running' reason='booted' pid='9118'><domain/></domstatus>");
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(*r, 9118);
+  EXPECT_FALSE(parse_domstatus_pid("<domstatus state='running'/>").ok());
+  EXPECT_FALSE(parse_domstatus_pid("<domain pid='3'/>").ok());
+  EXPECT_FALSE(parse_domstatus_pid("<domstatus pid='0'/>").ok());
+}
+
+}  // namespace
+}  // namespace morph::agent
