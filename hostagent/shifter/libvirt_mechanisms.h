@@ -1,0 +1,52 @@
+#pragma once
+// LibvirtMechanisms: the real Mechanisms. CPU through virDomainSetSchedulerParametersFlags (cpu_shares,
+// vcpu_quota/vcpu_period), vCPU placement through virDomainPinVcpuFlags, memory through
+// virDomainSetMemoryFlags (balloon, then a bounded wait for the guest to follow), disk limits through
+// virDomainSetBlockIoTune on the VM's first disk, network limits through a NetLimiter (the BPF policer).
+// Every value is read back from libvirt (or the policer) rather than echoed. All changes are live only
+// (VIR_DOMAIN_AFFECT_LIVE): the persistent definition stays the baseline.
+
+#include <libvirt/libvirt.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "hostagent/shifter/mechanisms.h"
+#include "hostagent/shifter/net_policer.h"
+
+namespace morph::agent::shifter {
+
+class LibvirtMechanisms final : public Mechanisms {
+ public:
+  struct Options {
+    std::string uri = "qemu:///system";
+    uint64_t vcpu_period_us = 100000;
+    // How long to wait for the guest to follow a balloon target before warning that it did not.
+    std::chrono::milliseconds balloon_follow_wait{2000};
+  };
+  // net may be null: net_* shifts are then rejected as unavailable.
+  static Result<std::unique_ptr<LibvirtMechanisms>> connect(const Options& options, NetLimiter* net);
+  ~LibvirtMechanisms() override;
+  LibvirtMechanisms(const LibvirtMechanisms&) = delete;
+  LibvirtMechanisms& operator=(const LibvirtMechanisms&) = delete;
+
+  Result<VmTarget> resolve(const std::string& vm) override;
+  Result<InForce> read(const VmTarget& vm) override;
+  Result<std::string> apply(const VmTarget& vm, const Adjustment& adj) override;
+
+  virConnectPtr connection() const { return conn_; }
+
+ private:
+  LibvirtMechanisms(virConnectPtr conn, Options options, NetLimiter* net)
+      : conn_(conn), opt_(std::move(options)), net_(net) {}
+
+  virConnectPtr conn_;
+  Options opt_;
+  NetLimiter* net_;
+};
+
+// "message" of libvirt's last error on this thread, for Error messages.
+std::string libvirt_last_error();
+
+}  // namespace morph::agent::shifter

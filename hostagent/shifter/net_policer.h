@@ -1,0 +1,74 @@
+#pragma once
+// NetPolicer: user-space side of bpf/policer.bpf.c. Attaches the policer's tc programs to a tap's clsact
+// ingress (guest transmit) and egress (guest receive) hooks at POLICER_TC_PRIORITY/POLICER_TC_HANDLE,
+// writes rate/burst per (ifindex, direction) into policer_cfg and reads the per-slot drop counters.
+// It owns only the policer's programs and maps; the KPI counting programs on the same taps belong to
+// hostagent/probes. Maps are pinned under a bpffs directory so limits survive an agent restart and a
+// restarted agent reads them back.
+//
+// Integration note: it loads its own instance of the linked morph object (through its own skeleton,
+// morph_policer.skel.h, generated from the same morph.bpf.o) with only the policer_*
+// programs enabled. When probes own the one loaded skeleton, construct from their map/program fds instead.
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "bpf/policer.h"
+#include "common/error.h"
+
+struct morph_policer;
+
+namespace morph::agent::shifter {
+
+enum class NetDirection { guest_out = POLICER_DIR_OUT, guest_in = POLICER_DIR_IN };
+
+// The seam the libvirt mechanisms use for net_out/net_in; a fake in unit tests.
+class NetLimiter {
+ public:
+  virtual ~NetLimiter() = default;
+  // kbps = kilobits per second (1000 bit/s); 0 removes the limit.
+  virtual Status set_limit(uint32_t ifindex, NetDirection dir, uint64_t kbps) = 0;
+  virtual Result<uint64_t> limit(uint32_t ifindex, NetDirection dir) = 0;
+};
+
+class NetPolicer final : public NetLimiter {
+ public:
+  struct Options {
+    std::string pin_dir = "/sys/fs/bpf/morph";  // empty: no pinning (tests)
+    bool load_test_entry = false;               // also load policer_test_verdict (BPF_PROG_TEST_RUN)
+  };
+  static Result<std::unique_ptr<NetPolicer>> open(const Options& options);
+  ~NetPolicer() override;
+  NetPolicer(const NetPolicer&) = delete;
+  NetPolicer& operator=(const NetPolicer&) = delete;
+
+  Status set_limit(uint32_t ifindex, NetDirection dir, uint64_t kbps) override;
+  Result<uint64_t> limit(uint32_t ifindex, NetDirection dir) override;
+  // Writes a slot's bucket parameters without attaching anything (set_limit attaches, then calls this).
+  Status configure(uint32_t ifindex, NetDirection dir, uint64_t rate_bytes_per_sec, uint64_t burst_bytes);
+  // Counters summed over CPUs; zero when the slot never saw a policed packet.
+  Result<policer_stats> stats(uint32_t ifindex, NetDirection dir);
+  // Detaches the policer from a tap's hooks (the clsact qdisc stays: probes may use it).
+  Status detach(uint32_t ifindex);
+
+  int test_prog_fd() const;
+  // Burst for a rate: 20 ms of traffic, at least 64 KiB so one GSO super-packet on a tap can pass.
+  static uint64_t burst_for(uint64_t rate_bytes_per_sec);
+
+ private:
+  explicit NetPolicer(struct ::morph_policer* skel) : skel_(skel) {}
+  Status attach(uint32_t ifindex);
+  Status configure_locked(const policer_key& key, uint64_t rate, uint64_t burst);
+
+  struct ::morph_policer* skel_;
+  std::mutex mu_;
+  std::set<uint32_t> attached_;
+};
+
+}  // namespace morph::agent::shifter

@@ -1,0 +1,345 @@
+#include "hostagent/shifter/shift_engine.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <bit>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace morph::agent::shifter {
+
+namespace {
+
+int64_t to_ms(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+TimePoint from_ms(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+
+// The adjustment that puts a resource back to what `f` says was in force.
+Adjustment restoring(Resource r, const InForce& f) {
+  Adjustment a{r, f.value(r), {}};
+  if (r == Resource::vcpu_pin) a.target = f.vcpu_pin;
+  return a;
+}
+
+nlohmann::json to_json(const InForce& f) {
+  return {{"cpu_millicores", f.cpu_millicores}, {"vcpu_quota_us", f.vcpu_quota_us},
+          {"vcpu_period_us", f.vcpu_period_us}, {"cpu_shares", f.cpu_shares},
+          {"vcpu_pin", f.vcpu_pin},             {"memory_mib", f.memory_mib},
+          {"disk_iops", f.disk_iops},           {"disk_bps", f.disk_bps},
+          {"net_out_kbps", f.net_out_kbps},     {"net_in_kbps", f.net_in_kbps},
+          {"storage_tier", f.storage_tier}};
+}
+
+InForce in_force_from_json(const nlohmann::json& j) {
+  InForce f;
+  f.cpu_millicores = j.value("cpu_millicores", int64_t{0});
+  f.vcpu_quota_us = j.value("vcpu_quota_us", int64_t{-1});
+  f.vcpu_period_us = j.value("vcpu_period_us", uint64_t{0});
+  f.cpu_shares = j.value("cpu_shares", uint64_t{0});
+  f.vcpu_pin = j.value("vcpu_pin", std::string{});
+  f.memory_mib = j.value("memory_mib", uint64_t{0});
+  f.disk_iops = j.value("disk_iops", uint64_t{0});
+  f.disk_bps = j.value("disk_bps", uint64_t{0});
+  f.net_out_kbps = j.value("net_out_kbps", uint64_t{0});
+  f.net_in_kbps = j.value("net_in_kbps", uint64_t{0});
+  f.storage_tier = j.value("storage_tier", int64_t{0});
+  return f;
+}
+
+}  // namespace
+
+const char* expiry_policy_name(ExpiryPolicy p) noexcept { return p == ExpiryPolicy::hold ? "hold" : "revert"; }
+
+ShiftEngine::ShiftEngine(Mechanisms& mechanisms, Clock clock, Options options)
+    : mech_(mechanisms), clock_(std::move(clock)), opt_(std::move(options)) {}
+
+Status ShiftEngine::validate(const VmTarget& vm, const ShiftRequest& req) const {
+  auto bad = [&](const Adjustment& a, const std::string& why) {
+    return Error(Errc::invalid_argument,
+                 fmt::format("{}={} for vm={}: {}", resource_name(a.resource), a.value, vm.name, why));
+  };
+  if (req.adjustments.empty()) return Error(Errc::invalid_argument, "shift without adjustments");
+  if (req.lease.count() <= 0) return Error(Errc::invalid_argument, "lease must be positive");
+  std::set<Resource> seen;
+  for (const Adjustment& a : req.adjustments) {
+    if (!seen.insert(a.resource).second) return bad(a, "resource given twice in one command");
+    if (a.value < 0) return bad(a, "negative value");
+    const auto v = static_cast<uint64_t>(a.value);
+    switch (a.resource) {
+      case Resource::cpu_millicores:
+        if (v < 10 || v > uint64_t{vm.vcpus} * 1000)
+          return bad(a, fmt::format("outside 10..{} ({} vCPUs)", uint64_t{vm.vcpus} * 1000, vm.vcpus));
+        break;
+      case Resource::cpu_shares:
+        if (v < 2 || v > 262144) return bad(a, "outside 2..262144");
+        break;
+      case Resource::vcpu_pin: {
+        auto mask = parse_cpu_list(a.target);
+        if (!mask) return bad(a, mask.error().message());
+        if (vm.host_cpus < 64 && (*mask >> vm.host_cpus) != 0)
+          return bad(a, fmt::format("cpu list '{}' names cpus beyond the host's {}", a.target, vm.host_cpus));
+        break;
+      }
+      case Resource::memory_mib:
+        if (v < 16) return bad(a, "below 16 MiB");
+        if (v > vm.max_memory_mib) return bad(a, fmt::format("above the domain's maximum of {} MiB", vm.max_memory_mib));
+        break;
+      case Resource::disk_iops:
+      case Resource::disk_bps:
+        if (vm.disk.empty()) return bad(a, "the VM has no disk");
+        break;
+      case Resource::net_out_kbps:
+      case Resource::net_in_kbps:
+        if (vm.tap_ifindexes.empty()) return bad(a, "the VM has no tap device");
+        if (!vm.net_limiter) return Error(Errc::unavailable, "no network policer is loaded on this host");
+        if (v > 100'000'000) return bad(a, "above 100 Gbit/s");
+        break;
+      case Resource::storage_tier:
+        return Error(Errc::unavailable, "storage_tier shifting is not implemented on this agent");
+    }
+  }
+  return {};
+}
+
+ShiftOutcome ShiftEngine::shift(const ShiftRequest& request) {
+  std::lock_guard lock(mu_);
+  if (auto it = outcomes_.find(request.command_id); it != outcomes_.end()) {
+    spdlog::debug("shift command={} repeated; returning its stored outcome", request.command_id);
+    return it->second;
+  }
+  ShiftOutcome out = apply_locked(request);
+  remember_locked(out);
+  return out;
+}
+
+ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
+  ShiftOutcome out;
+  out.command_id = req.command_id;
+  auto fail = [&](Error e) {
+    spdlog::warn("shift command={} vm={} rejected: {}", req.command_id, req.vm, e.what());
+    out.error = std::move(e);
+    return out;
+  };
+
+  auto vm = mech_.resolve(req.vm);
+  if (!vm) return fail(std::move(vm).error());
+  out.vm_uuid = vm->uuid;
+  if (auto st = validate(*vm, req); !st) return fail(std::move(st).error());
+
+  auto before = mech_.read(*vm);
+  if (!before) return fail(std::move(before).error().with_context("reading values in force"));
+  out.in_force = *before;
+
+  // Apply in order; on a failure undo what was applied, newest first.
+  std::vector<Resource> applied;
+  for (const Adjustment& a : req.adjustments) {
+    auto r = mech_.apply(*vm, a);
+    if (!r) {
+      std::string rollback;
+      for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
+        auto undo = mech_.apply(*vm, restoring(*it, *before));
+        rollback += fmt::format("{}{} {}", rollback.empty() ? "" : ", ", resource_name(*it),
+                                undo ? "rolled back" : "ROLLBACK FAILED (" + undo.error().what() + ")");
+      }
+      Error e = std::move(r).error().with_context(fmt::format("applying {}={}", resource_name(a.resource), a.value));
+      if (!rollback.empty()) e = std::move(e).with_context(fmt::format("[{}]", rollback));
+      if (auto now = mech_.read(*vm)) out.in_force = *now;
+      return fail(std::move(e));
+    }
+    if (!r->empty()) out.warnings.push_back(*r);
+    applied.push_back(a.resource);
+  }
+
+  auto [it, fresh] = vms_.try_emplace(vm->uuid);
+  VmState& st = it->second;
+  if (fresh) st.baseline = *before;  // captured before the first shift of this lease period
+  st.target = *vm;
+  for (Resource r : applied) st.shifted.insert(r);
+  st.lease = clock_() + req.lease;
+  st.last_command = req.command_id;
+  command_vm_[req.command_id] = vm->uuid;
+  out.lease_expiry = st.lease;
+
+  if (auto now = mech_.read(*vm)) {
+    out.in_force = *now;
+  } else {
+    out.warnings.push_back("applied, but reading back failed: " + now.error().what());
+  }
+  for (const auto& w : out.warnings) spdlog::warn("shift command={} vm={}: {}", req.command_id, vm->name, w);
+  spdlog::info("shift command={} vm={} applied; in force: {}", req.command_id, vm->name, describe(out.in_force));
+  persist_locked();
+  return out;
+}
+
+void ShiftEngine::remember_locked(const ShiftOutcome& outcome) {
+  if (outcomes_.emplace(outcome.command_id, outcome).second) outcome_order_.push_back(outcome.command_id);
+  while (outcome_order_.size() > opt_.remembered_outcomes) {
+    outcomes_.erase(outcome_order_.front());
+    command_vm_.erase(outcome_order_.front());
+    outcome_order_.pop_front();
+  }
+}
+
+Status ShiftEngine::renew_command(uint64_t command_id, TimePoint expiry) {
+  std::string uuid;
+  {
+    std::lock_guard lock(mu_);
+    auto it = command_vm_.find(command_id);
+    if (it == command_vm_.end()) return Error(Errc::not_found, fmt::format("no lease for command {}", command_id));
+    uuid = it->second;
+  }
+  return renew_vm(uuid, expiry);
+}
+
+Status ShiftEngine::renew_vm(const std::string& vm_uuid, TimePoint expiry) {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(vm_uuid);
+  if (it == vms_.end() || !it->second.lease)
+    return Error(Errc::not_found, fmt::format("vm={} holds no lease", vm_uuid));
+  it->second.lease = std::max(*it->second.lease, expiry);
+  persist_locked();
+  return {};
+}
+
+LeaseEvent ShiftEngine::end_lease_locked(VmState& st, TimePoint now) {
+  LeaseEvent ev;
+  ev.vm_uuid = st.target.uuid;
+  ev.command_id = st.last_command;
+  ev.expired_at = now;
+  ev.action = opt_.on_expiry;
+  st.lease.reset();
+  if (opt_.on_expiry == ExpiryPolicy::revert) {
+    std::string failed;
+    for (Resource r : st.shifted) {
+      auto res = mech_.apply(st.target, restoring(r, st.baseline));
+      if (!res) failed += fmt::format("{}{}: {}", failed.empty() ? "" : "; ", resource_name(r), res.error().what());
+    }
+    if (!failed.empty()) ev.error = Error(Errc::system, "reverting to baseline: " + failed);
+  }
+  if (auto f = mech_.read(st.target)) ev.in_force = *f;
+  if (ev.error) {
+    spdlog::error("lease of vm={} expired; revert incomplete: {}", st.target.name, ev.error->what());
+  } else {
+    spdlog::info("lease of vm={} (command={}) expired; {}; in force: {}", st.target.name, st.last_command,
+                 opt_.on_expiry == ExpiryPolicy::revert ? "reverted to baseline" : "holding values",
+                 describe(ev.in_force));
+  }
+  events_.push_back(ev);
+  return ev;
+}
+
+std::vector<LeaseEvent> ShiftEngine::expire_due() {
+  std::lock_guard lock(mu_);
+  std::vector<LeaseEvent> out;
+  const TimePoint now = clock_();
+  for (auto it = vms_.begin(); it != vms_.end();) {
+    VmState& st = it->second;
+    if (st.lease && *st.lease <= now) {
+      out.push_back(end_lease_locked(st, now));
+      // After a revert the next shift captures a fresh baseline; a held VM keeps its old one.
+      if (opt_.on_expiry == ExpiryPolicy::revert && !out.back().error) {
+        it = vms_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+  if (!out.empty()) persist_locked();
+  return out;
+}
+
+std::vector<LeaseEvent> ShiftEngine::controller_lost() {
+  {
+    std::lock_guard lock(mu_);
+    const TimePoint now = clock_();
+    for (auto& [uuid, st] : vms_)
+      if (st.lease) st.lease = std::min(*st.lease, now);
+  }
+  return expire_due();
+}
+
+std::vector<LeaseEvent> ShiftEngine::take_events() {
+  std::lock_guard lock(mu_);
+  return std::exchange(events_, {});
+}
+
+std::optional<TimePoint> ShiftEngine::lease_expiry(const std::string& vm_uuid) const {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(vm_uuid);
+  return it == vms_.end() ? std::nullopt : it->second.lease;
+}
+
+std::optional<InForce> ShiftEngine::baseline(const std::string& vm_uuid) const {
+  std::lock_guard lock(mu_);
+  auto it = vms_.find(vm_uuid);
+  if (it == vms_.end()) return std::nullopt;
+  return it->second.baseline;
+}
+
+void ShiftEngine::persist_locked() {
+  if (opt_.state_file.empty()) return;
+  nlohmann::json vms = nlohmann::json::array();
+  for (const auto& [uuid, st] : vms_) {
+    nlohmann::json shifted = nlohmann::json::array();
+    for (Resource r : st.shifted) shifted.push_back(resource_name(r));
+    vms.push_back({{"uuid", uuid},
+                   {"baseline", to_json(st.baseline)},
+                   {"shifted", shifted},
+                   {"lease_expiry_ms", st.lease ? to_ms(*st.lease) : int64_t{0}},
+                   {"last_command", st.last_command}});
+  }
+  const std::string tmp = opt_.state_file + ".tmp";
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(opt_.state_file).parent_path(), ec);
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << nlohmann::json{{"version", 1}, {"vms", vms}}.dump(1) << '\n';
+    if (!f) {
+      spdlog::warn("shifter: cannot write state file {}", tmp);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, opt_.state_file, ec);
+  if (ec) spdlog::warn("shifter: cannot replace state file {}: {}", opt_.state_file, ec.message());
+}
+
+Status ShiftEngine::load_locked() {
+  std::ifstream f(opt_.state_file);
+  if (!f) return {};  // first start
+  nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("vms"))
+    return Error(Errc::protocol, fmt::format("state file {} is not valid", opt_.state_file));
+  for (const auto& v : j["vms"]) {
+    auto target = mech_.resolve(v.value("uuid", std::string{}));
+    if (!target) {
+      spdlog::warn("shifter: vm={} from the state file is gone: {}", v.value("uuid", std::string{}),
+                   target.error().what());
+      continue;
+    }
+    VmState st;
+    st.target = *target;
+    st.baseline = in_force_from_json(v.value("baseline", nlohmann::json::object()));
+    for (const auto& name : v.value("shifted", nlohmann::json::array()))
+      if (auto r = parse_resource(name.get<std::string>())) st.shifted.insert(*r);
+    if (int64_t ms = v.value("lease_expiry_ms", int64_t{0}); ms > 0) st.lease = from_ms(ms);
+    st.last_command = v.value("last_command", uint64_t{0});
+    if (auto now = mech_.read(st.target))
+      spdlog::info("shifter: vm={} after restart, in force: {}", st.target.name, describe(*now));
+    vms_[st.target.uuid] = std::move(st);
+  }
+  return {};
+}
+
+Result<std::vector<LeaseEvent>> ShiftEngine::reconcile() {
+  {
+    std::lock_guard lock(mu_);
+    if (opt_.state_file.empty()) return std::vector<LeaseEvent>{};
+    MORPH_TRY(load_locked());
+  }
+  return expire_due();
+}
+
+}  // namespace morph::agent::shifter

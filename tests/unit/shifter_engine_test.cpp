@@ -1,0 +1,316 @@
+// ShiftEngine against a fake of Mechanisms: validation before any change, rollback, idempotency, leases
+// with an injected clock, and reconciliation from the state file after a restart.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <unistd.h>
+
+#include "hostagent/shifter/mechanisms.h"
+#include "hostagent/shifter/shift_engine.h"
+
+namespace morph::agent::shifter {
+namespace {
+
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Invoke;
+using ::testing::Return;
+
+// A host with VMs whose values live in memory; what apply sets, read returns.
+class HostModel {
+ public:
+  HostModel() {
+    VmTarget t{"uuid-1", "vm1", 2, 1024, 4, "vda", {7}, true};
+    InForce f;
+    f.cpu_millicores = 2000;
+    f.cpu_shares = 1024;
+    f.vcpu_pin = "0-3";
+    f.memory_mib = 1024;
+    vms["uuid-1"] = {t, f};
+  }
+  Result<VmTarget> resolve(const std::string& vm) {
+    for (auto& [uuid, v] : vms)
+      if (uuid == vm || v.first.name == vm) return v.first;
+    return Error(Errc::not_found, "no domain " + vm);
+  }
+  Result<InForce> read(const VmTarget& t) { return vms.at(t.uuid).second; }
+  Result<std::string> apply(const VmTarget& t, const Adjustment& a) {
+    InForce& f = vms.at(t.uuid).second;
+    switch (a.resource) {
+      case Resource::cpu_millicores: f.cpu_millicores = a.value; break;
+      case Resource::cpu_shares: f.cpu_shares = static_cast<uint64_t>(a.value); break;
+      case Resource::vcpu_pin: f.vcpu_pin = a.target; break;
+      case Resource::memory_mib: f.memory_mib = static_cast<uint64_t>(a.value); break;
+      case Resource::disk_iops: f.disk_iops = static_cast<uint64_t>(a.value); break;
+      case Resource::disk_bps: f.disk_bps = static_cast<uint64_t>(a.value); break;
+      case Resource::net_out_kbps: f.net_out_kbps = static_cast<uint64_t>(a.value); break;
+      case Resource::net_in_kbps: f.net_in_kbps = static_cast<uint64_t>(a.value); break;
+      case Resource::storage_tier: f.storage_tier = a.value; break;
+    }
+    return std::string{};
+  }
+  std::map<std::string, std::pair<VmTarget, InForce>> vms;
+};
+
+class MockMechanisms : public Mechanisms {
+ public:
+  MOCK_METHOD(Result<VmTarget>, resolve, (const std::string&), (override));
+  MOCK_METHOD(Result<InForce>, read, (const VmTarget&), (override));
+  MOCK_METHOD(Result<std::string>, apply, (const VmTarget&, const Adjustment&), (override));
+  void delegate_to(HostModel& host) {
+    ON_CALL(*this, resolve).WillByDefault(Invoke(&host, &HostModel::resolve));
+    ON_CALL(*this, read).WillByDefault(Invoke(&host, &HostModel::read));
+    ON_CALL(*this, apply).WillByDefault(Invoke(&host, &HostModel::apply));
+  }
+};
+
+class ShifterEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { mech.delegate_to(host); }
+  ShiftEngine make(ShiftEngine::Options opt = {}) {
+    return ShiftEngine(mech, [this] { return now; }, std::move(opt));
+  }
+  InForce& vm1() { return host.vms.at("uuid-1").second; }
+
+  HostModel host;
+  ::testing::NiceMock<MockMechanisms> mech;
+  TimePoint now = TimePoint(std::chrono::seconds(1'700'000'000));
+};
+
+TEST_F(ShifterEngineTest, AppliesInOrderAndReportsWhatIsReadBack) {
+  auto engine = make();
+  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::disk_iops, 200, {}}},
+                                   std::chrono::seconds(5)});
+  ASSERT_TRUE(out.ok()) << out.error->what();
+  EXPECT_EQ(out.vm_uuid, "uuid-1");
+  EXPECT_EQ(out.in_force.cpu_millicores, 500);
+  EXPECT_EQ(out.in_force.disk_iops, 200u);
+  EXPECT_EQ(out.lease_expiry, now + std::chrono::seconds(5));
+  EXPECT_EQ(engine.baseline("uuid-1")->cpu_millicores, 2000);
+}
+
+TEST_F(ShifterEngineTest, ResolvesByName) {
+  auto engine = make();
+  ShiftOutcome out = engine.shift({1, "vm1", {{Resource::cpu_shares, 100, {}}}, std::chrono::seconds(5)});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out.vm_uuid, "uuid-1");
+  EXPECT_EQ(vm1().cpu_shares, 100u);
+}
+
+struct InvalidCase {
+  const char* what;
+  std::string vm;
+  std::vector<Adjustment> adjustments;
+  Errc code;
+  const char* message;
+};
+
+class ShifterValidationTest : public ShifterEngineTest, public ::testing::WithParamInterface<InvalidCase> {};
+
+TEST_P(ShifterValidationTest, RejectsBeforeApplyingAnything) {
+  const InvalidCase& c = GetParam();
+  auto engine = make();
+  const InForce before = vm1();
+  EXPECT_CALL(mech, apply).Times(0);
+  ShiftOutcome out = engine.shift({42, c.vm, c.adjustments, std::chrono::seconds(5)});
+  ASSERT_FALSE(out.ok()) << c.what;
+  EXPECT_EQ(out.error->code(), c.code) << out.error->what();
+  EXPECT_THAT(out.error->message(), HasSubstr(c.message));
+  EXPECT_EQ(vm1(), before);
+  EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ShifterValidationTest,
+    ::testing::Values(
+        InvalidCase{"unknown vm", "nope", {{Resource::cpu_millicores, 500, {}}}, Errc::not_found, "no domain"},
+        // The first adjustment is valid: nothing may be applied when a later one is not.
+        InvalidCase{"memory above max", "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::memory_mib, 2048, {}}},
+                    Errc::invalid_argument, "above the domain's maximum of 1024 MiB"},
+        InvalidCase{"negative", "uuid-1", {{Resource::disk_iops, -1, {}}}, Errc::invalid_argument, "negative"},
+        InvalidCase{"cpu above vcpus", "uuid-1", {{Resource::cpu_millicores, 2001, {}}}, Errc::invalid_argument,
+                    "outside 10..2000"},
+        InvalidCase{"cpu too small", "uuid-1", {{Resource::cpu_millicores, 5, {}}}, Errc::invalid_argument, "outside"},
+        InvalidCase{"twice", "uuid-1", {{Resource::disk_iops, 1, {}}, {Resource::disk_iops, 2, {}}},
+                    Errc::invalid_argument, "twice"},
+        InvalidCase{"pin beyond host", "uuid-1", {{Resource::vcpu_pin, 1, "5"}}, Errc::invalid_argument, "beyond"},
+        InvalidCase{"bad cpu list", "uuid-1", {{Resource::vcpu_pin, 1, "1-x"}}, Errc::invalid_argument, "cpu list"},
+        InvalidCase{"no adjustments", "uuid-1", {}, Errc::invalid_argument, "without adjustments"},
+        InvalidCase{"storage tier", "uuid-1", {{Resource::storage_tier, 1, {}}}, Errc::unavailable, "storage_tier"}),
+    [](const auto& p) {
+      std::string n = p.param.what;
+      for (char& ch : n) if (ch == ' ') ch = '_';
+      return n;
+    });
+
+TEST_F(ShifterEngineTest, RollsBackAppliedStepsWhenALaterOneFails) {
+  auto engine = make();
+  const InForce before = vm1();
+  EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
+  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::memory_mib)))
+      .WillOnce(Return(Result<std::string>(Error(Errc::system, "balloon device gone"))));
+  ShiftOutcome out = engine.shift({7, "uuid-1",
+                                   {{Resource::cpu_millicores, 300, {}}, {Resource::cpu_shares, 50, {}},
+                                    {Resource::memory_mib, 512, {}}},
+                                   std::chrono::seconds(5)});
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(out.error->message(), HasSubstr("balloon device gone"));
+  EXPECT_THAT(out.error->message(), HasSubstr("cpu_shares rolled back, cpu_millicores rolled back"));
+  EXPECT_EQ(vm1(), before);
+  EXPECT_EQ(out.in_force, before);
+  EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
+}
+
+TEST_F(ShifterEngineTest, RepeatedCommandIdReturnsStoredOutcomeWithoutReapplying) {
+  auto engine = make();
+  EXPECT_CALL(mech, apply).Times(1);
+  ShiftOutcome first = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
+  vm1().cpu_millicores = 1234;  // someone else changed it; a repeat must not touch the VM
+  ShiftOutcome again = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
+  EXPECT_TRUE(again.ok());
+  EXPECT_EQ(again.in_force.cpu_millicores, 400);
+  EXPECT_EQ(again.lease_expiry, first.lease_expiry);
+  EXPECT_EQ(vm1().cpu_millicores, 1234);
+}
+
+TEST_F(ShifterEngineTest, FailedCommandIsAlsoIdempotent) {
+  auto engine = make();
+  ShiftOutcome first = engine.shift({3, "uuid-1", {{Resource::memory_mib, 4096, {}}}, std::chrono::seconds(5)});
+  ASSERT_FALSE(first.ok());
+  host.vms.at("uuid-1").first.max_memory_mib = 8192;  // would now pass; the stored answer stands
+  ShiftOutcome again = engine.shift({3, "uuid-1", {{Resource::memory_mib, 4096, {}}}, std::chrono::seconds(5)});
+  EXPECT_FALSE(again.ok());
+  EXPECT_EQ(vm1().memory_mib, 1024u);
+}
+
+TEST_F(ShifterEngineTest, LeaseExpiryRevertsToBaselineCapturedBeforeFirstShift) {
+  auto engine = make();
+  const InForce baseline = vm1();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}}, std::chrono::seconds(5)}).ok());
+  now += std::chrono::seconds(2);
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::memory_mib, 512, {}}, {Resource::net_out_kbps, 10000, {}}},
+                            std::chrono::seconds(5)})
+                  .ok());
+  EXPECT_EQ(*engine.baseline("uuid-1"), baseline);  // the second shift did not recapture
+
+  now += std::chrono::milliseconds(4999);
+  EXPECT_TRUE(engine.expire_due().empty());
+  EXPECT_EQ(vm1().memory_mib, 512u);
+
+  now += std::chrono::milliseconds(1);
+  auto events = engine.expire_due();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].vm_uuid, "uuid-1");
+  EXPECT_EQ(events[0].command_id, 2u);
+  EXPECT_EQ(events[0].action, ExpiryPolicy::revert);
+  EXPECT_FALSE(events[0].error.has_value());
+  EXPECT_EQ(vm1(), baseline);
+  EXPECT_EQ(events[0].in_force, baseline);
+  EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
+  // Recorded for the report on reconnect, once.
+  EXPECT_EQ(engine.take_events().size(), 1u);
+  EXPECT_TRUE(engine.take_events().empty());
+}
+
+TEST_F(ShifterEngineTest, RenewByCommandOrVmPostponesExpiry) {
+  auto engine = make();
+  ASSERT_TRUE(engine.shift({5, "uuid-1", {{Resource::disk_iops, 100, {}}}, std::chrono::seconds(5)}).ok());
+  now += std::chrono::seconds(4);
+  ASSERT_TRUE(engine.renew_command(5, now + std::chrono::seconds(5)).ok());
+  now += std::chrono::seconds(4);
+  EXPECT_TRUE(engine.expire_due().empty());
+  ASSERT_TRUE(engine.renew_vm("uuid-1", now + std::chrono::seconds(5)).ok());
+  now += std::chrono::seconds(4);
+  EXPECT_TRUE(engine.expire_due().empty());
+  EXPECT_EQ(vm1().disk_iops, 100u);
+  now += std::chrono::seconds(1);
+  EXPECT_EQ(engine.expire_due().size(), 1u);
+  EXPECT_EQ(vm1().disk_iops, 0u);
+  EXPECT_EQ(engine.renew_command(5, now + std::chrono::seconds(5)).error().code(), Errc::not_found);
+  EXPECT_EQ(engine.renew_vm("uuid-1", now).error().code(), Errc::not_found);
+}
+
+TEST_F(ShifterEngineTest, HoldPolicyKeepsValuesAtExpiry) {
+  auto engine = make({.on_expiry = ExpiryPolicy::hold});
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(1)}).ok());
+  now += std::chrono::seconds(1);
+  auto events = engine.expire_due();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, ExpiryPolicy::hold);
+  EXPECT_EQ(vm1().cpu_millicores, 250);
+  EXPECT_EQ(events[0].in_force.cpu_millicores, 250);
+}
+
+TEST_F(ShifterEngineTest, ControllerLossEndsEveryLeaseNow) {
+  auto engine = make();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(60)}).ok());
+  auto events = engine.controller_lost();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(vm1().cpu_millicores, 2000);
+}
+
+TEST_F(ShifterEngineTest, RevertFailureIsReported) {
+  auto engine = make();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(1)}).ok());
+  EXPECT_CALL(mech, apply).WillOnce(Return(Result<std::string>(Error(Errc::not_found, "domain vanished"))));
+  now += std::chrono::seconds(2);
+  auto events = engine.expire_due();
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_TRUE(events[0].error.has_value());
+  EXPECT_THAT(events[0].error->message(), HasSubstr("cpu_millicores: domain vanished"));
+}
+
+class ShifterRestartTest : public ShifterEngineTest {
+ protected:
+  void TearDown() override { std::filesystem::remove(state); }
+  std::string state = ::testing::TempDir() + "shifter_state_" + std::to_string(getpid()) + ".json";
+};
+
+TEST_F(ShifterRestartTest, ExpiredLeaseWhileDownIsRevertedOnReconcile) {
+  const InForce baseline = vm1();
+  {
+    auto engine = make({.state_file = state});
+    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}, {Resource::disk_bps, 1'000'000, {}}},
+                              std::chrono::seconds(5)})
+                    .ok());
+  }  // agent stops; values stay in force
+  EXPECT_EQ(vm1().cpu_millicores, 200);
+  now += std::chrono::seconds(10);
+  auto engine = make({.state_file = state});
+  auto events = engine.reconcile();
+  ASSERT_TRUE(events.ok()) << events.error().what();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(vm1(), baseline);
+}
+
+TEST_F(ShifterRestartTest, RunningLeaseSurvivesRestartWithItsBaseline) {
+  const InForce baseline = vm1();
+  {
+    auto engine = make({.state_file = state});
+    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}}, std::chrono::seconds(30)}).ok());
+  }
+  now += std::chrono::seconds(10);
+  auto engine = make({.state_file = state});
+  auto events = engine.reconcile();
+  ASSERT_TRUE(events.ok());
+  EXPECT_TRUE(events->empty());
+  EXPECT_EQ(engine.lease_expiry("uuid-1"), now + std::chrono::seconds(20));
+  EXPECT_EQ(*engine.baseline("uuid-1"), baseline);
+  now += std::chrono::seconds(20);
+  EXPECT_EQ(engine.expire_due().size(), 1u);
+  EXPECT_EQ(vm1(), baseline);
+}
+
+TEST(ShifterCpuList, ParsesAndFormats) {
+  EXPECT_EQ(*parse_cpu_list("0-2,5"), 0b100111u);
+  EXPECT_EQ(format_cpu_list(0b100111u), "0-2,5");
+  EXPECT_EQ(format_cpu_list(0b1010u), "1,3");
+  EXPECT_FALSE(parse_cpu_list("").ok());
+  EXPECT_FALSE(parse_cpu_list("3-1").ok());
+  EXPECT_FALSE(parse_cpu_list("64").ok());
+}
+
+}  // namespace
+}  // namespace morph::agent::shifter
