@@ -1,0 +1,44 @@
+#pragma once
+// VmSource: where the KPI loop learns which VMs run on this host. The agent wires it to
+// hostagent/inventory's Inventory::list(); tests and `morph-agent kpis --vm` use StaticVmSource.
+// Contract of list(): running VMs only, each with uuid, name, cgroup_path (v2, relative to the unified
+// root) and/or cgroup_id, and taps[].ifindex resolved (0 = unresolved, skipped).
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "hostagent/inventory/vm.h"
+
+namespace morph::agent {
+
+class VmSource {
+ public:
+  virtual ~VmSource() = default;
+  virtual Result<std::vector<VmInfo>> list() = 0;
+};
+
+// Adapts any callable with list()'s signature (e.g. [&inv] { return inv.list(); }).
+class FunctionVmSource final : public VmSource {
+ public:
+  explicit FunctionVmSource(std::function<Result<std::vector<VmInfo>>()> fn) : fn_(std::move(fn)) {}
+  Result<std::vector<VmInfo>> list() override { return fn_(); }
+
+ private:
+  std::function<Result<std::vector<VmInfo>>()> fn_;
+};
+
+// A fixed list given on the command line: "NAME:CGROUP_PATH[:TAP[,TAP...]]". Resolves the cgroup id and
+// the taps' ifindexes itself (no libvirt).
+class StaticVmSource final : public VmSource {
+ public:
+  static Result<StaticVmSource> parse(const std::vector<std::string>& specs, const std::string& cgroup2_root);
+  Result<std::vector<VmInfo>> list() override;
+
+ private:
+  std::vector<VmInfo> vms_;
+  std::string cgroup2_root_;
+};
+
+}  // namespace morph::agent
