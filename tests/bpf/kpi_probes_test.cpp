@@ -1,0 +1,298 @@
+// KpiProbes against the real kernel: the full skeleton loaded and attached (tp_btf and the raw_tp
+// fallback), a test cgroup registered as a VM, and busy children whose own kernel accounting
+// (/proc/<pid>/schedstat, /proc/<pid>/stat) is the reference for on-CPU time, run-queue wait and faults.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hostagent/probes/kpi_probes.h"
+#include "morph_kpi.h"
+#include "morph_kpi_bpf.skel.h"
+#include "tests/support/requirements.h"
+
+using morph::agent::KpiProbes;
+using morph::agent::ProbeOptions;
+using morph::agent::VmInfo;
+using morph::agent::VmKpis;
+
+namespace {
+
+const char* kCgroup2 = "/sys/fs/cgroup/unified";
+
+// A cgroup subtree like libvirt's: <root>/morph-test-PID with a child "vcpu0" holding the workers.
+struct TestCgroup {
+  std::string rel, root, leaf;
+  TestCgroup() {
+    rel = "/morph-test-" + std::to_string(getpid());
+    root = kCgroup2 + rel;
+    leaf = root + "/vcpu0";
+    mkdir(root.c_str(), 0755);
+    mkdir(leaf.c_str(), 0755);
+  }
+  ~TestCgroup() {
+    rmdir(leaf.c_str());
+    rmdir(root.c_str());
+  }
+  bool ok() const { return std::filesystem::is_directory(leaf); }
+};
+
+struct TaskRef {
+  uint64_t run_ns = 0, wait_ns = 0, minflt = 0;
+};
+
+struct Worker {
+  pid_t pid = -1;
+  int go_fd = -1;
+};
+
+double clock_s(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+// Forks a worker that waits for go(), then (optionally pinned) touches `touch_mib` of fresh memory, writes
+// `direct_mib` with O_DIRECT to `direct_path`, and spins for `busy_ms` of wall time (or of its own CPU time
+// with `cpu_time`, so the figure does not depend on how loaded the machine is).
+Worker spawn(int cpu, int busy_ms, int touch_mib = 0, int direct_mib = 0, const std::string& direct_path = "",
+             bool cpu_time = false) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[1]);
+    char c;
+    if (read(fds[0], &c, 1) != 1) _exit(1);
+    if (cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      sched_setaffinity(0, sizeof(set), &set);
+    }
+    if (touch_mib) {
+      size_t len = size_t(touch_mib) << 20;
+      auto* p = static_cast<volatile char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      for (size_t off = 0; off < len; off += 4096) p[off] = 1;
+    }
+    if (direct_mib) {
+      int fd = open(direct_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0600);
+      void* buf = nullptr;
+      if (fd < 0 || posix_memalign(&buf, 4096, 1 << 20) != 0) _exit(2);
+      std::memset(buf, 0x5a, 1 << 20);
+      for (int i = 0; i < direct_mib; i++)
+        if (write(fd, buf, 1 << 20) != (1 << 20)) _exit(3);
+      fsync(fd);
+      close(fd);
+    }
+    const clockid_t clock = cpu_time ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
+    double end = clock_s(clock) + busy_ms / 1000.0;
+    volatile uint64_t x = 0;
+    while (clock_s(clock) < end) x = x + 1;
+    _exit(0);
+  }
+  close(fds[0]);
+  return {pid, fds[1]};
+}
+
+void move_to(const std::string& cgroup_dir, pid_t pid) {
+  std::ofstream(cgroup_dir + "/cgroup.procs") << pid << std::flush;
+}
+
+void go(Worker& w) {
+  EXPECT_EQ(write(w.go_fd, "g", 1), 1);
+  close(w.go_fd);
+}
+
+// Waits for the worker to exit, reads its accounting while it is a zombie, then reaps it.
+TaskRef finish(const Worker& w) {
+  TaskRef ref;
+  siginfo_t info{};
+  EXPECT_EQ(waitid(P_PID, w.pid, &info, WEXITED | WNOWAIT), 0);
+  std::ifstream(("/proc/" + std::to_string(w.pid) + "/schedstat")) >> ref.run_ns >> ref.wait_ns;
+  std::ifstream statf("/proc/" + std::to_string(w.pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(statf)), {});
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 10; i++) rest >> field;  // field 10 = minflt
+  ref.minflt = std::stoull(field);
+  int status = 0;
+  waitpid(w.pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker status " << status;
+  return ref;
+}
+
+class KpiProbesTest : public ::testing::TestWithParam<bool /*force_raw_tp*/> {
+ protected:
+  void SetUp() override {
+    MORPH_REQUIRE_BPF();
+    ASSERT_TRUE(cg_.ok()) << "cannot create " << cg_.leaf;
+    ProbeOptions opts;
+    opts.force_raw_tp = GetParam();
+    auto p = KpiProbes::create(opts);
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    probes_ = std::move(p).value();
+    EXPECT_STREQ(probes_->attach_mode(), GetParam() ? "raw_tp" : "tp_btf");
+    vm_.uuid = "00000000-0000-0000-0000-0000000000aa";
+    vm_.name = "test-vm";
+    vm_.cgroup_path = cg_.rel;  // the leaf (vcpu0) is found as a descendant
+    auto st = probes_->add_vm(vm_);
+    ASSERT_TRUE(st.ok()) << st.error().describe();
+  }
+
+  VmKpis read_one() {
+    auto r = probes_->read();
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r->size(), 1u);
+    return r->empty() ? VmKpis{} : r->front();
+  }
+
+  TestCgroup cg_;
+  VmInfo vm_;
+  std::unique_ptr<KpiProbes> probes_;
+};
+
+TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
+  const std::string file = morph::test::binary_dir() + "/kpi_probes_test.direct." + std::to_string(getpid());
+  (void)read_one();  // start of the measured interval
+  Worker w = spawn(-1, 300, /*touch_mib=*/32, /*direct_mib=*/4, file, /*cpu_time=*/true);
+  ASSERT_GT(w.pid, 0);
+  move_to(cg_.leaf, w.pid);
+  go(w);
+  TaskRef ref = finish(w);
+  std::filesystem::remove(file);
+  VmKpis k = read_one();
+
+  // On-CPU: the kernel's sum_exec_runtime of the worker (which also ran briefly before joining the cgroup).
+  EXPECT_NEAR(double(k.cpu_run_ns), double(ref.run_ns), 0.05 * double(ref.run_ns) + 3e6)
+      << "ours " << k.cpu_run_ns << " kernel " << ref.run_ns;
+  EXPECT_GT(k.cpu_run_ns, 250'000'000u);
+  // Run-queue wait: the kernel's run_delay (which also covers the moments before the worker joined).
+  EXPECT_NEAR(double(k.cpu_wait_ns), double(ref.wait_ns), 0.10 * double(ref.wait_ns) + 5e6);
+  uint64_t hist_total = 0;
+  for (uint64_t v : k.runq_lat_us) hist_total += v;
+  EXPECT_GE(hist_total, 1u);  // at least the wakeup by go()
+  // Faults: 32 MiB touched page by page (some may be THP-backed, hence the lower bound of 1/4).
+  EXPECT_GE(k.mem_minor_faults, 2048u);
+  EXPECT_LE(k.mem_minor_faults, ref.minflt);
+  // 4 MiB of O_DIRECT writes from the worker.
+  EXPECT_GE(k.blk_write_bytes, 4u << 20) << "write ops " << k.blk_write_ops;
+  EXPECT_GE(k.blk_write_ops, 1u);
+  uint64_t blk_hist_total = 0;
+  for (uint64_t v : k.blk_lat_us) blk_hist_total += v;
+  EXPECT_EQ(blk_hist_total, k.blk_read_ops + k.blk_write_ops);
+  std::printf("on-cpu ours=%.1fms kernel=%.1fms | wait ours=%.2fms kernel=%.2fms | minflt ours=%llu task=%llu | "
+              "blk write %llu B in %llu ops\n",
+              k.cpu_run_ns / 1e6, ref.run_ns / 1e6, k.cpu_wait_ns / 1e6, ref.wait_ns / 1e6,
+              (unsigned long long)k.mem_minor_faults, (unsigned long long)ref.minflt,
+              (unsigned long long)k.blk_write_bytes, (unsigned long long)k.blk_write_ops);
+}
+
+TEST_P(KpiProbesTest, RunQueueWaitRisesWhenThreeShareOneCpu) {
+  const int cpu = 1 % libbpf_num_possible_cpus();
+  auto measure = [&](int n) {
+    (void)read_one();
+    std::vector<Worker> ws;
+    for (int i = 0; i < n; i++) {
+      ws.push_back(spawn(cpu, 600));
+      move_to(cg_.leaf, ws.back().pid);
+    }
+    for (auto& w : ws) go(w);
+    uint64_t kernel_wait = 0, kernel_run = 0;
+    for (auto& w : ws) {
+      TaskRef r = finish(w);
+      kernel_wait += r.wait_ns;
+      kernel_run += r.run_ns;
+    }
+    VmKpis k = read_one();
+    std::printf("%d busy on cpu %d: run ours=%.1fms kernel=%.1fms wait ours=%.1fms kernel=%.1fms\n", n, cpu,
+                k.cpu_run_ns / 1e6, kernel_run / 1e6, k.cpu_wait_ns / 1e6, kernel_wait / 1e6);
+    EXPECT_NEAR(double(k.cpu_wait_ns), double(kernel_wait), 0.15 * double(kernel_wait) + 5e6);
+    EXPECT_NEAR(double(k.cpu_run_ns), double(kernel_run), 0.05 * double(kernel_run) + 5e6);
+    return double(k.cpu_wait_ns) / double(std::max<uint64_t>(k.cpu_run_ns, 1));
+  };
+  double alone = measure(1);
+  double shared = measure(3);
+  // Three runnable tasks on one CPU: each waits about twice as long as it runs.
+  EXPECT_GT(shared, 1.2);
+  EXPECT_GT(shared, alone + 0.5) << "wait/run alone " << alone << ", three sharing " << shared;
+}
+
+TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
+  const std::string a = "mkt" + std::to_string(getpid() % 100000), b = a + "p";
+  ASSERT_EQ(std::system(("ip link add " + a + " type veth peer name " + b + " && ip link set " + a +
+                         " up && ip link set " + b + " up").c_str()),
+            0);
+  const uint32_t ifindex = if_nametoindex(a.c_str());
+  ASSERT_NE(ifindex, 0u);
+  VmInfo net_vm;
+  net_vm.uuid = "00000000-0000-0000-0000-0000000000bb";
+  net_vm.name = "net-vm";
+  net_vm.cgroup_path = cg_.rel;
+  net_vm.taps.push_back({a, ifindex, ""});
+  auto st = probes_->add_vm(net_vm);
+  ASSERT_TRUE(st.ok()) << st.error().describe();
+
+  auto attached = [&](bool ingress) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = int(ifindex), .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MORPH_KPI_TC_HANDLE, .priority = MORPH_KPI_TC_PRIORITY);
+    return bpf_tc_query(&hook, &opts) == 0;
+  };
+  EXPECT_TRUE(attached(true));
+  EXPECT_TRUE(attached(false));
+
+  // Crafted frames through the attached programs: egress = guest rx, ingress = guest tx.
+  struct Row {
+    bool egress;
+    uint32_t len;
+  } rows[] = {{true, 98}, {true, 1514}, {true, 60}, {false, 342}};
+  auto* skel = probes_->skeleton();
+  for (const Row& r : rows) {
+    std::vector<uint8_t> frame(r.len, 0);
+    frame[12] = 0x08;  // EtherType IPv4
+    frame[14] = 0x45;
+    __sk_buff ctx{};
+    ctx.ifindex = ifindex;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
+    int fd = bpf_program__fd(r.egress ? skel->progs.morph_tc_tap_egress : skel->progs.morph_tc_tap_ingress);
+    ASSERT_EQ(bpf_prog_test_run_opts(fd, &opts), 0);
+    EXPECT_EQ(int(opts.retval), -1) << "TC_ACT_UNSPEC: later filters still run";
+  }
+  auto r = probes_->read();
+  ASSERT_TRUE(r.ok());
+  const VmKpis* k = nullptr;
+  for (const auto& v : *r)
+    if (v.uuid == net_vm.uuid) k = &v;
+  ASSERT_NE(k, nullptr);
+  EXPECT_EQ(k->net_rx_pkts, 3u);
+  EXPECT_EQ(k->net_rx_bytes, 98u + 1514 + 60);
+  EXPECT_EQ(k->net_tx_pkts, 1u);
+  EXPECT_EQ(k->net_tx_bytes, 342u);
+
+  ASSERT_TRUE(probes_->remove_vm(net_vm.uuid).ok());
+  EXPECT_FALSE(attached(true));
+  EXPECT_FALSE(attached(false));
+  std::system(("ip link del " + a).c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(AttachModes, KpiProbesTest, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "raw_tp" : "tp_btf"; });
+
+}  // namespace
