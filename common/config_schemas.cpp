@@ -1,0 +1,109 @@
+#include "common/config_schemas.h"
+
+#include <string>
+
+namespace morph::config {
+
+namespace {
+
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+
+void add_log_level(Schema& s) {
+  s.add("log.level", Type::choice, "info",
+        "Least severe level logged to stderr: error (act on it), warn (degraded, continuing), info "
+        "(lifecycle and state changes), debug (per tick and per message).")
+      .choices(kLogLevels);
+}
+
+Schema make_agent_schema() {
+  Schema s("morph-agent");
+  s.add("agent.host_id", Type::string, "",
+        "This host's id in the fleet: its name in the controller's allow-list and its KPI topic "
+        "kpi.<host_id>. Empty: the system's hostname.");
+  s.add("agent.libvirt_uri", Type::string, "qemu:///system", "libvirt connection of the VMs this agent measures and shifts.");
+  s.add("agent.interval", Type::duration, "1s", "How often KPIs are read from the BPF maps and one KpiReport is published.")
+      .min("100ms")
+      .max("1m");
+  s.add("endpoints.ingest", Type::endpoint, "tcp://127.0.0.1:7710",
+        "The controller's ingest endpoint, where KPI reports go (PUB, connects).");
+  s.add("endpoints.control", Type::endpoint, "tcp://127.0.0.1:7711",
+        "The controller's control endpoint: hello, heartbeats, shift commands and results (DEALER, connects).");
+  s.add("security.keys_dir", Type::path, "/etc/morph/keys",
+        "CURVE keys (morphctl keys gen): this host's <host_id>.key and the controller's controller.pub. "
+        "Needed when an endpoint is tcp://.");
+  s.add("lease.default", Type::duration, "5s",
+        "Lease of a shift whose command names none: without renewal the VM returns to its baseline when "
+        "it runs out.")
+      .min("100ms")
+      .max("1h");
+  s.add("lease.on_expiry", Type::choice, "revert",
+        "What happens to a shifted VM when its lease runs out or the controller is lost: revert to the "
+        "baseline, or hold the values in force.")
+      .choices({"revert", "hold"});
+  s.add("lease.state_file", Type::path, "/var/lib/morph/agent-leases.json",
+        "Baselines and leases are kept here so they survive an agent restart. Empty: not kept.");
+  s.add("metrics.listen", Type::listen, "127.0.0.1:9470",
+        "HTTP address serving /metrics (Prometheus) and /healthz. Empty: no HTTP server.");
+  add_log_level(s);
+  return s;
+}
+
+Schema make_controller_schema() {
+  Schema s("morph-controller");
+  s.add("controller.tick", Type::duration, "1s", "Length of a market tick: bids are cleared and charged once per tick.")
+      .min("100ms")
+      .max("1m");
+  s.add("endpoints.ingest", Type::endpoint, "tcp://127.0.0.1:7710",
+        "Where agents' KPI reports arrive (XSUB, binds). tcp://0.0.0.0:PORT accepts remote hosts.");
+  s.add("endpoints.control", Type::endpoint, "tcp://127.0.0.1:7711",
+        "Where agents say hello and heartbeat and take shift commands (ROUTER, binds).");
+  s.add("endpoints.api", Type::endpoint, "tcp://127.0.0.1:7712",
+        "Requests from morphctl and integrations: bids, accounts, queries, snapshots (ROUTER, binds).");
+  s.add("endpoints.events", Type::endpoint, "tcp://127.0.0.1:7713",
+        "Stream of KPIs, prices, allocations, shifts and bid outcomes (XPUB, binds).");
+  s.add("ledger.path", Type::path, "/var/lib/morph/ledger.db",
+        "SQLite ledger (WAL mode): one transaction per tick; its directory must exist.");
+  const char* units[] = {"millicore", "MiB", "IOPS", "byte/s", "kbit/s out", "kbit/s in", "storage-tier slot"};
+  for (size_t i = 0; i < std::size(kReserveResources); ++i) {
+    std::string r(kReserveResources[i]);
+    s.add("market.reserve." + r, Type::integer, "0",
+          std::string("Reserve price of ") + r + " in µcredits per " + units[i] +
+              " per second: bids below it are refused and it is the price when no bid loses.")
+        .min("0");
+  }
+  s.add("market.min_hold_ticks", Type::integer, "5",
+        "Ticks an allocation is held against bids of the same or a lower tier.")
+      .min("0")
+      .max("86400");
+  s.add("market.speculative_notice_ticks", Type::integer, "3",
+        "Ticks of notice before speculative capacity is revoked (0: revoked at once).")
+      .min("0")
+      .max("86400");
+  s.add("market.hysteresis_pct", Type::integer, "5",
+        "A challenger must outbid an incumbent by this many percent to displace it.")
+      .min("0")
+      .max("100");
+  s.add("security.keys_dir", Type::path, "/etc/morph/keys",
+        "CURVE keys (morphctl keys gen): the controller's controller.key. Needed when an endpoint is tcp://.");
+  s.add("security.allow_list", Type::path, "/etc/morph/allow-list",
+        "Public keys allowed to connect, each with its role (agent, tenant, admin); see docs/security.md.");
+  s.add("metrics.listen", Type::listen, "127.0.0.1:9471",
+        "HTTP address serving /metrics (Prometheus) and /healthz. Empty: no HTTP server.");
+  s.add("dashboard.listen", Type::listen, "127.0.0.1:9472", "HTTP address of the operator dashboard. Empty: no dashboard.");
+  add_log_level(s);
+  return s;
+}
+
+}  // namespace
+
+const Schema& agent_schema() {
+  static const Schema s = make_agent_schema();
+  return s;
+}
+
+const Schema& controller_schema() {
+  static const Schema s = make_controller_schema();
+  return s;
+}
+
+}  // namespace morph::config
