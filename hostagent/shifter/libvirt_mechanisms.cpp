@@ -105,6 +105,9 @@ Result<VmTarget> LibvirtMechanisms::resolve(const std::string& vm) {
     t.disk = attr_in(xml, d, end, "target", "dev");
     if (!t.disk.empty()) break;
   }
+  if (!t.disk.empty())
+    if (auto disk = find_disk(xml, t.disk); disk)
+      if (auto p = place_disk(disk->source, opt_.storage_pools)) t.disk_tier = p->tier;
   for (size_t i = xml.find("<interface "); i != std::string::npos; i = xml.find("<interface ", i + 1)) {
     size_t end = xml.find("</interface>", i);
     std::string dev = attr_in(xml, i, end, "target", "dev");
@@ -169,6 +172,10 @@ Result<InForce> LibvirtMechanisms::read(const VmTarget& vm) {
     if (virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_BYTES_SEC, &v) == 1) f.disk_bps = v;
     virTypedParamsClear(params.data(), n);
   }
+  f.storage_tier = kTierNone;  // the pool the disk's source is in now; none when it cannot be told
+  if (auto disk = vm.disk.empty() ? Result<VmDisk>(Error(Errc::not_found, "no disk"))
+                                  : LibvirtBlockCopy(dom.get(), 0).disk(vm.disk))
+    if (auto p = place_disk(disk->source, opt_.storage_pools)) f.storage_tier = p->tier;
   if (net_ != nullptr && !vm.tap_ifindexes.empty()) {
     MORPH_TRY_ASSIGN(f.net_out_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_out));
     MORPH_TRY_ASSIGN(f.net_in_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_in));
@@ -249,8 +256,12 @@ Result<std::string> LibvirtMechanisms::apply(const VmTarget& vm, const Adjustmen
       return net(NetDirection::guest_out);
     case Resource::net_in_kbps:
       return net(NetDirection::guest_in);
-    case Resource::storage_tier:
-      return Error(Errc::unavailable, "storage_tier shifting is not implemented on this agent");
+    case Resource::storage_tier: {
+      LibvirtBlockCopy ops(dom.get(), opt_.storage_move.bandwidth_bytes_per_s);
+      MORPH_TRY_ASSIGN(StorageMove mv,
+                       move_disk_to_tier(ops, vm.name, vm.disk, adj.value, opt_.storage_pools, opt_.storage_move));
+      return mv.warning;
+    }
   }
   return Error(Errc::internal, "unknown resource");
 }

@@ -2,9 +2,11 @@
 // LibvirtMechanisms: the real Mechanisms. CPU through virDomainSetSchedulerParametersFlags (cpu_shares,
 // vcpu_quota/vcpu_period), vCPU placement through virDomainPinVcpuFlags, memory through
 // virDomainSetMemoryFlags (balloon, then a bounded wait for the guest to follow), disk limits through
-// virDomainSetBlockIoTune on the VM's first disk, network limits through a NetLimiter (the BPF policer).
+// virDomainSetBlockIoTune on the VM's first disk, network limits through a NetLimiter (the BPF policer),
+// the storage tier by moving the first disk between pools with a block copy and pivot (storage_tier.h).
 // Every value is read back from libvirt (or the policer) rather than echoed. All changes are live only
-// (VIR_DOMAIN_AFFECT_LIVE): the persistent definition stays the baseline.
+// (VIR_DOMAIN_AFFECT_LIVE): the persistent definition stays the baseline. The exception is a storage tier
+// move: libvirt points the persistent definition at the copy on pivot, since the old file is removed.
 
 #include <libvirt/libvirt.h>
 
@@ -14,6 +16,7 @@
 
 #include "hostagent/shifter/mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
+#include "hostagent/shifter/storage_tier.h"
 
 namespace morph::agent::shifter {
 
@@ -24,6 +27,9 @@ class LibvirtMechanisms final : public Mechanisms {
     uint64_t vcpu_period_us = 100000;
     // How long to wait for the guest to follow a balloon target before warning that it did not.
     std::chrono::milliseconds balloon_follow_wait{2000};
+    // storage_tier: the pools (empty: the test bed's standard/fast sibling layout) and the copy's bounds.
+    StoragePools storage_pools;
+    StorageMoveOptions storage_move;
   };
   // net may be null: net_* shifts are then rejected as unavailable.
   static Result<std::unique_ptr<LibvirtMechanisms>> connect(const Options& options, NetLimiter* net);

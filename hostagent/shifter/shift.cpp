@@ -54,9 +54,10 @@ int64_t InForce::value(Resource r) const noexcept {
 std::string describe(const InForce& f) {
   return fmt::format(
       "cpu_millicores={} (vcpu_quota={} vcpu_period={}) cpu_shares={} vcpu_pin={} memory_mib={} "
-      "balloon_actual_mib={} disk_iops={} disk_bps={} net_out_kbps={} net_in_kbps={}",
+      "balloon_actual_mib={} disk_iops={} disk_bps={} net_out_kbps={} net_in_kbps={} storage_tier={}",
       f.cpu_millicores, f.vcpu_quota_us, f.vcpu_period_us, f.cpu_shares, f.vcpu_pin.empty() ? "-" : f.vcpu_pin,
-      f.memory_mib, f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps);
+      f.memory_mib, f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps,
+      f.storage_tier);
 }
 
 Result<uint64_t> parse_cpu_list(std::string_view list) {

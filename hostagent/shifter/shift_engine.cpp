@@ -98,7 +98,10 @@ Status ShiftEngine::validate(const VmTarget& vm, const ShiftRequest& req) const 
         if (v > 100'000'000) return bad(a, "above 100 Gbit/s");
         break;
       case Resource::storage_tier:
-        return Error(Errc::unavailable, "storage_tier shifting is not implemented on this agent");
+        if (vm.disk.empty()) return bad(a, "the VM has no disk");
+        if (v > 1) return bad(a, "not a storage tier (0 = standard, 1 = fast)");
+        if (vm.disk_tier < 0) return bad(a, fmt::format("disk {} is in neither storage pool", vm.disk));
+        break;
     }
   }
   return {};

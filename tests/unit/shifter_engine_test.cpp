@@ -138,7 +138,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"pin beyond host", "uuid-1", {{Resource::vcpu_pin, 1, "5"}}, Errc::invalid_argument, "beyond"},
         InvalidCase{"bad cpu list", "uuid-1", {{Resource::vcpu_pin, 1, "1-x"}}, Errc::invalid_argument, "cpu list"},
         InvalidCase{"no adjustments", "uuid-1", {}, Errc::invalid_argument, "without adjustments"},
-        InvalidCase{"storage tier", "uuid-1", {{Resource::storage_tier, 1, {}}}, Errc::unavailable, "storage_tier"}),
+        InvalidCase{"storage tier outside any pool", "uuid-1", {{Resource::storage_tier, 1, {}}},
+                    Errc::invalid_argument, "neither storage pool"}),
     [](const auto& p) {
       std::string n = p.param.what;
       for (char& ch : n) if (ch == ' ') ch = '_';
