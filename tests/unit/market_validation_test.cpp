@@ -1,0 +1,136 @@
+// Bid validation: every refusal names what was wrong, and nothing refused reaches the book.
+#include <gtest/gtest.h>
+
+#include "controller/market/market.h"
+
+namespace morph::market {
+namespace {
+
+class BidValidation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MarketConfig c;
+    c.set_reserve(Resource::cpu, 10);
+    c.reserve[static_cast<size_t>(Resource::cpu)][static_cast<size_t>(Tier::sla)] = 20;
+    market_ = std::make_unique<Market>(c);
+    ASSERT_TRUE(market_->upsert_host({"h1", {8000, 16384, 1000, 1000000, 1000, 1000, 2}}).ok());
+    ASSERT_TRUE(market_->add_account({"alice", 1'000'000}).ok());
+    ASSERT_TRUE(market_->add_account({"bob", 1'000'000}).ok());
+    VmSpec vm{"vm1", "alice", "h1", {1000, 1024, 100, 1000, 100, 100, 0}, {3000, 4096, 500, 5000, 500, 500, 1}};
+    ASSERT_TRUE(market_->upsert_vm(vm).ok());
+  }
+
+  BidRequest good() const { return {"alice", "vm1", Resource::cpu, "improve", 500, 0, 40, 0}; }
+
+  void expect_refused(const BidRequest& r, Errc code, const std::string& words) {
+    auto b = market_->check_submit(r, 5);
+    ASSERT_FALSE(b.ok());
+    EXPECT_EQ(b.error().code(), code) << b.error().what();
+    EXPECT_NE(b.error().what().find(words), std::string::npos) << b.error().what();
+  }
+
+  std::unique_ptr<Market> market_;
+};
+
+TEST_F(BidValidation, AcceptsAGoodBidAndDefaultsToAllOrNothing) {
+  auto b = market_->check_submit(good(), 5);
+  ASSERT_TRUE(b.ok()) << b.error().what();
+  EXPECT_EQ(b->min_fill, 500);
+  EXPECT_EQ(b->host, "h1");
+  EXPECT_EQ(b->tier, Tier::improve);
+  EXPECT_EQ(b->submitted, 5u);
+}
+
+TEST_F(BidValidation, RefusesWithReasons) {
+  auto r = good();
+  r.vm = "nope";
+  expect_refused(r, Errc::not_found, "unknown VM nope");
+  r = good();
+  r.account = "bob";
+  expect_refused(r, Errc::permission_denied, "not owned by account bob");
+  r = good();
+  r.account = "carol";
+  expect_refused(r, Errc::not_found, "unknown account carol");
+  r = good();
+  r.tier = "gold";
+  expect_refused(r, Errc::invalid_argument, "unknown tier 'gold'");
+  r = good();
+  r.quantity = 2001;  // ceiling 3000 - baseline 1000
+  expect_refused(r, Errc::invalid_argument, "exceeds its ceiling");
+  r = good();
+  r.quantity = 0;
+  expect_refused(r, Errc::invalid_argument, "quantity 0");
+  r = good();
+  r.min_fill = 501;
+  expect_refused(r, Errc::invalid_argument, "min_fill 501");
+  r = good();
+  r.max_price = 9;
+  expect_refused(r, Errc::invalid_argument, "below the reserve 10");
+  r = good();
+  r.tier = "sla";
+  r.max_price = 15;
+  expect_refused(r, Errc::invalid_argument, "below the reserve 20 for cpu tier sla");
+  r = good();
+  r.expiry = 5;
+  expect_refused(r, Errc::invalid_argument, "expiry tick 5");
+}
+
+TEST_F(BidValidation, CeilingCountsTheVmsOtherBids) {
+  auto b = market_->check_submit(good(), 5);
+  ASSERT_TRUE(b.ok());
+  market_->put_bid(*b);
+  auto r = good();
+  r.quantity = 1600;  // 500 + 1600 > 2000
+  expect_refused(r, Errc::invalid_argument, "500 already bid");
+  r.quantity = 1500;
+  EXPECT_TRUE(market_->check_submit(r, 5).ok());
+}
+
+TEST_F(BidValidation, AmendAndCancelOnlyByOwnerAndAmendUpLosesPriority) {
+  auto b = market_->check_submit(good(), 5);
+  ASSERT_TRUE(b.ok());
+  market_->put_bid(*b);
+  BidAmendment up;
+  up.max_price = 50;
+  auto bad = market_->check_amend("bob", b->id, up);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), Errc::permission_denied);
+  auto a = market_->check_amend("alice", b->id, up);
+  ASSERT_TRUE(a.ok());
+  EXPECT_GT(a->seq, b->seq);
+  market_->put_bid(*a);
+  BidAmendment down;
+  down.quantity = 100;
+  auto d = market_->check_amend("alice", b->id, down);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->seq, a->seq);
+  EXPECT_EQ(d->min_fill, 100);  // stays all or nothing
+  BidAmendment broken;
+  broken.min_fill = 900;
+  EXPECT_FALSE(market_->check_amend("alice", b->id, broken).ok());
+
+  EXPECT_EQ(market_->check_cancel("bob", b->id).error().code(), Errc::permission_denied);
+  auto c = market_->check_cancel("alice", b->id);
+  ASSERT_TRUE(c.ok());
+  market_->put_bid(*c);
+  EXPECT_TRUE(market_->list_bids("alice").empty());
+  EXPECT_EQ(market_->check_cancel("alice", b->id).error().code(), Errc::not_found);
+}
+
+TEST_F(BidValidation, ExpiredBidsLeaveTheBook) {
+  auto r = good();
+  r.expiry = 7;
+  auto b = market_->check_submit(r, 5);
+  ASSERT_TRUE(b.ok());
+  market_->put_bid(*b);
+  for (Tick t = 1; t <= 7; ++t) market_->apply(market_->clear(t));
+  EXPECT_EQ(market_->list_bids("alice").size(), 1u);
+  TickOutcome o = market_->clear(8);
+  ASSERT_EQ(o.bid_changes.size(), 1u);
+  EXPECT_EQ(o.bid_changes[0].state, BidState::expired);
+  market_->apply(o);
+  EXPECT_TRUE(market_->list_bids("alice").empty());
+}
+
+}  // namespace
+}  // namespace morph::market
