@@ -1,0 +1,56 @@
+#include "controller/ledger/exchange.h"
+
+#include <spdlog/spdlog.h>
+
+namespace morph::ledger {
+
+Status Exchange::recover() {
+  MORPH_TRY_ASSIGN(auto snap, ledger_.load());
+  market_.restore(snap);
+  spdlog::info("market recovered at tick {}: {} accounts, {} live bids, {} allocations", snap.last_tick,
+               snap.accounts.size(), snap.bids.size(), snap.allocations.size());
+  return {};
+}
+
+Status Exchange::open_account(const market::Account& account) {
+  MORPH_TRY(ledger_.create_account(account));
+  return market_.add_account(account);
+}
+
+Status Exchange::deposit(const std::string& account, Micros amount) {
+  MORPH_TRY(market_.balance(account));
+  MORPH_TRY(ledger_.credit(account, amount, "deposit"));
+  return market_.credit(account, amount);
+}
+
+Result<market::Bid> Exchange::submit(const market::BidRequest& request) {
+  MORPH_TRY_ASSIGN(auto bid, market_.check_submit(request, market_.last_tick()));
+  MORPH_TRY(ledger_.put_bid(bid));
+  market_.put_bid(bid);
+  spdlog::debug("bid={} vm={} submitted: {} {} x{} at {}", bid.id, bid.vm, market::tier_name(bid.tier),
+                market::resource_name(bid.resource), bid.quantity, bid.max_price);
+  return bid;
+}
+
+Result<market::Bid> Exchange::amend(const std::string& account, market::BidId id, const market::BidAmendment& change) {
+  MORPH_TRY_ASSIGN(auto bid, market_.check_amend(account, id, change));
+  MORPH_TRY(ledger_.put_bid(bid));
+  market_.put_bid(bid);
+  return bid;
+}
+
+Status Exchange::cancel(const std::string& account, market::BidId id) {
+  MORPH_TRY_ASSIGN(auto bid, market_.check_cancel(account, id));
+  MORPH_TRY(ledger_.put_bid(bid));
+  market_.put_bid(bid);
+  return {};
+}
+
+Result<market::TickOutcome> Exchange::run_tick() {
+  market::TickOutcome out = market_.clear(market_.last_tick() + 1);
+  MORPH_TRY(ledger_.commit_tick(out));
+  market_.apply(out);
+  return out;
+}
+
+}  // namespace morph::ledger

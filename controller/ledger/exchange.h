@@ -1,0 +1,37 @@
+#pragma once
+// Exchange: the market bound to its ledger — the seam the api request handler calls. Every change is
+// written to the ledger first and applied to the in-memory market only once the ledger has it, so after
+// a crash Exchange::recover() rebuilds exactly the committed state: no committed tick lost, none
+// charged twice (the ledger refuses a tick number it already has).
+
+#include "controller/ledger/ledger.h"
+#include "controller/market/market.h"
+
+namespace morph::ledger {
+
+class Exchange {
+ public:
+  Exchange(market::Market& market, Ledger& ledger) : market_(market), ledger_(ledger) {}
+
+  // Loads accounts, live bids, the last tick and its allocations from the ledger into the market.
+  Status recover();
+
+  Status open_account(const market::Account& account);
+  Status deposit(const std::string& account, Micros amount);
+
+  Result<market::Bid> submit(const market::BidRequest& request);
+  Result<market::Bid> amend(const std::string& account, market::BidId id, const market::BidAmendment& change);
+  Status cancel(const std::string& account, market::BidId id);
+  std::vector<market::Bid> list(const std::string& account) const { return market_.list_bids(account); }
+
+  // Clears tick last+1, commits it as one ledger transaction, then applies it to the market.
+  Result<market::TickOutcome> run_tick();
+
+  market::Market& market() { return market_; }
+
+ private:
+  market::Market& market_;
+  Ledger& ledger_;
+};
+
+}  // namespace morph::ledger

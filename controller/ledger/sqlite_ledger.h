@@ -1,0 +1,42 @@
+#pragma once
+// SqliteLedger: the embedded Ledger. One database file in WAL mode with synchronous=FULL, so a commit
+// that returned is on disk and a process killed at any instant leaves either the whole tick or none of
+// it. Balances carry CHECK(balance >= 0): a debit that would overdraw aborts the whole tick.
+// Not thread-safe: one owner thread (the controller's tick loop) uses it.
+
+#include <sqlite3.h>
+
+#include <memory>
+#include <string>
+
+#include "controller/ledger/ledger.h"
+
+namespace morph::ledger {
+
+class SqliteLedger final : public Ledger {
+ public:
+  // Opens (creating if needed) the database at path and applies the schema.
+  static Result<std::unique_ptr<SqliteLedger>> open(const std::string& path);
+  ~SqliteLedger() override;
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  Status create_account(const market::Account& account) override;
+  Status credit(const std::string& account, Micros amount, const std::string& note) override;
+  Status put_bid(const market::Bid& bid) override;
+  Status commit_tick(const market::TickOutcome& outcome) override;
+  Result<Tick> last_tick() override;
+  Result<market::MarketSnapshot> load() override;
+  Result<AuditReport> audit() override;
+
+  sqlite3* handle() { return db_; }  // for inspection in tests and tools
+
+ private:
+  explicit SqliteLedger(sqlite3* db) : db_(db) {}
+  Status exec(const char* sql);
+  Status upsert_bid(const market::Bid& bid);
+  Status add_credit(const std::string& account, Micros amount, const std::string& note);
+  sqlite3* db_;
+};
+
+}  // namespace morph::ledger
