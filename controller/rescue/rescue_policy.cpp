@@ -1,0 +1,144 @@
+#include "controller/rescue/rescue_policy.h"
+
+#include <algorithm>
+
+namespace morph::rescue {
+
+const char* signal_name(Signal s) noexcept {
+  switch (s) {
+    case Signal::runq_wait: return "runq_wait";
+    case Signal::blk_latency: return "blk_p99";
+    case Signal::tx_drops: return "tx_drops";
+    case Signal::rx_drops: return "rx_drops";
+  }
+  return "unknown";
+}
+
+Resource relief_for(Signal s) noexcept {
+  switch (s) {
+    case Signal::runq_wait: return Resource::cpu;
+    case Signal::blk_latency: return Resource::disk_iops;
+    case Signal::tx_drops: return Resource::net_out_kbps;  // guest transmit = host outbound from the VM
+    case Signal::rx_drops: return Resource::net_in_kbps;
+  }
+  return Resource::cpu;
+}
+
+uint64_t hist_percentile_us(const agent::Log2Hist& h, uint32_t permille) {
+  uint64_t total = 0;
+  for (uint64_t c : h) total += c;
+  if (total == 0) return 0;
+  // Smallest bucket whose cumulative count reaches the rank, rounded up.
+  const uint64_t rank = (total * permille + 999) / 1000;
+  uint64_t seen = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    seen += h[i];
+    if (seen >= rank) return uint64_t{1} << (i + 1);
+  }
+  return uint64_t{1} << h.size();
+}
+
+Status RescueEvaluator::set_policy(const SlaPolicy& p) {
+  if (p.vm.empty() || p.account.empty()) return Error(Errc::invalid_argument, "rescue policy needs a VM and account");
+  if (p.rescue && p.max_price <= 0)
+    return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": max_price must be positive");
+  // Bounds keep quantity x price x 3600 x signals inside int64.
+  if (p.max_price > (Micros{1} << 28) || p.budget_per_hour < 0 || p.cpu_step < 1 || p.cpu_step > (1 << 20) ||
+      p.disk_iops_step < 1 || p.disk_iops_step > (1 << 20) || p.net_kbps_step < 1 || p.net_kbps_step > (1 << 20))
+    return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": price or step out of range");
+  if (p.breach_intervals == 0 || p.recover_intervals == 0)
+    return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": interval counts must be >= 1");
+  auto& st = vms_[p.vm];
+  st.policy = p;
+  return {};
+}
+
+void RescueEvaluator::remove_policy(const std::string& vm) { vms_.erase(vm); }
+
+bool RescueEvaluator::active(const std::string& vm, Signal s) const {
+  auto it = vms_.find(vm);
+  return it != vms_.end() && it->second.signals[static_cast<size_t>(s)].rescuing;
+}
+
+Micros RescueEvaluator::hourly_cost(const VmState& st) const {
+  Micros c = 0;
+  for (const auto& s : st.signals)
+    if (s.rescuing) c += s.quantity * st.policy.max_price * 3600;
+  return c;
+}
+
+std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micros balance) {
+  std::vector<RescueAction> out;
+  auto it = vms_.find(k.uuid);
+  if (it == vms_.end()) it = vms_.find(k.name);
+  if (it == vms_.end() || k.interval_ns == 0) return out;
+  VmState& st = it->second;
+  const SlaPolicy& p = st.policy;
+
+  // Measurements of this interval, and whether each is over its threshold.
+  std::array<bool, kSignalCount> over{};
+  std::array<std::string, kSignalCount> seen{};
+  const uint64_t busy = k.cpu_run_ns + k.cpu_wait_ns;
+  const uint64_t wait_pm = busy == 0 ? 0 : k.cpu_wait_ns * 1000 / busy;
+  over[0] = p.runq_wait_permille > 0 && wait_pm > p.runq_wait_permille;
+  seen[0] = "run-queue wait " + std::to_string(wait_pm) + "‰ (threshold " + std::to_string(p.runq_wait_permille) + "‰)";
+  const uint64_t p99 = hist_percentile_us(k.blk_lat_us, 990);
+  over[1] = p.blk_p99_us > 0 && p99 > p.blk_p99_us;
+  seen[1] = "block p99 <= " + std::to_string(p99) + " us (threshold " + std::to_string(p.blk_p99_us) + " us)";
+  auto per_s = [&](uint64_t n) { return n * 1'000'000'000ULL / k.interval_ns; };
+  over[2] = p.drops_per_s > 0 && per_s(k.net_tx_drops) > p.drops_per_s;
+  seen[2] = "tx drops " + std::to_string(per_s(k.net_tx_drops)) + "/s";
+  over[3] = p.drops_per_s > 0 && per_s(k.net_rx_drops) > p.drops_per_s;
+  seen[3] = "rx drops " + std::to_string(per_s(k.net_rx_drops)) + "/s";
+
+  for (int i = 0; i < kSignalCount; ++i) {
+    const Signal sig = static_cast<Signal>(i);
+    SignalState& s = st.signals[static_cast<size_t>(i)];
+    if (over[static_cast<size_t>(i)]) {
+      s.over = std::min(s.over + 1, p.breach_intervals);
+      s.healthy = 0;
+    } else {
+      s.over = 0;
+      if (s.rescuing) ++s.healthy;
+    }
+    if (s.rescuing && s.healthy >= p.recover_intervals) {
+      s.rescuing = false;
+      s.healthy = 0;
+      RescueAction a{RescueAction::Kind::retire, sig, p.vm, {}, "recovered: " + seen[static_cast<size_t>(i)]};
+      a.bid.account = p.account;
+      a.bid.vm = p.vm;
+      a.bid.resource = relief_for(sig);
+      out.push_back(std::move(a));
+      s.quantity = 0;
+      continue;
+    }
+    if (s.rescuing || s.over < p.breach_intervals || !p.rescue) continue;
+
+    // Breached long enough: size the bid, then check the budget and the funds.
+    const Resource r = relief_for(sig);
+    int64_t qty = r == Resource::cpu ? p.cpu_step : r == Resource::disk_iops ? p.disk_iops_step : p.net_kbps_step;
+    RescueAction a{RescueAction::Kind::raise, sig, p.vm, {}, seen[static_cast<size_t>(i)]};
+    a.bid = {p.account, p.vm, r, "sla", qty, 1, p.max_price, 0};
+    const Micros room = p.budget_per_hour - hourly_cost(st);
+    const Micros per_unit_hour = p.max_price * 3600;
+    if (p.budget_per_hour > 0 && qty * per_unit_hour > room) qty = std::max<Micros>(room, 0) / per_unit_hour;
+    if (qty < 1) {
+      a.kind = RescueAction::Kind::refused;
+      a.why = seen[static_cast<size_t>(i)] + "; hourly rescue budget " + std::to_string(p.budget_per_hour) + " exhausted";
+    } else if (balance < qty * p.max_price * static_cast<Micros>(p.funds_horizon_s)) {
+      a.kind = RescueAction::Kind::refused;
+      a.why = seen[static_cast<size_t>(i)] + "; balance " + std::to_string(balance) + " does not cover " +
+              std::to_string(p.funds_horizon_s) + " s at max price";
+    } else {
+      a.bid.quantity = qty;
+      s.rescuing = true;
+      s.healthy = 0;
+      s.quantity = qty;
+    }
+    if (a.kind == RescueAction::Kind::refused) s.over = 0;  // re-arm: try again after another full breach
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace morph::rescue

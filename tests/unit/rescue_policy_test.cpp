@@ -1,0 +1,159 @@
+// RescueEvaluator: breach streaks raise SLA rescue bids only when policy, budget and funds allow;
+// recovery retires them only after a healthy streak (hysteresis).
+#include <gtest/gtest.h>
+
+#include "controller/rescue/rescue_policy.h"
+
+namespace morph::rescue {
+namespace {
+
+constexpr uint64_t kSecond = 1'000'000'000;
+
+SlaPolicy policy() {
+  SlaPolicy p;
+  p.vm = "vm1";
+  p.account = "alice";
+  p.runq_wait_permille = 200;
+  p.blk_p99_us = 20'000;
+  p.drops_per_s = 50;
+  p.breach_intervals = 3;
+  p.recover_intervals = 4;
+  p.cpu_step = 500;
+  p.max_price = 10;
+  p.budget_per_hour = 500 * 10 * 3600;  // exactly one cpu step at max price
+  p.funds_horizon_s = 60;
+  return p;
+}
+
+agent::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops = 0) {
+  agent::VmKpis k;
+  k.uuid = "vm1";
+  k.interval_ns = kSecond;
+  k.cpu_run_ns = (1000 - wait_pm) * 1'000'000;
+  k.cpu_wait_ns = wait_pm * 1'000'000;
+  int b = 0;
+  while ((uint64_t{1} << (b + 1)) < blk_us) ++b;
+  k.blk_lat_us[static_cast<size_t>(b)] = 1000;
+  k.net_tx_drops = tx_drops;
+  return k;
+}
+
+constexpr Micros kRich = 1'000'000'000;
+
+TEST(RescuePolicy, PercentileOfLog2Histogram) {
+  agent::Log2Hist h{};
+  EXPECT_EQ(hist_percentile_us(h, 990), 0u);
+  h[3] = 980;  // [8, 16) µs
+  h[14] = 20;  // [16384, 32768) µs
+  EXPECT_EQ(hist_percentile_us(h, 500), 16u);
+  EXPECT_EQ(hist_percentile_us(h, 990), 32768u);
+}
+
+TEST(RescuePolicy, RaisesAfterThreeConsecutiveBreachesOnly) {
+  RescueEvaluator ev;
+  ASSERT_TRUE(ev.set_policy(policy()).ok());
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());
+  EXPECT_TRUE(ev.observe(sample(100), kRich).empty());  // streak broken
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());
+  auto a = ev.observe(sample(300), kRich);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, RescueAction::Kind::raise);
+  EXPECT_EQ(a[0].signal, Signal::runq_wait);
+  EXPECT_EQ(a[0].bid.tier, "sla");
+  EXPECT_EQ(a[0].bid.resource, Resource::cpu);
+  EXPECT_EQ(a[0].bid.quantity, 500);
+  EXPECT_EQ(a[0].bid.max_price, 10);
+  EXPECT_EQ(a[0].bid.account, "alice");
+  EXPECT_NE(a[0].why.find("300"), std::string::npos) << a[0].why;
+  EXPECT_TRUE(ev.active("vm1", Signal::runq_wait));
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());  // no second bid while one is in force
+}
+
+TEST(RescuePolicy, RetiresOnlyAfterHealthyStreak) {
+  RescueEvaluator ev;
+  ASSERT_TRUE(ev.set_policy(policy()).ok());
+  for (int i = 0; i < 3; ++i) (void)ev.observe(sample(300), kRich);
+  ASSERT_TRUE(ev.active("vm1", Signal::runq_wait));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ev.observe(sample(50), kRich).empty());
+  EXPECT_TRUE(ev.observe(sample(300), kRich).empty());  // relapse resets the healthy streak
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(ev.observe(sample(50), kRich).empty());
+  auto a = ev.observe(sample(50), kRich);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, RescueAction::Kind::retire);
+  EXPECT_EQ(a[0].bid.resource, Resource::cpu);
+  EXPECT_FALSE(ev.active("vm1", Signal::runq_wait));
+}
+
+TEST(RescuePolicy, RefusedWithoutFundsOrWhenRescueIsOff) {
+  RescueEvaluator ev;
+  ASSERT_TRUE(ev.set_policy(policy()).ok());
+  const Micros need = 500 * 10 * 60;
+  std::vector<RescueAction> a;
+  for (int i = 0; i < 3; ++i) a = ev.observe(sample(300), need - 1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, RescueAction::Kind::refused);
+  EXPECT_NE(a[0].why.find("does not cover"), std::string::npos) << a[0].why;
+  EXPECT_FALSE(ev.active("vm1", Signal::runq_wait));
+  for (int i = 0; i < 3; ++i) a = ev.observe(sample(300), need);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].kind, RescueAction::Kind::raise);
+
+  SlaPolicy off = policy();
+  off.rescue = false;
+  RescueEvaluator ev2;
+  ASSERT_TRUE(ev2.set_policy(off).ok());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(ev2.observe(sample(900), kRich).empty());
+}
+
+TEST(RescuePolicy, HourlyBudgetCapsTheBids) {
+  SlaPolicy p = policy();
+  p.disk_iops_step = 200;
+  RescueEvaluator ev;
+  ASSERT_TRUE(ev.set_policy(p).ok());
+  std::vector<RescueAction> a;
+  // CPU and block latency breach together: the budget pays the CPU step only.
+  for (int i = 0; i < 3; ++i) a = ev.observe(sample(300, 50'000), kRich);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].kind, RescueAction::Kind::raise);
+  EXPECT_EQ(a[0].bid.resource, Resource::cpu);
+  EXPECT_EQ(a[1].kind, RescueAction::Kind::refused);
+  EXPECT_EQ(a[1].signal, Signal::blk_latency);
+  EXPECT_NE(a[1].why.find("budget"), std::string::npos);
+  // With half the budget, the CPU step shrinks to what it pays for.
+  p.budget_per_hour = 250 * 10 * 3600;
+  RescueEvaluator ev2;
+  ASSERT_TRUE(ev2.set_policy(p).ok());
+  for (int i = 0; i < 3; ++i) a = ev2.observe(sample(300), kRich);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].bid.quantity, 250);
+}
+
+TEST(RescuePolicy, DropsAndLatencyMapToTheirResources) {
+  RescueEvaluator ev;
+  SlaPolicy p = policy();
+  p.budget_per_hour = 0;  // no cap
+  ASSERT_TRUE(ev.set_policy(p).ok());
+  std::vector<RescueAction> a;
+  for (int i = 0; i < 3; ++i) a = ev.observe(sample(0, 40'000, 120), kRich);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].signal, Signal::blk_latency);
+  EXPECT_EQ(a[0].bid.resource, Resource::disk_iops);
+  EXPECT_EQ(a[0].bid.quantity, 200);
+  EXPECT_EQ(a[1].signal, Signal::tx_drops);
+  EXPECT_EQ(a[1].bid.resource, Resource::net_out_kbps);
+}
+
+TEST(RescuePolicy, RejectsBadPolicies) {
+  RescueEvaluator ev;
+  SlaPolicy p = policy();
+  p.max_price = 0;
+  EXPECT_EQ(ev.set_policy(p).error().code(), Errc::invalid_argument);
+  p = policy();
+  p.account.clear();
+  EXPECT_FALSE(ev.set_policy(p).ok());
+}
+
+}  // namespace
+}  // namespace morph::rescue
