@@ -58,6 +58,7 @@ struct morph_cpu_state {
 	__u64 since_ns;       // bpf_ktime_get_ns() of the last switch on this CPU; 0 before the first
 	__u32 slot;           // slot of the task switched in then, or MORPH_NO_SLOT
 	__u32 pad;
+	__u64 since_runtime;  // that task's se.sum_exec_runtime when it was switched in
 };
 
 // Per VM task (task storage; a pid-keyed hash under the raw_tp fallback).

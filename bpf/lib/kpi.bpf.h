@@ -65,21 +65,42 @@ static __always_inline struct morph_vm_stats *morph_stats(__u32 slot)
 	return bpf_map_lookup_elem(&vm_stats, &slot);
 }
 
-// A context switch on this CPU at `now`: credits the outgoing task's slice to the slot it was switched in
-// with and records the incoming one. Returns the outgoing slot (MORPH_NO_SLOT when not a VM's).
+// A context switch on this CPU at `now`: credits the outgoing task's slice to `st` (the stats of the slot it
+// was switched in with, NULL when not a VM's) and records the incoming slot. Callers look the outgoing
+// slot's stats up once and reuse them for its faults and, when the incoming task is of the same VM, for
+// its run-queue delay.
+static __always_inline void morph_cpu_credit(struct morph_vm_stats *st, struct morph_cpu_state *cs, __u64 now,
+					     __u32 next_slot)
+{
+	// Per-CPU value and non-reentrant tracepoint: plain adds, no atomics.
+	if (st && cs->since_ns && now > cs->since_ns)
+		st->cpu_run_ns += now - cs->since_ns;
+	cs->since_ns = now;
+	cs->slot = next_slot;
+}
+
+// As morph_cpu_credit, but the slice is the kernel's own charge to the outgoing task: the growth of its
+// se.sum_exec_runtime since it was switched in (`prev_runtime` now, cs->since_runtime then). This is what
+// cgroup CPU usage (libvirt's cpu.time) sums. It differs from timestamps at the switches where the kernel
+// moves a slice boundary: a wakeup that preempts skips the clock update in __schedule, so the kernel
+// charges the preemption latency to the woken task rather than the preempted one.
+static __always_inline void morph_cpu_credit_runtime(struct morph_vm_stats *st, struct morph_cpu_state *cs, __u64 now,
+						     __u64 prev_runtime, __u32 next_slot, __u64 next_runtime)
+{
+	if (st && cs->since_ns && prev_runtime > cs->since_runtime)
+		st->cpu_run_ns += prev_runtime - cs->since_runtime;
+	cs->since_ns = now;
+	cs->since_runtime = next_runtime;
+	cs->slot = next_slot;
+}
+
+// As morph_cpu_credit, looking the outgoing slot up itself. Returns the outgoing slot (MORPH_NO_SLOT when
+// not a VM's).
 static __always_inline __u32 morph_cpu_switch(struct morph_cpu_state *cs, __u64 now, __u32 next_slot)
 {
 	__u32 prev_slot = cs->slot;
 
-	if (prev_slot != MORPH_NO_SLOT && cs->since_ns && now > cs->since_ns) {
-		struct morph_vm_stats *st = morph_stats(prev_slot);
-
-		// Per-CPU value and non-reentrant tracepoint: plain adds, no atomics.
-		if (st)
-			st->cpu_run_ns += now - cs->since_ns;
-	}
-	cs->since_ns = now;
-	cs->slot = next_slot;
+	morph_cpu_credit(prev_slot != MORPH_NO_SLOT ? morph_stats(prev_slot) : NULL, cs, now, next_slot);
 	return prev_slot;
 }
 
@@ -88,41 +109,48 @@ static __always_inline void morph_runq_enqueue(struct morph_task_state *ts, __u6
 	ts->enqueued_ns = now;
 }
 
-// The task gets the CPU at `now`: its run-queue delay since the last enqueue goes to `slot`.
-static __always_inline void morph_runq_dequeue(__u32 slot, struct morph_task_state *ts, __u64 now)
+// The task gets the CPU at `now`: its run-queue delay since the last enqueue goes to `st` (its VM's stats).
+static __always_inline void morph_runq_dequeue_st(struct morph_vm_stats *st, struct morph_task_state *ts,
+						  __u64 now)
 {
-	struct morph_vm_stats *st;
 	__u64 delta;
 
 	if (!ts->enqueued_ns || now < ts->enqueued_ns)
 		return;
 	delta = now - ts->enqueued_ns;
 	ts->enqueued_ns = 0;
-	st = morph_stats(slot);
 	if (!st)
 		return;
 	st->cpu_wait_ns += delta;
 	morph_hist_add(st->runq_hist, delta);
 }
 
-// Page faults by delta of the task's own counters (task->min_flt/maj_flt), sampled at switch-out. The
-// kernel increments them in mm_account_fault for every completed fault, including faults taken through
-// get_user_pages (KVM's), which the exceptions/page_fault_user tracepoint never sees. The first sample
-// of a task only sets the baseline.
-static __always_inline void morph_faults_sample(__u32 slot, struct morph_task_state *ts, __u64 min_flt,
-						__u64 maj_flt)
+static __always_inline void morph_runq_dequeue(__u32 slot, struct morph_task_state *ts, __u64 now)
 {
-	if (ts->flt_valid && min_flt >= ts->min_flt && maj_flt >= ts->maj_flt) {
-		struct morph_vm_stats *st = morph_stats(slot);
+	morph_runq_dequeue_st(morph_stats(slot), ts, now);
+}
 
-		if (st) {
-			st->mem_minor_faults += min_flt - ts->min_flt;
-			st->mem_major_faults += maj_flt - ts->maj_flt;
-		}
+// Page faults by delta of the task's own counters (task->min_flt/maj_flt). The kernel increments them in
+// mm_account_fault for every completed fault, including faults taken through get_user_pages (KVM's), which
+// the exceptions/page_fault_user tracepoint never sees. Sampled where the programs already hold the task's
+// state: at its wakeup (the slices that ended in sleep), when it is preempted, and at its final switch-out.
+// The first sample of a task only sets the baseline.
+static __always_inline void morph_faults_sample_st(struct morph_vm_stats *st, struct morph_task_state *ts,
+						   __u64 min_flt, __u64 maj_flt)
+{
+	if (ts->flt_valid && min_flt >= ts->min_flt && maj_flt >= ts->maj_flt && st) {
+		st->mem_minor_faults += min_flt - ts->min_flt;
+		st->mem_major_faults += maj_flt - ts->maj_flt;
 	}
 	ts->min_flt = min_flt;
 	ts->maj_flt = maj_flt;
 	ts->flt_valid = 1;
+}
+
+static __always_inline void morph_faults_sample(__u32 slot, struct morph_task_state *ts, __u64 min_flt,
+						__u64 maj_flt)
+{
+	morph_faults_sample_st(morph_stats(slot), ts, min_flt, maj_flt);
 }
 
 // Baseline for a task first seen asleep (at its wakeup): its counters are stable then, so every fault of
