@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "morph_kpi_bpf.skel.h"
 #include "morph_kpi.h"
+#include "policer.h"
 
 namespace morph::agent {
 namespace {
@@ -52,6 +53,34 @@ std::string join_path(const std::string& root, const std::string& rel) {
 }
 
 }  // namespace
+
+KpiProbes::PolicerSource pinned_policer_source(const std::string& pin_dir) {
+  struct Pinned {
+    std::string path;
+    int fd = -1;
+    ~Pinned() {
+      if (fd >= 0) close(fd);
+    }
+  };
+  auto pinned = std::make_shared<Pinned>();
+  pinned->path = pin_dir + "/policer_stats";
+  return [pinned](uint32_t ifindex, bool guest_rx) -> std::optional<KpiProbes::PolicerCounts> {
+    if (pinned->fd < 0) {
+      pinned->fd = bpf_obj_get(pinned->path.c_str());
+      if (pinned->fd < 0) return std::nullopt;
+    }
+    // Guest receive is the tap's egress (POLICER_DIR_IN); guest transmit its ingress (POLICER_DIR_OUT).
+    policer_key key{ifindex, guest_rx ? uint32_t(POLICER_DIR_IN) : uint32_t(POLICER_DIR_OUT)};
+    std::vector<policer_stats> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+    if (bpf_map_lookup_elem(pinned->fd, &key, per_cpu.data()) != 0) return std::nullopt;
+    KpiProbes::PolicerCounts c;
+    for (const policer_stats& s : per_cpu) {
+      c.drop_packets += s.drop_packets;
+      c.drop_bytes += s.drop_bytes;
+    }
+    return c;
+  };
+}
 
 std::map<std::string, uint64_t> read_flat_keyed(const std::string& path) {
   std::map<std::string, uint64_t> out;
@@ -273,6 +302,26 @@ Status KpiProbes::remove_vm(const std::string& uuid) {
   return {};
 }
 
+namespace {
+std::vector<uint32_t> tap_key(const std::vector<VmTap>& taps) {
+  std::vector<uint32_t> k;
+  for (const auto& t : taps)
+    if (t.ifindex) k.push_back(t.ifindex);
+  std::sort(k.begin(), k.end());
+  return k;
+}
+}  // namespace
+
+Status KpiProbes::update_vm(const VmInfo& v) {
+  if (auto it = vms_.find(v.uuid); it != vms_.end()) {
+    const VmInfo& old = it->second.info;
+    if (old.cgroup_path == v.cgroup_path && old.cgroup_id == v.cgroup_id && tap_key(old.taps) == tap_key(v.taps))
+      return {};
+    (void)remove_vm(v.uuid);
+  }
+  return add_vm(v);
+}
+
 Status KpiProbes::sync(const std::vector<VmInfo>& vms) {
   std::set<std::string> wanted;
   for (const VmInfo& v : vms) wanted.insert(v.uuid);
@@ -284,22 +333,9 @@ Status KpiProbes::sync(const std::vector<VmInfo>& vms) {
     }
     it = next;
   }
-  auto tap_key = [](const std::vector<VmTap>& taps) {
-    std::vector<uint32_t> k;
-    for (const auto& t : taps) if (t.ifindex) k.push_back(t.ifindex);
-    std::sort(k.begin(), k.end());
-    return k;
-  };
   Status result;
   for (const VmInfo& v : vms) {
-    auto it = vms_.find(v.uuid);
-    if (it != vms_.end()) {
-      const VmInfo& old = it->second.info;
-      if (old.cgroup_path == v.cgroup_path && old.cgroup_id == v.cgroup_id && tap_key(old.taps) == tap_key(v.taps))
-        continue;
-      (void)remove_vm(v.uuid);
-    }
-    if (auto st = add_vm(v); !st) {
+    if (auto st = update_vm(v); !st) {
       spdlog::warn("{}", st.error().what());
       if (result) result = st.error();
     }

@@ -44,6 +44,9 @@ class KpiProbes {
   Status add_vm(const VmInfo& vm);
   // Unregisters: unmaps, detaches the tc filters (tolerating a tap that is already gone), frees the slot.
   Status remove_vm(const std::string& uuid);
+  // Registers `vm`, or re-registers it when its cgroup or taps differ from the registered ones (its
+  // counters restart); nothing when it is registered unchanged. For lifecycle events.
+  Status update_vm(const VmInfo& vm);
   // Makes the registered set equal to `vms`: adds new uuids, removes missing ones, re-adds a VM whose
   // cgroup or taps changed (its counters restart).
   Status sync(const std::vector<VmInfo>& vms);
@@ -111,6 +114,12 @@ class KpiProbes {
   std::map<std::string, Vm> vms_;  // by uuid
   PolicerSource policer_source_;
 };
+
+// Where hostagent/shifter's NetPolicer pins its maps (its Options::pin_dir default).
+inline constexpr const char* kPolicerPinDir = "/sys/fs/bpf/morph";
+// A PolicerSource over the policer's pinned `policer_stats` map in `pin_dir`, opened on first use and
+// re-tried while absent (no policer has run on this host yet: no drops).
+KpiProbes::PolicerSource pinned_policer_source(const std::string& pin_dir);
 
 // Reads a "key value" file such as memory.stat or cpu.stat; missing keys are absent.
 std::map<std::string, uint64_t> read_flat_keyed(const std::string& path);
