@@ -1,0 +1,45 @@
+#include "common/msg/api_client.h"
+
+#include <array>
+
+namespace morph::msg {
+
+ApiClient::ApiClient(zmq::context_t& ctx, const std::string& endpoint, const ClientSecurity& sec)
+    : ctx_(ctx), endpoint_(endpoint), sec_(sec) {}
+
+Status ApiClient::connect() {
+  sock_ = make_socket(ctx_, zmq::socket_type::dealer);
+  return connect_endpoint(sock_, endpoint_, sec_);
+}
+
+Result<zmq::message_t> ApiClient::call(
+    v1::ApiRequestBody type, const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& build,
+    std::chrono::milliseconds timeout) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = next_id_++;
+  auto body = build(fbb);
+  fbb.Finish(v1::CreateApiRequest(fbb, id, type, body, now_ns()), v1::ApiRequestIdentifier());
+  std::array<std::string_view, 3> p{"", topic::kApiRequest,
+                                    {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!send_parts(sock_, p)) {
+    if (std::chrono::steady_clock::now() >= deadline) return Error(Errc::unavailable, "api: cannot send to " + endpoint_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<zmq::message_t> parts;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Error(Errc::unavailable, "api: no reply from " + endpoint_ + " in time");
+    std::array<zmq::pollitem_t, 1> items{{{sock_.handle(), 0, ZMQ_POLLIN, 0}}};
+    zmq::poll(items.data(), 1, left);
+    while (recv_parts(sock_, parts)) {
+      if (parts.size() != 3 || parts[0].size() != 0 || view_of(parts[1]) != topic::kApiReply) continue;
+      auto r = decode_api_reply(bytes_of(parts[2]));
+      if (!r) return std::move(r).error();
+      if ((*r)->request_id() != id && (*r)->request_id() != 0) continue;  // a late reply to an earlier call
+      return std::move(parts[2]);
+    }
+  }
+}
+
+}  // namespace morph::msg

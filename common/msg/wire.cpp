@@ -1,0 +1,378 @@
+#include "common/msg/wire.h"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+
+namespace morph::msg {
+
+namespace {
+
+Error bad(std::string what) { return Error(Errc::protocol, std::move(what)); }
+
+template <class T>
+Result<const T*> verified_root(std::span<const uint8_t> buf, const char* ident, const char* type_name,
+                               bool (*verify)(flatbuffers::Verifier&)) {
+  if (buf.size() < 8) return bad(std::string(type_name) + ": truncated (" + std::to_string(buf.size()) + " bytes)");
+  if (buf.size() > Limits::kMaxBuffer)
+    return bad(std::string(type_name) + ": oversized (" + std::to_string(buf.size()) + " bytes)");
+  if (reinterpret_cast<uintptr_t>(buf.data()) % 8 != 0)
+    return bad(std::string(type_name) + ": buffer not 8-byte aligned (receive with recv_parts)");
+  if (!flatbuffers::BufferHasIdentifier(buf.data(), ident))
+    return bad(std::string(type_name) + ": wrong file_identifier (want " + ident + ")");
+  flatbuffers::Verifier v(buf.data(), buf.size(), /*max_depth=*/32, /*max_tables=*/1'000'000);
+  if (!verify(v)) return bad(std::string(type_name) + ": failed FlatBuffers verification");
+  return flatbuffers::GetRoot<T>(buf.data());
+}
+
+bool str_ok(const flatbuffers::String* s, size_t max = Limits::kMaxName) { return s == nullptr || s->size() <= max; }
+
+template <class E>
+bool enum_ok(E e) {
+  return static_cast<uint64_t>(e) <= static_cast<uint64_t>(E::MAX);
+}
+
+Status check_amounts(const flatbuffers::Vector<flatbuffers::Offset<v1::ResourceAmount>>* v, const char* what) {
+  if (v == nullptr) return {};
+  if (v->size() > 64) return bad(std::string(what) + ": too many resources");
+  for (auto* a : *v) {
+    if (!enum_ok(a->resource())) return bad(std::string(what) + ": unknown resource");
+    if (a->amount() < 0) return bad(std::string(what) + ": negative amount");
+  }
+  return {};
+}
+
+Status check_adjustments(const flatbuffers::Vector<flatbuffers::Offset<v1::Adjustment>>* v, const char* what) {
+  if (v == nullptr) return {};
+  if (v->size() > Limits::kMaxAdjustments) return bad(std::string(what) + ": too many adjustments");
+  for (auto* a : *v) {
+    if (!enum_ok(a->resource())) return bad(std::string(what) + ": unknown resource");
+    if (a->value() < 0) return bad(std::string(what) + ": negative value");
+    if (!str_ok(a->target())) return bad(std::string(what) + ": target too long");
+  }
+  return {};
+}
+
+Status check_error(const v1::Error* e) {
+  if (e == nullptr) return {};
+  if (!enum_ok(e->code())) return bad("unknown error code");
+  if (!str_ok(e->message(), 4096)) return bad("error message too long");
+  return {};
+}
+
+Status check_hist(const flatbuffers::Vector<uint32_t>* h, const char* what) {
+  if (h == nullptr) return {};
+  if (h->size() != static_cast<uint32_t>(agent::kHistBuckets))
+    return bad(std::string(what) + ": histogram has " + std::to_string(h->size()) + " buckets, not 27");
+  return {};  // uint32 counts per interval cannot be absurd on their own
+}
+
+Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns) {
+  if (!valid_uuid(sv(k.uuid()))) return bad("vm uuid is not a UUID");
+  if (!str_ok(k.name())) return bad("vm name too long");
+  uint64_t iv = k.interval_ns() ? k.interval_ns() : report_interval_ns;
+  if (iv < Limits::kMinIntervalNs / 2 || iv > Limits::kMaxIntervalNs * 2)
+    return bad("vm " + std::string(sv(k.uuid())) + ": interval_ns " + std::to_string(iv) + " out of range");
+  const uint64_t secs = iv / 1'000'000'000ULL + 1;
+  const uint64_t max_cpu = iv * Limits::kMaxCpus, max_bytes = Limits::kMaxBytesPerSec * secs,
+                 max_ops = Limits::kMaxOpsPerSec * secs;
+  if (k.cpu_run_ns() > max_cpu || k.cpu_wait_ns() > max_cpu || k.cpu_throttled_ns() > max_cpu)
+    return bad("vm " + std::string(sv(k.uuid())) + ": cpu time exceeds interval × 4096 cpus");
+  if (k.blk_read_bytes() > max_bytes || k.blk_write_bytes() > max_bytes || k.net_rx_bytes() > max_bytes ||
+      k.net_tx_bytes() > max_bytes)
+    return bad("vm " + std::string(sv(k.uuid())) + ": absurd byte counter");
+  for (uint64_t c : {k.blk_read_ops(), k.blk_write_ops(), k.net_rx_pkts(), k.net_tx_pkts(), k.net_rx_drops(),
+                     k.net_tx_drops(), k.mem_major_faults(), k.mem_minor_faults()})
+    if (c > max_ops) return bad("vm " + std::string(sv(k.uuid())) + ": absurd event counter");
+  if (k.mem_rss_bytes() > Limits::kMaxGaugeBytes || k.mem_balloon_kib() > Limits::kMaxGaugeBytes / 1024)
+    return bad("vm " + std::string(sv(k.uuid())) + ": absurd memory gauge");
+  MORPH_TRY(check_hist(k.runq_lat_us(), "runq_lat_us"));
+  MORPH_TRY(check_hist(k.blk_lat_us(), "blk_lat_us"));
+  return {};
+}
+
+Status check_interval(uint64_t iv, const char* what) {
+  if (iv < Limits::kMinIntervalNs || iv > Limits::kMaxIntervalNs)
+    return bad(std::string(what) + ": interval_ns " + std::to_string(iv) + " outside [100 ms, 60 s]");
+  return {};
+}
+
+Status check_account(const flatbuffers::String* s, bool required) {
+  if (s == nullptr || s->size() == 0) return required ? bad("account is required") : Status{};
+  if (!valid_name(s->string_view())) return bad("account name is not [A-Za-z0-9._-]{1,255}");
+  return {};
+}
+
+Status check_optional_uuid(const flatbuffers::String* s) {
+  if (s == nullptr || s->size() == 0) return {};
+  if (!valid_uuid(s->string_view())) return bad("vm uuid is not a UUID");
+  return {};
+}
+
+Status check_optional_name(const flatbuffers::String* s) {
+  if (s == nullptr || s->size() == 0) return {};
+  if (!valid_name(s->string_view())) return bad("name is not [A-Za-z0-9._-]{1,255}");
+  return {};
+}
+
+}  // namespace
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > Limits::kMaxName) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+bool valid_uuid(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
+                                                         [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
+  if (!valid_name(sv(r->host()))) return bad("KpiReport: host is not a valid name");
+  MORPH_TRY(check_interval(r->interval_ns(), "KpiReport"));
+  if (r->vms() != nullptr) {
+    if (r->vms()->size() > Limits::kMaxVms) return bad("KpiReport: too many VMs");
+    for (auto* k : *r->vms())
+      if (auto st = check_vm_kpi(*k, r->interval_ns()); !st) return std::move(st).error().with_context("KpiReport");
+  }
+  return r;
+}
+
+Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto h, verified_root<v1::HostHello>(buf, v1::HostHelloIdentifier(), "HostHello",
+                                                        [](flatbuffers::Verifier& v) { return v1::VerifyHostHelloBuffer(v); }));
+  if (!valid_name(sv(h->host()))) return bad("HostHello: host is not a valid name");
+  if (!str_ok(h->agent_version())) return bad("HostHello: agent_version too long");
+  if (h->kpi_interval_ns() != 0) MORPH_TRY(check_interval(h->kpi_interval_ns(), "HostHello"));
+  MORPH_TRY(check_amounts(h->capacity(), "HostHello capacity"));
+  if (h->vms() != nullptr) {
+    if (h->vms()->size() > Limits::kMaxVms) return bad("HostHello: too many VMs");
+    for (auto* vm : *h->vms()) {
+      if (!valid_uuid(sv(vm->uuid()))) return bad("HostHello: vm uuid is not a UUID");
+      if (!str_ok(vm->name()) || !str_ok(vm->sla_class())) return bad("HostHello: vm field too long");
+      MORPH_TRY(check_account(vm->owner(), false));
+      MORPH_TRY(check_amounts(vm->baseline(), "HostHello baseline"));
+    }
+  }
+  return h;
+}
+
+Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto h, verified_root<v1::Heartbeat>(buf, v1::HeartbeatIdentifier(), "Heartbeat",
+                                                        [](flatbuffers::Verifier& v) { return v1::VerifyHeartbeatBuffer(v); }));
+  if (!valid_name(sv(h->sender()))) return bad("Heartbeat: sender is not a valid name");
+  return h;
+}
+
+Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto c, verified_root<v1::ShiftCommand>(buf, v1::ShiftCommandIdentifier(), "ShiftCommand",
+                                                           [](flatbuffers::Verifier& v) { return v1::VerifyShiftCommandBuffer(v); }));
+  if (!valid_uuid(sv(c->vm_uuid()))) return bad("ShiftCommand: vm uuid is not a UUID");
+  if (c->adjustments()->size() == 0) return bad("ShiftCommand: no adjustments");
+  MORPH_TRY(check_adjustments(c->adjustments(), "ShiftCommand"));
+  if (c->lease_ns() > Limits::kMaxLeaseNs) return bad("ShiftCommand: lease longer than 1 h");
+  return c;
+}
+
+Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ShiftResult>(buf, v1::ShiftResultIdentifier(), "ShiftResult",
+                                                          [](flatbuffers::Verifier& v) { return v1::VerifyShiftResultBuffer(v); }));
+  if (!valid_uuid(sv(r->vm_uuid()))) return bad("ShiftResult: vm uuid is not a UUID");
+  MORPH_TRY(check_optional_name(r->host()));
+  MORPH_TRY(check_adjustments(r->in_force(), "ShiftResult"));
+  MORPH_TRY(check_error(r->error()));
+  return r;
+}
+
+Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto l, verified_root<v1::LeaseRenew>(buf, v1::LeaseRenewIdentifier(), "LeaseRenew",
+                                                         [](flatbuffers::Verifier& v) { return v1::VerifyLeaseRenewBuffer(v); }));
+  if (!valid_uuid(sv(l->vm_uuid()))) return bad("LeaseRenew: vm uuid is not a UUID");
+  if (l->command_ids() && l->command_ids()->size() > 1024) return bad("LeaseRenew: too many command ids");
+  if (l->lease_ns() == 0 || l->lease_ns() > Limits::kMaxLeaseNs) return bad("LeaseRenew: lease_ns out of range");
+  return l;
+}
+
+Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ApiRequest>(buf, v1::ApiRequestIdentifier(), "ApiRequest",
+                                                         [](flatbuffers::Verifier& v) { return v1::VerifyApiRequestBuffer(v); }));
+  using B = v1::ApiRequestBody;
+  // The verifier accepts union types it does not know (from newer schemas): refuse them here.
+  if (r->body_type() == B::NONE || !enum_ok(r->body_type())) return bad("ApiRequest: unknown request type");
+  switch (r->body_type()) {
+    case B::AccountCreate: {
+      auto* b = r->body_as_AccountCreate();
+      MORPH_TRY(check_account(b->account(), true));
+      if (!str_ok(b->display_name())) return bad("AccountCreate: display_name too long");
+      break;
+    }
+    case B::AccountGet: MORPH_TRY(check_account(r->body_as_AccountGet()->account(), true)); break;
+    case B::AccountDeposit: {
+      auto* b = r->body_as_AccountDeposit();
+      MORPH_TRY(check_account(b->account(), true));
+      if (b->amount_ucredits() <= 0) return bad("AccountDeposit: amount must be positive");
+      if (!str_ok(b->reference())) return bad("AccountDeposit: reference too long");
+      break;
+    }
+    case B::BidSubmit: {
+      auto* b = r->body_as_BidSubmit();
+      MORPH_TRY(check_account(b->account(), true));
+      if (!valid_uuid(sv(b->vm_uuid()))) return bad("BidSubmit: vm uuid is not a UUID");
+      if (!enum_ok(b->resource()) || !enum_ok(b->tier())) return bad("BidSubmit: unknown resource or tier");
+      if (b->quantity() <= 0 || b->min_quantity() < 0 || b->min_quantity() > b->quantity())
+        return bad("BidSubmit: quantity must be > 0 and 0 <= min_quantity <= quantity");
+      if (b->max_price_ucredits() < 0) return bad("BidSubmit: negative max price");
+      if (!str_ok(b->client_ref())) return bad("BidSubmit: client_ref too long");
+      break;
+    }
+    case B::BidAmend: {
+      auto* b = r->body_as_BidAmend();
+      if ((b->quantity() && *b->quantity() <= 0) || (b->min_quantity() && *b->min_quantity() < 0) ||
+          (b->max_price_ucredits() && *b->max_price_ucredits() < 0))
+        return bad("BidAmend: negative or zero amounts");
+      break;
+    }
+    case B::BidList: {
+      auto* b = r->body_as_BidList();
+      MORPH_TRY(check_account(b->account(), false));
+      MORPH_TRY(check_optional_uuid(b->vm_uuid()));
+      break;
+    }
+    case B::PricesQuery: MORPH_TRY(check_optional_name(r->body_as_PricesQuery()->host())); break;
+    case B::AllocationsQuery: {
+      auto* b = r->body_as_AllocationsQuery();
+      MORPH_TRY(check_optional_name(b->host()));
+      MORPH_TRY(check_optional_uuid(b->vm_uuid()));
+      MORPH_TRY(check_account(b->account(), false));
+      break;
+    }
+    case B::VmsQuery: MORPH_TRY(check_optional_name(r->body_as_VmsQuery()->host())); break;
+    case B::KpisQuery: {
+      auto* b = r->body_as_KpisQuery();
+      MORPH_TRY(check_optional_name(b->host()));
+      MORPH_TRY(check_optional_uuid(b->vm_uuid()));
+      break;
+    }
+    case B::LedgerQuery: {
+      auto* b = r->body_as_LedgerQuery();
+      MORPH_TRY(check_account(b->account(), false));
+      if (b->limit() > 10000) return bad("LedgerQuery: limit above 10000");
+      break;
+    }
+    default: break;  // AccountList, BidCancel, HostsQuery, SnapshotRequest: nothing to range-check
+  }
+  return r;
+}
+
+Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ApiReply>(buf, v1::ApiReplyIdentifier(), "ApiReply",
+                                                       [](flatbuffers::Verifier& v) { return v1::VerifyApiReplyBuffer(v); }));
+  if (!enum_ok(r->body_type())) return bad("ApiReply: unknown reply type");
+  MORPH_TRY(check_error(r->error()));
+  if (r->body_type() == v1::ApiReplyBody::NONE && (r->error() == nullptr || r->error()->code() == v1::ErrorCode::ok))
+    return bad("ApiReply: neither a body nor an error");
+  return r;
+}
+
+Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto e, verified_root<v1::MarketEvent>(buf, v1::MarketEventIdentifier(), "MarketEvent",
+                                                          [](flatbuffers::Verifier& v) { return v1::VerifyMarketEventBuffer(v); }));
+  using B = v1::MarketEventBody;
+  if (e->body_type() == B::NONE || !enum_ok(e->body_type())) return bad("MarketEvent: unknown event type");
+  if (e->body_type() == B::KpiUpdate) {
+    auto* r = e->body_as_KpiUpdate()->report();
+    if (r == nullptr) return bad("MarketEvent: KpiUpdate without a report");
+    if (auto inner = decode_kpi_report({r->data(), r->size()}); !inner)
+      return std::move(inner).error().with_context("MarketEvent");
+  } else if (e->body_type() == B::ShiftEvent) {
+    auto* s = e->body_as_ShiftEvent();
+    MORPH_TRY(check_optional_name(s->host()));
+    MORPH_TRY(check_optional_uuid(s->vm_uuid()));
+    MORPH_TRY(check_adjustments(s->adjustments(), "ShiftEvent"));
+    MORPH_TRY(check_error(s->error()));
+  } else if (e->body_type() == B::HostChange) {
+    if (!valid_name(sv(e->body_as_HostChange()->host()->host()))) return bad("HostChange: bad host name");
+  }
+  return e;
+}
+
+void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeader& h,
+                       const std::vector<agent::VmKpis>& vms) {
+  std::vector<flatbuffers::Offset<v1::VmKpi>> offs;
+  offs.reserve(vms.size());
+  auto hist = [&](const agent::Log2Hist& buckets) {
+    std::array<uint32_t, agent::kHistBuckets> narrow;
+    for (size_t i = 0; i < buckets.size(); ++i) narrow[i] = static_cast<uint32_t>(std::min<uint64_t>(buckets[i], UINT32_MAX));
+    return fbb.CreateVector(narrow.data(), narrow.size());
+  };
+  for (const auto& k : vms) {
+    auto uuid = fbb.CreateString(k.uuid);
+    auto name = fbb.CreateString(k.name);
+    auto runq = hist(k.runq_lat_us);
+    auto blk = hist(k.blk_lat_us);
+    v1::VmKpiBuilder b(fbb);
+    b.add_uuid(uuid);
+    b.add_name(name);
+    b.add_interval_ns(k.interval_ns);
+    b.add_cpu_run_ns(k.cpu_run_ns);
+    b.add_cpu_wait_ns(k.cpu_wait_ns);
+    b.add_cpu_throttled_ns(k.cpu_throttled_ns);
+    b.add_runq_lat_us(runq);
+    b.add_blk_read_bytes(k.blk_read_bytes);
+    b.add_blk_write_bytes(k.blk_write_bytes);
+    b.add_blk_read_ops(k.blk_read_ops);
+    b.add_blk_write_ops(k.blk_write_ops);
+    b.add_blk_lat_us(blk);
+    b.add_net_rx_bytes(k.net_rx_bytes);
+    b.add_net_tx_bytes(k.net_tx_bytes);
+    b.add_net_rx_pkts(k.net_rx_pkts);
+    b.add_net_tx_pkts(k.net_tx_pkts);
+    b.add_net_rx_drops(k.net_rx_drops);
+    b.add_net_tx_drops(k.net_tx_drops);
+    b.add_mem_major_faults(k.mem_major_faults);
+    b.add_mem_minor_faults(k.mem_minor_faults);
+    b.add_mem_rss_bytes(k.mem_rss_bytes);
+    b.add_mem_balloon_kib(k.mem_balloon_kib);
+    offs.push_back(b.Finish());
+  }
+  auto host = fbb.CreateString(h.host);
+  auto vec = fbb.CreateVector(offs);
+  auto root = v1::CreateKpiReport(fbb, host, h.seq, h.incarnation, h.interval_ns, h.timestamp_ns, vec);
+  fbb.Finish(root, v1::KpiReportIdentifier());
+}
+
+agent::VmKpis to_vm_kpis(const v1::VmKpi& k) {
+  agent::VmKpis o;
+  o.uuid = std::string(sv(k.uuid()));
+  o.name = std::string(sv(k.name()));
+  o.interval_ns = k.interval_ns();
+  o.cpu_run_ns = k.cpu_run_ns();
+  o.cpu_wait_ns = k.cpu_wait_ns();
+  o.cpu_throttled_ns = k.cpu_throttled_ns();
+  if (auto* h = k.runq_lat_us(); h && h->size() == o.runq_lat_us.size()) std::copy(h->begin(), h->end(), o.runq_lat_us.begin());
+  o.blk_read_bytes = k.blk_read_bytes();
+  o.blk_write_bytes = k.blk_write_bytes();
+  o.blk_read_ops = k.blk_read_ops();
+  o.blk_write_ops = k.blk_write_ops();
+  if (auto* h = k.blk_lat_us(); h && h->size() == o.blk_lat_us.size()) std::copy(h->begin(), h->end(), o.blk_lat_us.begin());
+  o.net_rx_bytes = k.net_rx_bytes();
+  o.net_tx_bytes = k.net_tx_bytes();
+  o.net_rx_pkts = k.net_rx_pkts();
+  o.net_tx_pkts = k.net_tx_pkts();
+  o.net_rx_drops = k.net_rx_drops();
+  o.net_tx_drops = k.net_tx_drops();
+  o.mem_major_faults = k.mem_major_faults();
+  o.mem_minor_faults = k.mem_minor_faults();
+  o.mem_rss_bytes = k.mem_rss_bytes();
+  o.mem_balloon_kib = k.mem_balloon_kib();
+  return o;
+}
+
+}  // namespace morph::msg

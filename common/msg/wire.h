@@ -1,0 +1,90 @@
+#pragma once
+// Decoding of every Morph wire message. Each decoder checks, in order: size bounds, the file_identifier,
+// the generated FlatBuffers Verifier (so nothing is read from an unverified buffer), then field values
+// (ranges, lengths, names usable in topics). On success it returns the verified root, valid as long as
+// the caller's buffer lives. Any failure is Errc::protocol with a message saying what was wrong; decoders
+// never crash on any input (fuzzed in tests/fuzz).
+//
+// Also: topics and control-channel frame kinds, and KpiReport encoding from the agent's VmKpis.
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api_reply_generated.h"
+#include "api_request_generated.h"
+#include "common/error.h"
+#include "heartbeat_generated.h"
+#include "host_hello_generated.h"
+#include "hostagent/kpi.h"
+#include "kpi_report_generated.h"
+#include "lease_renew_generated.h"
+#include "market_event_generated.h"
+#include "shift_command_generated.h"
+#include "shift_result_generated.h"
+
+namespace morph::msg {
+
+// Frame 0 ("topic") on each channel. Control and api frames name the message kind.
+namespace topic {
+inline constexpr std::string_view kKpiPrefix = "kpi.";
+inline constexpr std::string_view kHello = "hello";
+inline constexpr std::string_view kHeartbeat = "heartbeat";
+inline constexpr std::string_view kShiftCommand = "shift";
+inline constexpr std::string_view kShiftResult = "shift_result";
+inline constexpr std::string_view kLeaseRenew = "lease";
+inline constexpr std::string_view kApiRequest = "api.req";
+inline constexpr std::string_view kApiReply = "api.rep";
+}  // namespace topic
+
+struct Limits {
+  static constexpr size_t kMaxBuffer = 4u << 20;
+  static constexpr uint64_t kMinIntervalNs = 100'000'000ULL;     // 100 ms
+  static constexpr uint64_t kMaxIntervalNs = 60'000'000'000ULL;  // 60 s
+  static constexpr size_t kMaxVms = 4096;
+  static constexpr size_t kMaxName = 255;
+  static constexpr uint64_t kMaxCpus = 4096;                     // cpu ns per interval ≤ interval × this
+  static constexpr uint64_t kMaxBytesPerSec = 1ULL << 40;       // 1 TiB/s: beyond any NIC or disk
+  static constexpr uint64_t kMaxOpsPerSec = 1ULL << 32;
+  static constexpr uint64_t kMaxGaugeBytes = 1ULL << 52;        // 4 PiB
+  static constexpr size_t kMaxAdjustments = 16;
+  static constexpr uint64_t kMaxLeaseNs = 3600'000'000'000ULL;  // 1 h
+};
+
+// A name that can travel in a topic: 1..255 chars of [A-Za-z0-9._-].
+bool valid_name(std::string_view s);
+// A libvirt-style UUID or VM identifier: 1..64 chars of [A-Za-z0-9-].
+bool valid_uuid(std::string_view s);
+
+Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf);
+Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf);
+Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf);
+Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf);
+Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf);
+Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf);
+Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf);
+Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf);
+Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf);
+
+// KpiReport ↔ the agent data model.
+struct KpiReportHeader {
+  std::string host;
+  uint64_t seq = 0;
+  uint64_t incarnation = 0;
+  uint64_t interval_ns = 0;
+  uint64_t timestamp_ns = 0;
+};
+void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeader& h,
+                       const std::vector<agent::VmKpis>& vms);
+agent::VmKpis to_vm_kpis(const v1::VmKpi& k);
+
+inline std::span<const uint8_t> span_of(const flatbuffers::FlatBufferBuilder& fbb) {
+  return {fbb.GetBufferPointer(), fbb.GetSize()};
+}
+inline std::string_view sv(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
+
+}  // namespace morph::msg
