@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "common/log.h"
+#include "controller/api/run_command.h"
 #include "controller/controller.h"
 
 int main(int argc, char** argv) {
@@ -12,12 +13,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", morph::controller::version());
   std::string level = "info";
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  auto run_cli = morph::controller::add_run_command(app);
   CLI11_PARSE(app, argc, argv);
   try {
     if (auto st = morph::log::init(level, "morph-controller"); !st) {
       spdlog::error("{}", st.error().what());
       return 2;
     }
+    if (run_cli->command->parsed()) return morph::controller::run_controller(*run_cli);
     std::cout << app.help();
     return 0;
   } catch (const std::exception& e) {
