@@ -1,0 +1,77 @@
+#pragma once
+// Shared by the msg_* integration tests: a key set with an allow-list (in memory and on disk, in a
+// private temporary directory), waiting helpers, and free loopback ports.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "common/msg/curve_keys.h"
+#include "common/msg/socket.h"
+
+namespace morph::test {
+
+struct KeySet {
+  std::filesystem::path dir;
+  msg::KeyPair controller, host_a, host_b, tenant, admin, stranger;
+  std::shared_ptr<msg::AllowList> allow = std::make_shared<msg::AllowList>();
+
+  KeySet() {
+    dir = std::filesystem::temp_directory_path() /
+          ("morph-msg-" + std::to_string(getpid()) + "-" + std::to_string(msg::now_ns() % 1000000));
+    std::filesystem::create_directories(dir);
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+    std::string text;
+    auto make = [&](msg::KeyPair& kp, const std::string& name, const char* role, const std::string& account, bool listed) {
+      kp = *msg::generate_keypair();
+      EXPECT_TRUE(msg::write_keypair(dir.string(), name, kp));
+      if (!listed) return;
+      msg::Principal p{*msg::parse_role(role), name, account, kp.public_z85};
+      EXPECT_TRUE(allow->add(p));
+      text += std::string(role) + " " + name + " " + kp.public_z85 + (account.empty() ? "" : " " + account) + "\n";
+    };
+    make(controller, "controller", "admin", "", false);
+    make(host_a, "host-a", "agent", "", true);
+    make(host_b, "host-b", "agent", "", true);
+    make(tenant, "tenant1", "tenant", "acct-1", true);
+    make(admin, "ops", "admin", "", true);
+    make(stranger, "stranger", "agent", "", false);
+    std::ofstream(dir / "allow") << "# role name key [account]\n" << text;
+  }
+  ~KeySet() { std::filesystem::remove_all(dir); }
+  std::string path(const std::string& f) const { return (dir / f).string(); }
+
+  msg::ClientSecurity as(const msg::KeyPair& kp) const { return {kp, controller.public_z85, false}; }
+};
+
+inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// A loopback port that was free a moment ago (for processes that must rebind the same port on restart).
+inline int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+}  // namespace morph::test

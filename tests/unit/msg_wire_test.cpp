@@ -1,0 +1,181 @@
+// Wire decoding, keys and the allow-list, without sockets: every decoder refuses what it must and accepts
+// what the encoders produce.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <random>
+
+#include "common/msg/bad_messages.h"
+#include "common/msg/curve_keys.h"
+#include "common/msg/shift.h"
+#include "common/msg/socket.h"
+#include "common/msg/wire.h"
+
+namespace morph::msg {
+namespace {
+
+agent::VmKpis vm(int i) {
+  agent::VmKpis k;
+  k.uuid = "11111111-2222-4333-8444-" + std::to_string(100000000000 + i);
+  k.name = "vm" + std::to_string(i);
+  k.interval_ns = 1'000'000'000;
+  k.cpu_run_ns = 300'000'000 + i;
+  k.cpu_wait_ns = 1234 * i;
+  k.runq_lat_us[3] = 7 + i;
+  k.blk_lat_us[26] = 1;
+  k.net_tx_bytes = 99'000 + i;
+  k.mem_rss_bytes = 1ull << 30;
+  return k;
+}
+
+std::vector<uint8_t> report(std::vector<agent::VmKpis> vms, uint64_t interval = 1'000'000'000) {
+  flatbuffers::FlatBufferBuilder fbb;
+  encode_kpi_report(fbb, {"host-a", 7, 42, interval, now_ns()}, vms);
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+TEST(Wire, KpiReportRoundTripsEveryField) {
+  std::vector<agent::VmKpis> in{vm(1), vm(2)};
+  auto buf = report(in);
+  auto r = decode_kpi_report(buf);
+  ASSERT_TRUE(r) << r.error().describe();
+  EXPECT_EQ(sv((*r)->host()), "host-a");
+  EXPECT_EQ((*r)->seq(), 7u);
+  ASSERT_EQ((*r)->vms()->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    auto out = to_vm_kpis(*(*r)->vms()->Get(i));
+    EXPECT_EQ(out.uuid, in[i].uuid);
+    EXPECT_EQ(out.cpu_run_ns, in[i].cpu_run_ns);
+    EXPECT_EQ(out.cpu_wait_ns, in[i].cpu_wait_ns);
+    EXPECT_EQ(out.runq_lat_us, in[i].runq_lat_us);
+    EXPECT_EQ(out.blk_lat_us, in[i].blk_lat_us);
+    EXPECT_EQ(out.net_tx_bytes, in[i].net_tx_bytes);
+    EXPECT_EQ(out.mem_rss_bytes, in[i].mem_rss_bytes);
+  }
+}
+
+TEST(Wire, RefusesTruncatedWrongIdentifierAndRandomBytes) {
+  auto buf = report({vm(1)});
+  for (size_t cut : {size_t(0), size_t(4), size_t(7), buf.size() / 2}) {  // (the tail may be padding)
+    auto r = decode_kpi_report({buf.data(), cut});
+    ASSERT_FALSE(r) << "cut at " << cut;
+    EXPECT_EQ(r.error().code(), Errc::protocol);
+  }
+  auto copy = buf;
+  copy[4] = 'X';  // file_identifier lives at bytes 4..7
+  EXPECT_NE(decode_kpi_report(copy).error().message().find("file_identifier"), std::string::npos);
+  // A valid buffer of another root type is refused by every other decoder.
+  EXPECT_FALSE(decode_host_hello(buf));
+  EXPECT_FALSE(decode_heartbeat(buf));
+  EXPECT_FALSE(decode_api_request(buf));
+  std::mt19937 rng(1);
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<uint8_t> junk(rng() % 512);
+    for (auto& b : junk) b = uint8_t(rng());
+    if (junk.size() >= 8 && i % 2) std::memcpy(junk.data() + 4, "MKPI", 4);  // get past the identifier check
+    EXPECT_FALSE(decode_kpi_report(junk));
+  }
+}
+
+TEST(Wire, RefusesOutOfRangeValues) {
+  EXPECT_NE(decode_kpi_report(report({vm(1)}, 10'000'000)).error().message().find("interval_ns"), std::string::npos);
+  EXPECT_FALSE(decode_kpi_report(report({vm(1)}, 61'000'000'000ULL)));
+  auto absurd = vm(1);
+  absurd.cpu_run_ns = 5000ULL * 1'000'000'000ULL;  // 5000 CPUs busy for a 1 s interval
+  EXPECT_NE(decode_kpi_report(report({absurd})).error().message().find("cpu time"), std::string::npos);
+  auto bad_uuid = vm(1);
+  bad_uuid.uuid = "../../etc";
+  EXPECT_FALSE(decode_kpi_report(report({bad_uuid})));
+  // A histogram of the wrong length, built by hand.
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint32_t> h(26, 1);
+  auto k = v1::CreateVmKpiDirect(fbb, "11111111-2222-4333-8444-555555555555", "x", 0, 0, 0, 0, &h);
+  std::vector<flatbuffers::Offset<v1::VmKpi>> ks{k};
+  fbb.Finish(v1::CreateKpiReportDirect(fbb, "host-a", 1, 1, 1'000'000'000, 1, &ks), v1::KpiReportIdentifier());
+  auto r = decode_kpi_report(span_of(fbb));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("26 buckets"), std::string::npos) << r.error().message();
+}
+
+TEST(Wire, ShiftCommandRoundTripAndLimits) {
+  ShiftOrder o{9, "11111111-2222-4333-8444-555555555555", {{Resource::cpu, 1500, ""}, {Resource::vcpu_pin, 2, "2-3"}}, 5'000'000'000ULL, 1};
+  flatbuffers::FlatBufferBuilder fbb;
+  encode_shift_command(fbb, o);
+  auto c = decode_shift_command(span_of(fbb));
+  ASSERT_TRUE(c) << c.error().describe();
+  auto back = to_shift_order(**c);
+  EXPECT_EQ(back.command_id, 9u);
+  EXPECT_EQ(back.adjustments, o.adjustments);
+  o.adjustments.push_back({Resource::memory, -5, ""});
+  fbb.Clear();
+  encode_shift_command(fbb, o);
+  EXPECT_FALSE(decode_shift_command(span_of(fbb)));
+}
+
+TEST(Wire, ApiRequestRefusesBadAmountsAndAcceptsQueries) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto dep = v1::CreateAccountDepositDirect(fbb, "acct-1", -5);
+  fbb.Finish(v1::CreateApiRequest(fbb, 1, v1::ApiRequestBody::AccountDeposit, dep.Union()), v1::ApiRequestIdentifier());
+  EXPECT_NE(decode_api_request(span_of(fbb)).error().message().find("positive"), std::string::npos);
+  fbb.Clear();
+  auto bid = v1::CreateBidSubmitDirect(fbb, "acct-1", "11111111-2222-4333-8444-555555555555", Resource::cpu, 500, 600, 40);
+  fbb.Finish(v1::CreateApiRequest(fbb, 2, v1::ApiRequestBody::BidSubmit, bid.Union()), v1::ApiRequestIdentifier());
+  EXPECT_FALSE(decode_api_request(span_of(fbb)));  // min_quantity above quantity
+  fbb.Clear();
+  fbb.Finish(v1::CreateApiRequest(fbb, 3, v1::ApiRequestBody::HostsQuery, v1::CreateHostsQuery(fbb).Union()),
+             v1::ApiRequestIdentifier());
+  EXPECT_TRUE(decode_api_request(span_of(fbb)));
+}
+
+TEST(Keys, GeneratedPairLoadsAndLooseSecretIsRefusedByName) {
+  auto dir = std::filesystem::temp_directory_path() / ("morph-keys-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  auto kp = generate_keypair();
+  ASSERT_TRUE(kp);
+  ASSERT_TRUE(write_keypair(dir, "host-a", *kp));
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "host-a.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto loaded = load_keypair(dir / "host-a.key");
+  ASSERT_TRUE(loaded) << loaded.error().describe();
+  EXPECT_EQ(loaded->public_z85, kp->public_z85);
+  EXPECT_EQ(*load_public_key(dir / "host-a.pub"), kp->public_z85);
+  EXPECT_FALSE(write_keypair(dir, "host-a", *kp)) << "must not overwrite";
+  ::chmod((dir / "host-a.key").c_str(), 0640);
+  auto refused = load_keypair(dir / "host-a.key");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Errc::permission_denied);
+  EXPECT_NE(refused.error().message().find((dir / "host-a.key").string()), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Keys, AllowListParsesRolesAndRejectsBadLines) {
+  auto a = *generate_keypair(), t = *generate_keypair();
+  auto al = AllowList::parse("# comment\nagent host-a " + a.public_z85 + "\n\ntenant alice " + t.public_z85 + " acct-alice\n", "allow");
+  ASSERT_TRUE(al) << al.error().describe();
+  EXPECT_EQ(al->size(), 2u);
+  EXPECT_EQ(al->find_by_key(t.public_z85)->account, "acct-alice");
+  EXPECT_EQ(al->find(Role::agent, "host-a")->public_z85, a.public_z85);
+  auto bad = AllowList::parse("agent host-a " + a.public_z85 + "\nwizard bob " + t.public_z85 + "\n", "allow");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("allow:2"), std::string::npos) << bad.error().message();
+  EXPECT_FALSE(AllowList::parse("tenant bob " + t.public_z85 + "\n", "allow"));  // no account
+  EXPECT_FALSE(AllowList::parse("agent a " + a.public_z85 + "\nagent b " + a.public_z85 + "\n", "allow"));  // dup key
+  EXPECT_FALSE(AllowList::parse("agent a notakey\n", "allow"));
+}
+
+TEST(BadMessages, CountsEveryMessageButWarnsOncePerPeerPerMinute) {
+  BadMessageCounters c;
+  const uint64_t t0 = 1'000'000'000'000ULL;
+  for (int i = 0; i < 100; ++i) c.record("agent:host-a", "junk", t0 + uint64_t(i) * 100'000'000ULL);  // 10 s
+  c.record("agent:host-b", "junk", t0);
+  EXPECT_EQ(c.count("agent:host-a"), 100u);
+  EXPECT_EQ(c.total(), 101u);
+  EXPECT_EQ(c.warnings_logged(), 2u);
+  c.record("agent:host-a", "junk", t0 + 61'000'000'000ULL);
+  EXPECT_EQ(c.warnings_logged(), 3u);
+}
+
+}  // namespace
+}  // namespace morph::msg
