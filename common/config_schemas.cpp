@@ -44,6 +44,18 @@ Schema make_agent_schema() {
         "Baselines and leases are kept here so they survive an agent restart. Empty: not kept.");
   s.add("metrics.listen", Type::listen, "127.0.0.1:9470",
         "HTTP address serving /metrics (Prometheus) and /healthz. Empty: no HTTP server.");
+  // CPU and memory capacity are read from the host; disk and network cannot be, so they are declared.
+  s.add("capacity.disk_iops", Type::integer, "20000",
+        "Disk operations per second this host offers its VMs in total (announced in HostHello). 0: not offered.")
+      .min("0");
+  s.add("capacity.disk_bps", Type::bytes, "1GiB",
+        "Disk bytes per second this host offers its VMs in total (announced in HostHello). 0: not offered.");
+  s.add("capacity.net_out_kbps", Type::integer, "10000000",
+        "Guest-transmit bandwidth in kbit/s this host offers its VMs in total (the uplink's speed). 0: not offered.")
+      .min("0");
+  s.add("capacity.net_in_kbps", Type::integer, "10000000",
+        "Guest-receive bandwidth in kbit/s this host offers its VMs in total. 0: not offered.")
+      .min("0");
   add_log_level(s);
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "hostagent/agent.h"
+#include "hostagent/agent_runtime/agent_runtime.h"
 #include "hostagent/uplink/run_command.h"
 #include "hostagent/shifter/cmd_shift.h"
 #include "hostagent/inventory/inventory.h"
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (shift_cli->command->parsed()) return morph::agent::shifter::run_shift_command(*shift_cli);
-    if (run_cli->command->parsed()) return morph::agent::run_agent(*run_cli);
+    if (run_cli->command->parsed()) return morph::agent::run_agent(*run_cli, morph::agent::make_host_runtime);
     if (kpis_cli->command->parsed()) {
       // VMs from libvirt through the inventory; `--vm` replaces it for hosts without libvirtd.
       return morph::agent::run_kpis_command(*kpis_cli, []() -> morph::Result<std::unique_ptr<morph::agent::VmSource>> {

@@ -1,0 +1,123 @@
+#include "hostagent/agent_runtime/agent_runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include "hostagent/agent_runtime/engine_shift_handler.h"
+#include "hostagent/agent_runtime/probe_kpi_source.h"
+#include "hostagent/inventory/inventory.h"
+#include "hostagent/probes/inventory_vm_source.h"
+#include "hostagent/shifter/libvirt_mechanisms.h"
+#include "hostagent/shifter/net_policer.h"
+
+namespace morph::agent {
+
+std::vector<std::pair<msg::Resource, int64_t>> host_capacity(const config::Config& cfg) {
+  auto cap = host_cpu_memory_capacity();
+  const std::pair<msg::Resource, const char*> keys[] = {
+      {msg::Resource::disk_iops, "capacity.disk_iops"},
+      {msg::Resource::disk_bps, "capacity.disk_bps"},
+      {msg::Resource::net_out_kbps, "capacity.net_out_kbps"},
+      {msg::Resource::net_in_kbps, "capacity.net_in_kbps"},
+  };
+  for (auto& [r, key] : keys) {
+    if (!cfg.schema().find(key)) continue;
+    const config::Key* k = cfg.schema().find(key);
+    const int64_t v = k->type() == config::Type::bytes ? int64_t(cfg.get_bytes(key)) : cfg.get_int(key);
+    if (v > 0) cap.emplace_back(r, v);
+  }
+  return cap;
+}
+
+namespace {
+
+class LibvirtHostRuntime final : public HostRuntime {
+ public:
+  std::shared_ptr<Inventory> inventory;
+  std::shared_ptr<ProbeKpiSource> source;
+  std::unique_ptr<shifter::NetPolicer> policer;
+  std::unique_ptr<shifter::LibvirtMechanisms> mechanisms;
+  std::shared_ptr<shifter::ShiftEngine> engine;
+  std::shared_ptr<EngineShiftHandler> handler;
+  std::vector<std::pair<msg::Resource, int64_t>> capacity;
+
+  ~LibvirtHostRuntime() override { stop(); }
+
+  HostDescription host() override { return {capacity, source->vms()}; }
+  std::shared_ptr<KpiSource> kpi_source() override { return source; }
+  std::shared_ptr<ShiftHandler> shift_handler() override {
+    if (handler) return handler;
+    return std::make_shared<ShiftUnavailable>();
+  }
+  Status start(Uplink& uplink) override {
+    source->on_vms_changed([this, &uplink](std::vector<VmInfo> vms) {
+      spdlog::info("running VMs changed ({} now); sending HostHello again", vms.size());
+      uplink.set_host({capacity, std::move(vms)});
+    });
+    if (handler)
+      handler->start([&uplink](msg::ShiftOutcome o) { uplink.report_revert(std::move(o)); },
+                     [&uplink] { return uplink.stats().controller_up.load(); });
+    return {};
+  }
+  void stop() override {
+    if (handler) handler->stop();
+  }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HostRuntime>> make_host_runtime(const RuntimeContext& ctx) {
+  const config::Config& cfg = ctx.config;
+  auto rt = std::make_unique<LibvirtHostRuntime>();
+  rt->capacity = host_capacity(cfg);
+  const std::string uri = cfg.get_string("agent.libvirt_uri");
+
+  ProbeOptions popts;
+  popts.force_raw_tp = ctx.options.raw_tp;
+  std::unique_ptr<VmSource> vms;
+  if (!ctx.options.static_vms.empty()) {
+    MORPH_TRY_ASSIGN(StaticVmSource s, StaticVmSource::parse(ctx.options.static_vms, popts.cgroup2_root));
+    vms = std::make_unique<StaticVmSource>(std::move(s));
+  } else {
+    InventoryOptions io;
+    io.uri = uri;
+    auto inv = Inventory::open(io);
+    if (!inv) return std::move(inv).error().with_context("agent.libvirt_uri " + uri);
+    rt->inventory = std::shared_ptr<Inventory>(std::move(inv).value());
+    vms = std::make_unique<InventoryVmSource>(rt->inventory);
+  }
+  auto probes = KpiProbes::create(popts);
+  if (!probes) return std::move(probes).error().with_context("loading the BPF probes");
+  (*probes)->set_policer_source(pinned_policer_source(kPolicerPinDir));
+  rt->source = std::make_shared<ProbeKpiSource>(std::move(probes).value(), std::move(vms), ctx.metrics);
+  MORPH_TRY(rt->source->start());
+
+  // Shifting: without the policer only network shifts are refused; without libvirt all are.
+  if (auto p = shifter::NetPolicer::open({}); p) {
+    rt->policer = std::move(p).value();
+  } else {
+    spdlog::warn("network policer unavailable, net_* shifts will be refused: {}", p.error().what());
+  }
+  auto mech = shifter::LibvirtMechanisms::connect({.uri = uri}, rt->policer.get());
+  if (!mech) {
+    spdlog::warn("shifting engine unavailable, every shift will be refused: {}", mech.error().what());
+    return std::unique_ptr<HostRuntime>(std::move(rt));
+  }
+  rt->mechanisms = std::move(mech).value();
+  shifter::ShiftEngine::Options eo;
+  eo.on_expiry = cfg.get_string("lease.on_expiry") == "hold" ? shifter::ExpiryPolicy::hold : shifter::ExpiryPolicy::revert;
+  eo.state_file = cfg.get_string("lease.state_file");
+  rt->engine = std::make_shared<shifter::ShiftEngine>(*rt->mechanisms, [] { return shifter::WallClock::now(); }, eo);
+  // Leases that ran out while the agent was down are ended now; the events are reported once connected.
+  if (auto ev = rt->engine->reconcile(); !ev) {
+    spdlog::warn("lease.state_file {}: {}", eo.state_file, ev.error().what());
+  } else if (!ev->empty()) {
+    spdlog::info("{} lease(s) ran out while the agent was down; applied lease.on_expiry={}", ev->size(),
+                 cfg.get_string("lease.on_expiry"));
+  }
+  EngineShiftHandler::Options ho;
+  ho.default_lease = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.get_duration("lease.default"));
+  rt->handler = std::make_shared<EngineShiftHandler>(rt->engine, ho, ctx.metrics);
+  return std::unique_ptr<HostRuntime>(std::move(rt));
+}
+
+}  // namespace morph::agent
