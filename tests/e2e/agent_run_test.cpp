@@ -1,0 +1,231 @@
+// `morph-agent run` on a test-bed VM against a controller: the agent process (real inventory, BPF probes,
+// shifting engine) talks over ipc to a ControllerServer in this process, whose market seam records shift
+// results and whose ControllerLink sends the ShiftCommands and lease renewals. Checked:
+//   - the KPI reports carry the VM (by libvirt UUID) with nonzero cpu_run_ns under load;
+//   - a CPU cap sent by the controller is applied: the vCPUs' on-CPU rate falls to the cap ±3 points;
+//   - when the controller stops renewing, the VM is back at its baseline within lease + 1 s, and the
+//     revert is reported to the controller.
+#include <gtest/gtest.h>
+#include <libvirt/libvirt.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <vector>
+
+#include "common/msg/wire.h"
+#include "controller/api/controller_server.h"
+#include "tests/e2e/shifter_testbed.h"
+#include "tests/integration/agent_run_support.h"
+#include "tests/support/requirements.h"
+
+namespace morph {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// Records shift results and the last KPIs of one VM, as the controller received them.
+class Recorder final : public controller::MarketApi, public controller::KpiObserver {
+ public:
+  explicit Recorder(std::string uuid) : uuid_(std::move(uuid)) {}
+  Result<controller::ReplyBody> handle(const controller::Caller&, const v1::ApiRequest&,
+                                       flatbuffers::FlatBufferBuilder&) override {
+    return Error(Errc::unavailable, "no market in this test");
+  }
+  void on_shift_result(const std::string&, const msg::ShiftOutcome& r) override {
+    std::lock_guard lk(mu);
+    results.push_back({r, Clock::now()});
+  }
+  void on_kpi_report(const v1::KpiReport& report, uint64_t) override {
+    if (!report.vms()) return;
+    for (const v1::VmKpi* k : *report.vms())
+      if (k->uuid() && k->uuid()->str() == uuid_) {
+        std::lock_guard lk(mu);
+        kpis.push_back(msg::to_vm_kpis(*k));
+      }
+  }
+  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> result(uint64_t id, bool reverted) {
+    std::lock_guard lk(mu);
+    for (auto& r : results)
+      if (r.first.command_id == id && r.first.reverted == reverted) return r;
+    return std::nullopt;
+  }
+  std::mutex mu;
+  std::vector<std::pair<msg::ShiftOutcome, Clock::time_point>> results;
+  std::vector<agent::VmKpis> kpis;
+
+ private:
+  std::string uuid_;
+};
+
+class AgentRunE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { bed = new test::ShiftTestbed("agentrun"); }
+  static void TearDownTestSuite() {
+    delete bed;
+    bed = nullptr;
+  }
+
+  void SetUp() override {
+    MORPH_REQUIRE_ROOT();
+    MORPH_REQUIRE_BPF();
+    MORPH_REQUIRE(bed->error());
+    dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
+    ASSERT_NE(dom, nullptr);
+    char uuid_buf[VIR_UUID_STRING_BUFLEN];
+    ASSERT_EQ(virDomainGetUUIDString(dom, uuid_buf), 0);
+    uuid = uuid_buf;
+    baseline_quota = vcpu_quota();
+    dir = std::filesystem::temp_directory_path() / ("morph-agent-e2e-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string run = (dir / "run").string();
+    recorder = std::make_shared<Recorder>(uuid);
+    controller::ControllerConfig cc;
+    cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
+                    "ipc://" + run + "/events"};
+    cc.kpi_observer = recorder;
+    server = std::make_unique<controller::ControllerServer>(cc, recorder);
+    ASSERT_TRUE(server->start());
+    host = "agent-e2e-" + std::to_string(getpid());
+    agent = std::make_unique<test::AgentProcess>(
+        std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest",
+                                 cc.endpoints.ingest, "--control", cc.endpoints.control, "--interval", "500ms",
+                                 "--metrics-listen", "127.0.0.1:0", "--lease-state-file", (dir / "leases.json").string(),
+                                 "--set", "lease.default=2s"},
+        (dir / "agent.out").string());
+    ASSERT_TRUE(test::wait_until([&] { return server->stats().hosts_up >= 1 || !agent->alive(); }, 20s))
+        << agent->log();
+  }
+  void TearDown() override {
+    if (agent) std::cout << "agent exit " << agent->stop(SIGTERM) << "\n";
+    if (server) server->stop();
+    if (dom) {
+      reset_quota();
+      virDomainFree(dom);
+    }
+    if (bed && bed->error().empty()) bed->load("cpu=0");
+    std::filesystem::remove_all(dir);
+  }
+
+  long long vcpu_quota() const {
+    int n = 0;
+    char* type = virDomainGetSchedulerType(dom, &n);
+    free(type);
+    std::vector<virTypedParameter> params(size_t(std::max(n, 1)));
+    long long q = 0;
+    if (virDomainGetSchedulerParametersFlags(dom, params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0)
+      virTypedParamsGetLLong(params.data(), n, "vcpu_quota", &q);
+    return q;
+  }
+  void reset_quota() const {
+    virTypedParameter p{};
+    std::snprintf(p.field, sizeof(p.field), "%s", "vcpu_quota");
+    p.type = VIR_TYPED_PARAM_LLONG;
+    p.value.l = baseline_quota;
+    virDomainSetSchedulerParametersFlags(dom, &p, 1, VIR_DOMAIN_AFFECT_LIVE);
+  }
+
+  uint64_t send_cpu_cap(int64_t millicores, std::chrono::milliseconds lease) {
+    msg::ShiftOrder o;
+    o.command_id = ++next_id;
+    o.vm_uuid = uuid;
+    o.adjustments = {{msg::Resource::cpu, millicores, {}}};
+    o.lease_ns = uint64_t(std::chrono::nanoseconds(lease).count());
+    o.issued_ns = msg::now_ns();
+    server->send_shift(host, o);
+    return o.command_id;
+  }
+
+  static inline test::ShiftTestbed* bed = nullptr;
+  virDomainPtr dom = nullptr;
+  std::string uuid, host;
+  long long baseline_quota = 0;
+  std::filesystem::path dir;
+  std::shared_ptr<Recorder> recorder;
+  std::unique_ptr<controller::ControllerServer> server;
+  std::unique_ptr<test::AgentProcess> agent;
+  uint64_t next_id = uint64_t(msg::now_ns());
+};
+
+TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
+  ASSERT_TRUE(bed->load("cpu=50"));
+  // Real KPIs for the VM: nonzero on-CPU time under load.
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::lock_guard lk(recorder->mu);
+        return recorder->kpis.size() >= 4 && recorder->kpis.back().cpu_run_ns > 0;
+      },
+      20s))
+      << agent->log();
+  {
+    std::lock_guard lk(recorder->mu);
+    const auto& k = recorder->kpis.back();
+    std::cout << "KPIs under cpu=50: cpu_run " << 100.0 * double(k.cpu_run_ns) / double(k.interval_ns) << "% of "
+              << k.interval_ns / 1'000'000 << " ms\n";
+    EXPECT_GT(k.cpu_run_ns, k.interval_ns / 10) << "a VM at 50% load ran less than 10% of the interval";
+  }
+  ASSERT_TRUE(bed->load("cpu=100"));
+  std::this_thread::sleep_for(2s);
+  auto vcpu = [&] { return bed->vcpu_time_ns(); };
+  const double before = test::rate_over(vcpu, 1000ms) / 1e7;
+  const uint64_t id = send_cpu_cap(200, 30s);
+  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> res;
+  ASSERT_TRUE(test::wait_until([&] { return (res = recorder->result(id, false)).has_value(); }, 10s)) << agent->log();
+  ASSERT_EQ(res->first.error, v1::ErrorCode::ok) << res->first.error_message;
+  int64_t cpu_in_force = -1;
+  for (auto& s : res->first.in_force)
+    if (s.resource == msg::Resource::cpu) cpu_in_force = s.value;
+  EXPECT_EQ(cpu_in_force, 200);
+  EXPECT_GT(res->first.lease_expires_ns, msg::now_ns());
+  std::this_thread::sleep_for(1s);
+  const double capped = test::rate_over(vcpu, 1000ms) / 1e7;
+  std::cout << "vCPU on-CPU %: before " << before << ", under the controller's 200 mc cap " << capped << "\n";
+  EXPECT_GT(before, 30.0) << "the guest did not get busy; nothing to cap";
+  EXPECT_NEAR(capped, 20.0, 3.0);
+  // The metrics count the shift as applied.
+  auto port = agent->metrics_port();
+  ASSERT_TRUE(port);
+  auto m = test::http_get(*port, "/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(test::metric_value(m->body, R"(morph_agent_shifts_total{result="applied"})"), 1.0);
+}
+
+TEST_F(AgentRunE2e, UnrenewedLeaseIsBackAtBaselineWithinLeasePlusOneSecond) {
+  constexpr auto kLease = 2000ms;
+  // A renewed lease holds: renewed every 0.5 s for 3 s, the shift outlives its 2 s lease.
+  const uint64_t renewed = send_cpu_cap(400, kLease);
+  ASSERT_TRUE(test::wait_until([&] { return recorder->result(renewed, false).has_value(); }, 10s)) << agent->log();
+  const long long shifted = vcpu_quota();
+  ASSERT_NE(shifted, baseline_quota);
+  for (int i = 0; i < 6; ++i) {
+    server->renew_lease(host, {uuid, {renewed}, uint64_t(std::chrono::nanoseconds(kLease).count())});
+    std::this_thread::sleep_for(500ms);
+  }
+  EXPECT_EQ(vcpu_quota(), shifted) << "a renewed lease ran out";
+  // Now the controller goes quiet about this VM: no more renewals.
+  const auto t0 = Clock::now();
+  std::optional<double> back_after;
+  while (Clock::now() - t0 < kLease + 3s) {
+    if (vcpu_quota() == baseline_quota) {
+      back_after = std::chrono::duration<double>(Clock::now() - t0).count();
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(back_after) << "not back at baseline within lease + 3 s\n" << agent->log();
+  std::cout << "lease " << kLease.count() << " ms, last renewal then silence: back at baseline after " << *back_after
+            << " s\n";
+  EXPECT_LE(*back_after, 3.0);
+  // The revert reached the controller.
+  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> rev;
+  ASSERT_TRUE(test::wait_until([&] { return (rev = recorder->result(renewed, true)).has_value(); }, 5s)) << agent->log();
+  EXPECT_EQ(rev->first.error, v1::ErrorCode::ok) << rev->first.error_message;
+  EXPECT_EQ(rev->first.vm_uuid, uuid);
+}
+
+}  // namespace
+}  // namespace morph
