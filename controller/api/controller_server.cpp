@@ -354,6 +354,7 @@ void ControllerServer::on_control(std::vector<zmq::message_t>& parts) {
     if (!check_identity(host)) return bad(peer, host, Error(Errc::permission_denied, "hello: " + uid + " is not host " + host));
     ++stats_.hellos;
     auto change = hosts_.apply_hello(**h, buf, rid, now);
+    market_->on_host_hello(**h);
     spdlog::info("host={} hello: {} VMs, incarnation {}", host, (*h)->vms() ? (*h)->vms()->size() : 0, (*h)->incarnation());
     if (change == HostTable::Change::came_up) host_changed(host, true);
     reply_heartbeat(false);

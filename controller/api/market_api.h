@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/shift.h"
+#include "host_hello_generated.h"
 #include "market_event_generated.h"
 
 namespace morph::controller {
@@ -56,6 +57,8 @@ class MarketApi {
                         std::vector<flatbuffers::Offset<v1::AllocationInfo>>& /*allocations*/) {}
   virtual void on_shift_result(const std::string& /*host*/, const msg::ShiftOutcome& /*result*/) {}
   virtual void on_host_change(const std::string& /*host*/, bool /*up*/) {}
+  // A verified HostHello (capacity, VMs with baselines and owners); the host's view is replaced wholesale.
+  virtual void on_host_hello(const v1::HostHello& /*hello*/) {}
 };
 
 class MarketUnavailable final : public MarketApi {
