@@ -4,113 +4,168 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
-#include <toml++/toml.h>
 
+#include "common/config_schemas.h"
+#include "common/metrics.h"
 #include "controller/api/controller_server.h"
+#include "controller/market_service/market_service.h"
 
 namespace morph::controller {
 
+namespace keys = config::controller_keys;
+
 std::shared_ptr<RunOptions> add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  auto* c = app.add_subcommand("run", "bind the messaging endpoints and serve agents, clients and subscribers");
-  c->add_option("--config", o->config_file, "TOML file with a [messaging] table");
-  c->add_option("--ingest", o->ingest, "ingest endpoint (XSUB), default tcp://127.0.0.1:7710");
-  c->add_option("--control", o->control, "control endpoint (ROUTER), default tcp://127.0.0.1:7711");
-  c->add_option("--api", o->api, "api endpoint (ROUTER), default tcp://127.0.0.1:7712");
-  c->add_option("--events", o->events, "events endpoint (XPUB), default tcp://127.0.0.1:7713");
+  auto* c = app.add_subcommand("run", "bind the messaging endpoints, run the market and serve agents, clients and subscribers");
+  o->cli = std::make_unique<config::CommandLine>(config::controller_schema());
+  o->cli->add_config_option(*c);
+  o->cli->add_set_option(*c);
+  o->cli->add_flag(*c, "--ingest", std::string(keys::ingest));
+  o->cli->add_flag(*c, "--control", std::string(keys::control));
+  o->cli->add_flag(*c, "--api", std::string(keys::api));
+  o->cli->add_flag(*c, "--events", std::string(keys::events));
+  o->cli->add_flag(*c, "--tick", std::string(keys::tick));
+  o->cli->add_flag(*c, "--ledger", std::string(keys::ledger_path));
+  o->cli->add_flag(*c, "--metrics-listen", std::string(keys::metrics_listen));
   c->add_option("--ipc-dir", o->ipc_dir, "serve on ipc:// sockets in this directory (mode 0700) instead");
-  c->add_option("--key", o->key_file, "the controller's secret key file (NAME.key, mode 0600)");
-  c->add_option("--allow", o->allow_file, "allow-list of public keys by role (docs/security.md)");
+  c->add_option("--key", o->key_file,
+                "the controller's secret key file (NAME.key, mode 0600); default with tcp endpoints: "
+                "security.keys_dir/controller.key");
+  c->add_option("--allow", o->allow_file, "allow-list of public keys by role (default: security.allow_list)");
+  c->add_option("--lease", o->lease, "lease of each ShiftCommand, renewed every tick while the allocation holds")
+      ->capture_default_str();
+  c->add_flag("--no-market", o->no_market, "serve messaging only: market requests answer 'unavailable'");
   o->command = c;
   return o;
 }
 
 namespace {
-Status load_config(RunOptions& o) {
-  if (o.config_file.empty()) return {};
-  toml::table t;
-  try {
-    t = toml::parse_file(o.config_file);
-  } catch (const toml::parse_error& e) {
-    return Error(Errc::invalid_argument, o.config_file + ": " + std::string(e.description()));
-  }
-  auto m = t["messaging"];
-  auto fill = [&](std::string& field, const char* key) {
-    if (field.empty()) field = m[key].value_or(std::string());
-  };
-  fill(o.ingest, "ingest");
-  fill(o.control, "control");
-  fill(o.api, "api");
-  fill(o.events, "events");
-  fill(o.ipc_dir, "ipc_dir");
-  fill(o.key_file, "key");
-  fill(o.allow_file, "allow");
-  return {};
+Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::string& lease) {
+  MarketServiceConfig m;
+  m.tick = cfg.get_duration(keys::tick);
+  if (m.tick < std::chrono::milliseconds(100))
+    return Error(Errc::invalid_argument, std::string(keys::tick) + ": must be at least 100ms");
+  MORPH_TRY_ASSIGN(m.lease, config::parse_duration(lease));
+  if (m.lease < m.tick * 2) return Error(Errc::invalid_argument, "--lease " + lease + ": must be at least two ticks");
+  m.ledger_path = cfg.get_string(keys::ledger_path);
+  for (size_t i = 0; i < std::size(config::kReserveResources); ++i)
+    m.market.set_reserve(static_cast<market::Resource>(i),
+                         cfg.get_int(std::string(keys::reserve_prefix) + std::string(config::kReserveResources[i])));
+  m.market.hold_ticks = static_cast<uint32_t>(cfg.get_int(keys::min_hold_ticks));
+  m.market.notice_ticks = static_cast<uint32_t>(cfg.get_int(keys::speculative_notice_ticks));
+  m.market.hysteresis_pct = static_cast<uint32_t>(cfg.get_int(keys::hysteresis_pct));
+  return m;
 }
 }  // namespace
 
-int run_controller(const RunOptions& opts, std::shared_ptr<MarketApi> market) {
-  RunOptions o = opts;
-  if (auto st = load_config(o); !st) {
-    spdlog::error("{}", st.error().what());
+int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
+  auto loaded = o.cli->load();
+  if (!loaded) {
+    spdlog::error("{}", loaded.error().what());
     return 2;
   }
+  const config::Config& conf = *loaded;
   ControllerConfig cfg;
+  cfg.endpoints = {conf.get_string(keys::ingest), conf.get_string(keys::control), conf.get_string(keys::api),
+                   conf.get_string(keys::events)};
   if (!o.ipc_dir.empty()) {
     cfg.endpoints = {"ipc://" + o.ipc_dir + "/ingest", "ipc://" + o.ipc_dir + "/control", "ipc://" + o.ipc_dir + "/api",
                      "ipc://" + o.ipc_dir + "/events"};
   }
-  if (!o.ingest.empty()) cfg.endpoints.ingest = o.ingest;
-  if (!o.control.empty()) cfg.endpoints.control = o.control;
-  if (!o.api.empty()) cfg.endpoints.api = o.api;
-  if (!o.events.empty()) cfg.endpoints.events = o.events;
-  if (!o.key_file.empty()) {
-    auto kp = msg::load_keypair(o.key_file);
+  // CURVE: --key, or with any tcp endpoint the controller's key in security.keys_dir (as packaged).
+  std::string key_file = o.key_file;
+  const auto& e = cfg.endpoints;
+  if (key_file.empty() && (msg::is_tcp(e.ingest) || msg::is_tcp(e.control) || msg::is_tcp(e.api) || msg::is_tcp(e.events)))
+    key_file = conf.get_string(keys::keys_dir) + "/controller.key";
+  if (!key_file.empty()) {
+    auto kp = msg::load_keypair(key_file);
     if (!kp) {
       spdlog::error("{}", kp.error().what());
       return 2;
     }
     cfg.server_key = *kp;
-    if (o.allow_file.empty()) {
-      spdlog::error("--key needs --allow: without an allow-list nobody could connect");
-      return 2;
-    }
-    auto al = msg::AllowList::load(o.allow_file);
+    std::string allow = o.allow_file.empty() ? conf.get_string(keys::allow_list) : o.allow_file;
+    auto al = msg::AllowList::load(allow);
     if (!al) {
-      spdlog::error("{}", al.error().what());
+      spdlog::error("{} (--key needs an allow-list: without one nobody could connect)", al.error().what());
       return 2;
     }
-    spdlog::info("allow-list {}: {} principals", o.allow_file, al->size());
+    spdlog::info("allow-list {}: {} principals", allow, al->size());
     cfg.allow = std::make_shared<const msg::AllowList>(std::move(al).value());
   }
+
+  metrics::Registry registry;
+  std::shared_ptr<MarketService> service;
+  if (!market && !o.no_market) {
+    auto mc = market_config(conf, o.lease);
+    if (!mc) {
+      spdlog::error("{}", mc.error().what());
+      return 2;
+    }
+    auto s = MarketService::open(std::move(mc).value(), &registry);
+    if (!s) {
+      spdlog::error("market: {}", s.error().what());
+      return 2;
+    }
+    service = *s;
+    market = service;
+    cfg.kpi_observer = service;
+  }
+
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ControllerServer server(cfg, std::move(market));
+  if (service) service->attach(&server);
+  auto up = registry.gauge("morph_controller_hosts_up", "Hosts currently up").with({});
+  auto bad = registry.gauge("morph_controller_bad_messages", "Messages refused (malformed, unverified, unauthorised)").with({});
+  auto reports = registry.gauge("morph_controller_kpi_reports", "KpiReports ingested").with({});
+  auto api = registry.gauge("morph_controller_api_requests", "Api requests served").with({});
+  registry.on_collect([&] {
+    up->set(static_cast<double>(server.stats().hosts_up.load()));
+    bad->set(static_cast<double>(server.stats().bad_messages.load()));
+    reports->set(static_cast<double>(server.stats().kpi_reports.load()));
+    api->set(static_cast<double>(server.stats().api_requests.load()));
+  });
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  if (auto listen = conf.get_string(keys::metrics_listen); !listen.empty()) {
+    auto ms = metrics::MetricsServer::start(registry, listen);
+    if (!ms) {
+      spdlog::error("{}: {}", keys::metrics_listen, ms.error().what());
+      return 2;
+    }
+    metrics_server = std::move(ms).value();
+    spdlog::info("metrics on {}/metrics", metrics_server->url());
+  }
   if (auto st = server.start(); !st) {
     spdlog::error("{}", st.error().what());
     return 1;
   }
+  if (service) service->start();
   // The bound endpoints on stdout, one per line, so scripts and tests can use ephemeral ports.
   auto& b = server.endpoints();
   std::printf("ingest %s\ncontrol %s\napi %s\nevents %s\n", b.ingest.c_str(), b.control.c_str(), b.api.c_str(),
               b.events.c_str());
+  if (metrics_server) std::printf("metrics %s\n", metrics_server->url().c_str());
   std::fflush(stdout);
   timespec ts{0, 100'000'000};
+  int rc = 0;
   for (;;) {
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) break;
     if (!server.running()) {
       auto st = server.wait();
       spdlog::critical("controller stopped serving: {}", st ? "unknown reason" : st.error().what());
-      return 3;
+      rc = 3;
+      break;
     }
   }
   spdlog::info("stopping");
+  if (service) service->stop();
   server.stop();
-  return 0;
+  return rc;
 }
 
 }  // namespace morph::controller

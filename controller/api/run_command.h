@@ -1,28 +1,31 @@
 #pragma once
-// `morph-controller run`: bind the four endpoints and serve until SIGINT/SIGTERM, or until the ZAP handler
-// dies (exit status 3: never serve unauthenticated). Settings come from --config (TOML, table
-// [messaging]: ingest, control, api, events, key, allow, ipc_dir) with flags overriding it.
+// `morph-controller run`: bind the four endpoints, run the market (controller/market_service/) and serve
+// until SIGINT/SIGTERM, or until the ZAP handler dies (exit status 3: never serve unauthenticated).
+// Settings come from the controller schema (common/config_schemas.h): defaults, then --config FILE, then
+// --set key=value and the typed flags bound to keys (--api, --tick, --ledger, ...).
 
 #include <CLI/CLI.hpp>
 
 #include <memory>
 #include <string>
 
+#include "common/config.h"
 #include "controller/api/market_api.h"
 
 namespace morph::controller {
 
 struct RunOptions {
   CLI::App* command = nullptr;
-  std::string config_file;
-  std::string ingest, control, api, events;  // empty: from config, else defaults
+  std::unique_ptr<config::CommandLine> cli;  // --config, --set and the flags bound to keys
   std::string ipc_dir;                       // all four endpoints as ipc:// sockets in this 0700 directory
   std::string key_file;                      // the controller's NAME.key
-  std::string allow_file;                    // the allow-list
+  std::string allow_file;                    // the allow-list (overrides security.allow_list)
+  std::string lease = "5s";                  // lease of each ShiftCommand, renewed every tick
+  bool no_market = false;                    // serve messaging only (MarketUnavailable)
 };
 
 std::shared_ptr<RunOptions> add_run_command(CLI::App& app);
-// market: the MarketApi to plug in (nullptr: MarketUnavailable).
+// market: a MarketApi to plug in instead of the market service built from the config (tests).
 int run_controller(const RunOptions& opts, std::shared_ptr<MarketApi> market = nullptr);
 
 }  // namespace morph::controller
