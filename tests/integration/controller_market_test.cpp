@@ -1,0 +1,389 @@
+// The market end to end as real processes: `morph-controller run` with its market, a synthetic agent
+// (msg_agent_proc: the `morph-agent run` uplink with synthetic VMs) and morphctl. Accounts are created and
+// funded, bids clear over ticks into allocations, the ledger charges exactly price × quantity × tick, the
+// agent receives the ShiftCommand (and answers it), events are published, and bad bids are refused with
+// their reason and exit status 1. A second test runs the api over tcp with CURVE: a tenant acts only on
+// its own account.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <zmq.hpp>
+
+#include "common/msg/socket.h"
+#include "market_event_generated.h"
+#include "tests/integration/msg_support.h"
+
+extern char** environ;
+
+namespace morph {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using test::wait_until;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Process {
+ public:
+  Process(std::vector<std::string> argv, const std::string& out_file) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, (out_file + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Process() { stop(SIGTERM); }
+  void stop(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    ::waitpid(pid_, &status_, 0);
+    pid_ = -1;
+  }
+  int wait_exit(std::chrono::milliseconds timeout) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pid_ > 0 && ::waitpid(pid_, &status_, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+};
+
+struct CtlRun {
+  int rc;
+  std::string out, err;
+  json js() const { return json::parse(out, nullptr, false); }
+};
+
+class MarketProcesses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/morph-mkt-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    agent_.reset();
+    ctl_.reset();
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
+    else std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+  }
+  void start_controller(std::vector<std::string> extra) {
+    std::vector<std::string> argv = {MORPH_CONTROLLER, "--log-level", "debug", "run", "--tick", "200ms", "--lease", "2s",
+                                     "--set", "ledger.path=" + dir_ + "/ledger.db", "--set", "metrics.listen=127.0.0.1:0",
+                                     "--set", "market.reserve.cpu=2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ctl_ = std::make_unique<Process>(argv, dir_ + "/ctl.out");
+    ASSERT_TRUE(wait_until([&] { return slurp(dir_ + "/ctl.out").find("events ") != std::string::npos; }, 10s))
+        << slurp(dir_ + "/ctl.out.err");
+  }
+  std::string bound(const std::string& name) {
+    std::istringstream in(slurp(dir_ + "/ctl.out"));
+    std::string k, v;
+    while (in >> k >> v)
+      if (k == name) return v;
+    return {};
+  }
+  void start_agent() {
+    agent_ = std::make_unique<Process>(
+        std::vector<std::string>{MSG_AGENT_PROC, "run", "--host", "h1", "--ingest", bound("ingest"), "--control",
+                                 bound("control"), "--synthetic-vms", "2", "--interval", "200ms", "--set",
+                                 "metrics.listen=", "--set", "lease.state_file="},
+        dir_ + "/agent.out");
+  }
+  CtlRun ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {MORPHCTL};
+    argv.insert(argv.end(), prefix_.begin(), prefix_.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out = dir_ + "/morphctl." + std::to_string(++calls_);
+    Process p(argv, out);
+    int rc = p.wait_exit(15s);
+    return {rc, slurp(out), slurp(out + ".err")};
+  }
+
+  std::string dir_;
+  std::vector<std::string> prefix_;
+  std::unique_ptr<Process> ctl_, agent_;
+  int calls_ = 0;
+};
+
+TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  // Subscribe to every event before anything trades.
+  zmq::context_t zctx;
+  zmq::socket_t sub(zctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(bound("events"));
+  start_agent();
+
+  // The synthetic VMs (owner "demo") reach the controller.
+  std::string vm;
+  ASSERT_TRUE(wait_until([&] {
+    auto r = ctl({"vms", "list", "--json"});
+    auto j = r.js();
+    if (r.rc != 0 || !j.is_array() || j.size() != 2) return false;
+    vm = j[0]["vm"];
+    return true;
+  }, 10s));
+
+  // Accounts: create, refuse a duplicate, fund.
+  auto r = ctl({"accounts", "create", "demo", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.js()["balance_ucredits"], 0);
+  r = ctl({"accounts", "create", "demo"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("exists"), std::string::npos) << r.err;
+  const int64_t deposit = 10'000'000;
+  r = ctl({"accounts", "deposit", "demo", std::to_string(deposit), "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.js()["balance_ucredits"], deposit);
+
+  // Bad bids are refused with what is wrong, exit status 1.
+  r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "1"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("below the reserve"), std::string::npos) << r.err;
+  r = ctl({"bids", "submit", "--account", "demo", "--vm", "no-such-vm", "--quantity", "500", "--max-price", "10"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("unknown VM no-such-vm"), std::string::npos) << r.err;
+  r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "999999", "--max-price", "10"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("exceeds its ceiling"), std::string::npos) << r.err;
+  r = ctl({"bids", "submit", "--account", "ghost", "--vm", vm, "--quantity", "500", "--max-price", "10"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("unknown account ghost"), std::string::npos) << r.err;
+  // Usage errors are 2, an unreachable controller 3.
+  EXPECT_EQ(ctl({"bids", "submit", "--account", "demo"}).rc, 2);
+  EXPECT_EQ(ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "5", "--max-price", "9", "--tier", "gold"}).rc, 2);
+  {
+    std::vector<std::string> saved = prefix_;
+    prefix_ = {"--connect", "ipc://" + dir_ + "/nowhere/api", "--timeout-ms", "500"};
+    r = ctl({"accounts", "list"});
+    EXPECT_EQ(r.rc, 3) << r.err;
+    EXPECT_NE(r.err.find("cannot reach the controller"), std::string::npos) << r.err;
+    prefix_ = saved;
+  }
+
+  // A quote before bidding: 500 millicores are available at the reserve.
+  r = ctl({"quote", "--vm", vm, "--quantity", "500", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.js()["price_ucredits"], 2);
+  EXPECT_EQ(r.js()["available"], 500);
+
+  // A good bid clears: the allocation appears at the uniform price (the reserve, supply being ample).
+  r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  uint64_t bid = r.js()["bid_id"];
+  ASSERT_TRUE(wait_until([&] {
+    auto a = ctl({"allocations", "list", "--json"}).js();
+    return a.is_array() && a.size() == 1 && a[0]["quantity"] == 500 && a[0]["price_ucredits"] == 2 && a[0]["bid_id"] == bid;
+  }, 5s));
+  auto bl = ctl({"bids", "list", "--account", "demo", "--json"}).js();
+  ASSERT_TRUE(bl.is_array() && bl.size() == 1);
+  EXPECT_EQ(bl[0]["filled"], 500);
+  EXPECT_EQ(bl[0]["rescue"], false);
+  // The agent received the ShiftCommand: baseline 1000 + 500 millicores; its answer came back under the
+  // same command id (the synthetic agent has no shifting engine, so it refuses to apply it).
+  uint64_t cmd = 0;
+  ASSERT_TRUE(wait_until([&] {
+    auto s = ctl({"shifts", "list", "--json"}).js();
+    if (!s.is_array()) return false;
+    for (auto& x : s)
+      if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1500) cmd = x["command_id"];
+    for (auto& x : s)
+      if (cmd && x["command_id"] == cmd && x["phase"] == "failed") return true;
+    return false;
+  }, 5s));
+  std::this_thread::sleep_for(1s);  // a few charged ticks
+
+  // Cancel; the allocation ends and the baseline is sent back.
+  r = ctl({"bids", "cancel", std::to_string(bid)});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return ctl({"allocations", "list", "--json"}).js() == json::array(); }, 5s));
+  ASSERT_TRUE(wait_until([&] {
+    auto s = ctl({"shifts", "list", "--json"}).js();
+    for (auto& x : s)
+      if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1000) return true;
+    return false;
+  }, 5s));
+
+  // The ledger: every charge is exactly 500 × 2 µcr × 0.2 s = 200, and the balance fell by exactly their sum.
+  auto led = ctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"}).js();
+  ASSERT_TRUE(led.is_array());
+  int charges = 0;
+  for (auto& e : led)
+    if (e["kind"] == "charge") {
+      ++charges;
+      EXPECT_EQ(e["amount_ucredits"], -200) << e.dump();
+      EXPECT_EQ(e["bid_id"], bid);
+    }
+  EXPECT_GE(charges, 3);
+  auto acct = ctl({"accounts", "get", "demo", "--json"}).js();
+  EXPECT_EQ(acct["balance_ucredits"], deposit - 200 * charges);
+
+  // Prices are listed per host, resource and tier.
+  auto prices = ctl({"prices", "list", "--host", "h1", "--json"}).js();
+  ASSERT_TRUE(prices.is_array());
+  EXPECT_EQ(prices.size(), 3u);  // cpu × three tiers
+
+  // Events: prices, allocation changes, bid outcomes and shifts were published under their topics.
+  std::set<std::string> topics;
+  std::set<std::string> outcomes;
+  sub.set(zmq::sockopt::rcvtimeo, 200);
+  for (;;) {
+    zmq::message_t t, body;
+    if (!sub.recv(t)) break;
+    if (!sub.recv(body)) break;
+    topics.insert(t.to_string());
+    if (!flatbuffers::BufferHasIdentifier(body.data(), v1::MarketEventIdentifier())) continue;
+    auto* ev = flatbuffers::GetRoot<v1::MarketEvent>(body.data());
+    if (auto* bo = ev->body_as_BidOutcome()) outcomes.insert(bo->outcome()->str());
+  }
+  EXPECT_TRUE(topics.contains("price.h1"));
+  EXPECT_TRUE(topics.contains("alloc.h1"));
+  EXPECT_TRUE(topics.contains("bid.demo"));
+  EXPECT_TRUE(topics.contains("shift.h1"));
+  EXPECT_TRUE(outcomes.contains("submitted"));
+  EXPECT_TRUE(outcomes.contains("filled"));
+  EXPECT_TRUE(outcomes.contains("cancelled"));
+
+  // A policy with rescue on is kept and read back.
+  r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "250", "--max-price", "20", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto pol = ctl({"policy", "get", vm, "--json"}).js();
+  EXPECT_EQ(pol["rescue"], true);
+  EXPECT_EQ(pol["runq_wait_permille"], 250);
+  EXPECT_EQ(pol["account"], "demo");
+  r = ctl({"policy", "set", vm, "--rescue", "on", "--max-price", "0"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("max price"), std::string::npos) << r.err;
+}
+
+// Rescue with the synthetic agent's KPIs (a run-queue wait share of a few per mille): a threshold of 1 per
+// mille breaches, so the controller raises an SLA-tier bid on the owner's behalf, which wins; raising the
+// threshold out of reach makes the VM healthy and the rescue is retired after the recovery intervals.
+TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  zmq::context_t zctx;
+  zmq::socket_t sub(zctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "bid.");
+  sub.connect(bound("events"));
+  start_agent();
+  std::string vm;
+  ASSERT_TRUE(wait_until([&] {
+    auto j = ctl({"vms", "list", "--json"}).js();
+    if (!j.is_array() || j.size() != 2) return false;
+    vm = j[0]["vm"];
+    return true;
+  }, 10s));
+  ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  auto r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "1", "--max-price", "20"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+
+  json rescue;
+  ASSERT_TRUE(wait_until([&] {
+    auto b = ctl({"bids", "list", "--vm", vm, "--json"}).js();
+    if (!b.is_array() || b.size() != 1) return false;
+    rescue = b[0];
+    return true;
+  }, 10s));
+  EXPECT_EQ(rescue["rescue"], true);
+  EXPECT_EQ(rescue["tier"], "sla");
+  EXPECT_EQ(rescue["account"], "demo");
+  EXPECT_EQ(rescue["max_price_ucredits"], 20);
+  uint64_t bid = rescue["bid_id"];
+  EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["rescue_bid_id"], bid);
+  // It wins: an allocation for the rescue bid, charged in the ledger.
+  ASSERT_TRUE(wait_until([&] {
+    auto a = ctl({"allocations", "list", "--vm", vm, "--json"}).js();
+    return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid && a[0]["quantity"] == rescue["quantity"];
+  }, 5s));
+  ASSERT_TRUE(wait_until([&] {
+    for (auto& e : ctl({"ledger", "show", "--account", "demo", "--json"}).js())
+      if (e["kind"] == "charge" && e["bid_id"] == bid) return true;
+    return false;
+  }, 5s));
+
+  // Recovery: nothing is over the threshold any more; the rescue is retired and the allocation ends.
+  ASSERT_EQ(ctl({"policy", "set", vm, "--runq-wait-permille", "1000"}).rc, 0);
+  ASSERT_TRUE(wait_until([&] { return ctl({"bids", "list", "--vm", vm, "--json"}).js() == json::array(); }, 10s));
+  ASSERT_TRUE(wait_until([&] { return ctl({"allocations", "list", "--vm", vm, "--json"}).js() == json::array(); }, 5s));
+  EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["rescue_bid_id"], 0);
+
+  std::set<std::string> outcomes;
+  sub.set(zmq::sockopt::rcvtimeo, 200);
+  for (;;) {
+    zmq::message_t t, body;
+    if (!sub.recv(t) || !sub.recv(body)) break;
+    auto* ev = flatbuffers::GetRoot<v1::MarketEvent>(body.data());
+    if (auto* bo = ev->body_as_BidOutcome(); bo && bo->bid()->bid_id() == bid) {
+      outcomes.insert(bo->outcome()->str());
+      if (bo->outcome()->str() == "rescue_raised") {
+        EXPECT_TRUE(bo->bid()->rescue());
+        EXPECT_NE(bo->reason()->str().find("wait"), std::string::npos) << bo->reason()->str();
+      }
+    }
+  }
+  EXPECT_TRUE(outcomes.contains("rescue_raised"));
+  EXPECT_TRUE(outcomes.contains("filled"));
+  EXPECT_TRUE(outcomes.contains("rescue_retired"));
+}
+
+TEST_F(MarketProcesses, TenantOverCurveActsOnlyOnItsAccount) {
+  test::KeySet keys;
+  start_controller({"--ingest", "ipc://" + dir_ + "/s/ingest", "--control", "ipc://" + dir_ + "/s/control", "--events",
+                    "ipc://" + dir_ + "/s/events", "--api", "tcp://127.0.0.1:0", "--key", keys.path("controller.key"),
+                    "--allow", keys.path("allow")});
+  std::string api = bound("api");
+  ASSERT_EQ(api.rfind("tcp://", 0), 0u) << api;
+  prefix_ = {"--connect", api, "--key", keys.path("ops.key"), "--server-key", keys.path("controller.pub")};
+  ASSERT_EQ(ctl({"accounts", "create", "acct-1"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "create", "other"}).rc, 0);
+
+  prefix_ = {"--connect", api, "--key", keys.path("tenant1.key"), "--server-key", keys.path("controller.pub")};
+  auto r = ctl({"accounts", "get", "acct-1", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.js()["account"], "acct-1");
+  r = ctl({"accounts", "get", "other"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("may not act on account other"), std::string::npos) << r.err;
+  r = ctl({"accounts", "deposit", "acct-1", "100"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("admins only"), std::string::npos) << r.err;
+  auto list = ctl({"accounts", "list", "--json"}).js();
+  ASSERT_TRUE(list.is_array());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["account"], "acct-1");
+  // tcp without keys is a usage error, not a silent plaintext connection.
+  prefix_ = {"--connect", api};
+  EXPECT_EQ(ctl({"accounts", "list"}).rc, 2);
+}
+
+}  // namespace
+}  // namespace morph
