@@ -156,6 +156,24 @@ std::vector<VmDisk> parse_disks(const xmlNode* devices) {
   return disks;
 }
 
+
+// <cputune><period>P</period><quota>Q</quota></cputune> caps each vCPU at Q/P of a host CPU (libvirt's
+// per-vCPU bandwidth; quota <= 0 means no cap). The VM's CPU baseline is that share times its vCPUs.
+Result<uint32_t> baseline_cpu_millicores(const xmlNode* cputune, uint32_t vcpus) {
+  const uint64_t full = uint64_t{vcpus} * 1000;
+  if (cputune == nullptr) return static_cast<uint32_t>(full);
+  std::string quota = text(child(cputune, "quota"));
+  if (quota.empty() || quota[0] == '-') return static_cast<uint32_t>(full);  // -1 or absent: uncapped
+  MORPH_TRY_ASSIGN(uint64_t q, parse_u64(quota, "domain XML: <cputune><quota>"));
+  uint64_t period = 100000;  // the kernel's default CFS period when the definition names none
+  if (std::string p = text(child(cputune, "period")); !p.empty()) {
+    MORPH_TRY_ASSIGN(period, parse_u64(p, "domain XML: <cputune><period>"));
+  }
+  if (period == 0) return Error(Errc::invalid_argument, "domain XML: <cputune><period> must be positive");
+  if (q == 0) return static_cast<uint32_t>(full);
+  return static_cast<uint32_t>(std::min(full, vcpus * q * 1000 / period));
+}
+
 }  // namespace
 
 Result<uint64_t> to_kib(uint64_t value, std::string_view unit_in) {
@@ -237,6 +255,7 @@ Result<DomainXml> parse_domain_xml(std::string_view xml) {
     out.max_vcpus = static_cast<uint32_t>(maxv);
     vm.baseline.vcpus = static_cast<uint32_t>(cur);
   }
+  MORPH_TRY_ASSIGN(vm.baseline.cpu_millicores, baseline_cpu_millicores(child(dom, "cputune"), vm.baseline.vcpus));
 
   auto mem = memory_element_kib(dom, "memory");
   if (!mem.ok()) return std::move(mem).error().with_context("domain XML");

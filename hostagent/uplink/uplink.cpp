@@ -8,6 +8,14 @@
 
 namespace morph::agent {
 
+namespace {
+// The CPU a VM has by definition, in millicores: what the market counts as its baseline. Sources that
+// do not read the definition (synthetic VMs) leave cpu_millicores at 0: a full CPU per vCPU.
+int64_t baseline_cpu(const VmBaseline& b) {
+  return b.cpu_millicores != 0 ? int64_t{b.cpu_millicores} : int64_t{b.vcpus} * 1000;
+}
+}  // namespace
+
 using msg::sv;
 
 Uplink::Uplink(UplinkConfig cfg, HostDescription host, std::shared_ptr<KpiSource> source,
@@ -153,7 +161,7 @@ void Uplink::send_hello() {
         owner.clear();
       }
       std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{
-          v1::CreateResourceAmount(fbb_, msg::Resource::cpu, int64_t(vm.baseline.vcpus) * 1000),
+          v1::CreateResourceAmount(fbb_, msg::Resource::cpu, baseline_cpu(vm.baseline)),
           v1::CreateResourceAmount(fbb_, msg::Resource::memory, int64_t(vm.baseline.memory_kib / 1024))};
       vms.push_back(v1::CreateVmBaselineInfoDirect(fbb_, vm.uuid.c_str(), vm.name.substr(0, 255).c_str(),
                                                    owner.empty() ? nullptr : owner.c_str(),

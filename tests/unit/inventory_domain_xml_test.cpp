@@ -109,6 +109,37 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, DomainXmlMalformed,
                                            BadCase{"malformed_vcpu.xml", "<vcpu>: 'two'"},
                                            BadCase{"malformed_root.xml", "expected <domain>"}));
 
+// A <cputune> quota in the definition is the VM's CPU baseline: what the market may not sell on.
+TEST(DomainXml, CpuBaselineFromCputuneQuota) {
+  const std::string base = fixture("running_ethernet_raw.xml");  // 2 vCPUs, no <cputune>
+  auto with_cputune = [&](const std::string& cputune) {
+    std::string xml = base;
+    const std::string vcpu = "<vcpu placement='static'>2</vcpu>";
+    xml.replace(xml.find(vcpu), vcpu.size(), vcpu + cputune);
+    return parse_domain_xml(xml);
+  };
+  auto plain = parse_domain_xml(base);
+  ASSERT_TRUE(plain.ok()) << plain.error().describe();
+  EXPECT_EQ(plain->vm.baseline.cpu_millicores, 2000u);
+
+  struct Row { const char* cputune; uint32_t millicores; };
+  for (const Row& row : {Row{"<cputune><period>100000</period><quota>30000</quota></cputune>", 600u},
+                         Row{"<cputune><quota>50000</quota></cputune>", 1000u},  // default period 100 ms
+                         Row{"<cputune><period>50000</period><quota>-1</quota></cputune>", 2000u},
+                         Row{"<cputune><period>100000</period><quota>250000</quota></cputune>", 2000u},
+                         Row{"<cputune><shares>2048</shares></cputune>", 2000u}}) {
+    auto r = with_cputune(row.cputune);
+    ASSERT_TRUE(r.ok()) << row.cputune << ": " << r.error().describe();
+    EXPECT_EQ(r->vm.baseline.cpu_millicores, row.millicores) << row.cputune;
+  }
+  auto bad = with_cputune("<cputune><period>0</period><quota>1000</quota></cputune>");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().what().find("<cputune><period>"), std::string::npos) << bad.error().what();
+  auto junk = with_cputune("<cputune><quota>lots</quota></cputune>");
+  ASSERT_FALSE(junk.ok());
+  EXPECT_NE(junk.error().what().find("<cputune><quota>"), std::string::npos) << junk.error().what();
+}
+
 TEST(DomainXml, EmptyAndNonXmlInput) {
   for (const char* s : {"", "not xml at all", "<domain>"}) {
     auto r = parse_domain_xml(s);
