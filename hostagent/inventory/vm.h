@@ -31,9 +31,9 @@ struct VmOwnership {
 
 struct VmBaseline {
   uint32_t vcpus = 0;
-  uint32_t cpu_millicores = 0;  // vcpus x 1000, or less where <cputune> caps each vCPU with quota/period
   uint64_t memory_kib = 0;      // current balloon target at definition time
   uint64_t max_memory_kib = 0;  // balloon ceiling
+  uint32_t cpu_millicores = 0;  // vcpus x 1000, or less where <cputune> caps each vCPU with quota/period
 };
 
 struct VmInfo {
