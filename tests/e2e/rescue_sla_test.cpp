@@ -158,18 +158,18 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   std::cout << "run-queue wait share before rescue: " << before << "\n";
   ASSERT_GT(before, 0.15) << "three CPU-bound VMs on 2 cores should contend";
 
-  // Cheap market supply check: with capacity − Σ baselines the book must have something to sell.
+  // The market has CPU to sell on this host: capacity minus the VMs' baselines (their <cputune> quotas).
+  // A quote answers whether or not any bid exists yet (price rows only exist for books with bids).
+  int64_t available = 0;
   ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::PricesQuery, [](auto& b) { return v1::CreatePricesQueryDirect(b, "bed").Union(); });
-    auto* p = m ? reply_of(*m)->body_as_PricesReply() : nullptr;
-    return p && p->prices() && p->prices()->size() > 0;
-  }, 10s));
-  {
-    auto m = call(v1::ApiRequestBody::PricesQuery, [](auto& b) { return v1::CreatePricesQueryDirect(b, "bed").Union(); });
-    auto* p = reply_of(*m)->body_as_PricesReply();
-    ASSERT_GT(p->prices()->Get(0)->supply(), 0)
-        << "host cpu supply is 0: capacity − Σ baselines (vCPUs × 1000) (the <cputune> quotas of the definitions) leaves nothing for a rescue to buy";
-  }
+    auto m = call(v1::ApiRequestBody::QuoteQuery, [&](auto& b) {
+      return v1::CreateQuoteQueryDirect(b, sla_vm.c_str(), "bed", v1::Resource::cpu, v1::BidTier::sla_critical, 100)
+          .Union();
+    });
+    auto* q = m ? reply_of(*m)->body_as_QuoteReply() : nullptr;
+    available = q ? q->available() : 0;
+    return available > 0;
+  }, 10s)) << "host cpu supply is 0: capacity minus the VMs' baselines leaves nothing for a rescue to buy";
 
   // The SLA policy: rescue when the wait share is over 15 % for 3 intervals.
   {
