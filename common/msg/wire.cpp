@@ -351,7 +351,12 @@ void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeade
 agent::VmKpis to_vm_kpis(const v1::VmKpi& k) {
   agent::VmKpis o;
   o.uuid = std::string(sv(k.uuid()));
-  o.name = std::string(sv(k.name()));
+  apply_vm_kpis(o, k);
+  return o;
+}
+
+void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k) {
+  if (o.name != sv(k.name())) o.name = std::string(sv(k.name()));
   o.interval_ns = k.interval_ns();
   o.cpu_run_ns = k.cpu_run_ns();
   o.cpu_wait_ns = k.cpu_wait_ns();
@@ -372,7 +377,6 @@ agent::VmKpis to_vm_kpis(const v1::VmKpi& k) {
   o.mem_minor_faults = k.mem_minor_faults();
   o.mem_rss_bytes = k.mem_rss_bytes();
   o.mem_balloon_kib = k.mem_balloon_kib();
-  return o;
 }
 
 }  // namespace morph::msg

@@ -81,6 +81,8 @@ struct KpiReportHeader {
 void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeader& h,
                        const std::vector<agent::VmKpis>& vms);
 agent::VmKpis to_vm_kpis(const v1::VmKpi& k);
+// The same, into an existing record (keeps its uuid; reuses its name's storage): ingest's hot path.
+void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k);
 
 inline std::span<const uint8_t> span_of(const flatbuffers::FlatBufferBuilder& fbb) {
   return {fbb.GetBufferPointer(), fbb.GetSize()};

@@ -6,32 +6,6 @@ namespace morph::controller {
 
 using msg::sv;
 
-namespace {
-void apply_vm(agent::VmKpis& o, const v1::VmKpi& k) {
-  if (o.name != sv(k.name())) o.name = std::string(sv(k.name()));
-  o.interval_ns = k.interval_ns();
-  o.cpu_run_ns = k.cpu_run_ns();
-  o.cpu_wait_ns = k.cpu_wait_ns();
-  o.cpu_throttled_ns = k.cpu_throttled_ns();
-  if (auto* h = k.runq_lat_us()) std::copy(h->begin(), h->end(), o.runq_lat_us.begin());  // length verified = 27
-  o.blk_read_bytes = k.blk_read_bytes();
-  o.blk_write_bytes = k.blk_write_bytes();
-  o.blk_read_ops = k.blk_read_ops();
-  o.blk_write_ops = k.blk_write_ops();
-  if (auto* h = k.blk_lat_us()) std::copy(h->begin(), h->end(), o.blk_lat_us.begin());
-  o.net_rx_bytes = k.net_rx_bytes();
-  o.net_tx_bytes = k.net_tx_bytes();
-  o.net_rx_pkts = k.net_rx_pkts();
-  o.net_tx_pkts = k.net_tx_pkts();
-  o.net_rx_drops = k.net_rx_drops();
-  o.net_tx_drops = k.net_tx_drops();
-  o.mem_major_faults = k.mem_major_faults();
-  o.mem_minor_faults = k.mem_minor_faults();
-  o.mem_rss_bytes = k.mem_rss_bytes();
-  o.mem_balloon_kib = k.mem_balloon_kib();
-}
-}  // namespace
-
 HostEntry& HostTable::entry(std::string_view host) {
   auto it = hosts_.find(host);
   if (it == hosts_.end()) {
@@ -109,7 +83,7 @@ uint64_t HostTable::apply_kpi_report(const v1::KpiReport& r, zmq::message_t&& m,
         it = e.vm_kpis.emplace(std::string(sv(k->uuid())), agent::VmKpis{}).first;
         it->second.uuid = it->first;
       }
-      apply_vm(it->second, *k);
+      msg::apply_vm_kpis(it->second, *k);
     }
   }
   e.latest_report = std::move(m);
