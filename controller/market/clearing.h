@@ -51,5 +51,7 @@ struct BookResult {
 };
 
 BookResult clear_book(const BookParams& params, std::span<const BookBid> bids);
+// The same into `out`, reusing its storage (the Market clears thousands of books per tick).
+void clear_book(const BookParams& params, std::span<const BookBid> bids, BookResult& out);
 
 }  // namespace morph::market
