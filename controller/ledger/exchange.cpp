@@ -12,14 +12,14 @@ Status Exchange::recover() {
   return {};
 }
 
-Status Exchange::open_account(const market::Account& account) {
-  MORPH_TRY(ledger_.create_account(account));
+Status Exchange::open_account(const market::Account& account, const std::string& display_name, uint64_t created_ns) {
+  MORPH_TRY(ledger_.create_account(account, display_name, created_ns));
   return market_.add_account(account);
 }
 
-Status Exchange::deposit(const std::string& account, Micros amount) {
+Status Exchange::deposit(const std::string& account, Micros amount, const std::string& reference) {
   MORPH_TRY(market_.balance(account));
-  MORPH_TRY(ledger_.credit(account, amount, "deposit"));
+  MORPH_TRY(ledger_.credit(account, amount, reference.empty() ? "deposit" : reference));
   return market_.credit(account, amount);
 }
 
@@ -29,6 +29,13 @@ Result<market::Bid> Exchange::submit(const market::BidRequest& request) {
   market_.put_bid(bid);
   spdlog::debug("bid={} vm={} submitted: {} {} x{} at {}", bid.id, bid.vm, market::tier_name(bid.tier),
                 market::resource_name(bid.resource), bid.quantity, bid.max_price);
+  return bid;
+}
+
+Result<market::Bid> Exchange::submit_rescue(const market::BidRequest& request, const std::string& signal) {
+  MORPH_TRY_ASSIGN(auto bid, market_.check_submit(request, market_.last_tick()));
+  MORPH_TRY(ledger_.put_rescue_bid(bid, {bid.id, bid.vm, signal, bid.quantity}));
+  market_.put_bid(bid);
   return bid;
 }
 

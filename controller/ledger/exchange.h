@@ -16,10 +16,13 @@ class Exchange {
   // Loads accounts, live bids, the last tick and its allocations from the ledger into the market.
   Status recover();
 
-  Status open_account(const market::Account& account);
-  Status deposit(const std::string& account, Micros amount);
+  Status open_account(const market::Account& account, const std::string& display_name = {}, uint64_t created_ns = 0);
+  // `reference` is kept with the credit (the journal's reason); empty: "deposit".
+  Status deposit(const std::string& account, Micros amount, const std::string& reference = {});
 
   Result<market::Bid> submit(const market::BidRequest& request);
+  // A rescue bid: recorded with its rescue record (vm, signal, quantity) in one ledger transaction.
+  Result<market::Bid> submit_rescue(const market::BidRequest& request, const std::string& signal);
   Result<market::Bid> amend(const std::string& account, market::BidId id, const market::BidAmendment& change);
   Status cancel(const std::string& account, market::BidId id);
   std::vector<market::Bid> list(const std::string& account) const { return market_.list_bids(account); }

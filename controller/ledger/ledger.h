@@ -32,25 +32,74 @@ struct AuditReport {
   int64_t negative_balances = 0;
   int64_t accounts_inconsistent = 0;  // accounts where credits - charges != balance
   int64_t ticks_revenue_mismatch = 0; // ticks whose recorded revenue != sum of their charges
+  int64_t journal_mismatch = 0;       // journal rows that disagree with charges/failures/credits (count + sums)
 
   bool ok() const {
     return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 &&
-           accounts_inconsistent == 0 && ticks_revenue_mismatch == 0 &&
+           accounts_inconsistent == 0 && ticks_revenue_mismatch == 0 && journal_mismatch == 0 &&
            total_credits - total_charges == total_balances;
   }
   std::string describe() const;
 };
 
+// One row of the ledger's journal: what `morphctl ledger show` lists. Written in the same transaction as
+// the change it records (a tick's charges and failures, a credit), so it is exactly the committed history.
+struct JournalEntry {
+  uint64_t id = 0;           // increasing; the paging cursor
+  Tick tick = 0;             // the tick charged, or for a deposit the last tick committed before it
+  std::string account;
+  std::string kind;          // "charge", "deposit", "failure"
+  Micros amount = 0;         // signed: charges are negative, failures 0
+  market::BidId bid = 0;
+  std::string reason;        // failure reason, or a deposit's reference
+  uint64_t ts_ns = 0;        // wall clock at commit
+};
+struct JournalQuery {
+  std::string account;       // empty: every account
+  Tick since_tick = 0;       // only ticks >= this
+  std::string kind;          // empty: every kind
+  uint64_t before_id = 0;    // paging: only entries older than this id (0: from the newest)
+  uint32_t limit = 100;      // the newest `limit` matching entries, returned oldest first
+};
+
+// Operator state that is not money but must survive a restart: account details, per-VM SLA/rescue
+// policies, admin owner overrides and the rescue bids the controller raised (so a restarted controller
+// still knows them as rescues and retires them on recovery).
+struct AccountMeta { std::string account, display_name; uint64_t created_ns = 0; };
+struct PolicyRecord {
+  std::string vm, account;
+  bool rescue = false;
+  uint32_t runq_wait_permille = 0;
+  uint64_t blk_p99_us = 0, drops_per_s = 0;
+  uint32_t breach_intervals = 0, recover_intervals = 0;
+  int64_t cpu_step = 0, disk_iops_step = 0, net_kbps_step = 0;
+  Micros max_price = 0, budget_per_hour = 0;
+  uint32_t funds_horizon_s = 0;
+};
+struct OwnerOverride { std::string vm, account, set_by; uint64_t set_ns = 0; };
+struct RescueRecord { market::BidId bid = 0; std::string vm; std::string signal; int64_t quantity = 0; };
+struct OperatorState {
+  std::vector<AccountMeta> accounts;
+  std::vector<PolicyRecord> policies;
+  std::vector<OwnerOverride> owners;
+  std::vector<RescueRecord> rescues;  // only those whose bid is still active or suspended
+};
+struct PricePoint { Tick tick = 0; market::PriceQuote quote; };
+
 class Ledger {
  public:
   virtual ~Ledger() = default;
 
-  // Creates an account with an initial credit (recorded as a credit, so the audit balances).
-  virtual Status create_account(const market::Account& account) = 0;
+  // Creates an account with an initial credit (recorded as a credit, so the audit balances), and its
+  // details in the same transaction.
+  virtual Status create_account(const market::Account& account, const std::string& display_name = {},
+                                uint64_t created_ns = 0) = 0;
   // Credits an account and, in the same transaction, reactivates its suspended bids (as Market::credit).
   virtual Status credit(const std::string& account, Micros amount, const std::string& note) = 0;
   // Records a bid as submitted, amended or cancelled (upsert by id).
   virtual Status put_bid(const market::Bid& bid) = 0;
+  // A rescue bid raised on the owner's behalf: the bid and its rescue record in one transaction.
+  virtual Status put_rescue_bid(const market::Bid& bid, const RescueRecord& rescue) = 0;
   // One transaction: the tick row, its charges (debiting balances, never below zero), allocations,
   // failures, prices and bid state changes. Refuses a tick that is not last_tick()+1.
   virtual Status commit_tick(const market::TickOutcome& outcome) = 0;
@@ -59,6 +108,16 @@ class Ledger {
   // Everything a restarting market needs (see Market::restore).
   virtual Result<market::MarketSnapshot> load() = 0;
   virtual Result<AuditReport> audit() = 0;
+
+  // The journal, newest first up to the limit, returned oldest first.
+  virtual Result<std::vector<JournalEntry>> journal(const JournalQuery& query) = 0;
+
+  // Operator state (each put is one transaction; a put replaces the VM's or account's row).
+  virtual Status put_policy(const PolicyRecord& policy) = 0;
+  virtual Status put_owner_override(const OwnerOverride& owner) = 0;
+  virtual Result<OperatorState> load_operator_state() = 0;
+  // Cleared prices of ticks >= since (for `quote` history after a restart), oldest first.
+  virtual Result<std::vector<PricePoint>> prices_since(Tick since) = 0;
 };
 
 }  // namespace morph::ledger

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <sstream>
 
 namespace morph::ledger {
@@ -83,7 +85,58 @@ CREATE TABLE IF NOT EXISTS prices(
   sold INTEGER NOT NULL,
   PRIMARY KEY (tick, host, resource, tier)
 );
+-- Added after v1 (created on open in older databases; the journal is back-filled by migrate()).
+CREATE TABLE IF NOT EXISTS journal(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  tick INTEGER NOT NULL,
+  account TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('charge','deposit','failure')),
+  amount INTEGER NOT NULL,
+  bid_id INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  ts_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, id);
+CREATE INDEX IF NOT EXISTS journal_by_tick ON journal(tick);
+CREATE TABLE IF NOT EXISTS account_meta(
+  account TEXT PRIMARY KEY REFERENCES accounts(id),
+  display_name TEXT NOT NULL,
+  created_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vm_policies(
+  vm TEXT PRIMARY KEY,
+  account TEXT NOT NULL,
+  rescue INTEGER NOT NULL CHECK (rescue IN (0, 1)),
+  runq_wait_permille INTEGER NOT NULL,
+  blk_p99_us INTEGER NOT NULL,
+  drops_per_s INTEGER NOT NULL,
+  breach_intervals INTEGER NOT NULL,
+  recover_intervals INTEGER NOT NULL,
+  cpu_step INTEGER NOT NULL,
+  disk_iops_step INTEGER NOT NULL,
+  net_kbps_step INTEGER NOT NULL,
+  max_price INTEGER NOT NULL CHECK (max_price >= 0),
+  budget_per_hour INTEGER NOT NULL CHECK (budget_per_hour >= 0),
+  funds_horizon_s INTEGER NOT NULL,
+  updated_tick INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owner_overrides(
+  vm TEXT PRIMARY KEY,
+  account TEXT NOT NULL REFERENCES accounts(id),
+  set_by TEXT NOT NULL,
+  set_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rescue_bids(
+  bid_id INTEGER PRIMARY KEY REFERENCES bids(id),
+  vm TEXT NOT NULL,
+  signal TEXT NOT NULL,
+  quantity INTEGER NOT NULL CHECK (quantity > 0)
+);
 )sql";
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // A prepared statement that finalizes itself.
 class Stmt {
@@ -185,7 +238,8 @@ std::string AuditReport::describe() const {
   o << "ticks " << first_tick << ".." << last_tick << " (" << tick_count << ", contiguous=" << ticks_contiguous
     << ") credits=" << total_credits << " charges=" << total_charges << " revenue=" << total_revenue
     << " balances=" << total_balances << " negative=" << negative_balances
-    << " inconsistent_accounts=" << accounts_inconsistent << " tick_revenue_mismatch=" << ticks_revenue_mismatch;
+    << " inconsistent_accounts=" << accounts_inconsistent << " tick_revenue_mismatch=" << ticks_revenue_mismatch
+    << " journal_mismatch=" << journal_mismatch;
   return o.str();
 }
 
@@ -204,6 +258,7 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   MORPH_TRY(l->exec("PRAGMA synchronous=FULL"));
   MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   MORPH_TRY(l->exec(kSchema));
+  MORPH_TRY(l->migrate());
   Stmt q(db, "PRAGMA journal_mode");
   if (!q.ok() || !q.row() || q.text(0) != "wal")
     return Error(Errc::io, "ledger " + path + ": WAL mode not available");
@@ -211,6 +266,29 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
 }
 
 SqliteLedger::~SqliteLedger() { sqlite3_close(db_); }
+
+// A database written before the journal existed: fill it from the charges, failures and credits, in tick
+// order, once (an empty journal next to recorded history).
+Status SqliteLedger::migrate() {
+  Stmt q(db_, "SELECT (SELECT COUNT(*) FROM journal), (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM ticks)");
+  if (!q.ok() || !q.row()) return prep_error(db_, "journal check");
+  if (q.i64(0) != 0 || q.i64(1) == 0) return {};
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  MORPH_TRY(exec(
+      "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) "
+      "SELECT tick, account, kind, amount, bid_id, reason, ts FROM ("
+      " SELECT c.tick AS tick, 0 AS o, c.bid_id AS k, c.account, 'charge' AS kind, -c.amount AS amount, c.bid_id, '' AS reason,"
+      "  CAST((julianday(t.committed_at) - 2440587.5) * 86400000000000 AS INTEGER) AS ts"
+      "  FROM charges c JOIN ticks t ON t.tick = c.tick"
+      " UNION ALL SELECT f.tick, 1, f.bid_id, f.account, 'failure', 0, f.bid_id, f.reason,"
+      "  CAST((julianday(t.committed_at) - 2440587.5) * 86400000000000 AS INTEGER)"
+      "  FROM failures f JOIN ticks t ON t.tick = f.tick"
+      " UNION ALL SELECT after_tick, 2, id, account, 'deposit', amount, 0, note, 0 FROM credits"
+      ") ORDER BY tick, o, k"));
+  spdlog::info("ledger: journal back-filled from {} recorded rows", q.i64(1));
+  return tx.commit();
+}
 
 Status SqliteLedger::exec(const char* sql) {
   char* err = nullptr;
@@ -222,7 +300,7 @@ Status SqliteLedger::exec(const char* sql) {
   return {};
 }
 
-Status SqliteLedger::create_account(const market::Account& a) {
+Status SqliteLedger::create_account(const market::Account& a, const std::string& display_name, uint64_t created_ns) {
   if (a.balance < 0) return Error(Errc::invalid_argument, "account " + a.id + ": negative opening balance");
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
@@ -231,6 +309,10 @@ Status SqliteLedger::create_account(const market::Account& a) {
   auto st = ins.bind(1, a.id).run("creating account");
   if (!st.ok()) return Error(Errc::already_exists, "account " + a.id + ": " + st.error().message());
   if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));
+  Stmt meta(db_, "INSERT INTO account_meta(account, display_name, created_ns) VALUES(?, ?, ?)");
+  if (!meta.ok()) return prep_error(db_, "account details");
+  MORPH_TRY(meta.bind(1, a.id).bind(2, display_name).bind(3, created_ns ? created_ns : static_cast<uint64_t>(now_ns()))
+                .run("recording account details"));
   return tx.commit();
 }
 
@@ -241,7 +323,11 @@ Status SqliteLedger::add_credit(const std::string& account, Micros amount, const
   if (!up.ok() || !ins.ok()) return prep_error(db_, "credit");
   MORPH_TRY(up.bind(1, amount).bind(2, account).run("crediting"));
   if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "unknown account " + account);
-  return ins.bind(1, account).bind(2, amount).bind(3, note).run("recording credit");
+  MORPH_TRY(ins.bind(1, account).bind(2, amount).bind(3, note).run("recording credit"));
+  Stmt j(db_, "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) "
+              "VALUES((SELECT COALESCE(MAX(tick), 0) FROM ticks), ?, 'deposit', ?, 0, ?, ?)");
+  if (!j.ok()) return prep_error(db_, "journal");
+  return j.bind(1, account).bind(2, amount).bind(3, note).bind(4, now_ns()).run("journalling credit");
 }
 
 Status SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note) {
@@ -304,10 +390,12 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                   "notice_until) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
   Stmt fail(db_, "INSERT INTO failures(tick, bid_id, account, reason, detail) VALUES(?,?,?,?,?)");
   Stmt price(db_, "INSERT INTO prices(tick, host, resource, tier, price, sold) VALUES(?,?,?,?,?,?)");
-  if (!tick.ok() || !debit.ok() || !charge.ok() || !alloc.ok() || !fail.ok() || !price.ok())
+  Stmt jrn(db_, "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) VALUES(?,?,?,?,?,?,?)");
+  if (!tick.ok() || !debit.ok() || !charge.ok() || !alloc.ok() || !fail.ok() || !price.ok() || !jrn.ok())
     return prep_error(db_, "tick statements");
 
   const int64_t t = static_cast<int64_t>(o.tick);
+  const int64_t ts = now_ns();
   MORPH_TRY(tick.bind(1, t).bind(2, o.revenue).bind(3, static_cast<int64_t>(o.charges.size()))
                 .bind(4, static_cast<int64_t>(o.allocations.size())).bind(5, static_cast<int64_t>(o.failures.size()))
                 .run("recording tick"));
@@ -318,15 +406,20 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                                                  " cannot pay " + std::to_string(c.amount) + ": " + st.error().message());
     if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "tick charges unknown account " + c.account);
     MORPH_TRY(charge.bind(1, t).bind(2, c.bid_id).bind(3, c.account).bind(4, c.amount).run("recording charge"));
+    MORPH_TRY(jrn.bind(1, t).bind(2, c.account).bind(3, "charge").bind(4, -c.amount).bind(5, c.bid_id).bind(6, "")
+                  .bind(7, ts).run("journalling charge"));
   }
   for (const auto& a : o.allocations)
     MORPH_TRY(alloc.bind(1, t).bind(2, a.bid_id).bind(3, a.account).bind(4, a.vm).bind(5, a.host)
                   .bind(6, market::resource_name(a.resource)).bind(7, market::tier_name(a.tier))
                   .bind(8, a.quantity).bind(9, a.price).bind(10, a.since).bind(11, a.notice_until)
                   .run("recording allocation"));
-  for (const auto& f : o.failures)
+  for (const auto& f : o.failures) {
     MORPH_TRY(fail.bind(1, t).bind(2, f.bid_id).bind(3, f.account).bind(4, market::failure_reason_name(f.reason))
                   .bind(5, f.detail).run("recording failure"));
+    MORPH_TRY(jrn.bind(1, t).bind(2, f.account).bind(3, "failure").bind(4, int64_t{0}).bind(5, f.bid_id)
+                  .bind(6, market::failure_reason_name(f.reason)).bind(7, ts).run("journalling failure"));
+  }
   for (const auto& p : o.prices)
     MORPH_TRY(price.bind(1, t).bind(2, p.host).bind(3, market::resource_name(p.resource))
                   .bind(4, market::tier_name(p.tier)).bind(5, p.price).bind(6, p.sold).run("recording price"));
@@ -417,7 +510,139 @@ Result<AuditReport> SqliteLedger::audit() {
                    scalar("SELECT COUNT(*) FROM ticks t WHERE t.revenue != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM charges c WHERE c.tick = t.tick) "
                           "OR t.charge_count != (SELECT COUNT(*) FROM charges c WHERE c.tick = t.tick)"));
+  // The journal says exactly what the tables say: as many charge, failure and deposit rows, with the same sums.
+  MORPH_TRY_ASSIGN(r.journal_mismatch,
+                   scalar("SELECT ABS((SELECT COUNT(*) FROM journal WHERE kind = 'charge') - (SELECT COUNT(*) FROM charges))"
+                          " + ABS((SELECT COUNT(*) FROM journal WHERE kind = 'failure') - (SELECT COUNT(*) FROM failures))"
+                          " + ABS((SELECT COUNT(*) FROM journal WHERE kind = 'deposit') - (SELECT COUNT(*) FROM credits))"
+                          " + ABS((SELECT COALESCE(-SUM(amount), 0) FROM journal WHERE kind = 'charge')"
+                          "       - (SELECT COALESCE(SUM(amount), 0) FROM charges))"
+                          " + ABS((SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'deposit')"
+                          "       - (SELECT COALESCE(SUM(amount), 0) FROM credits))"));
   return r;
+}
+
+Status SqliteLedger::put_rescue_bid(const market::Bid& bid, const RescueRecord& r) {
+  if (r.bid != bid.id || r.quantity <= 0) return Error(Errc::invalid_argument, "rescue record does not match its bid");
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  MORPH_TRY(upsert_bid(bid));
+  Stmt q(db_, "INSERT OR REPLACE INTO rescue_bids(bid_id, vm, signal, quantity) VALUES(?,?,?,?)");
+  if (!q.ok()) return prep_error(db_, "rescue bid");
+  MORPH_TRY(q.bind(1, r.bid).bind(2, r.vm).bind(3, r.signal).bind(4, r.quantity).run("recording rescue bid"));
+  return tx.commit();
+}
+
+Result<std::vector<JournalEntry>> SqliteLedger::journal(const JournalQuery& jq) {
+  if (!jq.kind.empty() && jq.kind != "charge" && jq.kind != "deposit" && jq.kind != "failure")
+    return Error(Errc::invalid_argument, "ledger kind '" + jq.kind + "' is not one of charge, deposit, failure");
+  // Newest first under the cursor, then reversed: the page ends at the newest matching entry. Only the
+  // filters given go into the WHERE, so an account's page walks journal_by_account, not the whole table.
+  std::string sql = "SELECT id, tick, account, kind, amount, bid_id, reason, ts_ns FROM journal WHERE tick >= ?";
+  if (!jq.account.empty()) sql += " AND account = ?";
+  if (!jq.kind.empty()) sql += " AND kind = ?";
+  if (jq.before_id) sql += " AND id < ?";
+  sql += " ORDER BY id DESC LIMIT ?";
+  Stmt q(db_, sql.c_str());
+  if (!q.ok()) return prep_error(db_, "journal query");
+  int n = 1;
+  q.bind(n++, jq.since_tick);
+  if (!jq.account.empty()) q.bind(n++, jq.account);
+  if (!jq.kind.empty()) q.bind(n++, jq.kind);
+  if (jq.before_id) q.bind(n++, jq.before_id);
+  q.bind(n++, int64_t{jq.limit});
+  std::vector<JournalEntry> out;
+  while (q.row())
+    out.push_back({static_cast<uint64_t>(q.i64(0)), static_cast<Tick>(q.i64(1)), q.text(2), q.text(3), q.i64(4),
+                   static_cast<market::BidId>(q.i64(5)), q.text(6), static_cast<uint64_t>(q.i64(7))});
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+Status SqliteLedger::put_policy(const PolicyRecord& p) {
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  Stmt q(db_, "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
+              "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
+              "funds_horizon_s, updated_tick) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
+  if (!q.ok()) return prep_error(db_, "policy");
+  MORPH_TRY(q.bind(1, p.vm).bind(2, p.account).bind(3, int64_t{p.rescue}).bind(4, int64_t{p.runq_wait_permille})
+                .bind(5, p.blk_p99_us).bind(6, p.drops_per_s).bind(7, int64_t{p.breach_intervals})
+                .bind(8, int64_t{p.recover_intervals}).bind(9, p.cpu_step).bind(10, p.disk_iops_step)
+                .bind(11, p.net_kbps_step).bind(12, p.max_price).bind(13, p.budget_per_hour)
+                .bind(14, int64_t{p.funds_horizon_s}).run("recording policy"));
+  return tx.commit();
+}
+
+Status SqliteLedger::put_owner_override(const OwnerOverride& o) {
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  Stmt q(db_, "INSERT OR REPLACE INTO owner_overrides(vm, account, set_by, set_ns) VALUES(?,?,?,?)");
+  if (!q.ok()) return prep_error(db_, "owner override");
+  auto st = q.bind(1, o.vm).bind(2, o.account).bind(3, o.set_by).bind(4, o.set_ns ? o.set_ns : static_cast<uint64_t>(now_ns()))
+                .run("recording owner override");
+  if (!st.ok()) return Error(Errc::not_found, "owner override of " + o.vm + ": " + st.error().message());
+  return tx.commit();
+}
+
+Result<OperatorState> SqliteLedger::load_operator_state() {
+  OperatorState s;
+  {
+    Stmt q(db_, "SELECT a.id, COALESCE(m.display_name, ''), COALESCE(m.created_ns, 0) FROM accounts a "
+                "LEFT JOIN account_meta m ON m.account = a.id ORDER BY a.id");
+    if (!q.ok()) return prep_error(db_, "account details");
+    while (q.row()) s.accounts.push_back({q.text(0), q.text(1), static_cast<uint64_t>(q.i64(2))});
+  }
+  {
+    Stmt q(db_, "SELECT vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, breach_intervals, "
+                "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s "
+                "FROM vm_policies ORDER BY vm");
+    if (!q.ok()) return prep_error(db_, "policies");
+    while (q.row()) {
+      PolicyRecord p;
+      p.vm = q.text(0);
+      p.account = q.text(1);
+      p.rescue = q.i64(2) != 0;
+      p.runq_wait_permille = static_cast<uint32_t>(q.i64(3));
+      p.blk_p99_us = static_cast<uint64_t>(q.i64(4));
+      p.drops_per_s = static_cast<uint64_t>(q.i64(5));
+      p.breach_intervals = static_cast<uint32_t>(q.i64(6));
+      p.recover_intervals = static_cast<uint32_t>(q.i64(7));
+      p.cpu_step = q.i64(8);
+      p.disk_iops_step = q.i64(9);
+      p.net_kbps_step = q.i64(10);
+      p.max_price = q.i64(11);
+      p.budget_per_hour = q.i64(12);
+      p.funds_horizon_s = static_cast<uint32_t>(q.i64(13));
+      s.policies.push_back(std::move(p));
+    }
+  }
+  {
+    Stmt q(db_, "SELECT vm, account, set_by, set_ns FROM owner_overrides ORDER BY vm");
+    if (!q.ok()) return prep_error(db_, "owner overrides");
+    while (q.row()) s.owners.push_back({q.text(0), q.text(1), q.text(2), static_cast<uint64_t>(q.i64(3))});
+  }
+  {
+    Stmt q(db_, "SELECT r.bid_id, r.vm, r.signal, r.quantity FROM rescue_bids r JOIN bids b ON b.id = r.bid_id "
+                "WHERE b.state IN ('active','suspended') ORDER BY r.bid_id");
+    if (!q.ok()) return prep_error(db_, "rescue bids");
+    while (q.row()) s.rescues.push_back({static_cast<market::BidId>(q.i64(0)), q.text(1), q.text(2), q.i64(3)});
+  }
+  return s;
+}
+
+Result<std::vector<PricePoint>> SqliteLedger::prices_since(Tick since) {
+  Stmt q(db_, "SELECT tick, host, resource, tier, price, sold FROM prices WHERE tick >= ? ORDER BY tick, host, resource, tier");
+  if (!q.ok()) return prep_error(db_, "prices");
+  q.bind(1, since);
+  std::vector<PricePoint> out;
+  while (q.row()) {
+    auto r = market::parse_resource(q.text(2));
+    auto t = market::parse_tier(q.text(3));
+    if (!r || !t) return Error(Errc::internal, "price with bad enum in ledger");
+    out.push_back({static_cast<Tick>(q.i64(0)), {q.text(1), *r, *t, q.i64(4), q.i64(5)}});
+  }
+  return out;
 }
 
 }  // namespace morph::ledger

@@ -21,13 +21,20 @@ class SqliteLedger final : public Ledger {
   SqliteLedger(const SqliteLedger&) = delete;
   SqliteLedger& operator=(const SqliteLedger&) = delete;
 
-  Status create_account(const market::Account& account) override;
+  Status create_account(const market::Account& account, const std::string& display_name = {},
+                        uint64_t created_ns = 0) override;
   Status credit(const std::string& account, Micros amount, const std::string& note) override;
   Status put_bid(const market::Bid& bid) override;
   Status commit_tick(const market::TickOutcome& outcome) override;
   Result<Tick> last_tick() override;
   Result<market::MarketSnapshot> load() override;
   Result<AuditReport> audit() override;
+  Status put_rescue_bid(const market::Bid& bid, const RescueRecord& rescue) override;
+  Result<std::vector<JournalEntry>> journal(const JournalQuery& query) override;
+  Status put_policy(const PolicyRecord& policy) override;
+  Status put_owner_override(const OwnerOverride& owner) override;
+  Result<OperatorState> load_operator_state() override;
+  Result<std::vector<PricePoint>> prices_since(Tick since) override;
 
   sqlite3* handle() { return db_; }  // for inspection in tests and tools
 
@@ -36,6 +43,7 @@ class SqliteLedger final : public Ledger {
   Status exec(const char* sql);
   Status upsert_bid(const market::Bid& bid);
   Status add_credit(const std::string& account, Micros amount, const std::string& note);
+  Status migrate();
   sqlite3* db_;
 };
 

@@ -51,6 +51,7 @@ Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig c
   std::shared_ptr<MarketService> s(new MarketService(std::move(cfg), std::move(ledger), metrics));
   MORPH_TRY(s->exchange_.recover());
   for (auto& a : snap.accounts) s->accounts_[a.id] = {};
+  MORPH_TRY(s->restore_operator_state());
   s->next_command_ = msg::now_ns();
   spdlog::info("market: ledger {} recovered at tick {}, {} accounts, {} live bids", s->cfg_.ledger_path,
                s->market_.last_tick(), snap.accounts.size(), snap.bids.size());
@@ -147,9 +148,6 @@ Status MarketService::tick_locked() {
     m_revenue_->inc(static_cast<double>(out.revenue));
     m_clear_s_->observe(secs);
   }
-  for (auto& c : out.charges) record_ledger(out.tick, c.account, "charge", -c.amount, c.bid_id, "");
-  for (auto& f : out.failures)
-    record_ledger(out.tick, f.account, "failure", 0, f.bid_id, market::failure_reason_name(f.reason));
   // Price history and price.<host> events.
   std::map<std::string, std::vector<market::PriceQuote>> by_host;
   for (auto& p : out.prices) {
@@ -201,7 +199,11 @@ Status MarketService::tick_locked() {
     }
     for (auto& b : out.bid_changes) publish_bid(b, b.state, market::bid_state_name(b.state), market::failure_reason_name(b.state_reason));
   }
+  // Log search (docs/operations.md "Logs"): each step of a bid's story carries bid=<id> and vm=<uuid>.
+  std::map<std::string, uint64_t> command_before;
+  for (auto& [vm, t] : targets_) command_before[vm] = t.command_id;
   send_targets(out);
+  log_bid_steps(out, before, command_before);
   if (m_bids_[0]) {
     std::array<int, market::kTierCount> n{};
     for (auto& b : all_bids()) ++n[static_cast<size_t>(b.tier)];
@@ -265,10 +267,56 @@ void MarketService::send_targets(const market::TickOutcome& out) {
   targets_ = std::move(now_targets);
 }
 
-void MarketService::record_ledger(market::Tick tick, const std::string& account, std::string kind,
-                                  market::Micros amount, market::BidId bid, std::string reason) {
-  ledger_rows_.push_back({next_ledger_row_++, tick, account, std::move(kind), amount, bid, std::move(reason), msg::now_ns()});
-  while (ledger_rows_.size() > 20000) ledger_rows_.pop_front();
+// What the ledger holds besides money: account details, policies, owner overrides, the rescue bids in
+// force, and recent prices for `quote`. Runs once, before the service is shared.
+Status MarketService::restore_operator_state() {
+  MORPH_TRY_ASSIGN(auto st, ledger_->load_operator_state());
+  for (auto& a : st.accounts) accounts_[a.account] = {a.display_name, a.created_ns};
+  for (auto& o : st.owners) owner_override_[o.vm] = o.account;
+  for (auto& r : st.policies) {
+    rescue::SlaPolicy p;
+    p.vm = r.vm;
+    p.account = r.account;
+    p.rescue = r.rescue;
+    p.runq_wait_permille = r.runq_wait_permille;
+    p.blk_p99_us = r.blk_p99_us;
+    p.drops_per_s = r.drops_per_s;
+    p.breach_intervals = r.breach_intervals;
+    p.recover_intervals = r.recover_intervals;
+    p.cpu_step = r.cpu_step;
+    p.disk_iops_step = r.disk_iops_step;
+    p.net_kbps_step = r.net_kbps_step;
+    p.max_price = r.max_price;
+    p.budget_per_hour = r.budget_per_hour;
+    p.funds_horizon_s = r.funds_horizon_s;
+    if (auto ok = rescue_.set_policy(p); !ok) {
+      spdlog::warn("vm={} stored policy not restored: {}", r.vm, ok.error().what());
+      continue;
+    }
+    policies_[r.vm] = p;
+  }
+  for (auto& r : st.rescues) {
+    auto sig = rescue::parse_signal(r.signal);
+    rescue_ids_.insert(r.bid);
+    if (!sig) {
+      spdlog::warn("vm={} bid={} rescue with unknown signal '{}'", r.vm, r.bid, r.signal);
+      continue;
+    }
+    rescue_bid_[{r.vm, static_cast<int>(*sig)}] = r.bid;
+    if (auto ok = rescue_.restore_rescue(r.vm, *sig, r.quantity); !ok)
+      spdlog::warn("vm={} bid={} rescue not re-armed: {}", r.vm, r.bid, ok.error().what());
+  }
+  const market::Tick last = market_.last_tick();
+  const market::Tick from = last >= cfg_.price_history ? last - cfg_.price_history + 1 : 0;
+  MORPH_TRY_ASSIGN(auto hist, ledger_->prices_since(from));
+  for (auto& p : hist) {
+    auto& h = prices_[{p.quote.host, p.quote.resource, p.quote.tier}];
+    h.push_back({p.tick, p.quote.price, p.quote.sold});
+    while (h.size() > cfg_.price_history) h.pop_front();
+  }
+  spdlog::info("market: restored {} policies, {} owner overrides, {} rescue bids, {} price points", policies_.size(),
+               owner_override_.size(), st.rescues.size(), hist.size());
+  return {};
 }
 
 std::vector<market::Bid> MarketService::all_bids() const {
@@ -315,9 +363,52 @@ flatbuffers::Offset<v1::AllocationInfo> MarketService::alloc_info(flatbuffers::F
                                         at_tick(a.notice_until));
 }
 
+void MarketService::log_bid_steps(const market::TickOutcome& out, const std::map<market::BidId, market::Allocation>& before,
+                                  const std::map<std::string, uint64_t>& command_before) {
+  std::map<market::BidId, market::Micros> charged;
+  for (auto& c : out.charges) charged[c.bid_id] += c.amount;
+  for (auto& a : out.allocations) {
+    auto old = before.find(a.bid_id);
+    bool changed = old == before.end() || old->second.quantity != a.quantity || old->second.price != a.price;
+    auto t = targets_.find(a.vm);
+    auto prev = command_before.find(a.vm);
+    if (t != targets_.end() && (prev == command_before.end() || prev->second != t->second.command_id))
+      spdlog::info("bid={} vm={} host={} shift command {} sent for its allocation", a.bid_id, a.vm, a.host,
+                   t->second.command_id);
+    // A charge is logged at info when the allocation starts or changes; every tick's charge at debug.
+    if (auto c = charged.find(a.bid_id); c != charged.end()) {
+      if (changed)
+        spdlog::info("bid={} vm={} account={} charged {} ucredits at tick {} ({} x {} ucredits/unit-s; charged every tick "
+                     "while allocated)", a.bid_id, a.vm, a.account, c->second, out.tick, a.quantity, a.price);
+      else
+        spdlog::debug("bid={} vm={} account={} charged {} ucredits at tick {}", a.bid_id, a.vm, a.account, c->second, out.tick);
+    }
+  }
+  // Ended since the last tick (a cancel drops the allocation at once, so `before` may not hold it any more).
+  std::map<market::BidId, market::Allocation> now;
+  for (auto& a : out.allocations) now.emplace(a.bid_id, a);
+  for (auto& [id, a] : logged_allocations_)
+    if (!now.contains(id))
+      spdlog::info("bid={} vm={} account={} allocation ended at tick {} (the VM returns to its baseline unless other bids "
+                   "hold it)", id, a.vm, a.account, out.tick);
+  logged_allocations_ = std::move(now);
+}
+
 void MarketService::publish_bid(const market::Bid& b, market::BidState state, std::string outcome, std::string reason) {
+  // Each outcome once at info; the same failure repeated tick after tick at debug.
+  bool repeated = false;
+  if (outcome == "failed") {
+    auto& last = failure_logged_[b.id];
+    repeated = last == reason;
+    last = reason;
+    if (failure_logged_.size() > 100000) failure_logged_.clear();
+  } else {
+    failure_logged_.erase(b.id);
+  }
+  const std::string why = reason.empty() ? "" : ": " + reason;
+  if (repeated || outcome == "submitted") spdlog::debug("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
+  else spdlog::info("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
   if (!link_) return;
-  spdlog::debug("bid={} vm={} account={}: {} {}", b.id, b.vm, b.account, outcome, reason);
   link_->publish_event("bid." + b.account, v1::MarketEventBody::BidOutcome,
                        [this, b, state, outcome, reason](flatbuffers::FlatBufferBuilder& fbb) {
                          std::lock_guard lk(mu_);  // bid_info reads the market (runs on the messaging thread)
@@ -330,8 +421,9 @@ Result<ReplyBody> MarketService::policy_reply(const std::string& vm, flatbuffers
   rescue::SlaPolicy p;
   if (auto it = policies_.find(vm); it != policies_.end()) p = it->second;
   else p.rescue = false;  // no policy set: no rescue
-  market::BidId rb = 0;
-  if (auto it = rescue_bid_.find(vm); it != rescue_bid_.end()) rb = it->second;
+  market::BidId rb = 0;  // the newest rescue in force for the VM, whichever signal raised it
+  for (auto it = rescue_bid_.lower_bound({vm, 0}); it != rescue_bid_.end() && it->first.first == vm; ++it)
+    rb = std::max(rb, it->second);
   std::string owner = owner_of(vm);
   auto pol = v1::CreateVmPolicyDirect(fbb, vm.c_str(), owner.c_str(), p.rescue, p.runq_wait_permille, p.blk_p99_us,
                                       p.drops_per_s, p.max_price, p.budget_per_hour, rb);
@@ -409,8 +501,9 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (caller.role != msg::Role::admin) return admin_only("creating an account");
       std::string id(sv(r->account()));
       if (!msg::valid_name(id)) return refuse(Errc::invalid_argument, "account name '" + id + "' is not valid (letters, digits, '-', '_', '.')");
-      MORPH_TRY(exchange_.open_account({id, 0}));
-      accounts_[id] = {std::string(sv(r->display_name())), msg::now_ns()};
+      const uint64_t created = msg::now_ns();
+      MORPH_TRY(exchange_.open_account({id, 0}, std::string(sv(r->display_name())), created));
+      accounts_[id] = {std::string(sv(r->display_name())), created};
       feed_inventory();  // its VMs can be bid for at once, not only after the next tick
       spdlog::info("account {} created by {}", id, caller.name.empty() ? "local admin" : caller.name);
       return ReplyBody{v1::ApiReplyBody::AccountReply, v1::CreateAccountReply(fbb, account_info(fbb, id)).Union()};
@@ -432,8 +525,7 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (caller.role != msg::Role::admin) return admin_only("depositing");
       std::string id(sv(r->account()));
       if (r->amount_ucredits() <= 0) return refuse(Errc::invalid_argument, "deposit amount must be positive");
-      MORPH_TRY(exchange_.deposit(id, r->amount_ucredits()));
-      record_ledger(market_.last_tick(), id, "deposit", r->amount_ucredits(), 0, std::string(sv(r->reference())));
+      MORPH_TRY(exchange_.deposit(id, r->amount_ucredits(), std::string(sv(r->reference()))));
       return ReplyBody{v1::ApiReplyBody::AccountReply, v1::CreateAccountReply(fbb, account_info(fbb, id)).Union()};
     }
     case v1::ApiRequestBody::BidSubmit: {
@@ -519,20 +611,30 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       return ReplyBody{v1::ApiReplyBody::AllocationsReply, v1::CreateAllocationsReplyDirect(fbb, &v).Union()};
     }
     case v1::ApiRequestBody::LedgerQuery: {
+      // Served from the ledger's journal (SQLite): the durable history, across restarts.
       auto* r = request.body_as_LedgerQuery();
-      std::string acct(sv(r->account()));
-      if (!acct.empty() && !caller.may_act_on(acct)) return deny(acct);
-      std::vector<const LedgerRow*> rows;
-      for (auto it = ledger_rows_.rbegin(); it != ledger_rows_.rend() && rows.size() < r->limit(); ++it) {
-        if (it->tick < r->since_tick() || (!acct.empty() && it->account != acct) || !caller.may_act_on(it->account)) continue;
-        rows.push_back(&*it);
+      ledger::JournalQuery jq;
+      jq.account = std::string(sv(r->account()));
+      if (!jq.account.empty() && !caller.may_act_on(jq.account)) return deny(jq.account);
+      if (caller.role != msg::Role::admin) {  // a tenant sees only its own account, whatever it asked for
+        if (caller.account.empty()) return deny("(any)");
+        jq.account = caller.account;
       }
-      std::reverse(rows.begin(), rows.end());
+      jq.since_tick = r->since_tick();
+      jq.kind = std::string(sv(r->kind()));
+      jq.before_id = r->before_entry();
+      jq.limit = r->limit() + 1;  // one more than asked: tells whether an older page exists
+      MORPH_TRY_ASSIGN(auto rows, ledger_->journal(jq));
+      uint64_t next = 0;  // the cursor for the page before this one: its oldest entry's id
+      if (rows.size() > r->limit()) {
+        rows.erase(rows.begin());
+        next = rows.front().id;
+      }
       std::vector<flatbuffers::Offset<v1::LedgerEntry>> v;
-      for (auto* e : rows)
-        v.push_back(v1::CreateLedgerEntryDirect(fbb, e->id, e->tick, e->account.c_str(), e->kind.c_str(), e->amount, e->bid,
-                                                e->reason.c_str(), e->ts));
-      return ReplyBody{v1::ApiReplyBody::LedgerReply, v1::CreateLedgerReplyDirect(fbb, &v).Union()};
+      for (auto& e : rows)
+        v.push_back(v1::CreateLedgerEntryDirect(fbb, e.id, e.tick, e.account.c_str(), e.kind.c_str(), e.amount, e.bid,
+                                                e.reason.c_str(), e.ts_ns));
+      return ReplyBody{v1::ApiReplyBody::LedgerReply, v1::CreateLedgerReplyDirect(fbb, &v, next).Union()};
     }
     case v1::ApiRequestBody::PolicyGet: {
       std::string vm(sv(request.body_as_PolicyGet()->vm_uuid()));
@@ -558,6 +660,13 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (r->max_price_ucredits()) p.max_price = *r->max_price_ucredits();
       if (r->budget_ucredits_per_hour()) p.budget_per_hour = *r->budget_ucredits_per_hour();
       if (p.rescue && p.max_price <= 0) return refuse(Errc::invalid_argument, "rescue needs a max price (max_price_ucredits > 0)");
+      {
+        rescue::RescueEvaluator check;  // validate before it is stored
+        MORPH_TRY(check.set_policy(p));
+      }
+      MORPH_TRY(ledger_->put_policy({p.vm, p.account, p.rescue, p.runq_wait_permille, p.blk_p99_us, p.drops_per_s,
+                                     p.breach_intervals, p.recover_intervals, p.cpu_step, p.disk_iops_step,
+                                     p.net_kbps_step, p.max_price, p.budget_per_hour, p.funds_horizon_s}));
       MORPH_TRY(rescue_.set_policy(p));
       policies_[vm] = p;
       spdlog::info("vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h", vm, p.rescue,
@@ -590,6 +699,7 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       std::string vm(sv(r->vm_uuid())), acct(sv(r->account()));
       if (!vms_.contains(vm)) return refuse(Errc::not_found, "unknown VM " + vm);
       if (!accounts_.contains(acct)) return refuse(Errc::not_found, "unknown account " + acct);
+      MORPH_TRY(ledger_->put_owner_override({vm, acct, caller.name.empty() ? "local admin" : caller.name, msg::now_ns()}));
       owner_override_[vm] = acct;
       feed_inventory();
       spdlog::info("vm={} owner set to {} by admin", vm, acct);
@@ -661,19 +771,19 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
       switch (a.kind) {
         case rescue::RescueAction::Kind::raise: {
           a.bid.account = owner;
-          auto bid = exchange_.submit(a.bid);
+          auto bid = exchange_.submit_rescue(a.bid, rescue::signal_name(a.signal));
           if (!bid) {
             spdlog::warn("vm={} rescue bid refused: {} ({})", vm, bid.error().what(), a.why);
             continue;
           }
-          rescue_bid_[vm] = bid->id;
+          rescue_bid_[{vm, static_cast<int>(a.signal)}] = bid->id;
           rescue_ids_.insert(bid->id);
           spdlog::info("vm={} bid={} rescue raised: {}", vm, bid->id, a.why);
           publish_bid(*bid, bid->state, "rescue_raised", a.why);
           break;
         }
         case rescue::RescueAction::Kind::retire: {
-          auto it = rescue_bid_.find(vm);
+          auto it = rescue_bid_.find({vm, static_cast<int>(a.signal)});
           if (it == rescue_bid_.end()) continue;
           const auto* b = market_.find_bid(it->second);
           if (b) {

@@ -8,6 +8,8 @@
 //     rescue raises/retires) and shift.<host> ("sent"; results are published by the messaging layer);
 //   - every allocation change becomes a ShiftCommand with absolute targets (baseline + increment) and a
 //     lease, renewed every tick while the allocation holds; an allocation that ends sends the baseline.
+//     CPU goes as millicores only: the agent's shifting engine raises the VM's cpu_shares in the same
+//     proportion to its baseline (docs/market.md, "Allocations become shifts").
 // Rescue: every KpiReport feeds the RescueEvaluator; a raise is an SLA-tier bid submitted on the owner's
 // behalf (listed with rescue = true), a retire cancels it.
 //
@@ -73,10 +75,6 @@ class MarketService final : public MarketApi, public KpiObserver {
   };
   struct HostEntry { market::ResourceVector capacity{}; bool up = true; };
   struct PricePoint { market::Tick tick; market::Micros price; int64_t sold; };
-  struct LedgerRow {
-    uint64_t id; market::Tick tick; std::string account, kind; market::Micros amount; market::BidId bid;
-    std::string reason; uint64_t ts;
-  };
   struct ShiftRow {
     std::string host; uint64_t command_id; std::string vm; std::vector<msg::ResourceSetting> adjustments;
     std::string phase; v1::ErrorCode error = v1::ErrorCode::ok; std::string message; uint64_t ts;
@@ -89,8 +87,9 @@ class MarketService final : public MarketApi, public KpiObserver {
   void feed_inventory();
   Status tick_locked();
   void send_targets(const market::TickOutcome& out);
-  void record_ledger(market::Tick tick, const std::string& account, std::string kind, market::Micros amount,
-                     market::BidId bid, std::string reason);
+  void log_bid_steps(const market::TickOutcome& out, const std::map<market::BidId, market::Allocation>& before,
+                     const std::map<std::string, uint64_t>& command_before);
+  Status restore_operator_state();
   flatbuffers::Offset<v1::BidInfo> bid_info(flatbuffers::FlatBufferBuilder& fbb, const market::Bid& b,
                                             market::BidState state) const;
   flatbuffers::Offset<v1::AccountInfo> account_info(flatbuffers::FlatBufferBuilder& fbb, const std::string& a) const;
@@ -115,13 +114,13 @@ class MarketService final : public MarketApi, public KpiObserver {
   std::map<std::string, std::string> owner_override_;
   std::set<std::string> unfed_vms_;  // logged once: no owner account yet
   std::map<std::string, rescue::SlaPolicy> policies_;
-  std::map<std::string, market::BidId> rescue_bid_;  // vm → rescue bid in force
+  std::map<std::pair<std::string, int>, market::BidId> rescue_bid_;  // (vm, rescue::Signal) → rescue bid in force
   std::set<market::BidId> rescue_ids_;
+  std::map<market::BidId, std::string> failure_logged_;  // log search: the last failure logged at info per bid
+  std::map<market::BidId, market::Allocation> logged_allocations_;  // log search: allocations as of the last tick
   std::map<std::tuple<std::string, market::Resource, market::Tier>, std::deque<PricePoint>> prices_;
   std::map<std::string, VmTarget> targets_;  // VMs with an increment in force
-  std::deque<LedgerRow> ledger_rows_;
   std::deque<ShiftRow> shifts_;
-  uint64_t next_ledger_row_ = 1;
   uint64_t next_command_ = 0;
 
   std::thread thread_;

@@ -14,6 +14,12 @@ const char* signal_name(Signal s) noexcept {
   return "unknown";
 }
 
+std::optional<Signal> parse_signal(std::string_view name) noexcept {
+  for (int i = 0; i < kSignalCount; ++i)
+    if (name == signal_name(static_cast<Signal>(i))) return static_cast<Signal>(i);
+  return std::nullopt;
+}
+
 Resource relief_for(Signal s) noexcept {
   switch (s) {
     case Signal::runq_wait: return Resource::cpu;
@@ -50,6 +56,18 @@ Status RescueEvaluator::set_policy(const SlaPolicy& p) {
     return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": interval counts must be >= 1");
   auto& st = vms_[p.vm];
   st.policy = p;
+  return {};
+}
+
+Status RescueEvaluator::restore_rescue(const std::string& vm, Signal s, int64_t quantity) {
+  auto it = vms_.find(vm);
+  if (it == vms_.end()) return Error(Errc::not_found, "rescue of " + vm + ": no policy for this VM");
+  if (quantity <= 0) return Error(Errc::invalid_argument, "rescue of " + vm + ": quantity must be positive");
+  auto& st = it->second.signals[static_cast<size_t>(s)];
+  st.rescuing = true;
+  st.quantity = quantity;
+  st.healthy = 0;
+  st.over = 0;
   return {};
 }
 

@@ -47,6 +47,7 @@ struct SlaPolicy {
 enum class Signal : uint8_t { runq_wait, blk_latency, tx_drops, rx_drops };
 inline constexpr int kSignalCount = 4;
 const char* signal_name(Signal s) noexcept;
+std::optional<Signal> parse_signal(std::string_view name) noexcept;
 // The resource a signal's rescue buys.
 Resource relief_for(Signal s) noexcept;
 
@@ -70,6 +71,10 @@ class RescueEvaluator {
   // One interval of one VM (matched to a policy by uuid, else name). `balance` is the owner's balance
   // now. The hourly budget counts this VM's rescues in force at max_price.
   std::vector<RescueAction> observe(const agent::VmKpis& kpis, Micros balance);
+
+  // After a restart: a rescue raised before it is still in force for (vm, signal) with this quantity, so
+  // it counts against the budget and is retired on recovery. The VM's policy must be set first.
+  Status restore_rescue(const std::string& vm, Signal s, int64_t quantity);
 
   // Whether a rescue is in force for (vm, signal) — i.e. raised and not yet retired.
   bool active(const std::string& vm, Signal s) const;

@@ -95,7 +95,7 @@ class MarketProcesses : public ::testing::Test {
   void start_controller(std::vector<std::string> extra) {
     std::vector<std::string> argv = {MORPH_CONTROLLER, "--log-level", "debug", "run", "--tick", "200ms", "--lease", "2s",
                                      "--set", "ledger.path=" + dir_ + "/ledger.db", "--set", "metrics.listen=127.0.0.1:0",
-                                     "--set", "market.reserve.cpu=2"};
+                                     "--set", "market.reserve.cpu=2", "--set", "dashboard.listen="};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ctl_ = std::make_unique<Process>(argv, dir_ + "/ctl.out");
     ASSERT_TRUE(wait_until([&] { return slurp(dir_ + "/ctl.out").find("events ") != std::string::npos; }, 10s))
@@ -355,6 +355,144 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   EXPECT_TRUE(outcomes.contains("rescue_retired"));
 }
 
+// What an operator set survives `kill -9` of the controller: accounts with their details, an admin owner
+// override, per-VM policies, bids with their expiry, the rescue bid in force (still known as a rescue, and
+// retired on recovery by the restarted controller), the ledger history (`ledger show` is served from the
+// SQLite ledger, with its kind filter and paging) and the price history behind `quote`.
+TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  start_agent();
+  std::string vm1, vm2;
+  auto two_vms = [&] {
+    auto j = ctl({"vms", "list", "--json"}).js();
+    if (!j.is_array() || j.size() != 2) return false;
+    vm1 = j[0]["vm"];
+    vm2 = j[1]["vm"];
+    return true;
+  };
+  ASSERT_TRUE(wait_until(two_vms, 10s));
+  ASSERT_EQ(ctl({"accounts", "create", "demo", "--display-name", "Demo Ltd"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "create", "other"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000", "--reference", "po-1"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "other", "10000000"}).rc, 0);
+  // vm2 belongs to "other" by an admin override; it bids with an expiry an hour away.
+  auto r = ctl({"vms", "set-owner", vm2, "other"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = ctl({"bids", "submit", "--account", "other", "--vm", vm2, "--quantity", "300", "--max-price", "7",
+           "--expires-in", "1h", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const uint64_t other_bid = r.js()["bid_id"];
+  const uint64_t expires_ns = r.js()["expires_ns"];
+  // vm1: a rescue policy that breaches at once (the synthetic KPIs wait a few per mille), with a budget.
+  r = ctl({"policy", "set", vm1, "--rescue", "on", "--runq-wait-permille", "1", "--blk-p99-us", "0", "--max-price", "20",
+           "--budget-per-hour", "90000000"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json rescue;
+  ASSERT_TRUE(wait_until([&] {
+    auto b = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
+    if (!b.is_array() || b.size() != 1) return false;
+    rescue = b[0];
+    return true;
+  }, 10s));
+  ASSERT_EQ(rescue["rescue"], true);
+  const uint64_t rescue_bid = rescue["bid_id"];
+  // Both bids are charged for a few ticks.
+  ASSERT_TRUE(wait_until([&] {
+    std::set<uint64_t> charged;
+    for (auto& e : ctl({"ledger", "show", "--kind", "charge", "--limit", "1000", "--json"}).js()) charged.insert(e["bid_id"].get<uint64_t>());
+    return charged.contains(rescue_bid) && charged.contains(other_bid);
+  }, 10s));
+  std::this_thread::sleep_for(600ms);
+  auto quote_before = ctl({"quote", "--vm", vm2, "--quantity", "1", "--history", "5", "--json"}).js();
+  ASSERT_TRUE(quote_before["history"].is_array() && !quote_before["history"].empty()) << quote_before.dump();
+
+  ctl_->stop(SIGKILL);
+  EXPECT_EQ(ctl({"--timeout-ms", "300", "ledger", "show", "--json"}).rc, 3);  // the controller is gone
+  // Restart on the same ledger and sockets; the agent reconnects and says hello again.
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  ASSERT_TRUE(wait_until(two_vms, 15s));
+
+  auto acct = ctl({"accounts", "get", "demo", "--json"}).js();
+  EXPECT_EQ(acct["display_name"], "Demo Ltd");
+  auto pol = ctl({"policy", "get", vm1, "--json"}).js();
+  EXPECT_EQ(pol["rescue"], true) << pol.dump();
+  EXPECT_EQ(pol["runq_wait_permille"], 1);
+  EXPECT_EQ(pol["blk_p99_us"], 0);
+  EXPECT_EQ(pol["max_price_ucredits"], 20);
+  EXPECT_EQ(pol["budget_ucredits_per_hour"], 90000000);
+  EXPECT_EQ(pol["account"], "demo");
+  EXPECT_EQ(pol["rescue_bid_id"], rescue_bid);
+  EXPECT_EQ(ctl({"policy", "get", vm2, "--json"}).js()["account"], "other");  // the override
+  auto ob = ctl({"bids", "list", "--account", "other", "--json"}).js();
+  ASSERT_TRUE(ob.is_array() && ob.size() == 1) << ob.dump();
+  EXPECT_EQ(ob[0]["bid_id"], other_bid);
+  // Expiry counts ticks: the restart adds at most the downtime plus a tick or two.
+  const int64_t drift_ms = (static_cast<int64_t>(ob[0]["expires_ns"].get<uint64_t>()) - static_cast<int64_t>(expires_ns)) / 1'000'000;
+  EXPECT_GT(drift_ms, -2'000) << drift_ms;
+  EXPECT_LT(drift_ms, 30'000) << drift_ms;
+  auto rb = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
+  ASSERT_TRUE(rb.is_array() && rb.size() == 1) << rb.dump();
+  EXPECT_EQ(rb[0]["bid_id"], rescue_bid);
+  EXPECT_EQ(rb[0]["rescue"], true);  // still known as the controller's rescue, not raised a second time
+
+  // The ledger history from before the kill is served, from SQLite.
+  auto led = ctl({"ledger", "show", "--limit", "10000", "--json"}).js();
+  ASSERT_TRUE(led.is_array());
+  bool po = false;
+  uint64_t last_id = 0;
+  for (auto& e : led) {
+    if (e["kind"] == "deposit" && e["reason"] == "po-1" && e["account"] == "demo") po = true;
+    EXPECT_GT(e["entry_id"].get<uint64_t>(), last_id);
+    last_id = e["entry_id"];
+  }
+  EXPECT_TRUE(po);
+  auto charges = ctl({"ledger", "show", "--account", "other", "--kind", "charge", "--limit", "10000", "--json"}).js();
+  ASSERT_TRUE(charges.is_array() && !charges.empty());
+  for (auto& e : charges) {
+    EXPECT_EQ(e["account"], "other");
+    EXPECT_EQ(e["kind"], "charge");
+    EXPECT_EQ(e["bid_id"], other_bid);
+  }
+  // Paging: two at a time with the cursor morphctl prints, back to the oldest charge, each entry once.
+  std::vector<uint64_t> paged;
+  std::string before;
+  for (int page = 0; page < 1000; ++page) {
+    std::vector<std::string> args = {"ledger", "show", "--account", "other", "--kind", "charge", "--limit", "2", "--json"};
+    if (!before.empty()) args.insert(args.end(), {"--before", before});
+    r = ctl(args);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto rows = r.js();
+    for (auto it = rows.rbegin(); it != rows.rend(); ++it) paged.push_back((*it)["entry_id"]);
+    auto at = r.err.find("--before ");
+    if (at == std::string::npos) break;
+    before = r.err.substr(at + 9, r.err.find('\n', at) - at - 9);
+  }
+  ASSERT_GE(paged.size(), charges.size());
+  std::set<uint64_t> unique(paged.begin(), paged.end());
+  EXPECT_EQ(unique.size(), paged.size());
+  EXPECT_EQ(paged.back(), charges[0]["entry_id"]);  // the oldest charge ends the walk
+  EXPECT_EQ(ctl({"ledger", "show", "--kind", "refund"}).rc, 2);
+  // Price history for quote was reloaded: the ticks from before the kill are in it.
+  auto q = ctl({"quote", "--vm", vm2, "--quantity", "1", "--history", "300", "--json"}).js();
+  ASSERT_TRUE(q["history"].is_array());
+  bool old_tick = false;
+  for (auto& h : q["history"])
+    if (h["tick"] == quote_before["history"].back()["tick"]) old_tick = true;
+  EXPECT_TRUE(old_tick) << q.dump();
+  // The balance is exactly deposits minus every charge in the ledger.
+  int64_t sum = 0;
+  for (auto& e : ctl({"ledger", "show", "--account", "demo", "--limit", "10000", "--json"}).js()) sum += e["amount_ucredits"].get<int64_t>();
+  EXPECT_LE(ctl({"accounts", "get", "demo", "--json"}).js()["balance_ucredits"].get<int64_t>(), sum);  // later ticks only lower it
+  EXPECT_GT(sum, 0);
+
+  // Recovery retires the restored rescue.
+  ASSERT_EQ(ctl({"policy", "set", vm1, "--runq-wait-permille", "1000"}).rc, 0);
+  ASSERT_TRUE(wait_until([&] { return ctl({"bids", "list", "--vm", vm1, "--json"}).js() == json::array(); }, 10s));
+  EXPECT_EQ(ctl({"policy", "get", vm1, "--json"}).js()["rescue_bid_id"], 0);
+}
+
 TEST_F(MarketProcesses, TenantOverCurveActsOnlyOnItsAccount) {
   test::KeySet keys;
   start_controller({"--ingest", "ipc://" + dir_ + "/s/ingest", "--control", "ipc://" + dir_ + "/s/control", "--events",
@@ -365,6 +503,8 @@ TEST_F(MarketProcesses, TenantOverCurveActsOnlyOnItsAccount) {
   prefix_ = {"--connect", api, "--key", keys.path("ops.key"), "--server-key", keys.path("controller.pub")};
   ASSERT_EQ(ctl({"accounts", "create", "acct-1"}).rc, 0);
   ASSERT_EQ(ctl({"accounts", "create", "other"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "acct-1", "100", "--reference", "t1"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "other", "100", "--reference", "t2"}).rc, 0);
 
   prefix_ = {"--connect", api, "--key", keys.path("tenant1.key"), "--server-key", keys.path("controller.pub")};
   auto r = ctl({"accounts", "get", "acct-1", "--json"});
@@ -380,6 +520,16 @@ TEST_F(MarketProcesses, TenantOverCurveActsOnlyOnItsAccount) {
   ASSERT_TRUE(list.is_array());
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["account"], "acct-1");
+  // The ledger: a tenant sees only its own entries, whatever it asks for.
+  auto led = ctl({"ledger", "show", "--json"});
+  ASSERT_EQ(led.rc, 0) << led.err;
+  ASSERT_TRUE(led.js().is_array());
+  ASSERT_EQ(led.js().size(), 1u) << led.out;
+  EXPECT_EQ(led.js()[0]["account"], "acct-1");
+  EXPECT_EQ(led.js()[0]["reason"], "t1");
+  r = ctl({"ledger", "show", "--account", "other"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("may not act on account other"), std::string::npos) << r.err;
   // tcp without keys is a usage error, not a silent plaintext connection.
   prefix_ = {"--connect", api};
   EXPECT_EQ(ctl({"accounts", "list"}).rc, 2);

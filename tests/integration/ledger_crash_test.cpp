@@ -1,7 +1,9 @@
 // Kills the real tick loop (ledger_crash_driver) with SIGKILL at random instants, restarts it, and after
 // every kill checks the ledger: every tick the driver reported committed is there (none lost), tick
 // numbers are contiguous and each is recorded once (none charged twice), the restarted driver resumes at
-// exactly the next tick, and balances equal credits minus charges with debits = market revenue.
+// exactly the next tick, and balances equal credits minus charges with debits = market revenue; the
+// journal `morphctl ledger show` serves agrees row for row and in sum with the charges, failures and
+// credits (AuditReport::journal_mismatch).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

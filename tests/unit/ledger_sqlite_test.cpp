@@ -186,3 +186,176 @@ TEST_F(LedgerTest, RecoveryRebuildsTheCommittedState) {
 
 }  // namespace
 }  // namespace morph::ledger
+
+namespace morph::ledger {
+namespace {
+
+// The journal is what `morphctl ledger show` serves: charges, failures and deposits as committed, with
+// the filters (account, since tick, kind) and keyset paging, and it survives reopening the file.
+TEST_F(LedgerTest, JournalHoldsTheCommittedHistoryWithFiltersAndPaging) {
+  ASSERT_TRUE(ex_->deposit("bob", 1'000, "invoice-7").ok());
+  auto a = ex_->submit({"alice", "vm-a", Resource::cpu, "improve", 600, 100, 30, 0});
+  auto b = ex_->submit({"bob", "vm-b", Resource::cpu, "improve", 600, 600, 1'000, 0});  // bob cannot pay: failure
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(ex_->run_tick().ok());
+
+  auto all = ledger_->journal({});
+  ASSERT_TRUE(all.ok()) << all.error().what();
+  int charges = 0, deposits = 0, failures = 0;
+  Micros charged = 0;
+  for (auto& e : *all) {
+    if (e.kind == "charge") {
+      ++charges;
+      charged += e.amount;
+      EXPECT_EQ(e.bid, a->id);
+    }
+    if (e.kind == "deposit") ++deposits;
+    if (e.kind == "failure") {
+      ++failures;
+      EXPECT_EQ(e.account, "bob");
+    }
+    EXPECT_GT(e.ts_ns, 0u);
+  }
+  EXPECT_EQ(charges, 3);
+  EXPECT_EQ(deposits, 3);  // two opening balances and bob's deposit
+  EXPECT_GE(failures, 1);
+  for (size_t i = 1; i < all->size(); ++i) EXPECT_LT((*all)[i - 1].id, (*all)[i].id);  // oldest first
+  auto audit = ledger_->audit();
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(-charged, audit->total_charges);
+  EXPECT_EQ(audit->journal_mismatch, 0);
+  EXPECT_TRUE(audit->ok()) << audit->describe();
+  // A journal row that disagrees with the charges is caught by the audit.
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE journal SET amount = amount - 1 WHERE id = (SELECT MAX(id) FROM journal WHERE kind = 'charge')",
+                         nullptr, nullptr, nullptr), SQLITE_OK);
+  audit = ledger_->audit();
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->journal_mismatch, 1);
+  EXPECT_FALSE(audit->ok());
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE journal SET amount = amount + 1 WHERE id = (SELECT MAX(id) FROM journal WHERE kind = 'charge')",
+                         nullptr, nullptr, nullptr), SQLITE_OK);
+
+  auto bob = ledger_->journal({"bob", 0, "deposit", 0, 100});
+  ASSERT_TRUE(bob.ok());
+  ASSERT_EQ(bob->size(), 2u);
+  EXPECT_EQ((*bob)[0].reason, "opening balance");
+  EXPECT_EQ((*bob)[1].reason, "invoice-7");
+  EXPECT_EQ((*bob)[1].amount, 1'000);
+  auto late = ledger_->journal({"alice", 2, "charge", 0, 100});
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->size(), 2u);  // ticks 2 and 3
+  for (auto& e : *late) EXPECT_GE(e.tick, 2u);
+
+  // Paging: pages of 2 back from the newest cover everything exactly once.
+  std::vector<uint64_t> seen;
+  uint64_t before = 0;
+  for (;;) {
+    auto page = ledger_->journal({"", 0, "", before, 2});
+    ASSERT_TRUE(page.ok());
+    if (page->empty()) break;
+    ASSERT_LE(page->size(), 2u);
+    for (auto it = page->rbegin(); it != page->rend(); ++it) seen.push_back(it->id);
+    before = page->front().id;
+  }
+  ASSERT_EQ(seen.size(), all->size());
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], (*all)[all->size() - 1 - i].id);
+
+  auto bad = ledger_->journal({"", 0, "refund", 0, 10});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("refund"), std::string::npos);
+
+  // Reopened (a restarted controller): the same history.
+  ledger_.reset();
+  auto again = SqliteLedger::open(path_);
+  ASSERT_TRUE(again.ok());
+  auto reread = (*again)->journal({});
+  ASSERT_TRUE(reread.ok());
+  ASSERT_EQ(reread->size(), all->size());
+  EXPECT_EQ(reread->back().id, all->back().id);
+}
+
+// A database written before the journal existed gets it back-filled from charges, failures and credits.
+TEST_F(LedgerTest, JournalIsBackFilledForAnOlderDatabase) {
+  ASSERT_TRUE(ex_->submit({"alice", "vm-a", Resource::cpu, "improve", 600, 100, 30, 0}).ok());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex_->run_tick().ok());
+  auto before = ledger_->journal({});
+  ASSERT_TRUE(before.ok());
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "DELETE FROM journal", nullptr, nullptr, nullptr), SQLITE_OK);
+  ledger_.reset();
+  auto l = SqliteLedger::open(path_);
+  ASSERT_TRUE(l.ok()) << l.error().what();
+  auto after = (*l)->journal({});
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), before->size());
+  Micros sum_before = 0, sum_after = 0;
+  for (auto& e : *before) sum_before += e.amount;
+  for (auto& e : *after) sum_after += e.amount;
+  EXPECT_EQ(sum_after, sum_before);
+  EXPECT_EQ(after->back().kind, "charge");
+  auto audit = (*l)->audit();
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->ok()) << audit->describe();
+}
+
+// Policies, owner overrides, account details and rescue bids survive reopening; a rescue bid that was
+// cancelled is no longer loaded as in force.
+TEST_F(LedgerTest, OperatorStateSurvivesReopen) {
+  PolicyRecord p{"vm-a", "alice", true, 250, 15'000, 40, 3, 5, 700, 200, 10'000, 20, 5'000'000, 60};
+  ASSERT_TRUE(ledger_->put_policy(p).ok());
+  p.runq_wait_permille = 300;  // replaced, not duplicated
+  ASSERT_TRUE(ledger_->put_policy(p).ok());
+  ASSERT_TRUE(ledger_->put_owner_override({"vm-b", "alice", "ops", 42}).ok());
+  auto unknown = ledger_->put_owner_override({"vm-b", "nobody", "ops", 42});
+  EXPECT_FALSE(unknown.ok());
+  auto bid = market_->check_submit({"alice", "vm-a", Resource::cpu, "sla", 500, 1, 20, 0}, 0);
+  ASSERT_TRUE(bid.ok());
+  ASSERT_TRUE(ledger_->put_rescue_bid(*bid, {bid->id, "vm-a", "runq_wait", 500}).ok());
+  auto gone = market_->check_submit({"alice", "vm-a", Resource::disk_iops, "sla", 200, 1, 20, 0}, 0);
+  ASSERT_TRUE(gone.ok());
+  gone->id = bid->id + 1;
+  ASSERT_TRUE(ledger_->put_rescue_bid(*gone, {gone->id, "vm-a", "blk_p99", 200}).ok());
+  gone->state = BidState::cancelled;
+  ASSERT_TRUE(ledger_->put_bid(*gone).ok());
+  ASSERT_TRUE(ledger_->create_account({"carol", 0}, "Carol Ltd", 1234).ok());
+
+  ledger_.reset();
+  auto l = SqliteLedger::open(path_);
+  ASSERT_TRUE(l.ok());
+  auto st = (*l)->load_operator_state();
+  ASSERT_TRUE(st.ok()) << st.error().what();
+  ASSERT_EQ(st->policies.size(), 1u);
+  EXPECT_EQ(st->policies[0].runq_wait_permille, 300u);
+  EXPECT_EQ(st->policies[0].max_price, 20);
+  EXPECT_EQ(st->policies[0].budget_per_hour, 5'000'000);
+  EXPECT_EQ(st->policies[0].cpu_step, 700);
+  EXPECT_TRUE(st->policies[0].rescue);
+  ASSERT_EQ(st->owners.size(), 1u);
+  EXPECT_EQ(st->owners[0].account, "alice");
+  EXPECT_EQ(st->owners[0].set_by, "ops");
+  ASSERT_EQ(st->rescues.size(), 1u);
+  EXPECT_EQ(st->rescues[0].bid, bid->id);
+  EXPECT_EQ(st->rescues[0].signal, "runq_wait");
+  EXPECT_EQ(st->rescues[0].quantity, 500);
+  ASSERT_EQ(st->accounts.size(), 3u);
+  EXPECT_EQ(st->accounts[0].account, "alice");
+  EXPECT_GT(st->accounts[0].created_ns, 0u);
+  EXPECT_EQ(st->accounts[2].display_name, "Carol Ltd");
+  EXPECT_EQ(st->accounts[2].created_ns, 1234u);
+}
+
+TEST_F(LedgerTest, PriceHistoryIsReadBackFromATick) {
+  ASSERT_TRUE(ex_->submit({"alice", "vm-a", Resource::cpu, "improve", 600, 100, 30, 0}).ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ex_->run_tick().ok());
+  auto p = ledger_->prices_since(3);
+  ASSERT_TRUE(p.ok()) << p.error().what();
+  ASSERT_EQ(p->size(), 2u * kTierCount);  // ticks 3 and 4, cpu on h1, three tiers
+  EXPECT_EQ(p->front().tick, 3u);
+  EXPECT_EQ(p->back().tick, 4u);
+  for (auto& x : *p) {
+    EXPECT_EQ(x.quote.host, "h1");
+    EXPECT_EQ(x.quote.resource, Resource::cpu);
+  }
+}
+
+}  // namespace
+}  // namespace morph::ledger

@@ -157,3 +157,41 @@ TEST(RescuePolicy, RejectsBadPolicies) {
 
 }  // namespace
 }  // namespace morph::rescue
+
+namespace morph::rescue {
+namespace {
+
+// After a controller restart the rescue in force is re-armed from the ledger: it is not raised again
+// while the breach lasts, it counts against the hourly budget, and it is retired on recovery.
+TEST(RescuePolicy, RestoredRescueIsRetiredOnRecoveryAndNotRaisedTwice) {
+  RescueEvaluator ev;
+  EXPECT_FALSE(ev.restore_rescue("vm1", Signal::runq_wait, 500).ok());  // no policy yet
+  ASSERT_TRUE(ev.set_policy(policy()).ok());
+  EXPECT_FALSE(ev.restore_rescue("vm1", Signal::runq_wait, 0).ok());
+  ASSERT_TRUE(ev.restore_rescue("vm1", Signal::runq_wait, 500).ok());
+  EXPECT_TRUE(ev.active("vm1", Signal::runq_wait));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(ev.observe(sample(300), kRich).empty()) << i;  // still breached: no second bid
+  // The budget (one cpu step) is used by the restored rescue: a latency breach cannot add a disk bid.
+  std::vector<RescueAction> got;
+  for (int i = 0; i < 3; ++i) {
+    auto a = ev.observe(sample(300, 50'000), kRich);
+    got.insert(got.end(), a.begin(), a.end());
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
+  EXPECT_NE(got[0].why.find("budget"), std::string::npos) << got[0].why;
+  got.clear();
+  for (int i = 0; i < 4; ++i) {
+    auto a = ev.observe(sample(100), kRich);
+    got.insert(got.end(), a.begin(), a.end());
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, RescueAction::Kind::retire);
+  EXPECT_EQ(got[0].signal, Signal::runq_wait);
+  EXPECT_FALSE(ev.active("vm1", Signal::runq_wait));
+  EXPECT_EQ(parse_signal("blk_p99"), Signal::blk_latency);
+  EXPECT_EQ(parse_signal("nope"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace morph::rescue
