@@ -76,11 +76,17 @@ Schema make_controller_schema() {
   s.add("ledger.path", Type::path, "/var/lib/morph/ledger.db",
         "SQLite ledger (WAL mode): one transaction per tick; its directory must exist.");
   const char* units[] = {"millicore", "MiB", "IOPS", "byte/s", "kbit/s out", "kbit/s in", "storage-tier slot"};
+  // Defaults (docs/market.md "Reserve prices"): the smallest non-zero price, 1 µcr per unit-second, where
+  // that is a sensible price (a core-hour, a GiB-hour, 1,000 IOPS-hours each cost about 3.6 credits);
+  // 0 where the unit is too fine for an integer price (1 µcr per byte/s or kbit/s would make 100 Mbit/s
+  // cost as much as 100 cores); a fast-tier slot (a whole disk) at a core's price.
+  const char* defaults[] = {"1", "1", "1", "0", "0", "0", "1000"};
   for (size_t i = 0; i < std::size(kReserveResources); ++i) {
     std::string r(kReserveResources[i]);
-    s.add("market.reserve." + r, Type::integer, "0",
+    s.add("market.reserve." + r, Type::integer, defaults[i],
           std::string("Reserve price of ") + r + " in µcredits per " + units[i] +
-              " per second: bids below it are refused and it is the price when no bid loses.")
+              " per second: bids below it are refused and it is the price when no bid loses (what an uncontested "
+              "winner pays).")
         .min("0");
   }
   s.add("market.min_hold_ticks", Type::integer, "5",
@@ -101,7 +107,9 @@ Schema make_controller_schema() {
         "Public keys allowed to connect, each with its role (agent, tenant, admin); see docs/security.md.");
   s.add("metrics.listen", Type::listen, "127.0.0.1:9471",
         "HTTP address serving /metrics (Prometheus) and /healthz. Empty: no HTTP server.");
-  s.add("dashboard.listen", Type::listen, "127.0.0.1:9472", "HTTP address of the operator dashboard. Empty: no dashboard.");
+  s.add("dashboard.listen", Type::listen, "127.0.0.1:9472",
+        "HTTP address where the controller serves the operator dashboard (read-only, no authentication: it shows "
+        "every host, VM, account, bid and price, so keep it on loopback). Empty: no dashboard.");
   add_log_level(s);
   return s;
 }

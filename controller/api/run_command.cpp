@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
+#include <optional>
 
 #include "common/config_schemas.h"
 #include "common/metrics.h"
 #include "controller/api/controller_server.h"
+#include "controller/dashboard/dashboard.h"
 #include "controller/market_service/market_service.h"
 
 namespace morph::controller {
@@ -27,6 +29,7 @@ std::shared_ptr<RunOptions> add_run_command(CLI::App& app) {
   o->cli->add_flag(*c, "--tick", std::string(keys::tick));
   o->cli->add_flag(*c, "--ledger", std::string(keys::ledger_path));
   o->cli->add_flag(*c, "--metrics-listen", std::string(keys::metrics_listen));
+  o->cli->add_flag(*c, "--dashboard-listen", std::string(keys::dashboard_listen));
   c->add_option("--ipc-dir", o->ipc_dir, "serve on ipc:// sockets in this directory (mode 0700) instead");
   c->add_option("--key", o->key_file,
                 "the controller's secret key file (NAME.key, mode 0600); default with tcp endpoints: "
@@ -56,6 +59,24 @@ Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::
   m.market.hysteresis_pct = static_cast<uint32_t>(cfg.get_int(keys::hysteresis_pct));
   return m;
 }
+
+// The in-process dashboard's own client identity on CURVE endpoints: a key pair generated at every start,
+// held in memory only, and added to the allow-list as a tenant whose account can never exist (not a valid
+// account name), so it may read (snapshots, events) and act on nothing. It is what lets the dashboard's
+// FleetView use the same authenticated endpoints as every other client, tcp or ipc.
+constexpr const char* kDashboardPrincipal = "morph-controller.dashboard";
+constexpr const char* kDashboardNoAccount = "(none: read-only dashboard)";
+
+// The bound endpoint as a local client reaches it: a wildcard bind is connected to over loopback.
+std::string local_endpoint(std::string ep) {
+  for (auto [any, lo] : {std::pair{"tcp://0.0.0.0:", "tcp://127.0.0.1:"}, std::pair{"tcp://[::]:", "tcp://[::1]:"}})
+    if (ep.starts_with(any)) return lo + ep.substr(std::string_view(any).size());
+  return ep;
+}
+
+bool loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
 }  // namespace
 
 int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
@@ -74,6 +95,7 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   }
   // CURVE: --key, or with any tcp endpoint the controller's key in security.keys_dir (as packaged).
   std::string key_file = o.key_file;
+  std::optional<msg::KeyPair> dashboard_key;  // the in-process dashboard's CURVE identity (below)
   const auto& e = cfg.endpoints;
   if (key_file.empty() && (msg::is_tcp(e.ingest) || msg::is_tcp(e.control) || msg::is_tcp(e.api) || msg::is_tcp(e.events)))
     key_file = conf.get_string(keys::keys_dir) + "/controller.key";
@@ -91,6 +113,18 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
       return 2;
     }
     spdlog::info("allow-list {}: {} principals", allow, al->size());
+    if (!conf.get_string(keys::dashboard_listen).empty()) {
+      auto dkp = msg::generate_keypair();
+      if (!dkp) {
+        spdlog::error("{}: the dashboard's client key: {}", keys::dashboard_listen, dkp.error().what());
+        return 2;
+      }
+      if (auto st = al->add({msg::Role::tenant, kDashboardPrincipal, kDashboardNoAccount, dkp->public_z85}); !st) {
+        spdlog::error("{}: cannot allow the dashboard's client key: {}", keys::dashboard_listen, st.error().what());
+        return 2;
+      }
+      dashboard_key = *dkp;
+    }
     cfg.allow = std::make_shared<const msg::AllowList>(std::move(al).value());
   }
 
@@ -143,12 +177,39 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     spdlog::error("{}", st.error().what());
     return 1;
   }
+  // The dashboard, served in process: its FleetView is a client of the endpoints just bound (over CURVE with
+  // the identity generated above when they are tcp). It only reads: snapshots and the events stream.
+  std::unique_ptr<dashboard::Dashboard> dash;
+  if (auto listen = conf.get_string(keys::dashboard_listen); !listen.empty()) {
+    dashboard::DashboardOptions d;
+    d.listen = listen;
+    d.fleet.api = local_endpoint(server.endpoints().api);
+    d.fleet.events = local_endpoint(server.endpoints().events);
+    if (dashboard_key) {
+      d.fleet.security.curve = *dashboard_key;
+      d.fleet.security.server_public_z85 = cfg.server_key->public_z85;
+    }
+    auto ds = dashboard::start_dashboard(d);
+    if (!ds) {
+      spdlog::error("{} = \"{}\": {} (another controller or morph-dashboard there? choose another address, or \"\" "
+                    "for no dashboard)",
+                    keys::dashboard_listen, listen, ds.error().what());
+      server.stop();
+      return 2;
+    }
+    dash = std::move(ds).value();
+    if (auto addr = config::parse_listen(listen); addr && !loopback_host(addr->host))
+      spdlog::warn("{} {} is not a loopback address: anyone who reaches it sees every host, VM, tenant account, bid "
+                   "and price, without authentication (docs/security.md)",
+                   keys::dashboard_listen, listen);
+  }
   if (service) service->start();
   // The bound endpoints on stdout, one per line, so scripts and tests can use ephemeral ports.
   auto& b = server.endpoints();
   std::printf("ingest %s\ncontrol %s\napi %s\nevents %s\n", b.ingest.c_str(), b.control.c_str(), b.api.c_str(),
               b.events.c_str());
   if (metrics_server) std::printf("metrics %s\n", metrics_server->url().c_str());
+  if (dash) std::printf("dashboard %s\n", dash->url().c_str());
   std::fflush(stdout);
   timespec ts{0, 100'000'000};
   int rc = 0;
@@ -163,6 +224,7 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     }
   }
   spdlog::info("stopping");
+  dash.reset();  // its FleetView's sockets before the server's
   if (service) service->stop();
   server.stop();
   return rc;

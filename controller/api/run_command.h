@@ -1,6 +1,8 @@
 #pragma once
-// `morph-controller run`: bind the four endpoints, run the market (controller/market_service/) and serve
-// until SIGINT/SIGTERM, or until the ZAP handler dies (exit status 3: never serve unauthenticated).
+// `morph-controller run`: bind the four endpoints, run the market (controller/market_service/), serve the
+// dashboard on dashboard.listen (controller/dashboard/, a read-only client of those endpoints; over CURVE with a
+// key pair generated at start) and serve until SIGINT/SIGTERM, or until the ZAP handler dies (exit status 3:
+// never serve unauthenticated). Prints the bound endpoints, then "metrics URL" and "dashboard URL", on stdout.
 // Settings come from the controller schema (common/config_schemas.h): defaults, then --config FILE, then
 // --set key=value and the typed flags bound to keys (--api, --tick, --ledger, ...).
 

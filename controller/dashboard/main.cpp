@@ -12,7 +12,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"morph-dashboard: live web view of a Morph controller's events (hosts, VMs, KPIs, market)"};
   morph::fleet::ControllerAddress addr;
-  std::string listen = "127.0.0.1:9472", level = "info";
+  // 9473: beside a controller serving its own dashboard on the default 9472 (dashboard.listen).
+  std::string listen = "127.0.0.1:9473", level = "info";
   app.add_option("--api", addr.api, "controller api endpoint (default tcp://127.0.0.1:7712)");
   app.add_option("--events", addr.events, "controller events endpoint (default tcp://127.0.0.1:7713)");
   app.add_option("--ipc-dir", addr.ipc_dir, "the controller's --ipc-dir: use its ipc:// api and events sockets");

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The demo's view of the dashboard's JSON (GET /api/state of morph-dashboard).
+"""The demo's view of the dashboard's JSON (GET /api/state of the controller's dashboard).
 
   report.py live  URL [ONLY]          one short line per VM: what it does now and what it has bought
   report.py final URL OUT_DIR [LEDGER_JSON [ONLY]]

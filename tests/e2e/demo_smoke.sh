@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# scripts/demo end to end, short: 3 test-bed VMs, controller, agent, dashboard, tenants, 60 s of market, the
-# report and the PNG plot, then --down. Asserts exit 0, report.txt naming the three VMs with numbers, a
+# scripts/demo end to end, short: 3 test-bed VMs, controller (serving the dashboard), agent, tenants, 60 s of
+# market, the report and the PNG plot, then --down. Asserts exit 0, report.txt naming the three VMs with numbers, a
 # non-trivial PNG, and that nothing is left: no demo domain, no daemon of the run, no ipc sockets.
 # Needs root, libvirtd/QEMU and the PlanetLab traces (skips with 77, or fails under CI=true).
 set -uo pipefail
 src=${MORPH_SOURCE_DIR:?run through ctest}
 bin=${MORPH_BINARY_DIR:?run through ctest}
-prefix=demosmoke
+prefix=${MORPH_DEMO_SMOKE_PREFIX:-demosmoke}  # a test-bed prefix of its own
 run=$(mktemp -d /tmp/morph-demo-smoke.XXXXXX)
 
 need() { # need CONDITION-TEXT: skip (77) or, under CI=true, fail
@@ -16,7 +16,7 @@ need() { # need CONDITION-TEXT: skip (77) or, under CI=true, fail
 [ "$(id -u)" -eq 0 ] || need "needs root (run as root or via scripts/test)"
 command -v virsh >/dev/null && command -v qemu-system-x86_64 >/dev/null || need "needs libvirt and QEMU (scripts/setup-deps)"
 ls "${MORPH_PLANETLAB_DIR:-$src/../shared/data/planetlab}"/20110303.csv.gz >/dev/null 2>&1 || need "needs the PlanetLab traces"
-for b in controller/morph-controller hostagent/morph-agent controller/dashboard/morph-dashboard; do
+for b in controller/morph-controller hostagent/morph-agent; do
   [ -x "$bin/$b" ] || { echo "demo_smoke: $bin/$b is not built" >&2; exit 1; }
 done
 
@@ -41,6 +41,8 @@ done
 [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$png is not a PNG"
 [ "$(stat -c %s "$png")" -gt 20000 ] || fail "$png is suspiciously small"
 grep -q "dashboard:  http://127.0.0.1:" "$run/demo.log" || fail "the demo did not print the dashboard URL"
+grep -q "^dashboard http://127.0.0.1:" "$run/logs/controller.out" 2>/dev/null ||
+  grep -q "controller: .*dashboard http://127.0.0.1:" "$run/demo.log" || fail "the dashboard is not the controller's own"
 
 # Torn down: no domain of the prefix, no daemon started from this run dir, no sockets.
 virsh -q -c qemu:///system list --all --name | grep -q "^$prefix-vm" && fail "domains of $prefix are left"

@@ -92,7 +92,7 @@ class MsgProcess : public ::testing::Test {
     auto p = std::make_unique<Process>(
         std::vector<std::string>{controller_bin, "run", "--key", keys.path("controller.key"), "--allow", keys.path("allow"),
                                  "--ingest", ingest, "--control", control, "--api", api_ep, "--events", events,
-                                 "--no-market", "--metrics-listen", ""},
+                                 "--no-market", "--metrics-listen", "", "--dashboard-listen", ""},
         keys.path("controller.out"));
     // Ready when it has printed its bound endpoints.
     EXPECT_TRUE(wait_until([&] { return slurp(keys.path("controller.out")).find("events ") != std::string::npos; }, 5s))
