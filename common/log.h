@@ -4,7 +4,8 @@
 //   warn   — degraded but continuing (a bad message dropped, a peer lost, a fallback taken)
 //   info   — lifecycle and state changes (start, VM appeared, bid won, shift applied)
 //   debug  — per-tick and per-message detail
-// Messages about a VM or bid carry "vm=<name>" / "bid=<id>" so logs can be searched by them.
+// Messages about a VM carry "vm=<uuid>" (the agent adds "name=<name>"), messages about a bid "bid=<id>" and its
+// VM, so logs can be searched by them (docs/operations.md "Searching the logs"; tests/integration/log_search_test).
 
 #include <string>
 

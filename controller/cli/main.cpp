@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <optional>
 
 #include "common/config.h"
@@ -109,7 +110,8 @@ json bid_json(const v1::BidInfo* b) {
   return {{"bid_id", b->bid_id()}, {"account", s(b->account())}, {"vm", s(b->vm_uuid())}, {"host", s(b->host())},
           {"resource", v1::EnumNameResource(b->resource())}, {"tier", tier_word(b->tier())},
           {"quantity", b->quantity()}, {"min_quantity", b->min_quantity()}, {"max_price_ucredits", b->max_price_ucredits()},
-          {"state", v1::EnumNameBidState(b->state())}, {"filled", b->filled_quantity()}, {"rescue", b->rescue()}};
+          {"state", v1::EnumNameBidState(b->state())}, {"filled", b->filled_quantity()}, {"rescue", b->rescue()},
+          {"expires_ns", b->expires_ns()}};
 }
 json price_json(const v1::PriceInfo* p) {
   return {{"host", s(p->host())}, {"resource", v1::EnumNameResource(p->resource())}, {"tier", tier_word(p->tier())},
@@ -166,6 +168,43 @@ void print(const json& rows, bool as_json) {
   for (auto& r : list) line([&](size_t i) { return cell(r.value(cols[i], json())); });
 }
 
+// Every leaf command under app as "noun verb" (or "noun" when it has no verbs), in definition order.
+std::vector<std::pair<std::string, CLI::App*>> leaf_commands(CLI::App& app, const std::string& prefix = "") {
+  std::vector<std::pair<std::string, CLI::App*>> out;
+  for (auto* c : app.get_subcommands([](CLI::App* x) { return !x->get_name().empty(); })) {  // not option groups
+    std::string path = prefix.empty() ? c->get_name() : prefix + " " + c->get_name();
+    auto sub = leaf_commands(*c, path);
+    if (sub.empty()) out.emplace_back(path, c);
+    else out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
+// The "Example" lines a command's --help footer carries.
+std::string example_of(CLI::App* c) {
+  std::string f = c->get_footer();
+  auto at = f.find("  morphctl ");
+  return at == std::string::npos ? std::string() : f.substr(at + 2, f.find('\n', at) - at - 2);
+}
+
+// Puts each command's examples in its --help footer, and a group's (hosts, bids, ...) its commands' examples.
+void set_examples(CLI::App& app, const std::map<std::string, std::vector<std::string>>& examples) {
+  std::map<std::string, std::vector<std::string>> by_group;
+  for (auto& [path, c] : leaf_commands(app)) {
+    auto it = examples.find(path);
+    if (it == examples.end()) continue;
+    std::string text = it->second.size() > 1 ? "Examples:" : "Example:";
+    for (auto& e : it->second) text += "\n  " + e;
+    c->footer(text);
+    if (auto sp = path.find(' '); sp != std::string::npos) by_group[path.substr(0, sp)].push_back(it->second.front());
+  }
+  for (auto& [group, lines] : by_group) {
+    std::string text = "Examples:";
+    for (auto& e : lines) text += "\n  " + e;
+    for (auto* g : app.get_subcommands([&](CLI::App* x) { return x->get_name() == group; })) g->footer(text);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,11 +240,17 @@ Examples:
   std::string key_dir, key_name;
   gen->add_option("--out", key_dir, "directory (created mode 0700 if missing)")->required();
   gen->add_option("--name", key_name, "key name: the host id for agents")->required();
+  add_json(gen);
   on(gen, [&] {
     auto kp = morph::msg::generate_keypair();
     if (!kp) Client::fail(kRefused, kp.error().what());
     if (auto st = morph::msg::write_keypair(key_dir, key_name, *kp); !st) Client::fail(kRefused, st.error().what());
-    std::cout << kp->public_z85 << "\n";
+    if (conn.json_out)
+      print({{"name", key_name}, {"public_key", kp->public_z85}, {"public_key_file", key_dir + "/" + key_name + ".pub"},
+             {"secret_key_file", key_dir + "/" + key_name + ".key"}},
+            true);
+    else
+      std::cout << kp->public_z85 << "\n";
     return kOk;
   });
 
@@ -251,11 +296,13 @@ Examples:
   auto* vms_owner = vms->add_subcommand("set-owner", "admin: make ACCOUNT the VM's owner, overriding the host's metadata");
   vms_owner->add_option("vm", vm_owner_vm, "VM uuid")->required();
   vms_owner->add_option("account", vm_owner_acct, "account")->required();
+  add_json(vms_owner);
   on(vms_owner, [&] {
     client.call(ApiRequestBody::VmOwnerSet, [&](Builder& b) {
       return v1::CreateVmOwnerSetDirect(b, vm_owner_vm.c_str(), vm_owner_acct.c_str()).Union();
     });
-    std::cout << "vm " << vm_owner_vm << " owned by " << vm_owner_acct << "\n";
+    if (conn.json_out) print({{"vm", vm_owner_vm}, {"owner", vm_owner_acct}}, true);
+    else std::cout << "vm " << vm_owner_vm << " owned by " << vm_owner_acct << "\n";
     return kOk;
   });
   auto* kpis = app.add_subcommand("kpis", "latest KPIs")->require_subcommand(1);
@@ -437,22 +484,33 @@ Examples:
     return kOk;
   });
   auto* ledger = app.add_subcommand("ledger", "charges, failures and deposits")->require_subcommand(1);
-  auto* l_show = ledger->add_subcommand("show", "recent ledger entries");
-  uint64_t since_tick = 0;
+  auto* l_show = ledger->add_subcommand("show", "ledger entries from the controller's ledger database, newest page first");
+  uint64_t since_tick = 0, before_entry = 0;
   uint32_t limit = 100;
-  l_show->add_option("--account", acct, "only this account");
+  std::string l_kind;
+  l_show->add_option("--account", acct, "only this account (a tenant always sees only its own)");
   l_show->add_option("--since-tick", since_tick, "from this tick on");
-  l_show->add_option("--limit", limit, "at most this many (newest)")->capture_default_str();
+  l_show->add_option("--kind", l_kind, "only this kind of entry")->check(CLI::IsMember({"charge", "deposit", "failure"}));
+  l_show->add_option("--before", before_entry, "page back: only entries older than this entry id");
+  l_show->add_option("--limit", limit, "at most this many (newest)")->capture_default_str()->check(CLI::Range(1u, 10000u));
   add_json(l_show);
   on(l_show, [&] {
-    client.call(ApiRequestBody::LedgerQuery,
-                [&](Builder& b) { return v1::CreateLedgerQueryDirect(b, acct.c_str(), since_tick, limit).Union(); });
+    client.call(ApiRequestBody::LedgerQuery, [&](Builder& b) {
+      return v1::CreateLedgerQueryDirect(b, acct.c_str(), since_tick, limit, l_kind.empty() ? nullptr : l_kind.c_str(),
+                                         before_entry).Union();
+    });
     json rows = json::array();
-    if (auto* r = client.reply().body_as_LedgerReply(); r && r->entries())
-      for (const auto* e : *r->entries())
-        rows.push_back({{"tick", e->tick()}, {"account", s(e->account())}, {"kind", s(e->kind())},
-                        {"amount_ucredits", e->amount_ucredits()}, {"bid_id", e->bid_id()}, {"reason", s(e->reason())}});
+    uint64_t next = 0;
+    if (auto* r = client.reply().body_as_LedgerReply(); r) {
+      next = r->next_before();
+      if (r->entries())
+        for (const auto* e : *r->entries())
+          rows.push_back({{"entry_id", e->entry_id()}, {"tick", e->tick()}, {"account", s(e->account())},
+                          {"kind", s(e->kind())}, {"amount_ucredits", e->amount_ucredits()}, {"bid_id", e->bid_id()},
+                          {"reason", s(e->reason())}, {"timestamp_ns", e->timestamp_ns()}});
+    }
     print(rows, conn.json_out);
+    if (next) std::cerr << "older entries: --before " << next << "\n";
     return kOk;
   });
   auto* shifts = app.add_subcommand("shifts", "shift commands sent for allocations")->require_subcommand(1);
@@ -558,6 +616,66 @@ Examples:
 #ifdef MORPHCTL_HAS_TOP
   morph::cli::add_top_command(app);  // runs from its callback and exits through CLI::Success / RuntimeError
 #endif
+
+  // commands: every command path, from the parsed-command tree itself (tests walk it so that a new command
+  // without --json or an example cannot go unnoticed).
+  auto* commands = app.add_subcommand("commands", "list every command (leaf commands, as typed), with its example");
+  add_json(commands);
+  on(commands, [&] {
+    json rows = json::array();
+    for (auto& [path, c] : leaf_commands(app))
+      rows.push_back({{"command", path}, {"json", c->get_option_no_throw("--json") != nullptr},
+                      {"example", example_of(c)}, {"description", c->get_description()}});
+    if (conn.json_out) print(rows, true);
+    else
+      for (auto& r : rows) std::cout << r["command"].get<std::string>() << "\n";
+    return kOk;
+  });
+
+  // Examples shown by each command's --help (the footer); a group's --help shows its commands' examples.
+  const std::map<std::string, std::vector<std::string>> examples = {
+      {"keys gen", {"morphctl keys gen --out /etc/morph/keys --name host-a"}},
+      {"hosts list", {"morphctl hosts list", "morphctl --connect ipc:///run/morph/api hosts list --json"}},
+      {"vms list", {"morphctl vms list --host host-a", "morphctl vms list --json"}},
+      {"vms set-owner", {"morphctl vms set-owner 0f1e2d3c-... acme"}},
+      {"kpis show", {"morphctl kpis show", "morphctl kpis show demo-vm1 --json"}},
+      {"accounts create", {"morphctl accounts create acme --display-name \"Acme Ltd\""}},
+      {"accounts get", {"morphctl accounts get acme --json"}},
+      {"accounts list", {"morphctl accounts list --json"}},
+      {"accounts deposit", {"morphctl accounts deposit acme 5000000 --reference invoice-42"}},
+      {"bids submit",
+       {"morphctl bids submit --account acme --vm 0f1e2d3c-... --quantity 500 --max-price 20 --tier improve"}},
+      {"bids amend", {"morphctl bids amend 17 --max-price 30"}},
+      {"bids cancel", {"morphctl bids cancel 17"}},
+      {"bids list", {"morphctl bids list --account acme", "morphctl bids list --vm 0f1e2d3c-... --json"}},
+      {"prices list", {"morphctl prices list --host host-a", "morphctl prices list --json"}},
+      {"allocations list", {"morphctl allocations list --account acme", "morphctl allocations list --json"}},
+      {"ledger show", {"morphctl ledger show --account acme --since-tick 100", "morphctl ledger show --limit 20 --json"}},
+      {"shifts list", {"morphctl shifts list --host host-a --limit 20", "morphctl shifts list --json"}},
+      {"policy get", {"morphctl policy get 0f1e2d3c-... --json"}},
+      {"policy set",
+       {"morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour 5000000"}},
+      {"quote", {"morphctl quote --vm 0f1e2d3c-... --quantity 500", "morphctl quote --host host-a --quantity 500 --tier sla --json"}},
+      {"top",
+       {"morphctl top --ipc-dir /run/morph", "morphctl top --ipc-dir /run/morph --count 3 --json",
+        "morphctl top --api tcp://ctl:7712 --events tcp://ctl:7713 --key ops.key --server-key controller.pub --once"}},
+      {"commands", {"morphctl commands", "morphctl commands --json"}},
+  };
+  set_examples(app, examples);
+  // An unknown command is named (CLI11 alone would only say that a subcommand is required).
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--connect" || a == "--key" || a == "--server-key" || a == "--timeout-ms") {
+      ++i;  // its value
+      continue;
+    }
+    if (a.starts_with("-")) continue;
+    if (app.get_subcommands([&](CLI::App* c) { return c->check_name(a); }).empty()) {
+      std::cerr << "morphctl: unknown command '" << a << "' (morphctl commands lists them; morphctl --help explains them)\n";
+      return kUsage;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

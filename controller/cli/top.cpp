@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "controller/dashboard/dashboard.h"
+
 namespace morph::cli {
 
 namespace {
@@ -128,7 +130,7 @@ int run_top(const TopOptions& opts) {
     return 2;
   }
   const bool bounded = opts.once || opts.count > 0;
-  const bool ansi = opts.ansi >= 0 ? opts.ansi == 1 : (!bounded && !opts.out && isatty(STDOUT_FILENO));
+  const bool ansi = !opts.json && (opts.ansi >= 0 ? opts.ansi == 1 : (!bounded && !opts.out && isatty(STDOUT_FILENO)));
   // Not a terminal and no bound: one frame, as --once (a pipe would otherwise fill forever).
   const int frames = opts.once ? 1 : opts.count > 0 ? opts.count : (ansi ? 0 : 1);
   auto view = fleet::FleetView::start(*fo);
@@ -158,7 +160,11 @@ int run_top(const TopOptions& opts) {
       while (std::chrono::steady_clock::now() < end && !g_interrupted)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       if (g_interrupted) break;
-      if (!ansi) out << "\n";
+      if (!ansi && !opts.json) out << "\n";
+    }
+    if (opts.json) {
+      out << dashboard::state_json((*view)->state(), 1).dump() << "\n" << std::flush;
+      continue;
     }
     auto frame = render_top((*view)->state(), ansi);
     if (ansi) out << "\x1b[H\x1b[2J";
@@ -177,6 +183,8 @@ void add_top_command(CLI::App& app) {
   c->add_option("--key", o->controller.key_file, "this client's secret key file (NAME.key), for tcp://");
   c->add_option("--server-key", o->controller.server_key_file, "the controller's public key file (controller.pub)");
   c->add_flag("--once", o->once, "print one plain-text frame and exit");
+  c->add_flag("--json", o->json, "print each frame as one line of JSON (hosts, vms with their latest KPIs, allocations, "
+                                 "prices, shifts, bids)");
   c->add_option("--count", o->count, "print N plain-text frames, one per interval, and exit")->check(CLI::NonNegativeNumber);
   auto* iv = c->add_option_function<double>(
       "--interval", [o](double s) { o->interval = std::chrono::milliseconds(static_cast<long>(s * 1000)); },

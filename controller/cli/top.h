@@ -3,7 +3,8 @@
 // and network rates), what each has bought, the latest prices, recent shifts and bid outcomes. Fed by the
 // same events consumer as the dashboard (controller/dashboard/fleet_view.h). On a terminal it redraws in
 // place every --interval; when stdout is not a terminal, or with --once / --count N, it prints plain-text
-// frames one after another (no escape codes), so it can be piped, logged or tested.
+// frames one after another (no escape codes), so it can be piped, logged or tested. --json prints each frame
+// as one line of JSON instead (the dashboard's /api/state with the latest sample of each series).
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +24,7 @@ struct TopOptions {
   std::chrono::milliseconds wait{5000};        // for the first KPIs before the first frame
   std::ostream* out = nullptr;                 // nullptr: stdout
   int ansi = -1;                               // -1: when stdout is a terminal and not --once/--count
+  bool json = false;                           // each frame as one line of JSON (the dashboard's /api/state, last sample)
 };
 
 // Exit status: 0, 1 when no data arrived within `wait` (--once/--count), 2 on bad options.

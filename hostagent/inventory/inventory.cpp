@@ -335,7 +335,7 @@ Result<VmInfo> Core::describe(virDomainPtr dom) {
     if (id != static_cast<unsigned>(-1)) vm.libvirt_id = static_cast<int>(id);
   }
   if (Status s = resolve_host_handles(vm, opt.paths); !s.ok())
-    spdlog::warn("vm={}: host handles unresolved: {}", vm.name, s.error().what());
+    spdlog::warn("vm={} name={}: host handles unresolved: {}", vm.uuid, vm.name, s.error().what());
   return vm;
 }
 
@@ -403,7 +403,7 @@ VmEvent Inventory::Impl::build(RawEvent raw) {
     if (d.ok())
       fresh = std::move(*d);
     else
-      spdlog::debug("vm={}: cannot re-read after {} event: {}", raw.name, vm_event_kind_name(raw.kind),
+      spdlog::debug("vm={} name={}: cannot re-read after {} event: {}", raw.uuid, raw.name, vm_event_kind_name(raw.kind),
                     d.error().what());
   }
   std::lock_guard lk(c.cache_mu);
@@ -439,7 +439,7 @@ void Inventory::Impl::run_dispatcher() {
     if (ev.vm.uuid.empty())
       spdlog::info("inventory: {}", vm_event_kind_name(ev.kind));
     else
-      spdlog::info("vm={} event {}{}{}", ev.vm.name, vm_event_kind_name(ev.kind),
+      spdlog::info("vm={} name={} event {}{}{}", ev.vm.uuid, ev.vm.name, vm_event_kind_name(ev.kind),
                    ev.device.empty() ? "" : " device=", ev.device);
     std::vector<std::shared_ptr<VmEventCallback>> subs;
     {
@@ -450,7 +450,8 @@ void Inventory::Impl::run_dispatcher() {
       try {
         (*cb)(ev);
       } catch (const std::exception& e) {
-        spdlog::error("inventory event subscriber threw on {} for vm={}: {}", vm_event_kind_name(ev.kind), ev.vm.name,
+        spdlog::error("inventory event subscriber threw on {} for vm={} name={}: {}", vm_event_kind_name(ev.kind), ev.vm.uuid,
+                      ev.vm.name,
                       e.what());
       }
     }
