@@ -42,7 +42,18 @@ class LibvirtHostRuntime final : public HostRuntime {
 
   ~LibvirtHostRuntime() override { stop(); }
 
-  HostDescription host() override { return {capacity, source->vms()}; }
+  HostDescription host() override { return {capacity, with_engine_baselines(source->vms())}; }
+  // The inventory reads a running domain's live <cputune>, which holds a shifted quota while a shift is
+  // in force: a HostHello sent then (another VM started) told the controller the shifted value was the
+  // baseline, and the next allocation came on top of it (250 mc baseline + 500 shifted + 500 = 1250 mc,
+  // refused for a 1-vCPU VM). The engine's baseline, captured before the VM's first shift, is the truth.
+  std::vector<VmInfo> with_engine_baselines(std::vector<VmInfo> vms) const {
+    if (!engine) return vms;
+    for (VmInfo& v : vms)
+      if (auto b = engine->baseline(v.uuid); b && b->cpu_millicores > 0)
+        v.baseline.cpu_millicores = static_cast<uint32_t>(b->cpu_millicores);
+    return vms;
+  }
   std::shared_ptr<KpiSource> kpi_source() override { return source; }
   std::shared_ptr<ShiftHandler> shift_handler() override {
     if (handler) return handler;
@@ -51,10 +62,10 @@ class LibvirtHostRuntime final : public HostRuntime {
   Status start(Uplink& uplink) override {
     source->on_vms_changed([this, &uplink](std::vector<VmInfo> vms) {
       spdlog::info("running VMs changed ({} now); sending HostHello again", vms.size());
-      uplink.set_host({capacity, std::move(vms)});
+      uplink.set_host({capacity, with_engine_baselines(std::move(vms))});
     });
     if (handler)
-      handler->start([&uplink](msg::ShiftOutcome o) { uplink.report_revert(std::move(o)); },
+      handler->start([&uplink](msg::ShiftOutcome o) { uplink.report(std::move(o)); },
                      [&uplink] { return uplink.stats().controller_up.load(); });
     return {};
   }

@@ -83,6 +83,19 @@ msg::ShiftOutcome to_msg_outcome(const sh::ShiftOutcome& out, const msg::ShiftOr
   return r;
 }
 
+msg::ShiftOutcome to_in_force_report(const sh::ShiftOutcome& out) {
+  msg::ShiftOutcome r;
+  r.command_id = out.command_id;
+  r.vm_uuid = out.vm_uuid;
+  r.in_force = in_force_settings(out.in_force, false, false);
+  if (out.lease_expiry) r.lease_expires_ns = to_ns(*out.lease_expiry);
+  if (out.error) {
+    r.error = msg::wire_code(out.error->code());
+    r.error_message = out.error->what();
+  }
+  return r;
+}
+
 msg::ShiftOutcome to_revert_report(const sh::LeaseEvent& ev) {
   msg::ShiftOutcome r;
   r.command_id = ev.command_id;
@@ -188,6 +201,7 @@ void EngineShiftHandler::shift_loop() {
 void EngineShiftHandler::lease_loop() {
   auto last_up = std::chrono::steady_clock::now();
   bool lost_handled = false;
+  bool was_up = false;
   for (;;) {
     std::deque<msg::LeaseRenewal> renewals;
     {
@@ -212,7 +226,18 @@ void EngineShiftHandler::lease_loop() {
     }
     (void)engine_->expire_due();
     const auto now = std::chrono::steady_clock::now();
-    if (!controller_up_ || controller_up_()) {
+    const bool up = !controller_up_ || controller_up_();
+    if (up && !was_up) {
+      // (Re)connected: tell the controller what is in force under each lease this agent holds, also the
+      // ones a previous incarnation of the agent applied (reloaded by reconcile()).
+      for (const sh::ShiftOutcome& o : engine_->in_force_report()) {
+        spdlog::info("vm={} controller up; reporting what is in force under command {}: {}", o.vm_uuid, o.command_id,
+                     o.error ? o.error->what() : sh::describe(o.in_force));
+        if (report_) report_(to_in_force_report(o));
+      }
+    }
+    was_up = up;
+    if (up) {
       last_up = now;
       lost_handled = false;
     } else if (!lost_handled && now - last_up > opt_.default_lease) {

@@ -5,7 +5,9 @@
 //     ShiftEngine::shift, and answers `done` with the values read back;
 //   - the lease keeper: applies renewals in arrival order, calls expire_due() every ~100 ms, ends every
 //     lease when the controller has been silent for longer than the default lease (controller_lost(), which
-//     reverts or holds per lease.on_expiry), and reports each lease event through the report callback.
+//     reverts or holds per lease.on_expiry), and reports each lease event through the report callback;
+//     each time the controller comes (back) up it also reports what is in force under every lease the
+//     engine holds (ShiftEngine::in_force_report(), including leases reloaded after an agent restart).
 // It must never touch libvirt or the probes itself: everything goes through the engine.
 
 #include <chrono>
@@ -26,6 +28,8 @@ namespace morph::agent {
 Result<shifter::ShiftRequest> to_shift_request(const msg::ShiftOrder& order, std::chrono::milliseconds default_lease);
 msg::ShiftOutcome to_msg_outcome(const shifter::ShiftOutcome& out, const msg::ShiftOrder& order);
 msg::ShiftOutcome to_revert_report(const shifter::LeaseEvent& ev);
+// What a (restarted) agent finds in force under a lease, reported on (re)connect: not reverted.
+msg::ShiftOutcome to_in_force_report(const shifter::ShiftOutcome& out);
 std::vector<msg::ResourceSetting> in_force_settings(const shifter::InForce& f, bool with_pin, bool with_tier);
 
 class EngineShiftHandler final : public ShiftHandler {

@@ -160,26 +160,53 @@ Result<InForce> LibvirtMechanisms::read(const VmTarget& vm) {
     // virDomainGetInfo's figure only moves on QEMU's balloon-change event; the stat is current.
     if (f.balloon_actual_mib != 0) f.memory_mib = f.balloon_actual_mib;
   }
-  if (!vm.disk.empty()) {
-    int n = 0;
-    if (virDomainGetBlockIoTune(dom.get(), vm.disk.c_str(), nullptr, &n, VIR_DOMAIN_AFFECT_LIVE) != 0)
-      return libvirt_error("reading I/O limits of " + vm.name);
-    std::vector<virTypedParameter> params(static_cast<size_t>(n));
-    if (virDomainGetBlockIoTune(dom.get(), vm.disk.c_str(), params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) != 0)
-      return libvirt_error("reading I/O limits of " + vm.name);
-    unsigned long long v = 0;
-    if (virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_IOPS_SEC, &v) == 1) f.disk_iops = v;
-    if (virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_BYTES_SEC, &v) == 1) f.disk_bps = v;
-    virTypedParamsClear(params.data(), n);
-  }
+  MORPH_TRY(read_disk_limits(dom.get(), vm, f));
   f.storage_tier = kTierNone;  // the pool the disk's source is in now; none when it cannot be told
   if (auto disk = vm.disk.empty() ? Result<VmDisk>(Error(Errc::not_found, "no disk"))
                                   : LibvirtBlockCopy(dom.get(), 0).disk(vm.disk))
     if (auto p = place_disk(disk->source, opt_.storage_pools)) f.storage_tier = p->tier;
-  if (net_ != nullptr && !vm.tap_ifindexes.empty()) {
-    MORPH_TRY_ASSIGN(f.net_out_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_out));
-    MORPH_TRY_ASSIGN(f.net_in_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_in));
+  MORPH_TRY(read_net_limits(vm, f));
+  return f;
+}
+
+Status LibvirtMechanisms::read_disk_limits(virDomainPtr dom, const VmTarget& vm, InForce& f) {
+  if (vm.disk.empty()) return {};
+  // One call with room for every parameter (libvirt 9 has 20; it fills what exists and says how many),
+  // instead of asking for the count first: each call is a job on the domain and a QEMU monitor query.
+  std::vector<virTypedParameter> params(kIoTuneParamsMax);
+  int n = static_cast<int>(params.size());
+  if (virDomainGetBlockIoTune(dom, vm.disk.c_str(), params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) != 0)
+    return libvirt_error("reading I/O limits of " + vm.name);
+  unsigned long long v = 0;
+  f.disk_iops = f.disk_bps = 0;
+  if (virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_IOPS_SEC, &v) == 1) f.disk_iops = v;
+  if (virTypedParamsGetULLong(params.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_BYTES_SEC, &v) == 1) f.disk_bps = v;
+  virTypedParamsClear(params.data(), n);
+  return {};
+}
+
+Status LibvirtMechanisms::read_net_limits(const VmTarget& vm, InForce& f) {
+  if (net_ == nullptr || vm.tap_ifindexes.empty()) return {};
+  MORPH_TRY_ASSIGN(f.net_out_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_out));
+  MORPH_TRY_ASSIGN(f.net_in_kbps, net_->limit(vm.tap_ifindexes.front(), NetDirection::guest_in));
+  return {};
+}
+
+Result<InForce> LibvirtMechanisms::read_changed(const VmTarget& vm, const InForce& before,
+                                                const std::vector<Resource>& changed) {
+  // Disk and network limits are read back on their own (one monitor query, or a map lookup); the other
+  // values stay as read at the start of the command. Anything else changed: read everything.
+  bool disk = false;
+  for (Resource r : changed) {
+    if (r == Resource::disk_iops || r == Resource::disk_bps) disk = true;
+    else if (r != Resource::net_out_kbps && r != Resource::net_in_kbps) return read(vm);
   }
+  InForce f = before;
+  if (disk) {
+    MORPH_TRY_ASSIGN(Domain dom, lookup(conn_, vm.uuid));
+    MORPH_TRY(read_disk_limits(dom.get(), vm, f));
+  }
+  MORPH_TRY(read_net_limits(vm, f));
   return f;
 }
 

@@ -40,12 +40,19 @@ class LibvirtMechanisms final : public Mechanisms {
   Result<VmTarget> resolve(const std::string& vm) override;
   Result<InForce> read(const VmTarget& vm) override;
   Result<std::string> apply(const VmTarget& vm, const Adjustment& adj) override;
+  // Only disk and network limits are read back alone; any other change reads everything (read()).
+  Result<InForce> read_changed(const VmTarget& vm, const InForce& before, const std::vector<Resource>& changed) override;
 
   virConnectPtr connection() const { return conn_; }
 
  private:
   LibvirtMechanisms(virConnectPtr conn, Options options, NetLimiter* net)
       : conn_(conn), opt_(std::move(options)), net_(net) {}
+
+  // Room for every virDomainGetBlockIoTune parameter in one call (libvirt's remote limit is 32).
+  static constexpr size_t kIoTuneParamsMax = 32;
+  Status read_disk_limits(virDomainPtr dom, const VmTarget& vm, InForce& f);
+  Status read_net_limits(const VmTarget& vm, InForce& f);
 
   virConnectPtr conn_;
   Options opt_;

@@ -33,6 +33,14 @@ class Mechanisms {
   // Puts one value in force. The returned string is a warning for the outcome (empty when none), e.g. a
   // balloon target the guest did not follow.
   virtual Result<std::string> apply(const VmTarget& vm, const Adjustment& adj) = 0;
+  // What is in force after `changed` were applied to a VM whose values were `before` (read at the start of
+  // the same command). A mechanism may re-read only what the changed resources touch and take the rest
+  // from `before` (one QEMU monitor round trip for a disk limit instead of a full read); this default
+  // reads everything again.
+  virtual Result<InForce> read_changed(const VmTarget& vm, const InForce& /*before*/,
+                                       const std::vector<Resource>& /*changed*/) {
+    return read(vm);
+  }
 };
 
 }  // namespace morph::agent::shifter

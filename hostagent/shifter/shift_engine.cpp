@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <bit>
 #include <filesystem>
 #include <fstream>
@@ -52,6 +53,17 @@ InForce in_force_from_json(const nlohmann::json& j) {
 }  // namespace
 
 const char* expiry_policy_name(ExpiryPolicy p) noexcept { return p == ExpiryPolicy::hold ? "hold" : "revert"; }
+
+std::optional<int64_t> cpu_shares_following(const InForce& baseline, int64_t millicores) noexcept {
+  constexpr int64_t kMinShares = 2, kMaxShares = 262144;
+  if (baseline.cpu_shares == 0 || baseline.cpu_millicores <= 0 || millicores <= 0) return std::nullopt;
+  // shares <= 2^18 and millicores <= 2^40: the product stays inside int64.
+  const auto shares = static_cast<int64_t>(std::min<uint64_t>(baseline.cpu_shares, kMaxShares));
+  // At or below the baseline the weight stays the baseline's: a cap limits, it does not deprioritise.
+  const int64_t mc = std::clamp<int64_t>(millicores, baseline.cpu_millicores, int64_t{1} << 40);
+  const int64_t scaled = (shares * mc + baseline.cpu_millicores / 2) / baseline.cpu_millicores;
+  return std::clamp(scaled, kMinShares, kMaxShares);
+}
 
 ShiftEngine::ShiftEngine(Mechanisms& mechanisms, Clock clock, Options options)
     : mech_(mechanisms), clock_(std::move(clock)), opt_(std::move(options)) {}
@@ -136,9 +148,31 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   if (!before) return fail(std::move(before).error().with_context("reading values in force"));
   out.in_force = *before;
 
+  // CPU weight follows CPU quota: a cpu_millicores adjustment without an explicit cpu_shares one also
+  // sets the shares in proportion to the VM's baseline (cpu_shares_following). Appended last, so it is
+  // rolled back with the rest, and marked shifted, so a revert restores the baseline shares too.
+  std::vector<Adjustment> adjustments = req.adjustments;
+  if (opt_.shares_follow_cpu) {
+    const Adjustment* cpu = nullptr;
+    bool explicit_shares = false;
+    for (const Adjustment& a : adjustments) {
+      if (a.resource == Resource::cpu_millicores) cpu = &a;
+      explicit_shares |= a.resource == Resource::cpu_shares;
+    }
+    if (cpu != nullptr && !explicit_shares) {
+      auto known = vms_.find(vm->uuid);
+      const InForce& base = known != vms_.end() ? known->second.baseline : *before;
+      if (auto shares = cpu_shares_following(base, cpu->value)) {
+        spdlog::debug("shift command={} vm={} name={}: cpu_millicores={} brings cpu_shares={} (baseline {} mc, {} shares)",
+                      req.command_id, vm->uuid, vm->name, cpu->value, *shares, base.cpu_millicores, base.cpu_shares);
+        adjustments.push_back({Resource::cpu_shares, *shares, {}});
+      }
+    }
+  }
+
   // Apply in order; on a failure undo what was applied, newest first.
   std::vector<Resource> applied;
-  for (const Adjustment& a : req.adjustments) {
+  for (const Adjustment& a : adjustments) {
     auto r = mech_.apply(*vm, a);
     if (!r) {
       std::string rollback;
@@ -166,13 +200,15 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   command_vm_[req.command_id] = vm->uuid;
   out.lease_expiry = st.lease;
 
-  if (auto now = mech_.read(*vm)) {
+  // Read back what this command changed; the rest is as read just before it (mechanisms.h).
+  if (auto now = mech_.read_changed(*vm, *before, applied)) {
     out.in_force = *now;
   } else {
     out.warnings.push_back("applied, but reading back failed: " + now.error().what());
   }
-  for (const auto& w : out.warnings) spdlog::warn("shift command={} vm={}: {}", req.command_id, vm->name, w);
-  spdlog::info("shift command={} vm={} applied; in force: {}", req.command_id, vm->name, describe(out.in_force));
+  for (const auto& w : out.warnings) spdlog::warn("shift command={} vm={} name={}: {}", req.command_id, vm->uuid, vm->name, w);
+  spdlog::info("shift command={} vm={} name={} applied; in force: {}", req.command_id, vm->uuid, vm->name,
+               describe(out.in_force));
   persist_locked();
   return out;
 }
@@ -224,9 +260,9 @@ LeaseEvent ShiftEngine::end_lease_locked(VmState& st, TimePoint now) {
   }
   if (auto f = mech_.read(st.target)) ev.in_force = *f;
   if (ev.error) {
-    spdlog::error("lease of vm={} expired; revert incomplete: {}", st.target.name, ev.error->what());
+    spdlog::error("lease of vm={} name={} expired; revert incomplete: {}", st.target.uuid, st.target.name, ev.error->what());
   } else {
-    spdlog::info("lease of vm={} (command={}) expired; {}; in force: {}", st.target.name, st.last_command,
+    spdlog::info("lease of vm={} name={} (command={}) expired; {}; in force: {}", st.target.uuid, st.target.name, st.last_command,
                  opt_.on_expiry == ExpiryPolicy::revert ? "reverted to baseline" : "holding values",
                  describe(ev.in_force));
   }
@@ -329,11 +365,41 @@ Status ShiftEngine::load_locked() {
       if (auto r = parse_resource(name.get<std::string>())) st.shifted.insert(*r);
     if (int64_t ms = v.value("lease_expiry_ms", int64_t{0}); ms > 0) st.lease = from_ms(ms);
     st.last_command = v.value("last_command", uint64_t{0});
-    if (auto now = mech_.read(st.target))
-      spdlog::info("shifter: vm={} after restart, in force: {}", st.target.name, describe(*now));
+    // Renewals may name the command rather than the VM.
+    if (st.last_command != 0) command_vm_[st.last_command] = st.target.uuid;
+    const std::string lease =
+        st.lease ? fmt::format("lease ends in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(*st.lease - clock_()).count())
+                 : std::string("held");
+    if (auto now = mech_.read(st.target)) {
+      spdlog::info("shifter: vm={} name={} after restart (command={}, {}), in force: {}", st.target.uuid, st.target.name,
+                   st.last_command, lease,
+                   describe(*now));
+    } else {
+      spdlog::warn("shifter: vm={} name={} after restart (command={}, {}): cannot read what is in force: {}", st.target.uuid,
+                   st.target.name,
+                   st.last_command, lease, now.error().what());
+    }
     vms_[st.target.uuid] = std::move(st);
   }
   return {};
+}
+
+std::vector<ShiftOutcome> ShiftEngine::in_force_report() {
+  std::lock_guard lock(mu_);
+  std::vector<ShiftOutcome> out;
+  for (const auto& [uuid, st] : vms_) {
+    ShiftOutcome o;
+    o.command_id = st.last_command;
+    o.vm_uuid = uuid;
+    o.lease_expiry = st.lease;
+    if (auto f = mech_.read(st.target)) {
+      o.in_force = *f;
+    } else {
+      o.error = std::move(f).error().with_context("reading values in force");
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
 }
 
 Result<std::vector<LeaseEvent>> ShiftEngine::reconcile() {

@@ -43,6 +43,9 @@ class ShiftEngine {
     ExpiryPolicy on_expiry = ExpiryPolicy::revert;
     size_t remembered_outcomes = 4096;
     std::string state_file;  // baselines + leases survive an agent restart here; empty = not persisted
+    // A cpu_millicores adjustment without a cpu_shares one also sets the VM's CPU weight in proportion
+    // (cpu_shares_following()), so the VM gets its allocation under contention, not only a higher cap.
+    bool shares_follow_cpu = true;
   };
 
   ShiftEngine(Mechanisms& mechanisms, Clock clock, Options options);
@@ -65,6 +68,12 @@ class ShiftEngine {
   // After an agent restart: loads the state file, re-reads what is in force for each VM it names, and
   // applies the expiry policy to leases that ran out while the agent was down.
   Result<std::vector<LeaseEvent>> reconcile();
+
+  // What is in force now on every VM this engine holds shifts for (under a lease, or held), read back:
+  // command_id is the VM's last command, lease_expiry its lease (none when held), error a failed read.
+  // The agent reports these to the controller whenever it (re)connects, so the controller learns what a
+  // restarted agent found in force.
+  std::vector<ShiftOutcome> in_force_report();
 
   std::optional<TimePoint> lease_expiry(const std::string& vm_uuid) const;
   std::optional<InForce> baseline(const std::string& vm_uuid) const;
@@ -97,5 +106,13 @@ class ShiftEngine {
 };
 
 const char* expiry_policy_name(ExpiryPolicy p) noexcept;
+
+// The CPU weight that goes with `millicores` for a VM whose baseline (what was in force before its first
+// shift) is `baseline`: baseline.cpu_shares x millicores / baseline.cpu_millicores, rounded to nearest and
+// kept within 2..262144 (cgroup v1 cpu.shares), and never below the baseline's shares (a cap under the
+// baseline limits the VM without also deprioritising it). So the baseline's own millicores give back
+// exactly its shares, and a VM with +33 % CPU also weighs 33 % more against its neighbours. nullopt when
+// the baseline has no shares or no millicores to scale from.
+std::optional<int64_t> cpu_shares_following(const InForce& baseline, int64_t millicores) noexcept;
 
 }  // namespace morph::agent::shifter

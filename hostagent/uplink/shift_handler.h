@@ -3,7 +3,7 @@
 // apply() is called on the uplink thread and must not block: a shift may take minutes (storage copy,
 // migration). The handler calls `done` exactly once, from any thread, with the values in force or an
 // error; the uplink sends the ShiftResult. Duplicate command ids are answered by the uplink from its
-// cache and never reach the handler twice. Lease expiry reverts are reported with report_revert().
+// cache and never reach the handler twice. Lease events are reported with Uplink::report().
 
 #include <functional>
 

@@ -69,11 +69,22 @@ void Uplink::set_host(HostDescription host) {
 
 void Uplink::report_revert(msg::ShiftOutcome outcome) {
   outcome.reverted = true;
+  report(std::move(outcome));
+}
+
+void Uplink::report(msg::ShiftOutcome outcome) {
   {
     std::lock_guard lk(mu_);
-    results_.push_back(std::move(outcome));
+    reports_.push_back(std::move(outcome));
   }
   wake_.notify();
+}
+
+void Uplink::flush_reports() {
+  while (!pending_reports_.empty() && stats_.controller_up) {
+    if (!send_result(pending_reports_.front())) return;  // kept for the next try
+    pending_reports_.pop_front();
+  }
 }
 
 void Uplink::run() {
@@ -119,12 +130,13 @@ void Uplink::run() {
 }
 
 bool Uplink::drain_inbox() {
-  std::deque<msg::ShiftOutcome> results;
+  std::deque<msg::ShiftOutcome> results, reports;
   bool resend_hello = false;
   {
     std::lock_guard lk(mu_);
     if (stop_) return false;
     results.swap(results_);
+    reports.swap(reports_);
     resend_hello = std::exchange(host_changed_, false);
   }
   for (auto& r : results) {
@@ -140,6 +152,17 @@ bool Uplink::drain_inbox() {
     for (int i = 0; i < answers; ++i) send_result(r);
   }
   if (resend_hello) send_hello();
+  for (auto& r : reports) {
+    if (pending_reports_.size() >= kMaxPendingReports) {
+      spdlog::warn("uplink: {} reports wait for the controller; dropped the oldest (vm={} command {})",
+                   pending_reports_.size(), pending_reports_.front().vm_uuid, pending_reports_.front().command_id);
+      pending_reports_.pop_front();
+    }
+    pending_reports_.push_back(std::move(r));
+  }
+  if (!pending_reports_.empty() && !stats_.controller_up)
+    spdlog::debug("uplink: {} report(s) wait until the controller is up", pending_reports_.size());
+  flush_reports();
   return true;
 }
 
@@ -152,12 +175,12 @@ void Uplink::send_hello() {
     for (auto& [r, a] : host_.capacity) cap.push_back(v1::CreateResourceAmount(fbb_, r, a));
     for (auto& vm : host_.vms) {
       if (!msg::valid_uuid(vm.uuid)) {
-        spdlog::warn("uplink: vm={} has no usable uuid; not announced", vm.name);
+        spdlog::warn("uplink: name={} has no usable uuid (vm=); not announced", vm.name);
         continue;
       }
       std::string owner = vm.ownership.owner;
       if (!owner.empty() && !msg::valid_name(owner)) {
-        spdlog::warn("vm={} owner '{}' is not a valid account name; announced without owner", vm.name, owner);
+        spdlog::warn("vm={} name={} owner '{}' is not a valid account name; announced without owner", vm.uuid, vm.name, owner);
         owner.clear();
       }
       std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{
@@ -200,13 +223,17 @@ void Uplink::publish_kpis(uint64_t now) {
   else ++stats_.reports_dropped;
 }
 
-void Uplink::send_result(const msg::ShiftOutcome& r) {
+bool Uplink::send_result(const msg::ShiftOutcome& r) {
   fbb_.Clear();
   msg::encode_shift_result(fbb_, cfg_.host, r);
   std::array<std::string_view, 2> p{msg::topic::kShiftResult, {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
   spdlog::trace("uplink: ShiftResult for command {}", r.command_id);
-  if (msg::send_parts(dealer_, p)) ++stats_.results_sent;
-  else spdlog::warn("uplink: could not send ShiftResult for command {} (controller away)", r.command_id);
+  if (msg::send_parts(dealer_, p)) {
+    ++stats_.results_sent;
+    return true;
+  }
+  spdlog::warn("uplink: could not send ShiftResult for command {} (controller away)", r.command_id);
+  return false;
 }
 
 void Uplink::on_control(std::vector<zmq::message_t>& parts, uint64_t now) {
@@ -239,13 +266,23 @@ void Uplink::on_control(std::vector<zmq::message_t>& parts, uint64_t now) {
       spdlog::info("uplink: controller does not know this host; re-sending HostHello");
       send_hello();
     }
+    // Reports that waited for the controller go after HostHello, on the same socket, so in order.
+    if (!pending_reports_.empty()) {
+      spdlog::info("uplink: controller up; sending {} report(s) kept while it was away", pending_reports_.size());
+      flush_reports();
+    }
   } else if (kind == msg::topic::kShiftCommand) {
     auto c = msg::decode_shift_command(buf);
     if (!c) return bad(c.error().what());
     ++stats_.shifts_received;
     auto order = msg::to_shift_order(**c);
     if (order.lease_ns == 0) order.lease_ns = cfg_.default_lease_ns;
-    if (auto it = done_cache_.find(order.command_id); it != done_cache_.end()) return send_result(it->second);
+    spdlog::debug("vm={} shift command {} received: {} settings, lease {} ms", order.vm_uuid, order.command_id,
+                  order.adjustments.size(), order.lease_ns / 1'000'000);
+    if (auto it = done_cache_.find(order.command_id); it != done_cache_.end()) {
+      send_result(it->second);
+      return;
+    }
     if (auto it = in_flight_.find(order.command_id); it != in_flight_.end()) {
       ++it->second;  // answered when the handler finishes
       return;

@@ -60,8 +60,13 @@ class Uplink {
   void stop();
   // Replaces the host description (VMs appeared or went) and sends HostHello again.
   void set_host(HostDescription host);
-  // Reports a lease-expiry revert to the controller.
+  // Reports a lease-expiry revert to the controller (report() with `reverted` set).
   void report_revert(msg::ShiftOutcome outcome);
+  // An unsolicited ShiftResult: a lease event, or the values found in force after an agent restart. Sent
+  // once the controller is up (after HostHello); while it is not, up to kMaxPendingReports wait here
+  // (oldest dropped first), so what happened while the controller was away is reported on reconnect.
+  void report(msg::ShiftOutcome outcome);
+  static constexpr size_t kMaxPendingReports = 1024;
   const UplinkStats& stats() const { return stats_; }
   uint64_t incarnation() const { return incarnation_; }
 
@@ -71,7 +76,8 @@ class Uplink {
   void send_heartbeat(uint64_t now);
   void publish_kpis(uint64_t now);
   void on_control(std::vector<zmq::message_t>& parts, uint64_t now);
-  void send_result(const msg::ShiftOutcome& r);
+  bool send_result(const msg::ShiftOutcome& r);
+  void flush_reports();
   bool drain_inbox();
 
   UplinkConfig cfg_;
@@ -86,12 +92,14 @@ class Uplink {
   uint64_t controller_seen_ns_ = 0;
   std::map<uint64_t, msg::ShiftOutcome> done_cache_;  // recent results by command id (idempotence)
   std::map<uint64_t, int> in_flight_;                 // command id → copies received while applying
+  std::deque<msg::ShiftOutcome> pending_reports_;     // unsolicited reports not yet sent
 
   std::mutex mu_;  // guards the fields below, written by other threads
   HostDescription host_;
   bool host_changed_ = false;
   bool stop_ = false;
-  std::deque<msg::ShiftOutcome> results_;
+  std::deque<msg::ShiftOutcome> results_;  // answers to commands
+  std::deque<msg::ShiftOutcome> reports_;  // unsolicited reports (report())
   msg::Wakeup wake_;
 
   std::thread thread_;

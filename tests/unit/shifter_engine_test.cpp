@@ -166,7 +166,7 @@ TEST_F(ShifterEngineTest, RollsBackAppliedStepsWhenALaterOneFails) {
 
 TEST_F(ShifterEngineTest, RepeatedCommandIdReturnsStoredOutcomeWithoutReapplying) {
   auto engine = make();
-  EXPECT_CALL(mech, apply).Times(1);
+  EXPECT_CALL(mech, apply).Times(2);  // cpu_millicores and the cpu_shares that follow it, once
   ShiftOutcome first = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
   vm1().cpu_millicores = 1234;  // someone else changed it; a repeat must not touch the VM
   ShiftOutcome again = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
@@ -255,12 +255,127 @@ TEST_F(ShifterEngineTest, ControllerLossEndsEveryLeaseNow) {
 TEST_F(ShifterEngineTest, RevertFailureIsReported) {
   auto engine = make();
   ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(1)}).ok());
-  EXPECT_CALL(mech, apply).WillOnce(Return(Result<std::string>(Error(Errc::not_found, "domain vanished"))));
+  // The first revert step (cpu_millicores) fails; the cpu_shares that followed it still go back.
+  EXPECT_CALL(mech, apply)
+      .WillOnce(Return(Result<std::string>(Error(Errc::not_found, "domain vanished"))))
+      .WillRepeatedly(Return(Result<std::string>(std::string{})));
   now += std::chrono::seconds(2);
   auto events = engine.expire_due();
   ASSERT_EQ(events.size(), 1u);
   ASSERT_TRUE(events[0].error.has_value());
   EXPECT_THAT(events[0].error->message(), HasSubstr("cpu_millicores: domain vanished"));
+}
+
+// CPU weight follows CPU quota (docs/architecture.md, Shifting): the rule itself.
+TEST(ShifterCpuShares, ScaleWithMillicoresFromTheBaseline) {
+  InForce base;
+  base.cpu_millicores = 600;
+  base.cpu_shares = 1024;
+  EXPECT_EQ(cpu_shares_following(base, 600), 1024);   // the baseline's own value gives its shares back
+  EXPECT_EQ(cpu_shares_following(base, 800), 1365);   // +200 mc on 600: 1024 x 4/3, rounded to nearest
+  EXPECT_EQ(cpu_shares_following(base, 1000), 1707);
+  EXPECT_EQ(cpu_shares_following(base, 300), 1024);   // a cap below the baseline keeps the baseline weight
+  EXPECT_EQ(cpu_shares_following(base, 10), 1024);
+  base.cpu_shares = 1;
+  EXPECT_EQ(cpu_shares_following(base, 600), 2);      // never below cgroup v1's minimum
+  base.cpu_shares = 200000;
+  EXPECT_EQ(cpu_shares_following(base, 6000), 262144);  // nor above its maximum
+  base.cpu_shares = 0;
+  EXPECT_FALSE(cpu_shares_following(base, 800));      // nothing to scale from
+  base.cpu_shares = 1024;
+  base.cpu_millicores = 0;
+  EXPECT_FALSE(cpu_shares_following(base, 800));
+}
+
+class ShifterCpuSharesTest : public ShifterEngineTest {
+ protected:
+  void SetUp() override {
+    ShifterEngineTest::SetUp();
+    vm1().cpu_millicores = 1200;  // a <cputune>-capped baseline: 2 vCPUs at 60 %
+    vm1().cpu_shares = 1024;
+  }
+};
+
+TEST_F(ShifterCpuSharesTest, CpuShiftRaisesSharesInProportionAndRevertRestoresBoth) {
+  auto engine = make();
+  const InForce baseline = vm1();
+  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)});
+  ASSERT_TRUE(out.ok()) << out.error->what();
+  EXPECT_EQ(out.in_force.cpu_millicores, 1600);
+  EXPECT_EQ(out.in_force.cpu_shares, 1365u);  // read back, 1024 x 1600 / 1200
+  // A later change scales from the baseline captured before the first shift, not from what is in force.
+  out = engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1800, {}}}, std::chrono::seconds(5)});
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(vm1().cpu_shares, 1536u);
+  EXPECT_EQ(engine.baseline("uuid-1")->cpu_shares, 1024u);
+  // Lease expiry puts both the quota and the weight back.
+  now += std::chrono::seconds(5);
+  auto events = engine.expire_due();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].error.has_value());
+  EXPECT_EQ(vm1(), baseline);
+  EXPECT_EQ(events[0].in_force.cpu_shares, 1024u);
+}
+
+TEST_F(ShifterCpuSharesTest, AllocationEndingSendsTheBaselineAndGetsTheBaselineSharesBack) {
+  auto engine = make();
+  const InForce baseline = vm1();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 2000, {}}}, std::chrono::seconds(5)}).ok());
+  EXPECT_EQ(vm1().cpu_shares, 1707u);
+  // The controller's "back to the baseline" command, before the lease runs out.
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1200, {}}}, std::chrono::seconds(5)}).ok());
+  EXPECT_EQ(vm1(), baseline);
+}
+
+TEST_F(ShifterCpuSharesTest, CapBelowTheBaselineKeepsTheBaselineWeight) {
+  auto engine = make();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)}).ok());
+  EXPECT_EQ(vm1().cpu_shares, 1365u);
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)}).ok());
+  EXPECT_EQ(vm1().cpu_millicores, 400);
+  EXPECT_EQ(vm1().cpu_shares, 1024u);
+}
+
+TEST_F(ShifterCpuSharesTest, ControllerLossRevertsTheSharesToo) {
+  auto engine = make();
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1500, {}}}, std::chrono::seconds(60)}).ok());
+  EXPECT_EQ(vm1().cpu_shares, 1280u);
+  ASSERT_EQ(engine.controller_lost().size(), 1u);
+  EXPECT_EQ(vm1().cpu_millicores, 1200);
+  EXPECT_EQ(vm1().cpu_shares, 1024u);
+}
+
+TEST_F(ShifterCpuSharesTest, ExplicitSharesWinAndTheOptionTurnsItOff) {
+  {
+    auto engine = make();
+    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}, {Resource::cpu_shares, 300, {}}},
+                              std::chrono::seconds(5)})
+                    .ok());
+    EXPECT_EQ(vm1().cpu_shares, 300u);
+    now += std::chrono::seconds(5);
+    engine.expire_due();
+  }
+  ShiftEngine::Options opt;
+  opt.shares_follow_cpu = false;
+  auto engine = make(opt);
+  EXPECT_CALL(mech, apply).Times(1);
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)}).ok());
+  EXPECT_EQ(vm1().cpu_millicores, 1600);
+  EXPECT_EQ(vm1().cpu_shares, 1024u);
+}
+
+TEST_F(ShifterCpuSharesTest, FailedSharesRollTheQuotaBack) {
+  auto engine = make();
+  const InForce before = vm1();
+  EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
+  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::cpu_shares)))
+      .WillOnce(Return(Result<std::string>(Error(Errc::invalid_argument, "shares out of range"))));
+  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)});
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(out.error->message(), HasSubstr("applying cpu_shares=1365"));
+  EXPECT_THAT(out.error->message(), HasSubstr("cpu_millicores rolled back"));
+  EXPECT_EQ(vm1(), before);
+  EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
 }
 
 class ShifterRestartTest : public ShifterEngineTest {
