@@ -108,6 +108,16 @@ std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micro
   seen[2] = "tx drops " + std::to_string(per_s(k.net_tx_drops)) + "/s";
   over[3] = p.drops_per_s > 0 && per_s(k.net_rx_drops) > p.drops_per_s;
   seen[3] = "rx drops " + std::to_string(per_s(k.net_rx_drops)) + "/s";
+  // Level hysteresis: while a rescue is in force, an interval counts as healthy only under
+  // kRecoverPercent of the threshold. With the rescue's capacity the VM often sits just under the threshold
+  // while the load that starved it is still on; retiring there gave the capacity back and re-raised the
+  // rescue a few intervals later (seen at a 500 per-mille threshold: 400-450 per mille while rescued).
+  auto calm_under = [](uint64_t value, uint64_t threshold) {
+    return threshold == 0 || value * 100 <= threshold * kRecoverPercent;
+  };
+  const std::array<bool, kSignalCount> calm{calm_under(wait_pm, p.runq_wait_permille), calm_under(p99, p.blk_p99_us),
+                                            calm_under(per_s(k.net_tx_drops), p.drops_per_s),
+                                            calm_under(per_s(k.net_rx_drops), p.drops_per_s)};
 
   for (int i = 0; i < kSignalCount; ++i) {
     const Signal sig = static_cast<Signal>(i);
@@ -117,7 +127,7 @@ std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micro
       s.healthy = 0;
     } else {
       s.over = 0;
-      if (s.rescuing) ++s.healthy;
+      if (s.rescuing) s.healthy = calm[static_cast<size_t>(i)] ? s.healthy + 1 : 0;
     }
     if (s.rescuing && s.healthy >= p.recover_intervals) {
       s.rescuing = false;

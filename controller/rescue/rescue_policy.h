@@ -34,7 +34,8 @@ struct SlaPolicy {
   uint64_t blk_p99_us = 20'000;        // block request latency, 99th percentile
   uint64_t drops_per_s = 50;           // packets dropped per second (either direction; the policer's too)
   uint32_t breach_intervals = 3;       // consecutive intervals over threshold before a rescue
-  uint32_t recover_intervals = 5;      // consecutive healthy intervals before the rescue is retired
+  uint32_t recover_intervals = 5;      // consecutive healthy intervals (each signal under kRecoverPercent of
+                                       // its threshold) before the rescue is retired
   // What a rescue asks for.
   int64_t cpu_step = 500;              // millicores
   int64_t disk_iops_step = 200;
@@ -43,6 +44,9 @@ struct SlaPolicy {
   Micros budget_per_hour = 0;          // cap on what rescue bids may cost per hour at max_price
   uint32_t funds_horizon_s = 60;       // the balance must cover the bid at max_price this long
 };
+
+// A rescued VM is healthy only under this share of each threshold (level hysteresis; docs/market.md).
+inline constexpr uint64_t kRecoverPercent = 80;
 
 enum class Signal : uint8_t { runq_wait, blk_latency, tx_drops, rx_drops };
 inline constexpr int kSignalCount = 4;
