@@ -159,6 +159,7 @@ Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
       if (!str_ok(vm->name()) || !str_ok(vm->sla_class())) return bad("HostHello: vm field too long");
       MORPH_TRY(check_account(vm->owner(), false));
       MORPH_TRY(check_amounts(vm->baseline(), "HostHello baseline"));
+      MORPH_TRY(check_amounts(vm->ceiling(), "HostHello ceiling"));
     }
   }
   return h;

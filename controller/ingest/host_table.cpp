@@ -127,10 +127,13 @@ void build_vm_statuses(flatbuffers::FlatBufferBuilder& fbb, const HostEntry& h,
     std::vector<flatbuffers::Offset<v1::ResourceAmount>> base;
     if (vm->baseline())
       for (auto* a : *vm->baseline()) base.push_back(v1::CreateResourceAmount(fbb, a->resource(), a->amount()));
+    std::vector<flatbuffers::Offset<v1::ResourceAmount>> ceiling;
+    if (vm->ceiling())
+      for (auto* a : *vm->ceiling()) ceiling.push_back(v1::CreateResourceAmount(fbb, a->resource(), a->amount()));
     auto info = v1::CreateVmBaselineInfoDirect(fbb, vm->uuid()->c_str(), vm->name() ? vm->name()->c_str() : nullptr,
                                                vm->owner() ? vm->owner()->c_str() : nullptr,
                                                vm->sla_class() ? vm->sla_class()->c_str() : nullptr, vm->running(),
-                                               &base, vm->max_memory_mib());
+                                               &base, vm->max_memory_mib(), &ceiling);
     out.push_back(v1::CreateVmStatus(fbb, fbb.CreateString(h.host), info));
   }
 }

@@ -103,6 +103,16 @@ int64_t Market::supply(const std::string& host, Resource r) const {
   return std::max<int64_t>(at(it->second.spec.capacity, r) - at(it->second.baseline_sum, r), 0);
 }
 
+int64_t Market::room(const std::string& vm, Resource r) const {
+  auto v = vms_.find(vm);
+  if (v == vms_.end()) return 0;
+  int64_t left = at(v->second.ceiling, r) - at(v->second.baseline, r);
+  if (auto h = hosts_.find(v->second.host); h != hosts_.end())
+    for (const BookEntry& e : h->second.books[static_cast<size_t>(r)])
+      if (e.bid->vm == vm) left -= e.quantity;
+  return std::max<int64_t>(left, 0);
+}
+
 Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) const {
   if (bid.quantity <= 0 || bid.quantity > kMaxQuantity)
     return Error(Errc::invalid_argument, "quantity " + std::to_string(bid.quantity) + " must be in 1.." +

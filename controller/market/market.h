@@ -70,6 +70,9 @@ class Market {
   Tick last_tick() const { return last_tick_; }
   const std::unordered_map<BidId, Allocation>& allocations() const { return holdings_; }
   int64_t supply(const std::string& host, Resource r) const;
+  // What a new bid of this VM on r may still ask for under its ceiling: ceiling - baseline - its live
+  // bids. 0 for a VM the market does not know.
+  int64_t room(const std::string& vm, Resource r) const;
 
   void restore(const MarketSnapshot& snap);
 

@@ -114,8 +114,13 @@ void MarketService::feed_inventory() {
   for (auto& [id, v] : vms_) {
     market::VmSpec spec{id, owner_of(id), v.host, v.baseline, {}};
     auto hit = hosts_.find(v.host);
-    for (Resource r : market::kAllResources)
-      market::at(spec.ceiling, r) = std::max(market::at(v.baseline, r), hit == hosts_.end() ? 0 : market::at(hit->second.capacity, r));
+    // The ceiling: the host's capacity, or less where the agent says the VM cannot use more (a 1-vCPU VM
+    // gains nothing above 1000 mc, and the agent would refuse the shift).
+    for (Resource r : market::kAllResources) {
+      int64_t cap = hit == hosts_.end() ? 0 : market::at(hit->second.capacity, r);
+      if (int64_t own = market::at(v.ceiling, r); own > 0) cap = std::min(cap, own);
+      market::at(spec.ceiling, r) = std::max(market::at(v.baseline, r), cap);
+    }
     if (spec.owner.empty() || !accounts_.contains(spec.owner)) {
       if (unfed_vms_.insert(id).second)
         spdlog::info("vm={} not in the market: owner '{}' has no account", id, spec.owner);
@@ -752,6 +757,9 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
       if (v->baseline())
         for (const auto* b : *v->baseline())
           if (auto r = from_wire(b->resource())) market::at(e.baseline, *r) = b->amount();
+      if (v->ceiling())
+        for (const auto* c : *v->ceiling())
+          if (auto r = from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
       vms_[std::string(sv(v->uuid()))] = e;
     }
   feed_inventory();
@@ -771,8 +779,21 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
       switch (a.kind) {
         case rescue::RescueAction::Kind::raise: {
           a.bid.account = owner;
+          // The step shrinks to what the VM can still use under its ceiling (a 1-vCPU VM at 750 mc has 250
+          // left); with nothing left the rescue cannot help and is not raised.
+          if (int64_t room = market_.room(vm, a.bid.resource); room < a.bid.quantity) {
+            if (room <= 0) {
+              rescue_.abandon(vm, a.signal);
+              spdlog::warn("vm={} rescue not raised: no {} left under the VM's ceiling ({})", vm,
+                           market::resource_name(a.bid.resource), a.why);
+              continue;
+            }
+            a.bid.quantity = room;
+            a.bid.min_fill = std::min(a.bid.min_fill, room);
+          }
           auto bid = exchange_.submit_rescue(a.bid, rescue::signal_name(a.signal));
           if (!bid) {
+            rescue_.abandon(vm, a.signal);
             spdlog::warn("vm={} rescue bid refused: {} ({})", vm, bid.error().what(), a.why);
             continue;
           }

@@ -72,6 +72,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   struct VmEntry {
     std::string host, owner_meta;
     market::ResourceVector baseline{};
+    market::ResourceVector ceiling{};  // what the agent says the VM can use at most; 0: not said
   };
   struct HostEntry { market::ResourceVector capacity{}; bool up = true; };
   struct PricePoint { market::Tick tick; market::Micros price; int64_t sold; };

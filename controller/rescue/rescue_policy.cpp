@@ -73,6 +73,13 @@ Status RescueEvaluator::restore_rescue(const std::string& vm, Signal s, int64_t 
 
 void RescueEvaluator::remove_policy(const std::string& vm) { vms_.erase(vm); }
 
+void RescueEvaluator::abandon(const std::string& vm, Signal s) {
+  auto it = vms_.find(vm);
+  if (it == vms_.end()) return;
+  SignalState& st = it->second.signals[static_cast<size_t>(s)];
+  st = SignalState{};
+}
+
 bool RescueEvaluator::active(const std::string& vm, Signal s) const {
   auto it = vms_.find(vm);
   return it != vms_.end() && it->second.signals[static_cast<size_t>(s)].rescuing;

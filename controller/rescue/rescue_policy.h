@@ -80,6 +80,10 @@ class RescueEvaluator {
   // it counts against the budget and is retired on recovery. The VM's policy must be set first.
   Status restore_rescue(const std::string& vm, Signal s, int64_t quantity);
 
+  // The caller could not place the rescue just raised (e.g. the VM has no room left under its ceiling):
+  // forget it and re-arm, so another full breach may raise it again.
+  void abandon(const std::string& vm, Signal s);
+
   // Whether a rescue is in force for (vm, signal) — i.e. raised and not yet retired.
   bool active(const std::string& vm, Signal s) const;
 

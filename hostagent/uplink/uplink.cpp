@@ -186,10 +186,16 @@ void Uplink::send_hello() {
       std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{
           v1::CreateResourceAmount(fbb_, msg::Resource::cpu, baseline_cpu(vm.baseline)),
           v1::CreateResourceAmount(fbb_, msg::Resource::memory, int64_t(vm.baseline.memory_kib / 1024))};
+      // What the VM can use at most: every vCPU whole, memory up to the balloon ceiling.
+      std::vector<flatbuffers::Offset<v1::ResourceAmount>> ceiling;
+      if (vm.baseline.vcpus > 0)
+        ceiling.push_back(v1::CreateResourceAmount(fbb_, msg::Resource::cpu, int64_t{vm.baseline.vcpus} * 1000));
+      if (vm.baseline.max_memory_kib > 0)
+        ceiling.push_back(v1::CreateResourceAmount(fbb_, msg::Resource::memory, int64_t(vm.baseline.max_memory_kib / 1024)));
       vms.push_back(v1::CreateVmBaselineInfoDirect(fbb_, vm.uuid.c_str(), vm.name.substr(0, 255).c_str(),
                                                    owner.empty() ? nullptr : owner.c_str(),
                                                    vm.ownership.sla_class.substr(0, 255).c_str(), vm.libvirt_id >= 0,
-                                                   &base, vm.baseline.max_memory_kib / 1024));
+                                                   &base, vm.baseline.max_memory_kib / 1024, &ceiling));
     }
   }
   auto hello = v1::CreateHostHelloDirect(fbb_, cfg_.host.c_str(), incarnation_, msg::now_ns(), cfg_.agent_version.c_str(), &cap, &vms,

@@ -41,6 +41,17 @@ TEST_F(BidValidation, AcceptsAGoodBidAndDefaultsToAllOrNothing) {
   EXPECT_EQ(b->submitted, 5u);
 }
 
+// room(): what a rescue step may still ask for under the VM's ceiling, after its live bids.
+TEST_F(BidValidation, RoomIsCeilingLessBaselineLessLiveBids) {
+  EXPECT_EQ(market_->room("vm1", Resource::cpu), 2000);
+  EXPECT_EQ(market_->room("nope", Resource::cpu), 0);
+  auto b = market_->check_submit(good(), 5);
+  ASSERT_TRUE(b.ok()) << b.error().what();
+  market_->put_bid(*b);
+  EXPECT_EQ(market_->room("vm1", Resource::cpu), 1500);
+  EXPECT_EQ(market_->room("vm1", Resource::memory), 3072);
+}
+
 TEST_F(BidValidation, RefusesWithReasons) {
   auto r = good();
   r.vm = "nope";
