@@ -1,13 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 // CPU and memory-fault KPIs per VM: on-CPU time, run-queue delay (sum and log2 µs histogram), and minor /
-// major page faults, from the scheduler tracepoints. tp_btf programs by default; the *_raw twins are the
-// raw_tp fallback, chosen by user space with bpf_program__set_autoload before load.
+// major page faults, from sched_switch alone on kernels with sched_info (CONFIG_SCHED_INFO, which
+// delay accounting and schedstat need; every distribution kernel has it). tp_btf programs by default; the
+// *_raw twins are the raw_tp fallback, chosen by user space with bpf_program__set_autoload before load.
+// Both run one body (on_switch) and differ only in how they read the task and find its VM.
 //
-// CPU time is the kernel's own charge (se.sum_exec_runtime growth over each slice), so it sums like the
-// cgroup's CPU usage. Cost per event, for tasks outside every VM: one cgroup-id read chain and one hash lookup (sched_switch,
-// sched_wakeup); none for a switch to the idle task. VM tasks add one task-storage access at wakeup and at
-// switch-in, and one at switch-out only when the task is preempted (still runnable) or exits: a task that
-// goes to sleep needs nothing at switch-out, its faults are sampled at its next wakeup instead.
+// sched_switch reads no clock:
+//  - switch-in of any task: its thread id and slot go to the per-CPU morph_cpu_state; for a VM's task also
+//    its se.sum_exec_runtime and fault counters, and its run-queue wait: the growth of its
+//    sched_info.run_delay since its previous switch-in, counting the wait in progress (rq clock -
+//    sched_info.last_queued, the kernel's own enqueue stamp, which sched_info_arrive adds right after
+//    this tracepoint on the same clock value). One task-storage access: the task's run_delay baseline, so
+//    the part of a wait that the kernel folds into run_delay when it moves a waiting task to another CPU
+//    is counted too;
+//  - switch-out of a VM's task: CPU time and faults are the growth of its own counters since its
+//    switch-in (update_curr has run before the tracepoint), from the baselines in morph_cpu_state.
+// The incoming task's slot comes from a per-CPU one-entry cache (cgroup id -> slot), else from cgroup
+// local storage (the raw_tp twin: the cgroup_slots hash). So a switch to a task outside every VM costs one
+// per-CPU lookup, the cgroup-id loads and at most one storage lookup; a VM's switch adds one vm_stats
+// lookup per side, the task-storage access and a few loads.
+//
+// Kernels without sched_info keep the wakeup fallback: sched_wakeup / sched_wakeup_new (and a preempted
+// task at sched_switch) stamp bpf_ktime_get_ns in per-task state, switch-in takes the difference. User
+// space loads the wakeup programs only then (use_sched_info = false).
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -16,11 +31,26 @@
 #include "kpi.bpf.h"
 
 #define TASK_RUNNING 0
-#define TASK_DEAD 0x80
 
 // Set by user space before load.
 const volatile bool count_faults = true;
+const volatile bool use_sched_info = true;   // run-queue wait from sched_info, no wakeup programs
+const volatile bool use_cgrp_storage = true; // tp_btf: slot from cgroup local storage, not cgroup_slots
+const volatile bool use_runq_baseline = true; // sched_info: per-task run_delay baseline (waits cut by a move)
 
+// Bumped by the agent after every change to the cgroup -> slot maps: invalidates the per-CPU slot caches.
+volatile __u32 slot_gen;
+
+// cgroup -> VM slot, set by the agent on every cgroup of a VM (the same ones as cgroup_slots).
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} cgroup_slot_storage SEC(".maps");
+
+// Per-task state: the run_delay baseline (sched_info), or enqueue stamps (wakeup fallback). Task storage
+// under tp_btf, pid-keyed under raw_tp.
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -28,7 +58,6 @@ struct {
 	__type(value, struct morph_task_state);
 } task_state SEC(".maps");
 
-// raw_tp fallback: kernels without tp_btf have no task storage either.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -55,121 +84,63 @@ static __always_inline struct morph_cpu_state *this_cpu_state(void)
 	return bpf_map_lookup_elem(&cpu_state, &zero);
 }
 
-/* ---- tp_btf: typed pointers, direct (CO-RE relocated) loads ---- */
+// Reads one task field: a direct (CO-RE relocated) load from tp_btf's typed pointer, a probe read from
+// raw_tp's. `raw` is a constant in every caller, so each program keeps one of the two.
+#define TASK_READ(raw, t, field) ((raw) ? BPF_CORE_READ(t, field) : (t)->field)
 
-static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+static __always_inline __u32 task_slot(struct task_struct *t, bool raw)
 {
-	return t->cgroups->dfl_cgrp->kn->id;
-}
+	if (!raw && use_cgrp_storage) {
+		__u32 *slot = bpf_cgrp_storage_get(&cgroup_slot_storage, t->cgroups->dfl_cgrp, 0, 0);
 
-// A VM task becomes runnable: it waits on the run queue from now. Its faults since it last ran (the slice
-// that ended in sleep) are sampled here, where its state is at hand anyway.
-static __always_inline void on_wakeup(__u32 slot, struct morph_task_state *ts, __u64 min_flt, __u64 maj_flt)
-{
-	morph_runq_enqueue(ts, bpf_ktime_get_ns());
-	if (count_faults)
-		morph_faults_sample_st(morph_stats(slot), ts, min_flt, maj_flt);
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(morph_sched_wakeup, struct task_struct *p)
-{
-	struct morph_task_state *ts;
-	__u32 slot = morph_slot_of_cgroup(task_cgroup_id(p));
-
-	if (slot == MORPH_NO_SLOT)
-		return 0;
-	ts = bpf_task_storage_get(&task_state, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts)
-		on_wakeup(slot, ts, p->min_flt, p->maj_flt);
-	return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(morph_sched_wakeup_new, struct task_struct *p)
-{
-	struct morph_task_state *ts;
-
-	if (morph_slot_of_cgroup(task_cgroup_id(p)) == MORPH_NO_SLOT)
-		return 0;
-	ts = bpf_task_storage_get(&task_state, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts) {
-		morph_runq_enqueue(ts, bpf_ktime_get_ns());
-		// fork zeroes the child's fault counters: its first slice's faults count too.
-		ts->flt_valid = 1;
+		return slot ? *slot : MORPH_NO_SLOT;
 	}
-	return 0;
+	return morph_slot_of_cgroup(raw ? BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id) : t->cgroups->dfl_cgrp->kn->id);
 }
 
-// The outgoing VM task: preempted while runnable, it waits on the run queue from now; preempted or exiting,
-// its faults are sampled (a task going to sleep is sampled at its wakeup). Returns whether its state is
-// needed, so the common case, a task going to sleep, costs no task-storage access.
-static __always_inline bool switch_out_needs_state(long state)
+// The rq clock of this CPU, through the incoming (CFS) task's own run queue: it was picked from this CPU's,
+// so se.cfs_rq->rq is this CPU's rq (the `runqueues` per-CPU symbol would need CONFIG_KALLSYMS_ALL).
+// The slot of the incoming task, through a one-entry per-CPU cache keyed by cgroup id: a CPU that runs one
+// VM thread between idle periods (or threads of one cgroup in turn) needs no lookup.
+static __always_inline __u32 next_slot_of(struct morph_cpu_state *cs, struct task_struct *next, bool raw,
+					  __u32 gen)
 {
-	return state == TASK_RUNNING || (count_faults && (state & TASK_DEAD));
+	__u64 cgid = raw ? BPF_CORE_READ(next, cgroups, dfl_cgrp, kn, id) : next->cgroups->dfl_cgrp->kn->id;
+	__u32 slot;
+
+	if (cgid == cs->cgid && gen == cs->cgid_gen)
+		return cs->cgid_slot;
+	slot = raw ? morph_slot_of_cgroup(cgid) : task_slot(next, raw);
+	cs->cgid = cgid;
+	cs->cgid_slot = slot;
+	cs->cgid_gen = gen;
+	return slot;
 }
 
-static __always_inline void on_switch_out(struct morph_vm_stats *st, struct morph_task_state *ts, long state,
-					  __u64 now, __u64 min_flt, __u64 maj_flt)
+static __always_inline __u64 rq_clock_of(struct task_struct *next, bool raw)
 {
-	if (state == TASK_RUNNING)
-		morph_runq_enqueue(ts, now);
-	if (count_faults)
-		morph_faults_sample_st(st, ts, min_flt, maj_flt);
+	return raw ? BPF_CORE_READ(next, se.cfs_rq, rq, clock) : next->se.cfs_rq->rq->clock;
 }
 
-SEC("tp_btf/sched_switch")
-int BPF_PROG(morph_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+static __always_inline __u64 last_queued_of(struct task_struct *t, bool raw)
 {
-	struct morph_cpu_state *cs = this_cpu_state();
-	struct morph_vm_stats *prev_st = NULL, *next_st;
-	struct morph_task_state *ts;
-	__u32 prev_slot, next_slot;
-	long state;
-	__u64 now;
-
-	if (!cs)
+	if (!bpf_core_field_exists(t->sched_info.last_queued))
 		return 0;
-	// The idle task (pid 0) is in no VM: skip its cgroup chain and map lookup.
-	next_slot = next->pid ? morph_slot_of_cgroup(task_cgroup_id(next)) : MORPH_NO_SLOT;
-	prev_slot = cs->slot;
-	if (next_slot == MORPH_NO_SLOT && prev_slot == MORPH_NO_SLOT) {
-		// Neither side is a VM's: nothing to credit (cs->since_ns is unused while slot is NO_SLOT).
+	return TASK_READ(raw, t, sched_info.last_queued);
+}
+
+static __always_inline __u64 run_delay_of(struct task_struct *t, bool raw)
+{
+	if (!bpf_core_field_exists(t->sched_info.run_delay))
 		return 0;
-	}
-	now = bpf_ktime_get_ns();
-	// One stats lookup per VM involved, shared by CPU time, faults and run-queue delay.
-	if (prev_slot != MORPH_NO_SLOT)
-		prev_st = morph_stats(prev_slot);
-	morph_cpu_credit_runtime(prev_st, cs, now, prev->se.sum_exec_runtime, next_slot, next->se.sum_exec_runtime);
-	if (prev_slot != MORPH_NO_SLOT) {
-		state = task_state_of(prev);
-		if (switch_out_needs_state(state)) {
-			ts = bpf_task_storage_get(&task_state, prev, 0,
-						  state == TASK_RUNNING ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
-			if (ts)
-				on_switch_out(prev_st, ts, state, now, prev->min_flt, prev->maj_flt);
-		}
-	}
-	if (next_slot != MORPH_NO_SLOT) {
-		ts = bpf_task_storage_get(&task_state, next, 0, 0);
-		if (ts) {
-			next_st = next_slot == prev_slot ? prev_st : morph_stats(next_slot);
-			morph_runq_dequeue_st(next_st, ts, now);
-		}
-	}
-	return 0;
+	return TASK_READ(raw, t, sched_info.run_delay);
 }
 
-/* ---- raw_tp fallback: untrusted pointers, probe reads, pid-keyed task state ---- */
-
-static __always_inline __u64 task_cgroup_id_raw(struct task_struct *t)
+static __always_inline struct morph_task_state *task_state_get(struct task_struct *t, bool raw, bool create)
 {
-	return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
-}
+	if (!raw)
+		return bpf_task_storage_get(&task_state, t, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 
-static __always_inline struct morph_task_state *task_state_raw(struct task_struct *t, bool create)
-{
 	__u32 pid = BPF_CORE_READ(t, pid);
 	struct morph_task_state *ts = bpf_map_lookup_elem(&task_state_by_pid, &pid);
 
@@ -182,78 +153,117 @@ static __always_inline struct morph_task_state *task_state_raw(struct task_struc
 	return ts;
 }
 
-static __always_inline int on_wakeup_raw(struct task_struct *p)
+static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool raw)
 {
+	struct morph_cpu_state *cs = this_cpu_state();
+	struct morph_vm_stats *prev_st = NULL, *next_st;
 	struct morph_task_state *ts;
-	__u32 slot = morph_slot_of_cgroup(task_cgroup_id_raw(p));
+	__u32 prev_tid, next_tid, prev_slot, next_slot = MORPH_NO_SLOT, gen;
 
-	if (slot == MORPH_NO_SLOT)
+	if (!cs)
 		return 0;
-	ts = task_state_raw(p, true);
-	if (ts)
-		on_wakeup(slot, ts, BPF_CORE_READ(p, min_flt), BPF_CORE_READ(p, maj_flt));
-	return 0;
-}
+	gen = slot_gen;
+	prev_tid = TASK_READ(raw, prev, pid);
+	prev_slot = morph_prev_slot(cs, prev_tid, gen);
+	if (prev_slot == MORPH_SLOT_UNKNOWN) {
+		// Not known from this CPU's state (first switch after load, or the maps changed since its
+		// switch-in): looked up. Its slice is measured from its switch-in when that was seen (its faults
+		// only if it was a VM's then), else from prev_sum_exec_runtime (set by the kernel when it last
+		// picked it), its faults then waiting for its next slice.
+		prev_slot = task_slot(prev, raw);
+		if (prev_slot != MORPH_NO_SLOT) {
+			prev_st = morph_stats(prev_slot);
+			if (cs->tid == prev_tid)
+				morph_switch_out(prev_st, cs->since_runtime, TASK_READ(raw, prev, se.sum_exec_runtime),
+						 count_faults && cs->slot != MORPH_NO_SLOT, cs->min_flt, cs->maj_flt,
+						 TASK_READ(raw, prev, min_flt), TASK_READ(raw, prev, maj_flt));
+			else
+				morph_switch_out(prev_st, TASK_READ(raw, prev, se.prev_sum_exec_runtime),
+						 TASK_READ(raw, prev, se.sum_exec_runtime), false, 0, 0, 0, 0);
+		}
+	} else if (prev_slot != MORPH_NO_SLOT) {
+		prev_st = morph_stats(prev_slot);
+		morph_switch_out(prev_st, cs->since_runtime, TASK_READ(raw, prev, se.sum_exec_runtime), count_faults,
+				 cs->min_flt, cs->maj_flt, TASK_READ(raw, prev, min_flt), TASK_READ(raw, prev, maj_flt));
+	}
+	if (!use_sched_info && prev_slot != MORPH_NO_SLOT && task_state_of(prev) == TASK_RUNNING) {
+		// Wakeup fallback: preempted while runnable, it waits on the run queue from now.
+		ts = task_state_get(prev, raw, true);
+		if (ts)
+			morph_runq_enqueue(ts, bpf_ktime_get_ns());
+	}
 
-SEC("raw_tp/sched_wakeup")
-int BPF_PROG(morph_sched_wakeup_raw, struct task_struct *p)
-{
-	return on_wakeup_raw(p);
-}
-
-SEC("raw_tp/sched_wakeup_new")
-int BPF_PROG(morph_sched_wakeup_new_raw, struct task_struct *p)
-{
-	struct morph_task_state *ts;
-
-	if (morph_slot_of_cgroup(task_cgroup_id_raw(p)) == MORPH_NO_SLOT)
+	next_tid = TASK_READ(raw, next, pid);
+	// The idle task (pid 0) is in no VM: no lookup.
+	if (next_tid)
+		next_slot = next_slot_of(cs, next, raw, gen);
+	if (next_slot == MORPH_NO_SLOT) {
+		morph_switch_in(cs, next_tid, MORPH_NO_SLOT, next_tid ? TASK_READ(raw, next, se.sum_exec_runtime) : 0,
+				0, 0);
 		return 0;
-	ts = task_state_raw(p, true);
-	if (ts) {
-		morph_runq_enqueue(ts, bpf_ktime_get_ns());
-		ts->flt_valid = 1;
+	}
+	morph_switch_in(cs, next_tid, next_slot, TASK_READ(raw, next, se.sum_exec_runtime),
+			TASK_READ(raw, next, min_flt), TASK_READ(raw, next, maj_flt));
+	next_st = next_slot == prev_slot ? prev_st : morph_stats(next_slot);
+	if (use_sched_info) {
+		ts = use_runq_baseline ? task_state_get(next, raw, true) : NULL;
+		morph_runq_arrive(next_st, ts, TASK_READ(raw, next, start_time), rq_clock_of(next, raw),
+				  last_queued_of(next, raw), run_delay_of(next, raw));
+	} else {
+		ts = task_state_get(next, raw, false);
+		if (ts)
+			morph_runq_dequeue_st(next_st, ts, bpf_ktime_get_ns());
 	}
 	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(morph_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(prev, next, false);
 }
 
 SEC("raw_tp/sched_switch")
 int BPF_PROG(morph_sched_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	struct morph_cpu_state *cs = this_cpu_state();
-	struct morph_vm_stats *prev_st = NULL, *next_st;
-	struct morph_task_state *ts;
-	__u32 prev_slot, next_slot;
-	long state;
-	__u64 now;
+	return on_switch(prev, next, true);
+}
 
-	if (!cs)
+// Wakeup fallback: a VM task becomes runnable, it waits on the run queue from now.
+static __always_inline int on_wakeup(struct task_struct *p, bool raw)
+{
+	struct morph_task_state *ts;
+
+	if (task_slot(p, raw) == MORPH_NO_SLOT)
 		return 0;
-	next_slot = BPF_CORE_READ(next, pid) ? morph_slot_of_cgroup(task_cgroup_id_raw(next)) : MORPH_NO_SLOT;
-	prev_slot = cs->slot;
-	if (next_slot == MORPH_NO_SLOT && prev_slot == MORPH_NO_SLOT)
-		return 0;
-	now = bpf_ktime_get_ns();
-	if (prev_slot != MORPH_NO_SLOT)
-		prev_st = morph_stats(prev_slot);
-	morph_cpu_credit_runtime(prev_st, cs, now, BPF_CORE_READ(prev, se.sum_exec_runtime), next_slot,
-				 BPF_CORE_READ(next, se.sum_exec_runtime));
-	if (prev_slot != MORPH_NO_SLOT) {
-		state = task_state_of(prev);
-		if (switch_out_needs_state(state)) {
-			ts = task_state_raw(prev, state == TASK_RUNNING);
-			if (ts)
-				on_switch_out(prev_st, ts, state, now, BPF_CORE_READ(prev, min_flt),
-					      BPF_CORE_READ(prev, maj_flt));
-		}
-	}
-	if (next_slot != MORPH_NO_SLOT) {
-		ts = task_state_raw(next, false);
-		if (ts) {
-			next_st = next_slot == prev_slot ? prev_st : morph_stats(next_slot);
-			morph_runq_dequeue_st(next_st, ts, now);
-		}
-	}
+	ts = task_state_get(p, raw, true);
+	if (ts)
+		morph_runq_enqueue(ts, bpf_ktime_get_ns());
 	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(morph_sched_wakeup, struct task_struct *p)
+{
+	return on_wakeup(p, false);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(morph_sched_wakeup_new, struct task_struct *p)
+{
+	return on_wakeup(p, false);
+}
+
+SEC("raw_tp/sched_wakeup")
+int BPF_PROG(morph_sched_wakeup_raw, struct task_struct *p)
+{
+	return on_wakeup(p, true);
+}
+
+SEC("raw_tp/sched_wakeup_new")
+int BPF_PROG(morph_sched_wakeup_new_raw, struct task_struct *p)
+{
+	return on_wakeup(p, true);
 }
 
 char LICENSE[] SEC("license") = "GPL";

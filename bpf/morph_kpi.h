@@ -5,6 +5,8 @@
 // Attribution: every counter lives in the per-CPU array `vm_stats`, indexed by a VM slot. The agent
 // assigns slots and fills two hash maps: cgroup v2 id -> slot (the VM's cgroup AND every descendant, e.g.
 // .../vcpu0 and .../emulator, so programs need one lookup and no ancestor walk) and tap ifindex -> slot.
+// sched_switch (tp_btf) reads the slot from cgroup local storage of the same cgroups instead, which the
+// agent sets alongside the hash entries: a cgroup without storage (any non-VM task) costs one pointer test.
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
@@ -16,6 +18,7 @@
 #define MORPH_MAX_INFLIGHT_IO 16384
 #define MORPH_HIST_BUCKETS 27      // log2 µs; must equal morph::agent::kHistBuckets
 #define MORPH_NO_SLOT 0xffffffffu
+#define MORPH_SLOT_UNKNOWN 0xfffffffeu  // sched_switch: the outgoing task's switch-in was not seen
 
 // Request operations we account (low byte of request->cmd_flags, REQ_OP_*).
 #define MORPH_REQ_OP_MASK 0xffu
@@ -51,22 +54,27 @@ struct morph_vm_stats {
 	__u64 mem_major_faults;
 };
 
-// Per CPU: who is on this CPU since when. The slot of `next` is looked up once at switch-in and reused
-// as `prev`'s slot at switch-out, so sched_switch does one hash lookup. User space also reads it to credit
-// the slice still running at read time.
+// Per CPU: who is on this CPU since its last switch. Written at every switch-in (thread id and slot of every
+// task; runtime and fault counters only for a VM's task) and read at the next switch-out, so sched_switch
+// needs no per-task state and no clock: the slice is the growth of the task's own counters since then.
+// `tid` guards against a missed switch-in (the outgoing task is not the one recorded). User space reads it
+// to credit the slice still running at read time (that thread's /proc/TID/schedstat runtime - since_runtime).
 struct morph_cpu_state {
-	__u64 since_ns;       // bpf_ktime_get_ns() of the last switch on this CPU; 0 before the first
-	__u32 slot;           // slot of the task switched in then, or MORPH_NO_SLOT
-	__u32 pad;
-	__u64 since_runtime;  // that task's se.sum_exec_runtime when it was switched in
+	__u32 slot;           // slot of the task switched in last, or MORPH_NO_SLOT
+	__u32 tid;            // its thread id (0: the idle task, or nothing seen yet)
+	__u64 since_runtime;  // its se.sum_exec_runtime when switched in (VM tasks only)
+	__u64 min_flt;        // its task->min_flt / maj_flt when switched in (VM tasks only)
+	__u64 maj_flt;
+	__u64 cgid;           // cache: cgroup id of the last task looked up on this CPU (ids are never reused),
+	__u32 cgid_slot;      //   its slot,
+	__u32 cgid_gen;       //   and the slot_gen it was looked up under (the agent bumps slot_gen on map changes)
 };
 
-// Per VM task (task storage; a pid-keyed hash under the raw_tp fallback).
+// Per VM task (task storage under tp_btf, a pid-keyed hash under raw_tp).
 struct morph_task_state {
-	__u64 enqueued_ns;    // when it became runnable; 0 while running or sleeping
-	__u64 min_flt;        // task->min_flt / maj_flt at its last switch-out
-	__u64 maj_flt;
-	__u64 flt_valid;      // min_flt/maj_flt hold a sample
+	__u64 run_delay;      // its sched_info.run_delay as of its last switch-in, that switch's wait included
+	__u64 start_time;     // task->start_time of the task it describes (a reused pid is another task)
+	__u64 enqueued_ns;    // wakeup fallback only: when it became runnable (bpf_ktime_get_ns); 0 otherwise
 };
 
 // One block request in flight, keyed by the request pointer.
@@ -79,10 +87,12 @@ struct morph_blk_start {
 // Context of the helper test entry point (tests/bpf/kpi_helpers_test.bpf.c); never used by the agent.
 enum morph_test_op {
 	MORPH_TEST_LOG2_BUCKET = 1,  // a = ns; out = bucket
-	MORPH_TEST_SWITCH = 2,       // a = now, b = next slot; out = slot credited (prev)
-	MORPH_TEST_ENQUEUE = 3,      // a = now; task state of test task b
-	MORPH_TEST_DEQUEUE = 4,      // a = now, slot; task state of test task b
-	MORPH_TEST_FAULTS = 5,       // slot, a = min_flt, b = maj_flt, c = test task
+	MORPH_TEST_SWITCH = 2,       // a = prev tid, b = its runtime, e/f = its min/maj_flt; c = next tid, slot =
+				     // its slot, d = its runtime, g/h = its min/maj_flt; out = prev's slot
+	MORPH_TEST_ENQUEUE = 3,      // a = now; task state of test task b (wakeup fallback)
+	MORPH_TEST_DEQUEUE = 4,      // a = now, slot; task state of test task b (wakeup fallback)
+	MORPH_TEST_RUNQ_WAIT = 5,    // slot, a = rq clock, b = last_queued, c = run_delay, d = start_time, e =
+				     // test task (switch-in wait from sched_info)
 	MORPH_TEST_BLK_START = 6,    // a = request key, b = now, c = op, slot
 	MORPH_TEST_BLK_DONE = 7,     // a = request key, b = now, c = bytes
 	MORPH_TEST_CGROUP_SLOT = 8,  // a = cgroup id; out = slot
@@ -95,5 +105,10 @@ struct morph_test_ctx {
 	__u64 a;
 	__u64 b;
 	__u64 c;
+	__u64 d;
+	__u64 e;
+	__u64 f;
+	__u64 g;
+	__u64 h;
 	__u64 out;
 };

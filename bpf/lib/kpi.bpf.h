@@ -65,45 +65,82 @@ static __always_inline struct morph_vm_stats *morph_stats(__u32 slot)
 	return bpf_map_lookup_elem(&vm_stats, &slot);
 }
 
-// A context switch on this CPU at `now`: credits the outgoing task's slice to `st` (the stats of the slot it
-// was switched in with, NULL when not a VM's) and records the incoming slot. Callers look the outgoing
-// slot's stats up once and reuse them for its faults and, when the incoming task is of the same VM, for
-// its run-queue delay.
-static __always_inline void morph_cpu_credit(struct morph_vm_stats *st, struct morph_cpu_state *cs, __u64 now,
-					     __u32 next_slot)
+// The outgoing task's slot as recorded at its switch-in (MORPH_NO_SLOT: not a VM's), or MORPH_SLOT_UNKNOWN
+// when this CPU's state does not describe it: its switch-in was not seen (the first switch after load), or
+// the agent changed the slot maps since (`gen`, slot_gen now, differs from the one of that switch-in).
+static __always_inline __u32 morph_prev_slot(const struct morph_cpu_state *cs, __u32 prev_tid, __u32 gen)
+{
+	if (cs->tid == prev_tid && cs->cgid_gen == gen)
+		return cs->slot;
+	return prev_tid ? MORPH_SLOT_UNKNOWN : MORPH_NO_SLOT;
+}
+
+// The outgoing task of a context switch, a VM's (`st`, its slot's stats): its slice is the kernel's own
+// charge to it, the growth of se.sum_exec_runtime since it was switched in (`since_runtime`); this is what
+// cgroup CPU usage (libvirt's cpu.time) sums. Its page faults are the growth of task->min_flt/maj_flt over
+// the slice (the kernel counts a fault against the task that takes it, so they only grow while it runs;
+// get_user_pages faults, KVM's, included). `have_faults` is false when the switch-in baselines are unknown.
+static __always_inline void morph_switch_out(struct morph_vm_stats *st, __u64 since_runtime, __u64 runtime,
+					     bool have_faults, __u64 min_flt0, __u64 maj_flt0, __u64 min_flt,
+					     __u64 maj_flt)
 {
 	// Per-CPU value and non-reentrant tracepoint: plain adds, no atomics.
-	if (st && cs->since_ns && now > cs->since_ns)
-		st->cpu_run_ns += now - cs->since_ns;
-	cs->since_ns = now;
-	cs->slot = next_slot;
+	if (!st)
+		return;
+	if (runtime > since_runtime)
+		st->cpu_run_ns += runtime - since_runtime;
+	if (have_faults && min_flt >= min_flt0 && maj_flt >= maj_flt0) {
+		st->mem_minor_faults += min_flt - min_flt0;
+		st->mem_major_faults += maj_flt - maj_flt0;
+	}
 }
 
-// As morph_cpu_credit, but the slice is the kernel's own charge to the outgoing task: the growth of its
-// se.sum_exec_runtime since it was switched in (`prev_runtime` now, cs->since_runtime then). This is what
-// cgroup CPU usage (libvirt's cpu.time) sums. It differs from timestamps at the switches where the kernel
-// moves a slice boundary: a wakeup that preempts skips the clock update in __schedule, so the kernel
-// charges the preemption latency to the woken task rather than the preempted one.
-static __always_inline void morph_cpu_credit_runtime(struct morph_vm_stats *st, struct morph_cpu_state *cs, __u64 now,
-						     __u64 prev_runtime, __u32 next_slot, __u64 next_runtime)
+// The incoming task: who it is and its runtime (any task: a thread whose cgroup is registered while it
+// runs is measured from here), and for a VM's task the fault baselines its switch-out will need.
+static __always_inline void morph_switch_in(struct morph_cpu_state *cs, __u32 tid, __u32 slot, __u64 runtime,
+					    __u64 min_flt, __u64 maj_flt)
 {
-	if (st && cs->since_ns && prev_runtime > cs->since_runtime)
-		st->cpu_run_ns += prev_runtime - cs->since_runtime;
-	cs->since_ns = now;
-	cs->since_runtime = next_runtime;
-	cs->slot = next_slot;
+	cs->tid = tid;
+	cs->slot = slot;
+	cs->since_runtime = runtime;
+	if (slot == MORPH_NO_SLOT)
+		return;
+	cs->min_flt = min_flt;
+	cs->maj_flt = maj_flt;
 }
 
-// As morph_cpu_credit, looking the outgoing slot up itself. Returns the outgoing slot (MORPH_NO_SLOT when
-// not a VM's).
-static __always_inline __u32 morph_cpu_switch(struct morph_cpu_state *cs, __u64 now, __u32 next_slot)
+static __always_inline void morph_runq_add(struct morph_vm_stats *st, __u64 wait)
 {
-	__u32 prev_slot = cs->slot;
-
-	morph_cpu_credit(prev_slot != MORPH_NO_SLOT ? morph_stats(prev_slot) : NULL, cs, now, next_slot);
-	return prev_slot;
+	if (!st || !wait)
+		return;
+	st->cpu_wait_ns += wait;
+	morph_hist_add(st->runq_hist, wait);
 }
 
+// Run-queue wait of a VM task that gets the CPU, from the kernel's own bookkeeping (sched_info):
+// `last_queued` is the rq clock when it was enqueued or preempted while runnable (0 if it was not waiting)
+// and `clock` this switch's rq clock; sched_info_arrive, right after the tracepoint, adds clock -
+// last_queued to run_delay. The wait is the growth of run_delay (that addition included) since the task's
+// previous switch-in, kept in `ts`: it also holds the part of a wait that the kernel folded into run_delay
+// when it moved the waiting task to another CPU (sched_info_dequeue resets last_queued then). The first
+// switch-in seen of a task (or `ts` NULL) counts the wait in progress only. One histogram sample per
+// switch-in.
+static __always_inline void morph_runq_arrive(struct morph_vm_stats *st, struct morph_task_state *ts,
+					      __u64 start_time, __u64 clock, __u64 last_queued, __u64 run_delay)
+{
+	__u64 pending = last_queued && clock > last_queued ? clock - last_queued : 0;
+	__u64 total = run_delay + pending, wait = pending;
+
+	if (ts) {
+		if (ts->start_time == start_time && total >= ts->run_delay)
+			wait = total - ts->run_delay;
+		ts->start_time = start_time;
+		ts->run_delay = total;
+	}
+	morph_runq_add(st, wait);
+}
+
+// Wakeup fallback (kernels without sched_info): per-task enqueue timestamps.
 static __always_inline void morph_runq_enqueue(struct morph_task_state *ts, __u64 now)
 {
 	ts->enqueued_ns = now;
@@ -113,55 +150,16 @@ static __always_inline void morph_runq_enqueue(struct morph_task_state *ts, __u6
 static __always_inline void morph_runq_dequeue_st(struct morph_vm_stats *st, struct morph_task_state *ts,
 						  __u64 now)
 {
-	__u64 delta;
+	__u64 enqueued = ts->enqueued_ns;
 
-	if (!ts->enqueued_ns || now < ts->enqueued_ns)
-		return;
-	delta = now - ts->enqueued_ns;
 	ts->enqueued_ns = 0;
-	if (!st)
-		return;
-	st->cpu_wait_ns += delta;
-	morph_hist_add(st->runq_hist, delta);
+	if (enqueued && now > enqueued)
+		morph_runq_add(st, now - enqueued);
 }
 
 static __always_inline void morph_runq_dequeue(__u32 slot, struct morph_task_state *ts, __u64 now)
 {
 	morph_runq_dequeue_st(morph_stats(slot), ts, now);
-}
-
-// Page faults by delta of the task's own counters (task->min_flt/maj_flt). The kernel increments them in
-// mm_account_fault for every completed fault, including faults taken through get_user_pages (KVM's), which
-// the exceptions/page_fault_user tracepoint never sees. Sampled where the programs already hold the task's
-// state: at its wakeup (the slices that ended in sleep), when it is preempted, and at its final switch-out.
-// The first sample of a task only sets the baseline.
-static __always_inline void morph_faults_sample_st(struct morph_vm_stats *st, struct morph_task_state *ts,
-						   __u64 min_flt, __u64 maj_flt)
-{
-	if (ts->flt_valid && min_flt >= ts->min_flt && maj_flt >= ts->maj_flt && st) {
-		st->mem_minor_faults += min_flt - ts->min_flt;
-		st->mem_major_faults += maj_flt - ts->maj_flt;
-	}
-	ts->min_flt = min_flt;
-	ts->maj_flt = maj_flt;
-	ts->flt_valid = 1;
-}
-
-static __always_inline void morph_faults_sample(__u32 slot, struct morph_task_state *ts, __u64 min_flt,
-						__u64 maj_flt)
-{
-	morph_faults_sample_st(morph_stats(slot), ts, min_flt, maj_flt);
-}
-
-// Baseline for a task first seen asleep (at its wakeup): its counters are stable then, so every fault of
-// its next slice counts.
-static __always_inline void morph_faults_baseline(struct morph_task_state *ts, __u64 min_flt, __u64 maj_flt)
-{
-	if (ts->flt_valid)
-		return;
-	ts->min_flt = min_flt;
-	ts->maj_flt = maj_flt;
-	ts->flt_valid = 1;
 }
 
 // A block request enters the block layer in the submitter's context: remember whose it is.

@@ -47,6 +47,18 @@ bool btf_has_typedef(const btf* vmlinux, const char* name) {
   return vmlinux && btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
 }
 
+// Whether struct `type` of the kernel's BTF has a member `member` (by name, top level).
+bool btf_has_member(const btf* vmlinux, const char* type, const char* member) {
+  if (!vmlinux) return false;
+  int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_STRUCT);
+  if (id <= 0) return false;
+  const btf_type* t = btf__type_by_id(vmlinux, id);
+  const btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); i++, m++)
+    if (std::strcmp(btf__name_by_offset(vmlinux, m->name_off), member) == 0) return true;
+  return false;
+}
+
 std::string join_path(const std::string& root, const std::string& rel) {
   if (rel.empty() || rel == "/") return root;
   return rel.front() == '/' ? root + rel : root + "/" + rel;
@@ -121,20 +133,36 @@ Status KpiProbes::load(const ProbeOptions& options) {
   // tp_btf needs the tracepoint's btf_trace_* typedef in the kernel's BTF (5.5+).
   const bool has_tp_btf = btf_has_typedef(vmlinux, "btf_trace_sched_switch");
   const bool has_io_start = btf_has_typedef(vmlinux, "btf_trace_block_io_start");
+  // CONFIG_SCHED_INFO: the kernel's own enqueue stamp and run delay per task.
+  // The rq clock is read through the task's se.cfs_rq (CONFIG_FAIR_GROUP_SCHED, which cgroup CPU control needs).
+  const bool has_sched_info = btf_has_member(vmlinux, "sched_info", "last_queued") &&
+                              btf_has_member(vmlinux, "sched_entity", "cfs_rq");
+  // BPF_MAP_TYPE_CGRP_STORAGE (6.2+).
+  const bool has_cgrp_storage = btf_has_member(vmlinux, "cgroup", "bpf_cgrp_storage");
   btf__free(vmlinux);
   raw_tp_ = options.force_raw_tp || !has_tp_btf;
+  sched_info_ = options.sched_info && has_sched_info;
+  cgrp_storage_ = !raw_tp_ && has_cgrp_storage;
 
   skel_ = morph_kpi_bpf__open();
   if (!skel_) return Error::from_errno("opening BPF skeleton");
   skel_->rodata->count_faults = options.count_faults;
+  skel_->rodata->use_sched_info = sched_info_;
+  skel_->rodata->use_cgrp_storage = cgrp_storage_;
+  skel_->rodata->use_runq_baseline = options.runq_baseline;
 
   auto* pr = &skel_->progs;
-  for (bpf_program* tp : {pr->morph_sched_wakeup, pr->morph_sched_wakeup_new, pr->morph_sched_switch,
-                          pr->morph_block_io_start, pr->morph_block_rq_issue, pr->morph_block_rq_complete})
+  for (bpf_program* tp : {pr->morph_sched_switch, pr->morph_block_io_start, pr->morph_block_rq_issue,
+                          pr->morph_block_rq_complete})
     bpf_program__set_autoload(tp, !raw_tp_);
-  for (bpf_program* raw : {pr->morph_sched_wakeup_raw, pr->morph_sched_wakeup_new_raw, pr->morph_sched_switch_raw,
-                           pr->morph_block_io_start_raw, pr->morph_block_rq_issue_raw, pr->morph_block_rq_complete_raw})
+  for (bpf_program* raw : {pr->morph_sched_switch_raw, pr->morph_block_io_start_raw, pr->morph_block_rq_issue_raw,
+                           pr->morph_block_rq_complete_raw})
     bpf_program__set_autoload(raw, raw_tp_);
+  // The wakeup programs only for the fallback without sched_info.
+  bpf_program__set_autoload(pr->morph_sched_wakeup, !raw_tp_ && !sched_info_);
+  bpf_program__set_autoload(pr->morph_sched_wakeup_new, !raw_tp_ && !sched_info_);
+  bpf_program__set_autoload(pr->morph_sched_wakeup_raw, raw_tp_ && !sched_info_);
+  bpf_program__set_autoload(pr->morph_sched_wakeup_new_raw, raw_tp_ && !sched_info_);
   // One submission-side program: block_io_start (submitter context, >= 6.5) else block_rq_issue.
   bpf_program__set_autoload(raw_tp_ ? pr->morph_block_io_start_raw : pr->morph_block_io_start,
                             options.block && has_io_start);
@@ -144,27 +172,41 @@ Status KpiProbes::load(const ProbeOptions& options) {
   block_start_ = !options.block ? "none" : has_io_start ? "block_io_start" : "block_rq_issue";
   // Task storage backs the tp_btf programs only; the raw_tp ones keep task state in a pid hash.
   bpf_map__set_autocreate(raw_tp_ ? skel_->maps.task_state : skel_->maps.task_state_by_pid, false);
+  // cgroup_slot_storage: referenced by the tp_btf sched_switch only. Where the kernel lacks the map type the
+  // program keeps the reference in dead code (use_cgrp_storage is false), so a token array stands in.
+  if (raw_tp_) {
+    bpf_map__set_autocreate(skel_->maps.cgroup_slot_storage, false);
+  } else if (!cgrp_storage_) {
+    bpf_map__set_type(skel_->maps.cgroup_slot_storage, BPF_MAP_TYPE_ARRAY);
+    bpf_map__set_map_flags(skel_->maps.cgroup_slot_storage, 0);
+    bpf_map__set_max_entries(skel_->maps.cgroup_slot_storage, 1);
+  }
   // The policer's programs and maps share the linked object but belong to hostagent/shifter, which loads
   // them in its own instance; this instance leaves them out.
   for (bpf_program* p : {pr->policer_tap_ingress, pr->policer_tap_egress, pr->policer_test_verdict})
     bpf_program__set_autoload(p, false);
   for (bpf_map* m : {skel_->maps.policer_cfg, skel_->maps.policer_bucket, skel_->maps.policer_stats})
     bpf_map__set_autocreate(m, false);
+  int err = morph_kpi_bpf__load(skel_);
+  if (err)
+    return Error(Errc::unavailable, std::string("loading BPF programs (") + attach_mode() + ", run-queue wait from " +
+                                        runq_source() + ")",
+                 -err);
 
-  if (int err = morph_kpi_bpf__load(skel_); err)
-    return Error(Errc::unavailable, std::string("loading BPF programs (") + attach_mode() + ")", -err);
-
-  // Every CPU starts "no VM on it", so the first switch credits nothing.
+  // Every CPU starts "nothing seen": the first switch on each looks the outgoing task up.
   const int ncpu = libbpf_num_possible_cpus();
-  std::vector<morph_cpu_state> init(ncpu, morph_cpu_state{0, MORPH_NO_SLOT, 0});
+  morph_cpu_state none{};
+  none.slot = MORPH_NO_SLOT;
+  std::vector<morph_cpu_state> init(ncpu, none);
   uint32_t zero = 0;
   if (bpf_map__update_elem(skel_->maps.cpu_state, &zero, sizeof(zero), init.data(),
                            init.size() * sizeof(morph_cpu_state), 0) != 0)
     return Error::from_errno("initialising cpu_state");
 
-  if (int err = morph_kpi_bpf__attach(skel_); err) return Error(Errc::system, "attaching BPF programs", -err);
-  spdlog::info("KPI probes attached: {} programs, block start at {}, faults {}", attach_mode(), block_start_,
-               options.count_faults ? "on" : "off");
+  if (err = morph_kpi_bpf__attach(skel_); err) return Error(Errc::system, "attaching BPF programs", -err);
+  spdlog::info("KPI probes attached: {} programs, run-queue wait from {}, slots by {}, block start at {}, faults {}",
+               attach_mode(), runq_source(),
+               cgrp_storage_ ? "cgroup storage" : "cgroup-id hash", block_start_, options.count_faults ? "on" : "off");
   return {};
 }
 
@@ -176,28 +218,44 @@ KpiProbes::~KpiProbes() {
 
 Status KpiProbes::map_cgroups(Vm& vm) {
   std::set<uint64_t> ids(vm.cgroup_ids.begin(), vm.cgroup_ids.end());
-  std::vector<uint64_t> found;
-  if (vm.info.cgroup_id) found.push_back(vm.info.cgroup_id);
+  std::vector<std::pair<uint64_t, std::string>> found;  // id, directory ("" when known by id only)
+  if (vm.info.cgroup_id) found.emplace_back(vm.info.cgroup_id, "");
   if (!vm.info.cgroup_path.empty()) {
     const std::string root = join_path(options_.cgroup2_root, vm.info.cgroup_path);
     std::error_code ec;
     if (!std::filesystem::is_directory(root, ec))
       return Error(Errc::not_found, "cgroup " + root + " of vm=" + vm.info.name + " does not exist");
-    if (auto id = cgroup_id_of(root); id) found.push_back(*id);
+    if (auto id = cgroup_id_of(root); id) found.emplace_back(*id, root);
     for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_directory(ec)) continue;
-      if (auto id = cgroup_id_of(it->path().string()); id) found.push_back(*id);
+      if (auto id = cgroup_id_of(it->path().string()); id) found.emplace_back(*id, it->path().string());
     }
   }
   if (found.empty()) return Error(Errc::invalid_argument, "vm=" + vm.info.name + " has no cgroup_id or cgroup_path");
-  for (uint64_t id : found) {
+  std::set<std::string> dirs(vm.cgroup_dirs.begin(), vm.cgroup_dirs.end());
+  for (const auto& [id, dir] : found) {
+    if (cgrp_storage_ && !dir.empty() && !dirs.count(dir)) {
+      // sched_switch's view: cgroup local storage, keyed by an fd of the cgroup's directory.
+      int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return Error::from_errno("opening cgroup " + dir + " of vm=" + vm.info.name);
+      int err = bpf_map__update_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), &vm.slot, sizeof(vm.slot),
+                                     BPF_ANY);
+      int saved = errno;
+      close(fd);
+      if (err != 0) return Error::from_errno("setting the slot of cgroup " + dir + " of vm=" + vm.info.name, saved);
+      dirs.insert(dir);
+      vm.cgroup_dirs.push_back(dir);
+    }
     if (ids.count(id)) continue;
     if (bpf_map__update_elem(skel_->maps.cgroup_slots, &id, sizeof(id), &vm.slot, sizeof(vm.slot), BPF_ANY) != 0)
       return Error::from_errno("mapping cgroup " + std::to_string(id) + " of vm=" + vm.info.name);
     ids.insert(id);
     vm.cgroup_ids.push_back(id);
   }
+  if (cgrp_storage_ && vm.cgroup_dirs.empty())
+    spdlog::warn("vm={} has a cgroup id but no cgroup path: its CPU time and run-queue wait are not measured",
+                 vm.info.name);
   return {};
 }
 
@@ -257,7 +315,9 @@ Status KpiProbes::add_vm(const VmInfo& info) {
     unregister(vm);
     return std::move(e).with_context("adding vm=" + info.name);
   };
-  if (auto st = map_cgroups(vm); !st) return fail(st.error());
+  auto mapped = map_cgroups(vm);
+  bump_slot_gen();  // also after a partial mapping, which fail() undoes
+  if (!mapped) return fail(mapped.error());
   for (const VmTap& t : info.taps) {
     if (t.ifindex == 0) {
       spdlog::warn("vm={} tap {} has no ifindex; its traffic is not counted", info.name, t.dev);
@@ -285,12 +345,28 @@ Status KpiProbes::add_vm(const VmInfo& info) {
 void KpiProbes::unregister(Vm& vm) {
   for (uint64_t id : vm.cgroup_ids) bpf_map__delete_elem(skel_->maps.cgroup_slots, &id, sizeof(id), 0);
   vm.cgroup_ids.clear();
+  for (const std::string& dir : vm.cgroup_dirs) {
+    // A cgroup removed with its VM took its storage along.
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) continue;
+    bpf_map__delete_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), 0);
+    close(fd);
+  }
+  vm.cgroup_dirs.clear();
   for (Tap& tap : vm.taps) {
     bpf_map__delete_elem(skel_->maps.tap_slots, &tap.ifindex, sizeof(tap.ifindex), 0);
     detach_tap(tap);
   }
   vm.taps.clear();
   if (vm.slot < slot_used_.size()) slot_used_[vm.slot] = false;
+  bump_slot_gen();
+}
+
+void KpiProbes::bump_slot_gen() {
+  // sched_switch caches the last cgroup's slot per CPU, tagged with slot_gen (a mmapped global): after a
+  // change to the maps, the next switch on every CPU looks up again. Also a cgroup seen before it was
+  // mapped (cached as no VM) is found this way.
+  __atomic_fetch_add(&skel_->bss->slot_gen, 1u, __ATOMIC_SEQ_CST);
 }
 
 Status KpiProbes::remove_vm(const std::string& uuid) {
@@ -345,8 +421,13 @@ Status KpiProbes::sync(const std::vector<VmInfo>& vms) {
 
 Status KpiProbes::refresh_cgroups() {
   Status result;
-  for (auto& [uuid, vm] : vms_)
+  bool added = false;
+  for (auto& [uuid, vm] : vms_) {
+    const size_t before = vm.cgroup_ids.size() + vm.cgroup_dirs.size();
     if (auto st = map_cgroups(vm); !st && result) result = st.error();
+    added = added || vm.cgroup_ids.size() + vm.cgroup_dirs.size() != before;
+  }
+  if (added) bump_slot_gen();
   return result;
 }
 
@@ -441,10 +522,16 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
       t.major += s.mem_major_faults;
     }
   }
+  // Slices still running: the VM thread on each CPU has run for (its runtime now) - (its runtime at
+  // switch-in). /proc/TID/schedstat shows se.sum_exec_runtime as of the thread's last tick or scheduler
+  // event (at most a tick behind while it runs). The next switch credits the whole slice and this credit
+  // is not kept, so the delta of two reads telescopes: any error here is undone at the next read.
   for (const morph_cpu_state& c : cpus) {
     auto it = out.find(c.slot);
-    if (c.slot != MORPH_NO_SLOT && c.since_ns && now_ns > c.since_ns && it != out.end())
-      it->second.cpu_run_ns += now_ns - c.since_ns;
+    if (c.slot == MORPH_NO_SLOT || c.tid == 0 || it == out.end()) continue;
+    std::ifstream in("/proc/" + std::to_string(c.tid) + "/schedstat");
+    uint64_t runtime = 0;
+    if (in >> runtime && runtime > c.since_runtime) it->second.cpu_run_ns += runtime - c.since_runtime;
   }
   return out;
 }

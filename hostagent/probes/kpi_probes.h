@@ -25,6 +25,13 @@ namespace morph::agent {
 struct ProbeOptions {
   bool force_raw_tp = false;   // load the raw_tp programs even where tp_btf works (tests, old kernels)
   bool count_faults = true;    // sample task fault counters at switch-out
+  // Run-queue wait from the kernel's sched_info (sched_switch alone) where the kernel has it; false forces
+  // the wakeup fallback (sched_wakeup/sched_wakeup_new and per-task stamps), as on kernels without it.
+  bool sched_info = true;
+  // With sched_info: keep each VM thread's run_delay as of its last switch-in (one task-storage access per
+  // VM switch-in, ~15 ns here), so the part of a wait before the kernel moved the waiting thread to
+  // another CPU counts too. false: only the wait in progress at switch-in (cheaper, misses those parts).
+  bool runq_baseline = true;
   bool block = true;           // block request programs
   std::string cgroup2_root = "/sys/fs/cgroup/unified";  // cgroup v2 mount (unified hierarchy)
   std::string cgroup1_root = "/sys/fs/cgroup";          // v1 controllers (cpu, memory) when not on v2
@@ -68,6 +75,10 @@ class KpiProbes {
 
   size_t vm_count() const { return vms_.size(); }
   const char* attach_mode() const { return raw_tp_ ? "raw_tp" : "tp_btf"; }
+  // Where run-queue wait comes from: "sched_info" (sched_switch only) or "wakeup" (the fallback).
+  const char* runq_source() const {
+    return !sched_info_ ? "wakeup" : options_.runq_baseline ? "sched_info" : "sched_info (no baseline)";
+  }
   const char* block_start_event() const { return block_start_; }
   // The loaded skeleton, for tests and for sharing its maps (e.g. the policer's) with other components.
   const morph_kpi_bpf* skeleton() const { return skel_; }
@@ -91,6 +102,7 @@ class KpiProbes {
     VmInfo info;
     uint32_t slot = 0;
     std::vector<uint64_t> cgroup_ids;
+    std::vector<std::string> cgroup_dirs;  // those with cgroup_slot_storage set (by path)
     std::vector<Tap> taps;
     Totals last;
     uint64_t last_ns = 0;
@@ -102,6 +114,7 @@ class KpiProbes {
   Status attach_tap(Tap& tap);
   void detach_tap(Tap& tap);
   void unregister(Vm& vm);
+  void bump_slot_gen();
   // Totals of every registered VM, keyed by slot; `now_ns` is CLOCK_MONOTONIC at the read.
   Result<std::map<uint32_t, Totals>> read_totals(uint64_t& now_ns);
   void add_host_counters(const Vm& vm, Totals& t) const;
@@ -109,6 +122,8 @@ class KpiProbes {
   ProbeOptions options_;
   morph_kpi_bpf* skel_ = nullptr;
   bool raw_tp_ = false;
+  bool sched_info_ = false;
+  bool cgrp_storage_ = false;  // sched_switch finds slots in cgroup_slot_storage
   const char* block_start_ = "none";
   std::vector<bool> slot_used_;
   std::map<std::string, Vm> vms_;  // by uuid

@@ -28,24 +28,38 @@ int morph_test_helpers(struct morph_test_ctx *ctx)
 {
 	struct morph_task_state *ts;
 	struct morph_cpu_state *cs;
-	__u32 zero = 0;
+	__u32 zero = 0, prev_slot;
 
 	switch (ctx->op) {
 	case MORPH_TEST_LOG2_BUCKET:
 		ctx->out = morph_hist_bucket(ctx->a);
 		return 0;
 	case MORPH_TEST_SWITCH:
+		// The sequence of the agent's sched_switch (bpf/cpu.bpf.c on_switch) on plain values.
 		cs = bpf_map_lookup_elem(&cpu_state, &zero);
 		if (!cs)
 			return 1;
-		ctx->out = morph_cpu_switch(cs, ctx->a, ctx->b);
+		prev_slot = morph_prev_slot(cs, ctx->a, 0);
+		ctx->out = prev_slot;
+		if (prev_slot != MORPH_NO_SLOT && prev_slot != MORPH_SLOT_UNKNOWN)
+			morph_switch_out(morph_stats(prev_slot), cs->since_runtime, ctx->b, true, cs->min_flt,
+					 cs->maj_flt, ctx->e, ctx->f);
+		morph_switch_in(cs, ctx->c, ctx->slot, ctx->d, ctx->g, ctx->h);
 		return 0;
 	case MORPH_TEST_RESET_CPU:
 		cs = bpf_map_lookup_elem(&cpu_state, &zero);
 		if (!cs)
 			return 1;
-		cs->since_ns = 0;
+		cs->tid = 0;
 		cs->slot = MORPH_NO_SLOT;
+		cs->cgid = 0;
+		cs->cgid_gen = 0;
+		return 0;
+	case MORPH_TEST_RUNQ_WAIT:
+		ts = test_task(ctx->e);
+		if (!ts)
+			return 1;
+		morph_runq_arrive(morph_stats(ctx->slot), ts, ctx->d, ctx->a, ctx->b, ctx->c);
 		return 0;
 	case MORPH_TEST_ENQUEUE:
 		ts = test_task(ctx->b);
@@ -58,12 +72,6 @@ int morph_test_helpers(struct morph_test_ctx *ctx)
 		if (!ts)
 			return 1;
 		morph_runq_dequeue(ctx->slot, ts, ctx->a);
-		return 0;
-	case MORPH_TEST_FAULTS:
-		ts = test_task(ctx->c);
-		if (!ts)
-			return 1;
-		morph_faults_sample(ctx->slot, ts, ctx->a, ctx->b);
 		return 0;
 	case MORPH_TEST_BLK_START:
 		morph_blk_start(ctx->a, ctx->slot, ctx->b, ctx->c);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -72,29 +73,93 @@ TEST_F(KpiHelpers, Log2MicrosecondBuckets) {
   for (const Row& r : rows) EXPECT_EQ(run({.op = MORPH_TEST_LOG2_BUCKET, .a = r.ns}).out, r.bucket) << r.ns << " ns";
 }
 
-TEST_F(KpiHelpers, OnCpuTimeCreditedToOutgoingSlot) {
-  // Each row: a switch at `now` to a task of `next` slot; `credited` is the slot the previous slice went to.
+TEST_F(KpiHelpers, OnCpuTimeAndFaultsCreditedToOutgoingSlot) {
+  // A timeline of switches on one CPU, as bpf/cpu.bpf.c's sched_switch sees them: the outgoing thread with
+  // its se.sum_exec_runtime and fault counters now, the incoming one with its slot and the same counters at
+  // switch-in. Each slice is the growth of the outgoing thread's own counters since its switch-in.
+  const uint32_t kNo = MORPH_NO_SLOT;
   struct Row {
-    uint64_t now;
-    uint32_t next;
-    uint32_t credited;
+    uint32_t prev_tid;
+    uint64_t prev_runtime, prev_min, prev_maj;
+    uint32_t next_tid, next_slot;
+    uint64_t next_runtime, next_min, next_maj;
+    uint32_t prev_slot;  // expected: the slot credited (kNo: nobody)
   } rows[] = {
-      {1'000, 1, MORPH_NO_SLOT},   // first switch: nothing before it
-      {4'000, MORPH_NO_SLOT, 1},   // slot 1 ran 3000 ns
-      {9'000, 2, MORPH_NO_SLOT},   // a non-VM task ran: credited to nobody
-      {10'000, 1, 2},              // slot 2: 1000 ns
-      {10'500, 1, 1},              // slot 1: 500 ns (a switch between two tasks of one VM)
-      {12'500, MORPH_NO_SLOT, 1},  // slot 1: 2000 ns
+      {0, 0, 0, 0, /*->*/ 100, 1, 1'000, 10, 1, kNo},            // idle -> VM 1's thread 100
+      {100, 4'000, 15, 1, /*->*/ 200, kNo, 7, 7, 7, 1},          // 100 ran 3000 ns, 5 minor faults
+      {200, 99, 99, 99, /*->*/ 300, 2, 50'000, 100, 0, kNo},     // a non-VM thread ran: nobody
+      {300, 51'000, 100, 2, /*->*/ 100, 1, 4'000, 15, 1, 2},     // VM 2: 1000 ns, 2 major faults
+      {100, 4'500, 20, 1, /*->*/ 101, 1, 7'000, 0, 0, 1},        // VM 1: 500 ns, 5 minor (same VM next)
+      {101, 9'000, 3, 0, /*->*/ 0, kNo, 0, 0, 0, 1},             // VM 1: 2000 ns, 3 minor; then idle
+      {0, 0, 0, 0, /*->*/ 102, 1, 500, 40, 0, kNo},              // idle -> 102
+      {102, 400, 30, 0, /*->*/ 0, kNo, 0, 0, 0, 1},              // counters behind the baselines: no credit
+      {555, 1, 1, 1, /*->*/ 0, kNo, 0, 0, 0, MORPH_SLOT_UNKNOWN}, // not the thread switched in: unknown
   };
-  for (const Row& r : rows)
-    EXPECT_EQ(run({.op = MORPH_TEST_SWITCH, .a = r.now, .b = r.next}).out, r.credited) << "switch at " << r.now;
-  EXPECT_EQ(stats(1).cpu_run_ns, 3'000u + 500 + 2'000);
-  EXPECT_EQ(stats(2).cpu_run_ns, 1'000u);
+  for (const Row& r : rows) {
+    morph_test_ctx ctx{.op = MORPH_TEST_SWITCH, .slot = r.next_slot, .a = r.prev_tid, .b = r.prev_runtime,
+                       .c = r.next_tid, .d = r.next_runtime, .e = r.prev_min, .f = r.prev_maj, .g = r.next_min,
+                       .h = r.next_maj};
+    EXPECT_EQ(run(ctx).out, r.prev_slot) << "switch " << r.prev_tid << " -> " << r.next_tid;
+  }
+  morph_vm_stats s1 = stats(1), s2 = stats(2);
+  EXPECT_EQ(s1.cpu_run_ns, 3'000u + 500 + 2'000);
+  EXPECT_EQ(s2.cpu_run_ns, 1'000u);
+  EXPECT_EQ(s1.mem_minor_faults, 5u + 5 + 3);
+  EXPECT_EQ(s1.mem_major_faults, 0u);
+  EXPECT_EQ(s2.mem_minor_faults, 0u);
+  EXPECT_EQ(s2.mem_major_faults, 2u);
   EXPECT_EQ(stats(3).cpu_run_ns, 0u);
 }
 
-TEST_F(KpiHelpers, RunQueueWaitAndHistogram) {
+namespace {
+uint64_t bucket_of(uint64_t ns) {
+  uint64_t us = ns / 1000, b = 0;
+  while (us >>= 1) b++;
+  return std::min<uint64_t>(b, MORPH_HIST_BUCKETS - 1);
+}
+}  // namespace
+
+TEST_F(KpiHelpers, RunQueueWaitFromSchedInfo) {
+  // Switch-ins of VM threads: each wait is the growth of the thread's sched_info.run_delay since its previous
+  // switch-in, counting the wait in progress (rq clock - last_queued, which sched_info_arrive adds next).
   const uint32_t slot = 3;
+  struct Row {
+    uint64_t task, start_time;       // test task slot and the task it holds
+    uint64_t clock, last_queued, run_delay;
+    uint64_t wait;                   // expected
+  } rows[] = {
+      {1, 77, 5'000, 1'000, 50'000, 4'000},            // first seen: the wait in progress only (4 µs)
+      {1, 77, 10'500, 10'000, 54'000, 500},            // 0.5 µs
+      {1, 77, 20'000, 0, 54'500, 0},                   // not waiting (woke on an idle CPU): none
+      {1, 77, 2'100'000, 100'000, 54'500, 2'000'000},  // 2 ms
+      // Moved while waiting: the kernel folded 3 µs into run_delay and restarted last_queued on the new
+      // CPU (clocks of different CPUs): 3 µs + 6 µs.
+      {1, 77, 900'000, 894'000, 2'054'500 + 3'000, 9'000},
+      {2, 88, 1'000, 2'000, 0, 0},                     // stamp ahead of this clock: nothing
+      {1, 99, 5'000, 1'000, 10, 4'000},                // a new task in that pid's state: first seen again
+  };
+  uint64_t expected_wait = 0;
+  std::vector<uint64_t> expected_hist(MORPH_HIST_BUCKETS);
+  for (const Row& r : rows) {
+    run({.op = MORPH_TEST_RUNQ_WAIT, .slot = slot, .a = r.clock, .b = r.last_queued, .c = r.run_delay,
+         .d = r.start_time, .e = r.task});
+    expected_wait += r.wait;
+    if (r.wait) expected_hist[bucket_of(r.wait)]++;
+  }
+  morph_vm_stats s = stats(slot);
+  EXPECT_EQ(s.cpu_wait_ns, expected_wait);
+  for (int b = 0; b < MORPH_HIST_BUCKETS; b++) EXPECT_EQ(s.runq_hist[b], expected_hist[b]) << "bucket " << b;
+  EXPECT_EQ(s.runq_hist[2], 2u);   // 4 µs twice
+  EXPECT_EQ(s.runq_hist[0], 1u);
+  EXPECT_EQ(s.runq_hist[3], 1u);   // 9 µs: one sample for the whole wait across the move
+  EXPECT_EQ(s.runq_hist[10], 1u);
+  // Not a VM's: nothing anywhere.
+  run({.op = MORPH_TEST_RUNQ_WAIT, .slot = MORPH_NO_SLOT, .a = 9'000, .b = 1'000, .c = 0, .d = 5, .e = 3});
+}
+
+TEST_F(KpiHelpers, RunQueueWaitWakeupFallback) {
+  // Kernels without sched_info: per-task stamps from the wakeup programs, consumed at switch-in.
+  const uint32_t slot = 4;
   struct Row {
     uint64_t enqueue_ns;  // 0: no enqueue before this dequeue
     uint64_t dequeue_ns;
@@ -110,35 +175,13 @@ TEST_F(KpiHelpers, RunQueueWaitAndHistogram) {
     if (r.enqueue_ns) {
       run({.op = MORPH_TEST_ENQUEUE, .a = r.enqueue_ns, .b = 0});
       expected_wait += r.dequeue_ns - r.enqueue_ns;
-      uint64_t us = (r.dequeue_ns - r.enqueue_ns) / 1000, b = 0;
-      while (us >>= 1) b++;
-      expected_hist[b]++;
+      expected_hist[bucket_of(r.dequeue_ns - r.enqueue_ns)]++;
     }
     run({.op = MORPH_TEST_DEQUEUE, .slot = slot, .a = r.dequeue_ns, .b = 0});
   }
   morph_vm_stats s = stats(slot);
   EXPECT_EQ(s.cpu_wait_ns, expected_wait);
   for (int b = 0; b < MORPH_HIST_BUCKETS; b++) EXPECT_EQ(s.runq_hist[b], expected_hist[b]) << "bucket " << b;
-  EXPECT_EQ(s.runq_hist[2], 1u);
-  EXPECT_EQ(s.runq_hist[0], 1u);
-  EXPECT_EQ(s.runq_hist[10], 1u);
-}
-
-TEST_F(KpiHelpers, FaultsAreDeltasOfTaskCounters) {
-  const uint32_t slot = 4;
-  struct Row {
-    uint64_t task, min_flt, maj_flt;
-  } rows[] = {
-      {1, 100, 5},   // baseline only
-      {1, 130, 7},   // +30, +2
-      {2, 50, 0},    // another task: baseline
-      {1, 130, 7},   // no change
-      {2, 60, 1},    // +10, +1
-  };
-  for (const Row& r : rows) run({.op = MORPH_TEST_FAULTS, .slot = slot, .a = r.min_flt, .b = r.maj_flt, .c = r.task});
-  morph_vm_stats s = stats(slot);
-  EXPECT_EQ(s.mem_minor_faults, 40u);
-  EXPECT_EQ(s.mem_major_faults, 3u);
 }
 
 TEST_F(KpiHelpers, BlockRequestsAttributedAtSubmission) {
