@@ -32,7 +32,7 @@ struct AuditReport {
   int64_t negative_balances = 0;
   int64_t accounts_inconsistent = 0;  // accounts where credits - charges != balance
   int64_t ticks_revenue_mismatch = 0; // ticks whose recorded revenue != sum of their charges
-  int64_t journal_mismatch = 0;       // journal rows that disagree with charges/failures/credits (count + sums)
+  int64_t journal_mismatch = 0;       // journal ids (the paging cursor) shared by two charges/failures/credits
 
   bool ok() const {
     return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 &&
@@ -42,8 +42,8 @@ struct AuditReport {
   std::string describe() const;
 };
 
-// One row of the ledger's journal: what `morphctl ledger show` lists. Written in the same transaction as
-// the change it records (a tick's charges and failures, a credit), so it is exactly the committed history.
+// One row of the ledger's journal: what `morphctl ledger show` lists. It is the committed charge, failure or
+// credit itself (no second copy), so it is exactly the committed history.
 struct JournalEntry {
   uint64_t id = 0;           // increasing; the paging cursor
   Tick tick = 0;             // the tick charged, or for a deposit the last tick committed before it

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS credits(
   account TEXT NOT NULL REFERENCES accounts(id),
   amount INTEGER NOT NULL CHECK (amount > 0),
   note TEXT NOT NULL,
-  after_tick INTEGER NOT NULL
+  after_tick INTEGER NOT NULL,
+  ts_ns INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS bids(
   id INTEGER PRIMARY KEY,
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS ticks(
   charge_count INTEGER NOT NULL,
   allocation_count INTEGER NOT NULL,
   failure_count INTEGER NOT NULL,
-  committed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+  committed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  ts_ns INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS charges(
   tick INTEGER NOT NULL REFERENCES ticks(tick),
@@ -76,6 +78,7 @@ CREATE TABLE IF NOT EXISTS failures(
   detail TEXT NOT NULL,
   PRIMARY KEY (tick, bid_id)
 );
+CREATE INDEX IF NOT EXISTS failures_by_account ON failures(account);
 CREATE TABLE IF NOT EXISTS prices(
   tick INTEGER NOT NULL REFERENCES ticks(tick),
   host TEXT NOT NULL,
@@ -85,19 +88,6 @@ CREATE TABLE IF NOT EXISTS prices(
   sold INTEGER NOT NULL,
   PRIMARY KEY (tick, host, resource, tier)
 );
--- Added after v1 (created on open in older databases; the journal is back-filled by migrate()).
-CREATE TABLE IF NOT EXISTS journal(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  tick INTEGER NOT NULL,
-  account TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('charge','deposit','failure')),
-  amount INTEGER NOT NULL,
-  bid_id INTEGER NOT NULL,
-  reason TEXT NOT NULL,
-  ts_ns INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, id);
-CREATE INDEX IF NOT EXISTS journal_by_tick ON journal(tick);
 CREATE TABLE IF NOT EXISTS account_meta(
   account TEXT PRIMARY KEY REFERENCES accounts(id),
   display_name TEXT NOT NULL,
@@ -134,6 +124,18 @@ CREATE TABLE IF NOT EXISTS rescue_bids(
 );
 )sql";
 
+// The journal `morphctl ledger show` pages through is not a table of its own: it is the charges, failures and
+// credits themselves, whose ids (the rowids) are drawn from one sequence in commit order (schema version
+// 2), so an entry's id is a stable, increasing paging cursor. journal() queries the three tables directly
+// (each through its own index, LIMIT pushed into each arm); the view is for inspection with sqlite3.
+constexpr int kSchemaVersion = 2;
+constexpr const char* kJournalView = R"sql(
+CREATE VIEW IF NOT EXISTS journal(id, tick, account, kind, amount, bid_id, reason, ts_ns) AS
+  SELECT c.rowid, c.tick, c.account, 'charge', -c.amount, c.bid_id, '', t.ts_ns FROM charges c JOIN ticks t ON t.tick = c.tick
+  UNION ALL SELECT f.rowid, f.tick, f.account, 'failure', 0, f.bid_id, f.reason, t.ts_ns FROM failures f JOIN ticks t ON t.tick = f.tick
+  UNION ALL SELECT id, after_tick, account, 'deposit', amount, 0, note, ts_ns FROM credits;
+)sql";
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -155,6 +157,8 @@ class Stmt {
     return *this;
   }
   Stmt& bind(int i, const char* v) { sqlite3_bind_text(s_, i, v, -1, SQLITE_STATIC); return *this; }
+  template <typename T>
+  Stmt& bind_named(const char* name, const T& v) { return bind(sqlite3_bind_parameter_index(s_, name), v); }
   // Runs to completion; for statements with no result rows.
   Status run(const char* what) {
     int rc = sqlite3_step(s_);
@@ -257,6 +261,10 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   MORPH_TRY(l->exec("PRAGMA journal_mode=WAL"));
   MORPH_TRY(l->exec("PRAGMA synchronous=FULL"));
   MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
+  // A tick of 100k allocations dirties tens of MB of table and index pages; with SQLite's 2 MiB default
+  // cache they spill and are re-read within the one transaction (commit 1.2-1.6x slower at 100k-300k, docs/benchmarks.md
+  // "Ledger commit per tick"). 64 MiB is a ceiling, allocated only as pages are used.
+  MORPH_TRY(l->exec("PRAGMA cache_size=-65536"));
   MORPH_TRY(l->exec(kSchema));
   MORPH_TRY(l->migrate());
   Stmt q(db, "PRAGMA journal_mode");
@@ -267,27 +275,71 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
 
 SqliteLedger::~SqliteLedger() { sqlite3_close(db_); }
 
-// A database written before the journal existed: fill it from the charges, failures and credits, in tick
-// order, once (an empty journal next to recorded history).
+// Brings an older file to schema version 2, once, in one transaction:
+//  - v1 (no journal) and the journal-table era alike: ticks and credits gain ts_ns; a journal table's
+//    timestamps are kept (ticks: its charge/failure time; credits: matched in order), then it is dropped;
+//    ticks without one take committed_at.
+//  - charges, failures and credits are renumbered into one sequence in commit order (by tick; within a
+//    tick charges, then failures, then the deposits made after it), the order the journal table had.
 Status SqliteLedger::migrate() {
-  Stmt q(db_, "SELECT (SELECT COUNT(*) FROM journal), (SELECT COUNT(*) FROM credits) + (SELECT COUNT(*) FROM ticks)");
-  if (!q.ok() || !q.row()) return prep_error(db_, "journal check");
-  if (q.i64(0) != 0 || q.i64(1) == 0) return {};
+  // Each statement is finished before the migration writes (a pending read would lock the tables).
+  auto scalar = [&](const std::string& sql, const char* arg) -> Result<int64_t> {
+    Stmt q(db_, sql.c_str());
+    if (!q.ok()) return prep_error(db_, "schema check");
+    if (arg) q.bind(1, arg);
+    if (!q.row()) return prep_error(db_, "schema check");
+    return q.i64(0);
+  };
+  MORPH_TRY_ASSIGN(const int64_t version, scalar("PRAGMA user_version", nullptr));
+  if (version >= kSchemaVersion) return exec(kJournalView);
+  auto has_column = [&](const char* table, const char* column) {
+    auto n = scalar(std::string("SELECT COUNT(*) FROM pragma_table_info('") + table + "') WHERE name = ?", column);
+    return n.ok() && *n > 0;
+  };
+  MORPH_TRY_ASSIGN(const int64_t journal_tables,
+                   scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'", nullptr));
+  const bool journal_table = journal_tables > 0;
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
+  if (!has_column("ticks", "ts_ns")) MORPH_TRY(exec("ALTER TABLE ticks ADD COLUMN ts_ns INTEGER NOT NULL DEFAULT 0"));
+  if (!has_column("credits", "ts_ns")) MORPH_TRY(exec("ALTER TABLE credits ADD COLUMN ts_ns INTEGER NOT NULL DEFAULT 0"));
+  if (journal_table) {
+    MORPH_TRY(exec(
+        "UPDATE ticks SET ts_ns = COALESCE((SELECT MAX(j.ts_ns) FROM journal j WHERE j.tick = ticks.tick AND "
+        " j.kind != 'deposit'), 0);"
+        "WITH jd AS (SELECT ts_ns, ROW_NUMBER() OVER (ORDER BY id) AS n FROM journal WHERE kind = 'deposit'),"
+        " cr AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM credits)"
+        " UPDATE credits SET ts_ns = COALESCE((SELECT jd.ts_ns FROM jd JOIN cr ON cr.n = jd.n WHERE cr.id = credits.id), 0);"
+        "DROP TABLE journal;"));
+  }
   MORPH_TRY(exec(
-      "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) "
-      "SELECT tick, account, kind, amount, bid_id, reason, ts FROM ("
-      " SELECT c.tick AS tick, 0 AS o, c.bid_id AS k, c.account, 'charge' AS kind, -c.amount AS amount, c.bid_id, '' AS reason,"
-      "  CAST((julianday(t.committed_at) - 2440587.5) * 86400000000000 AS INTEGER) AS ts"
-      "  FROM charges c JOIN ticks t ON t.tick = c.tick"
-      " UNION ALL SELECT f.tick, 1, f.bid_id, f.account, 'failure', 0, f.bid_id, f.reason,"
-      "  CAST((julianday(t.committed_at) - 2440587.5) * 86400000000000 AS INTEGER)"
-      "  FROM failures f JOIN ticks t ON t.tick = f.tick"
-      " UNION ALL SELECT after_tick, 2, id, account, 'deposit', amount, 0, note, 0 FROM credits"
-      ") ORDER BY tick, o, k"));
-  spdlog::info("ledger: journal back-filled from {} recorded rows", q.i64(1));
-  return tx.commit();
+      "UPDATE ticks SET ts_ns = CAST((julianday(committed_at) - 2440587.5) * 86400000000000 AS INTEGER) WHERE ts_ns = 0;"
+      "DROP TABLE IF EXISTS temp.journal_ids;"
+      "CREATE TEMP TABLE journal_ids(kind INTEGER NOT NULL, old INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (kind, old));"
+      "INSERT INTO journal_ids SELECT kind, old, ROW_NUMBER() OVER (ORDER BY tick, kind, old) FROM ("
+      " SELECT tick, 0 AS kind, rowid AS old FROM charges"
+      " UNION ALL SELECT tick, 1, rowid FROM failures"
+      " UNION ALL SELECT after_tick, 2, id FROM credits);"
+      "UPDATE charges SET rowid = -rowid;"
+      "UPDATE charges SET rowid = (SELECT id FROM journal_ids WHERE kind = 0 AND old = -charges.rowid);"
+      "UPDATE failures SET rowid = -rowid;"
+      "UPDATE failures SET rowid = (SELECT id FROM journal_ids WHERE kind = 1 AND old = -failures.rowid);"
+      "UPDATE credits SET id = -id;"
+      "UPDATE credits SET id = (SELECT j.id FROM journal_ids j WHERE j.kind = 2 AND j.old = -credits.id);"
+      "DROP TABLE temp.journal_ids;"));
+  MORPH_TRY(exec(kJournalView));
+  MORPH_TRY(exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str()));
+  MORPH_TRY(tx.commit());
+  if (version != 0 || journal_table) spdlog::info("ledger: migrated to schema {} (journal as a view)", kSchemaVersion);
+  return {};
+}
+
+// The next journal id: one past the largest of charges, failures and credits (each an index's last key).
+Result<int64_t> SqliteLedger::next_journal_id() {
+  Stmt q(db_, "SELECT MAX(COALESCE((SELECT MAX(rowid) FROM charges), 0), COALESCE((SELECT MAX(rowid) FROM failures), 0),"
+              " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
+  if (!q.ok() || !q.row()) return prep_error(db_, "journal id");
+  return q.i64(0);
 }
 
 Status SqliteLedger::exec(const char* sql) {
@@ -318,16 +370,13 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
 
 Status SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note) {
   Stmt up(db_, "UPDATE accounts SET balance = balance + ? WHERE id = ?");
-  Stmt ins(db_, "INSERT INTO credits(account, amount, note, after_tick) "
-                "VALUES(?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks))");
+  Stmt ins(db_, "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
+                "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?)");
   if (!up.ok() || !ins.ok()) return prep_error(db_, "credit");
   MORPH_TRY(up.bind(1, amount).bind(2, account).run("crediting"));
   if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "unknown account " + account);
-  MORPH_TRY(ins.bind(1, account).bind(2, amount).bind(3, note).run("recording credit"));
-  Stmt j(db_, "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) "
-              "VALUES((SELECT COALESCE(MAX(tick), 0) FROM ticks), ?, 'deposit', ?, 0, ?, ?)");
-  if (!j.ok()) return prep_error(db_, "journal");
-  return j.bind(1, account).bind(2, amount).bind(3, note).bind(4, now_ns()).run("journalling credit");
+  MORPH_TRY_ASSIGN(int64_t id, next_journal_id());
+  return ins.bind(1, id).bind(2, account).bind(3, amount).bind(4, note).bind(5, now_ns()).run("recording credit");
 }
 
 Status SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note) {
@@ -343,20 +392,28 @@ Status SqliteLedger::credit(const std::string& account, Micros amount, const std
   return tx.commit();
 }
 
-Status SqliteLedger::upsert_bid(const market::Bid& b) {
-  Stmt q(db_,
+namespace {
+constexpr const char* kBidUpsert =
          "INSERT INTO bids(id, account, vm, host, resource, tier, quantity, min_fill, max_price, expiry, "
          "submitted, seq, state, state_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
          "ON CONFLICT(id) DO UPDATE SET quantity=excluded.quantity, min_fill=excluded.min_fill, "
          "max_price=excluded.max_price, expiry=excluded.expiry, seq=excluded.seq, state=excluded.state, "
-         "state_reason=excluded.state_reason");
-  if (!q.ok()) return prep_error(db_, "bid upsert");
+         "state_reason=excluded.state_reason";
+
+Status bind_bid(Stmt& q, const market::Bid& b) {
   return q.bind(1, b.id).bind(2, b.account).bind(3, b.vm).bind(4, b.host)
       .bind(5, market::resource_name(b.resource)).bind(6, market::tier_name(b.tier))
       .bind(7, b.quantity).bind(8, b.min_fill).bind(9, b.max_price).bind(10, b.expiry)
       .bind(11, b.submitted).bind(12, b.seq).bind(13, market::bid_state_name(b.state))
       .bind(14, market::failure_reason_name(b.state_reason))
       .run("recording bid");
+}
+}  // namespace
+
+Status SqliteLedger::upsert_bid(const market::Bid& b) {
+  Stmt q(db_, kBidUpsert);
+  if (!q.ok()) return prep_error(db_, "bid upsert");
+  return bind_bid(q, b);
 }
 
 Status SqliteLedger::put_bid(const market::Bid& bid) {
@@ -383,47 +440,46 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
   if (sum != o.revenue)
     return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
 
-  Stmt tick(db_, "INSERT INTO ticks(tick, revenue, charge_count, allocation_count, failure_count) VALUES(?,?,?,?,?)");
+  Stmt tick(db_, "INSERT INTO ticks(tick, revenue, charge_count, allocation_count, failure_count, ts_ns) "
+                 "VALUES(?,?,?,?,?,?)");
   Stmt debit(db_, "UPDATE accounts SET balance = balance - ? WHERE id = ?");
-  Stmt charge(db_, "INSERT INTO charges(tick, bid_id, account, amount) VALUES(?,?,?,?)");
+  // Charges and failures take their journal ids (rowids) from the shared sequence, in commit order.
+  Stmt charge(db_, "INSERT INTO charges(rowid, tick, bid_id, account, amount) VALUES(?,?,?,?,?)");
   Stmt alloc(db_, "INSERT INTO allocations(tick, bid_id, account, vm, host, resource, tier, quantity, price, since, "
                   "notice_until) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-  Stmt fail(db_, "INSERT INTO failures(tick, bid_id, account, reason, detail) VALUES(?,?,?,?,?)");
+  Stmt fail(db_, "INSERT INTO failures(rowid, tick, bid_id, account, reason, detail) VALUES(?,?,?,?,?,?)");
   Stmt price(db_, "INSERT INTO prices(tick, host, resource, tier, price, sold) VALUES(?,?,?,?,?,?)");
-  Stmt jrn(db_, "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns) VALUES(?,?,?,?,?,?,?)");
-  if (!tick.ok() || !debit.ok() || !charge.ok() || !alloc.ok() || !fail.ok() || !price.ok() || !jrn.ok())
+  Stmt bid(db_, kBidUpsert);
+  if (!tick.ok() || !debit.ok() || !charge.ok() || !alloc.ok() || !fail.ok() || !price.ok() || !bid.ok())
     return prep_error(db_, "tick statements");
+  MORPH_TRY_ASSIGN(int64_t jid, next_journal_id());
 
   const int64_t t = static_cast<int64_t>(o.tick);
   const int64_t ts = now_ns();
   MORPH_TRY(tick.bind(1, t).bind(2, o.revenue).bind(3, static_cast<int64_t>(o.charges.size()))
                 .bind(4, static_cast<int64_t>(o.allocations.size())).bind(5, static_cast<int64_t>(o.failures.size()))
-                .run("recording tick"));
+                .bind(6, ts).run("recording tick"));
   for (const auto& c : o.charges) {
     auto st = debit.bind(1, c.amount).bind(2, c.account).run("debiting");
     if (!st.ok())  // CHECK(balance >= 0): the whole tick is refused, never a partial one
       return Error(Errc::insufficient_funds, "tick " + std::to_string(o.tick) + ": account " + c.account +
                                                  " cannot pay " + std::to_string(c.amount) + ": " + st.error().message());
     if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "tick charges unknown account " + c.account);
-    MORPH_TRY(charge.bind(1, t).bind(2, c.bid_id).bind(3, c.account).bind(4, c.amount).run("recording charge"));
-    MORPH_TRY(jrn.bind(1, t).bind(2, c.account).bind(3, "charge").bind(4, -c.amount).bind(5, c.bid_id).bind(6, "")
-                  .bind(7, ts).run("journalling charge"));
+    MORPH_TRY(charge.bind(1, jid++).bind(2, t).bind(3, c.bid_id).bind(4, c.account).bind(5, c.amount)
+                  .run("recording charge"));
   }
   for (const auto& a : o.allocations)
     MORPH_TRY(alloc.bind(1, t).bind(2, a.bid_id).bind(3, a.account).bind(4, a.vm).bind(5, a.host)
                   .bind(6, market::resource_name(a.resource)).bind(7, market::tier_name(a.tier))
                   .bind(8, a.quantity).bind(9, a.price).bind(10, a.since).bind(11, a.notice_until)
                   .run("recording allocation"));
-  for (const auto& f : o.failures) {
-    MORPH_TRY(fail.bind(1, t).bind(2, f.bid_id).bind(3, f.account).bind(4, market::failure_reason_name(f.reason))
-                  .bind(5, f.detail).run("recording failure"));
-    MORPH_TRY(jrn.bind(1, t).bind(2, f.account).bind(3, "failure").bind(4, int64_t{0}).bind(5, f.bid_id)
-                  .bind(6, market::failure_reason_name(f.reason)).bind(7, ts).run("journalling failure"));
-  }
+  for (const auto& f : o.failures)
+    MORPH_TRY(fail.bind(1, jid++).bind(2, t).bind(3, f.bid_id).bind(4, f.account)
+                  .bind(5, market::failure_reason_name(f.reason)).bind(6, f.detail).run("recording failure"));
   for (const auto& p : o.prices)
     MORPH_TRY(price.bind(1, t).bind(2, p.host).bind(3, market::resource_name(p.resource))
                   .bind(4, market::tier_name(p.tier)).bind(5, p.price).bind(6, p.sold).run("recording price"));
-  for (const auto& b : o.bid_changes) MORPH_TRY(upsert_bid(b));
+  for (const auto& b : o.bid_changes) MORPH_TRY(bind_bid(bid, b));
   return tx.commit();
 }
 
@@ -510,15 +566,11 @@ Result<AuditReport> SqliteLedger::audit() {
                    scalar("SELECT COUNT(*) FROM ticks t WHERE t.revenue != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM charges c WHERE c.tick = t.tick) "
                           "OR t.charge_count != (SELECT COUNT(*) FROM charges c WHERE c.tick = t.tick)"));
-  // The journal says exactly what the tables say: as many charge, failure and deposit rows, with the same sums.
+  // The journal is the charges, failures and credits themselves; what can go wrong is its cursor: every id
+  // must be unique across the three tables.
   MORPH_TRY_ASSIGN(r.journal_mismatch,
-                   scalar("SELECT ABS((SELECT COUNT(*) FROM journal WHERE kind = 'charge') - (SELECT COUNT(*) FROM charges))"
-                          " + ABS((SELECT COUNT(*) FROM journal WHERE kind = 'failure') - (SELECT COUNT(*) FROM failures))"
-                          " + ABS((SELECT COUNT(*) FROM journal WHERE kind = 'deposit') - (SELECT COUNT(*) FROM credits))"
-                          " + ABS((SELECT COALESCE(-SUM(amount), 0) FROM journal WHERE kind = 'charge')"
-                          "       - (SELECT COALESCE(SUM(amount), 0) FROM charges))"
-                          " + ABS((SELECT COALESCE(SUM(amount), 0) FROM journal WHERE kind = 'deposit')"
-                          "       - (SELECT COALESCE(SUM(amount), 0) FROM credits))"));
+                   scalar("SELECT COUNT(*) - COUNT(DISTINCT id) FROM (SELECT rowid AS id FROM charges"
+                          " UNION ALL SELECT rowid FROM failures UNION ALL SELECT id FROM credits)"));
   return r;
 }
 
@@ -536,21 +588,34 @@ Status SqliteLedger::put_rescue_bid(const market::Bid& bid, const RescueRecord& 
 Result<std::vector<JournalEntry>> SqliteLedger::journal(const JournalQuery& jq) {
   if (!jq.kind.empty() && jq.kind != "charge" && jq.kind != "deposit" && jq.kind != "failure")
     return Error(Errc::invalid_argument, "ledger kind '" + jq.kind + "' is not one of charge, deposit, failure");
-  // Newest first under the cursor, then reversed: the page ends at the newest matching entry. Only the
-  // filters given go into the WHERE, so an account's page walks journal_by_account, not the whole table.
-  std::string sql = "SELECT id, tick, account, kind, amount, bid_id, reason, ts_ns FROM journal WHERE tick >= ?";
-  if (!jq.account.empty()) sql += " AND account = ?";
-  if (!jq.kind.empty()) sql += " AND kind = ?";
-  if (jq.before_id) sql += " AND id < ?";
-  sql += " ORDER BY id DESC LIMIT ?";
+  // Newest first under the cursor, then reversed: the page ends at the newest matching entry. Each kind's
+  // table is asked for its own newest `limit` (only the filters given go into its WHERE, so an account's
+  // page walks charges_by_account / failures_by_account backwards), and the union is cut to `limit`.
+  auto arm = [&](const char* select, const char* id, const char* tick) {
+    std::string a = std::string("SELECT * FROM (") + select + " WHERE " + tick + " >= :since";
+    if (!jq.account.empty()) a += " AND account = :account";
+    if (jq.before_id) a += std::string(" AND ") + id + " < :before";
+    return a + " ORDER BY " + id + " DESC LIMIT :limit)";
+  };
+  std::vector<std::string> arms;
+  if (jq.kind.empty() || jq.kind == "charge")
+    arms.push_back(arm("SELECT c.rowid AS id, c.tick, c.account, 'charge', -c.amount, c.bid_id, '', "
+                       "(SELECT ts_ns FROM ticks t WHERE t.tick = c.tick) FROM charges c", "c.rowid", "c.tick"));
+  if (jq.kind.empty() || jq.kind == "failure")
+    arms.push_back(arm("SELECT f.rowid AS id, f.tick, f.account, 'failure', 0, f.bid_id, f.reason, "
+                       "(SELECT ts_ns FROM ticks t WHERE t.tick = f.tick) FROM failures f", "f.rowid", "f.tick"));
+  if (jq.kind.empty() || jq.kind == "deposit")
+    arms.push_back(arm("SELECT id, after_tick, account, 'deposit', amount, 0, note, ts_ns FROM credits", "id",
+                       "after_tick"));
+  std::string sql;
+  for (const auto& a : arms) sql += (sql.empty() ? "" : " UNION ALL ") + a;
+  sql += " ORDER BY 1 DESC LIMIT :limit";
   Stmt q(db_, sql.c_str());
   if (!q.ok()) return prep_error(db_, "journal query");
-  int n = 1;
-  q.bind(n++, jq.since_tick);
-  if (!jq.account.empty()) q.bind(n++, jq.account);
-  if (!jq.kind.empty()) q.bind(n++, jq.kind);
-  if (jq.before_id) q.bind(n++, jq.before_id);
-  q.bind(n++, int64_t{jq.limit});
+  q.bind_named(":since", jq.since_tick);
+  if (!jq.account.empty()) q.bind_named(":account", jq.account);
+  if (jq.before_id) q.bind_named(":before", jq.before_id);
+  q.bind_named(":limit", int64_t{jq.limit});
   std::vector<JournalEntry> out;
   while (q.row())
     out.push_back({static_cast<uint64_t>(q.i64(0)), static_cast<Tick>(q.i64(1)), q.text(2), q.text(3), q.i64(4),

@@ -225,15 +225,21 @@ TEST_F(LedgerTest, JournalHoldsTheCommittedHistoryWithFiltersAndPaging) {
   EXPECT_EQ(-charged, audit->total_charges);
   EXPECT_EQ(audit->journal_mismatch, 0);
   EXPECT_TRUE(audit->ok()) << audit->describe();
-  // A journal row that disagrees with the charges is caught by the audit.
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE journal SET amount = amount - 1 WHERE id = (SELECT MAX(id) FROM journal WHERE kind = 'charge')",
-                         nullptr, nullptr, nullptr), SQLITE_OK);
+  // The journal is the charges, failures and credits themselves (a view); a journal id that two of them
+  // share would break the paging cursor and is caught by the audit.
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE failures SET rowid = (SELECT MAX(rowid) FROM charges) "
+                         "WHERE rowid = (SELECT MAX(rowid) FROM failures)", nullptr, nullptr, nullptr), SQLITE_OK);
   audit = ledger_->audit();
   ASSERT_TRUE(audit.ok());
   EXPECT_EQ(audit->journal_mismatch, 1);
   EXPECT_FALSE(audit->ok());
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE journal SET amount = amount + 1 WHERE id = (SELECT MAX(id) FROM journal WHERE kind = 'charge')",
-                         nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE failures SET rowid = (SELECT MAX(rowid) + 1 FROM failures) "
+                         "WHERE rowid = (SELECT MAX(rowid) FROM charges)", nullptr, nullptr, nullptr), SQLITE_OK);
+  // Tenant isolation: an account's journal holds only its own entries.
+  auto alice_all = ledger_->journal({"alice", 0, "", 0, 100});
+  ASSERT_TRUE(alice_all.ok());
+  EXPECT_FALSE(alice_all->empty());
+  for (auto& e : *alice_all) EXPECT_EQ(e.account, "alice");
 
   auto bob = ledger_->journal({"bob", 0, "deposit", 0, 100});
   ASSERT_TRUE(bob.ok());
@@ -274,27 +280,82 @@ TEST_F(LedgerTest, JournalHoldsTheCommittedHistoryWithFiltersAndPaging) {
   EXPECT_EQ(reread->back().id, all->back().id);
 }
 
-// A database written before the journal existed gets it back-filled from charges, failures and credits.
-TEST_F(LedgerTest, JournalIsBackFilledForAnOlderDatabase) {
-  ASSERT_TRUE(ex_->submit({"alice", "vm-a", Resource::cpu, "improve", 600, 100, 30, 0}).ok());
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex_->run_tick().ok());
-  auto before = ledger_->journal({});
-  ASSERT_TRUE(before.ok());
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "DELETE FROM journal", nullptr, nullptr, nullptr), SQLITE_OK);
-  ledger_.reset();
-  auto l = SqliteLedger::open(path_);
-  ASSERT_TRUE(l.ok()) << l.error().what();
-  auto after = (*l)->journal({});
-  ASSERT_TRUE(after.ok());
-  ASSERT_EQ(after->size(), before->size());
-  Micros sum_before = 0, sum_after = 0;
-  for (auto& e : *before) sum_before += e.amount;
-  for (auto& e : *after) sum_after += e.amount;
-  EXPECT_EQ(sum_after, sum_before);
-  EXPECT_EQ(after->back().kind, "charge");
-  auto audit = (*l)->audit();
-  ASSERT_TRUE(audit.ok());
-  EXPECT_TRUE(audit->ok()) << audit->describe();
+// Older files are migrated to the journal-as-view schema (version 2) on open, in one transaction: a file
+// from the journal-table era (per-table rowids, a journal table with the timestamps, no ts_ns columns) and
+// a v1 file (no journal at all) both come back with the same journal: same entries in the same order, the
+// same ids, the journal table's timestamps kept.
+void make_older(sqlite3* db, bool with_journal_table) {
+  std::string sql =
+      "CREATE TABLE old_journal AS SELECT * FROM journal;"
+      "DROP VIEW journal;"
+      // Per-table sequences, as SQLite assigned them before the shared one.
+      "CREATE TEMP TABLE m AS SELECT rowid AS old, ROW_NUMBER() OVER (ORDER BY rowid) AS n FROM charges;"
+      "UPDATE charges SET rowid = -rowid; UPDATE charges SET rowid = (SELECT n FROM m WHERE old = -charges.rowid); DROP TABLE m;"
+      "CREATE TEMP TABLE m AS SELECT rowid AS old, ROW_NUMBER() OVER (ORDER BY rowid) AS n FROM failures;"
+      "UPDATE failures SET rowid = -rowid; UPDATE failures SET rowid = (SELECT n FROM m WHERE old = -failures.rowid); DROP TABLE m;"
+      "CREATE TEMP TABLE m AS SELECT id AS old, ROW_NUMBER() OVER (ORDER BY id) AS n FROM credits;"
+      "UPDATE credits SET id = -id; UPDATE credits SET id = (SELECT n FROM m WHERE old = -credits.id); DROP TABLE m;"
+      "ALTER TABLE ticks DROP COLUMN ts_ns; ALTER TABLE credits DROP COLUMN ts_ns;"
+      "PRAGMA user_version = 0;";
+  if (with_journal_table)
+    sql += "CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, tick INTEGER NOT NULL, account TEXT NOT NULL,"
+           " kind TEXT NOT NULL, amount INTEGER NOT NULL, bid_id INTEGER NOT NULL, reason TEXT NOT NULL, ts_ns INTEGER NOT NULL);"
+           "CREATE INDEX journal_by_account ON journal(account, id); CREATE INDEX journal_by_tick ON journal(tick);"
+           "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns)"
+           " SELECT tick, account, kind, amount, bid_id, reason, ts_ns FROM old_journal ORDER BY id;";
+  sql += "DROP TABLE old_journal;";
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+}
+
+TEST_F(LedgerTest, OlderDatabasesAreMigratedToTheJournalView) {
+  auto a = ex_->submit({"alice", "vm-a", Resource::cpu, "improve", 600, 100, 30, 0});
+  ASSERT_TRUE(a.ok()) << a.error().what();
+  auto b = ex_->submit({"bob", "vm-b", Resource::cpu, "improve", 600, 600, 1'000, 0});  // fails: a failure row
+  ASSERT_TRUE(b.ok()) << b.error().what();
+  for (bool with_journal_table : {true, false}) {
+    SCOPED_TRACE(with_journal_table ? "journal-table era" : "v1");
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(ex_->run_tick().ok());
+    ASSERT_TRUE(ex_->deposit("bob", 700, "invoice-9").ok());
+    ASSERT_TRUE(ex_->run_tick().ok());
+    auto before = ledger_->journal({"", 0, "", 0, 1000});
+    ASSERT_TRUE(before.ok());
+    ASSERT_GE(before->size(), 8u);
+    make_older(ledger_->handle(), with_journal_table);
+    ledger_.reset();
+    auto l = SqliteLedger::open(path_);
+    ASSERT_TRUE(l.ok()) << l.error().what();
+    auto after = (*l)->journal({"", 0, "", 0, 1000});
+    ASSERT_TRUE(after.ok()) << after.error().what();
+    ASSERT_EQ(after->size(), before->size());
+    for (size_t i = 0; i < after->size(); ++i) {
+      const auto &x = (*before)[i], &y = (*after)[i];
+      EXPECT_EQ(y.id, x.id) << i;
+      EXPECT_EQ(y.tick, x.tick) << i;
+      EXPECT_EQ(y.kind, x.kind) << i;
+      EXPECT_EQ(y.account, x.account) << i;
+      EXPECT_EQ(y.amount, x.amount) << i;
+      EXPECT_EQ(y.bid, x.bid) << i;
+      EXPECT_EQ(y.reason, x.reason) << i;
+      if (with_journal_table) {
+        EXPECT_EQ(y.ts_ns, x.ts_ns) << i;  // v1 had no ns clock: committed_at (ms) instead
+      }
+      if (with_journal_table || y.kind != "deposit") {
+        EXPECT_GT(y.ts_ns, 0u) << i;  // a v1 credit has no time at all: 0, as the journal's back-fill had it
+      }
+    }
+    auto audit = (*l)->audit();
+    ASSERT_TRUE(audit.ok());
+    EXPECT_TRUE(audit->ok()) << audit->describe();
+    // New entries continue the sequence after the migrated ones.
+    ledger_ = std::move(*l);
+    ex_ = std::make_unique<Exchange>(*market_, *ledger_);
+    ASSERT_TRUE(ex_->run_tick().ok());
+    auto more = ledger_->journal({"", 0, "", 0, 1000});
+    ASSERT_TRUE(more.ok());
+    ASSERT_GT(more->size(), after->size());
+    EXPECT_GT(more->back().id, after->back().id);
+  }
 }
 
 // Policies, owner overrides, account details and rescue bids survive reopening; a rescue bid that was

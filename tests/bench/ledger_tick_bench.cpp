@@ -1,0 +1,264 @@
+// ledger_tick_bench: what one market tick costs the ledger — the wall time of SqliteLedger::commit_tick (one
+// transaction, WAL, synchronous=FULL, fsync included) with synthetic ticks of 1k, 10k and 100k allocations,
+// each with one charge per allocation, failures (10% of allocations), prices (21 per host, 100 allocations
+// per host) and bid state changes (1%). Prints per size and variant: median and p99 commit time, rows
+// written per tick and bytes appended to the WAL per tick (frames x (page size + 24)). The variants are
+// applied to the same ledger code through its handle, so they run side by side in one invocation:
+//   journal_table  the previous design, re-created (with SQLite's default 2 MiB page cache): a journal table (id AUTOINCREMENT, indexes
+//                  journal_by_account(account,id) and journal_by_tick(tick)) with one row per charge and
+//                  failure (written by AFTER INSERT triggers), no failures_by_account index
+//   journal_table_no_tick_index   the same without journal_by_tick
+//   view_cache2m   the journal as a view over charges/failures/credits, whose rowids are the journal ids (one
+//                  shared sequence), plus a failures_by_account index; SQLite's default 2 MiB page cache
+//   shipped        the ledger as it opens: the view and a 64 MiB page cache (PRAGMA cache_size=-65536)
+// After the ticks it times two `ledger show` pages (100 entries) through SqliteLedger::journal: one account's
+// newest, and everything since the last tick (medians of 20).
+//
+//   ledger_tick_bench [--dir /tmp] [--sizes 1000,10000,100000] [--ticks 20] [--variants shipped,journal_table]
+// The database is a fresh file per size and variant under --dir (state the filesystem with the figures).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "controller/ledger/sqlite_ledger.h"
+
+using namespace morph;
+using namespace morph::market;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+double pct(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+// WAL frames after each commit, through the WAL hook; the hook replaces SQLite's auto-checkpoint, so it does
+// the same thing (a passive checkpoint once the WAL holds 1000 pages), inside the COMMIT as the default does.
+struct WalCount {
+  long frames_now = 0;
+  bool restarted = false;
+};
+int wal_hook(void* arg, sqlite3* db, const char* name, int pages) {
+  auto* w = static_cast<WalCount*>(arg);
+  w->frames_now = pages;
+  if (pages >= 1000) {
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    w->restarted = true;
+  }
+  return SQLITE_OK;
+}
+
+bool exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::fprintf(stderr, "ledger_tick_bench: %s: %s\n", sql, err ? err : "?");
+    sqlite3_free(err);
+    return false;
+  }
+  return true;
+}
+
+bool apply_variant(sqlite3* db, const std::string& v) {
+  if (v == "shipped") return true;
+  if (v == "view_cache2m") return exec(db, "PRAGMA cache_size=-2000");
+  if (v == "journal_table" || v == "journal_table_no_tick_index")
+    return exec(db,
+                "PRAGMA cache_size=-2000;"
+                "DROP INDEX failures_by_account;"
+                "CREATE TABLE journal_table(id INTEGER PRIMARY KEY AUTOINCREMENT, tick INTEGER NOT NULL,"
+                " account TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('charge','deposit','failure')),"
+                " amount INTEGER NOT NULL, bid_id INTEGER NOT NULL, reason TEXT NOT NULL, ts_ns INTEGER NOT NULL);"
+                "CREATE INDEX journal_by_account ON journal_table(account, id);"
+                "CREATE TRIGGER journal_charge AFTER INSERT ON charges BEGIN INSERT INTO journal_table(tick, account,"
+                " kind, amount, bid_id, reason, ts_ns) VALUES(NEW.tick, NEW.account, 'charge', -NEW.amount, NEW.bid_id,"
+                " '', NEW.rowid); END;"
+                "CREATE TRIGGER journal_failure AFTER INSERT ON failures BEGIN INSERT INTO journal_table(tick, account,"
+                " kind, amount, bid_id, reason, ts_ns) VALUES(NEW.tick, NEW.account, 'failure', 0, NEW.bid_id,"
+                " NEW.reason, NEW.rowid); END;") &&
+           (v == "journal_table_no_tick_index" || exec(db, "CREATE INDEX journal_by_tick ON journal_table(tick)"));
+  std::fprintf(stderr,
+               "ledger_tick_bench: unknown variant '%s' (journal_table, journal_table_no_tick_index, view_cache2m, "
+               "shipped)\n", v.c_str());
+  return false;
+}
+
+TickOutcome make_tick(Tick t, int allocations, int accounts) {
+  static const Resource res[] = {Resource::cpu, Resource::memory, Resource::disk_iops, Resource::net_out_kbps};
+  static const Tier tiers[] = {Tier::sla, Tier::improve, Tier::speculative};
+  TickOutcome o;
+  o.tick = t;
+  const int hosts = std::max(1, allocations / 100);
+  for (int i = 0; i < allocations; ++i) {
+    Allocation a;
+    a.bid_id = static_cast<BidId>(i + 1);
+    a.account = "acct" + std::to_string(i % accounts);
+    a.host = "host" + std::to_string(i % hosts);
+    a.vm = a.host + "-vm" + std::to_string((i / hosts) % 20);
+    a.resource = res[i % 4];
+    a.tier = tiers[i % 3];
+    a.quantity = 100 + i % 900;
+    a.price = 3 + (i + static_cast<int>(t)) % 7;
+    a.since = t > 50 ? t - 50 : 1;
+    o.charges.push_back({a.bid_id, a.account, a.quantity * a.price});
+    o.revenue += a.quantity * a.price;
+    o.allocations.push_back(std::move(a));
+  }
+  for (int i = 0; i < allocations / 10; ++i)
+    o.failures.push_back({static_cast<BidId>(allocations + i + 1), "acct" + std::to_string(i % accounts),
+                          FailureReason::no_capacity, "book full"});
+  for (int h = 0; h < hosts; ++h)
+    for (Resource r : kAllResources)
+      for (Tier tr : tiers) o.prices.push_back({"host" + std::to_string(h), r, tr, 5, 1000});
+  for (int i = 0; i < allocations / 100; ++i) {
+    Bid b;
+    b.id = static_cast<BidId>(allocations * 2 + (static_cast<int>(t) * 1000 + i) % 50000 + 1);
+    b.account = "acct" + std::to_string(i % accounts);
+    b.vm = "vm";
+    b.host = "host0";
+    b.quantity = 10;
+    b.min_fill = 1;
+    b.max_price = 9;
+    b.expiry = t + 100;
+    b.submitted = 1;
+    b.seq = b.id;
+    b.state = BidState::suspended;
+    b.state_reason = FailureReason::insufficient_funds;
+    o.bid_changes.push_back(b);
+  }
+  return o;
+}
+
+bool run(const std::string& dir, int allocations, int ticks, const std::string& variant) {
+  const std::string path = dir + "/ledger_tick_bench_" + std::to_string(allocations) + "_" + variant + ".db";
+  for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
+  auto opened = ledger::SqliteLedger::open(path);
+  if (!opened) {
+    std::fprintf(stderr, "ledger_tick_bench: %s\n", opened.error().message().c_str());
+    return false;
+  }
+  auto& l = **opened;
+  sqlite3* db = l.handle();
+  if (!apply_variant(db, variant)) return false;
+  const int accounts = 500;
+  for (int a = 0; a < accounts; ++a)
+    if (auto st = l.create_account({"acct" + std::to_string(a), int64_t{1} << 40}); !st.ok()) {
+      std::fprintf(stderr, "ledger_tick_bench: %s\n", st.error().message().c_str());
+      return false;
+    }
+  int page = 4096;
+  {
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, nullptr);
+    if (sqlite3_step(s) == SQLITE_ROW) page = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+  }
+  // A ledger that writes journal rows (the journal_table variants, or an older build's ledger run through
+  // this bench as "shipped"): they count as rows written.
+  bool journal_rows = false;
+  {
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'journal_table')",
+                       -1, &s, nullptr);
+    journal_rows = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
+    sqlite3_finalize(s);
+  }
+  WalCount wal;
+  sqlite3_wal_hook(db, wal_hook, &wal);
+  std::vector<double> ms, bytes;
+  long rows = 0;
+  const int warmup = 2;
+  for (int i = 1; i <= ticks + warmup; ++i) {
+    TickOutcome o = make_tick(static_cast<Tick>(i), allocations, accounts);
+    rows = 1 + static_cast<long>(o.charges.size()) * 2 /* charge, debit */ +
+           static_cast<long>(o.allocations.size()) + static_cast<long>(o.failures.size()) +
+           static_cast<long>(o.prices.size()) + static_cast<long>(o.bid_changes.size());
+    if (journal_rows) rows += static_cast<long>(o.charges.size() + o.failures.size());
+    const long before = wal.restarted ? 0 : wal.frames_now;
+    wal.restarted = false;
+    auto t0 = Clock::now();
+    auto st = l.commit_tick(o);
+    const double d = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (!st.ok()) {
+      std::fprintf(stderr, "ledger_tick_bench: tick %d: %s\n", i, st.error().message().c_str());
+      return false;
+    }
+    // A commit that checkpointed: its own frames are what the hook saw before the checkpoint reset.
+    const long frames = wal.frames_now - before;
+    if (i > warmup) {
+      ms.push_back(d);
+      bytes.push_back(static_cast<double>(frames) * (page + 24));
+    }
+  }
+  // Two `ledger show` pages through the shipped query.
+  std::vector<double> page_acct, page_since;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = Clock::now();
+    auto p = l.journal({"acct7", 0, "", 0, 100});
+    page_acct.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    auto q = l.journal({"", static_cast<Tick>(ticks + warmup), "", 0, 100});
+    page_since.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (!p || p->empty() || !q || q->size() != 100) {
+      std::fprintf(stderr, "ledger_tick_bench: a journal page came back short\n");
+      return false;
+    }
+  }
+  auto audit = l.audit();
+  if (!audit) std::fprintf(stderr, "ledger_tick_bench: audit: %s\n", audit.error().message().c_str());
+  std::printf("%-8d %-28s %5d %9.1f %9.1f %8ld %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
+              pct(ms, 0.5), pct(ms, 0.99), rows, pct(bytes, 0.5), pct(page_acct, 0.5), pct(page_since, 0.5),
+              audit ? (audit->ok() ? "ok" : "FAILED") : "error");
+  std::fflush(stdout);
+  for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "/tmp", sizes = "1000,10000,100000",
+              variants = "journal_table,journal_table_no_tick_index,view_cache2m,shipped";
+  int ticks = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--dir") dir = argv[i + 1];
+    else if (a == "--sizes") sizes = argv[i + 1];
+    else if (a == "--ticks") ticks = std::atoi(argv[i + 1]);
+    else if (a == "--variants") variants = argv[i + 1];
+    else {
+      std::fprintf(stderr, "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--variants V,..]\n");
+      return 2;
+    }
+  }
+  if (ticks < 1) {
+    std::fprintf(stderr, "ledger_tick_bench: --ticks must be >= 1\n");
+    return 2;
+  }
+  std::printf("# SQLite %s, dir %s; commit_tick wall time per tick (fsync included), medians over %d ticks\n",
+              sqlite3_libversion(), dir.c_str(), ticks);
+  std::printf("%-8s %-28s %5s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms",
+              "rows", "wal_bytes", "acct_pg", "since_pg", "audit");
+  for (const auto& s : split(sizes))
+    for (const auto& v : split(variants)) {
+      // Big ticks take seconds each: fewer of them.
+      const int n = std::stoi(s) >= 100000 ? std::max(3, ticks / 4) : ticks;
+      if (!run(dir, std::stoi(s), n, v)) return 1;
+    }
+  return 0;
+}
