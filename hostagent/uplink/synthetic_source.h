@@ -22,7 +22,9 @@ inline std::vector<VmInfo> synthetic_vms(const std::string& host, int n) {
     vm.name = host + "-synthetic-vm" + std::to_string(i);
     vm.libvirt_id = i + 1;
     vm.ownership.owner = "demo";
-    vm.baseline = {2, 512 * 1024, 1024 * 1024, 1000};  // 2 vCPUs capped at 1000 mc: 1000 mc of room to sell
+    // 16 vCPUs capped at 1000 mc: the ceiling is the synthetic host's whole 16 cores, so tests can exhaust
+    // the host's supply with one VM's bids.
+    vm.baseline = {16, 512 * 1024, 1024 * 1024, 1000};
     vms.push_back(vm);
   }
   return vms;

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <zmq.hpp>
 
+#include "api_reply_generated.h"
+#include "common/msg/api_client.h"
 #include "common/msg/socket.h"
 #include "market_event_generated.h"
 #include "tests/integration/msg_support.h"
@@ -170,10 +172,10 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   r = ctl({"bids", "submit", "--account", "demo", "--vm", "no-such-vm", "--quantity", "500", "--max-price", "10"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("unknown VM no-such-vm"), std::string::npos) << r.err;
-  // The ceiling is what the VM can use (the synthetic VMs: 2 vCPUs, 1000 mc baseline), not the host's 16 cores.
-  r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "1001", "--max-price", "10"});
+  // The ceiling is what the VM can use (the synthetic VMs: 16 vCPUs, 1000 mc baseline).
+  r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "15001", "--max-price", "10"});
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.err.find("exceeds its ceiling: room above baseline is 1000"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("exceeds its ceiling: room above baseline is 15000"), std::string::npos) << r.err;
   r = ctl({"bids", "submit", "--account", "ghost", "--vm", vm, "--quantity", "500", "--max-price", "10"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("unknown account ghost"), std::string::npos) << r.err;
@@ -279,9 +281,60 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   EXPECT_EQ(pol["rescue"], true);
   EXPECT_EQ(pol["runq_wait_permille"], 250);
   EXPECT_EQ(pol["account"], "demo");
+  EXPECT_EQ(pol["breach_intervals"], 3);  // the defaults until set
+  EXPECT_EQ(pol["recover_intervals"], 5);
+  EXPECT_EQ(pol["cpu_step_mc"], 500);
   r = ctl({"policy", "set", vm, "--rescue", "on", "--max-price", "0"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("max price"), std::string::npos) << r.err;
+
+  // Rescue detection and step sizes are set, kept (fields not given keep their value) and read back.
+  r = ctl({"policy", "set", vm, "--breach-intervals", "1", "--recover-intervals", "7", "--cpu-step", "300",
+           "--disk-iops-step", "150", "--net-kbps-step", "2000", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.js()["breach_intervals"], 1) << r.out;
+  pol = ctl({"policy", "get", vm, "--json"}).js();
+  EXPECT_EQ(pol["breach_intervals"], 1);
+  EXPECT_EQ(pol["recover_intervals"], 7);
+  EXPECT_EQ(pol["cpu_step_mc"], 300);
+  EXPECT_EQ(pol["disk_iops_step"], 150);
+  EXPECT_EQ(pol["net_kbps_step"], 2000);
+  EXPECT_EQ(pol["runq_wait_permille"], 250);
+  auto text = ctl({"policy", "get", vm});
+  EXPECT_NE(text.out.find("BREACH_INTERVALS"), std::string::npos) << text.out;
+  // Refusals name the flag and its range; nothing is changed.
+  r = ctl({"policy", "set", vm, "--breach-intervals", "0"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--breach-intervals"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 to 100"), std::string::npos) << r.err;
+  r = ctl({"policy", "set", vm, "--recover-intervals", "101"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--recover-intervals"), std::string::npos) << r.err;
+  r = ctl({"policy", "set", vm, "--cpu-step", "0"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("--cpu-step"), std::string::npos) << r.err;
+  EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["cpu_step_mc"], 300);
+  // The controller checks the same ranges itself, for API callers other than morphctl.
+  msg::ApiClient api(zctx, bound("api"), {});
+  ASSERT_TRUE(api.connect());
+  auto refusal = [&](uint32_t breach, int64_t step) {
+    auto m = api.call(v1::ApiRequestBody::PolicySet, [&](flatbuffers::FlatBufferBuilder& b) {
+      auto v = b.CreateString(vm);
+      v1::PolicySetBuilder pb(b);
+      pb.add_vm_uuid(v);
+      if (breach) pb.add_breach_intervals(breach);
+      if (step) pb.add_net_kbps_step(step);
+      return pb.Finish().Union();
+    });
+    if (!m) return std::string("no reply: ") + m.error().what();
+    auto* rep = flatbuffers::GetRoot<v1::ApiReply>(m->data());
+    return rep->error() && rep->error()->message() ? rep->error()->message()->str() : std::string("accepted");
+  };
+  std::string why = refusal(101, 0);
+  EXPECT_NE(why.find("breach_intervals 101 out of range (1..100)"), std::string::npos) << why;
+  why = refusal(0, -1);
+  EXPECT_NE(why.find("net_kbps_step -1 out of range"), std::string::npos) << why;
+  EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["net_kbps_step"], 2000);
 }
 
 // Rescue with the synthetic agent's KPIs (a run-queue wait share of a few per mille): a threshold of 1 per
@@ -387,7 +440,8 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   const uint64_t expires_ns = r.js()["expires_ns"];
   // vm1: a rescue policy that breaches at once (the synthetic KPIs wait a few per mille), with a budget.
   r = ctl({"policy", "set", vm1, "--rescue", "on", "--runq-wait-permille", "1", "--blk-p99-us", "0", "--max-price", "20",
-           "--budget-per-hour", "90000000"});
+           "--budget-per-hour", "90000000", "--breach-intervals", "2", "--recover-intervals", "4", "--cpu-step", "400",
+           "--disk-iops-step", "250", "--net-kbps-step", "3000"});
   ASSERT_EQ(r.rc, 0) << r.err;
   json rescue;
   ASSERT_TRUE(wait_until([&] {
@@ -423,6 +477,11 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   EXPECT_EQ(pol["blk_p99_us"], 0);
   EXPECT_EQ(pol["max_price_ucredits"], 20);
   EXPECT_EQ(pol["budget_ucredits_per_hour"], 90000000);
+  EXPECT_EQ(pol["breach_intervals"], 2);
+  EXPECT_EQ(pol["recover_intervals"], 4);
+  EXPECT_EQ(pol["cpu_step_mc"], 400);
+  EXPECT_EQ(pol["disk_iops_step"], 250);
+  EXPECT_EQ(pol["net_kbps_step"], 3000);
   EXPECT_EQ(pol["account"], "demo");
   EXPECT_EQ(pol["rescue_bid_id"], rescue_bid);
   EXPECT_EQ(ctl({"policy", "get", vm2, "--json"}).js()["account"], "other");  // the override
