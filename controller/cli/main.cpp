@@ -541,7 +541,14 @@ Examples:
   pol_get->add_option("vm", pol_vm, "VM uuid")->required();
   add_json(pol_get);
   auto show_policy = [&] {
-    print(policy_json(client.reply().body_as_PolicyReply()->policy()), conn.json_out);
+    const auto* pr = client.reply().body_as_PolicyReply();
+    json j = policy_json(pr->policy());
+    j["breach_intervals"] = pr->breach_intervals();
+    j["recover_intervals"] = pr->recover_intervals();
+    j["cpu_step_mc"] = pr->cpu_step();
+    j["disk_iops_step"] = pr->disk_iops_step();
+    j["net_kbps_step"] = pr->net_kbps_step();
+    print(j, conn.json_out);
     return kOk;
   };
   on(pol_get, [&] {
@@ -556,6 +563,22 @@ Examples:
   auto* o_drops = pol_set->add_option("--drops-per-s", drops, "SLA: packet drops threshold (0 = off)");
   auto* o_maxp = pol_set->add_option("--max-price", max_price, "rescue bids' max price per unit-second");
   auto* o_budget = pol_set->add_option("--budget-per-hour", budget, "cap on rescue spending per hour");
+  // Rescue detection and step sizes; the ranges are the controller's (docs/market.md).
+  int64_t breach_n = 0, recover_n = 0, cpu_step = 0, iops_step = 0, kbps_step = 0;
+  const CLI::Range intervals(int64_t{1}, int64_t{100}), steps(int64_t{1}, int64_t{1} << 20);
+  auto* o_breach = pol_set->add_option("--breach-intervals", breach_n,
+                                       "consecutive KPI intervals over a threshold before a rescue (1..100; default 3)")
+                       ->check(intervals);
+  auto* o_recover = pol_set->add_option("--recover-intervals", recover_n,
+                                        "consecutive healthy intervals before a rescue is retired (1..100; default 5)")
+                        ->check(intervals);
+  auto* o_cpu_step = pol_set->add_option("--cpu-step", cpu_step, "millicores a CPU rescue asks for (1..1048576; default 500)")
+                         ->check(steps);
+  auto* o_iops_step = pol_set->add_option("--disk-iops-step", iops_step, "IOPS a disk rescue asks for (1..1048576; default 200)")
+                          ->check(steps);
+  auto* o_kbps_step = pol_set->add_option("--net-kbps-step", kbps_step,
+                                          "kbit/s a network rescue asks for (1..1048576; default 10000)")
+                          ->check(steps);
   add_json(pol_set);
   on(pol_set, [&] {
     client.call(ApiRequestBody::PolicySet, [&](Builder& b) {
@@ -568,6 +591,11 @@ Examples:
       if (o_drops->count()) pb.add_drops_per_s(drops);
       if (o_maxp->count()) pb.add_max_price_ucredits(max_price);
       if (o_budget->count()) pb.add_budget_ucredits_per_hour(budget);
+      if (o_breach->count()) pb.add_breach_intervals(static_cast<uint32_t>(breach_n));
+      if (o_recover->count()) pb.add_recover_intervals(static_cast<uint32_t>(recover_n));
+      if (o_cpu_step->count()) pb.add_cpu_step(cpu_step);
+      if (o_iops_step->count()) pb.add_disk_iops_step(iops_step);
+      if (o_kbps_step->count()) pb.add_net_kbps_step(kbps_step);
       return pb.Finish().Union();
     });
     return show_policy();
@@ -654,7 +682,8 @@ Examples:
       {"shifts list", {"morphctl shifts list --host host-a --limit 20", "morphctl shifts list --json"}},
       {"policy get", {"morphctl policy get 0f1e2d3c-... --json"}},
       {"policy set",
-       {"morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour 5000000"}},
+       {"morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour 5000000",
+        "morphctl policy set 0f1e2d3c-... --breach-intervals 1 --recover-intervals 5 --cpu-step 500 --json"}},
       {"quote", {"morphctl quote --vm 0f1e2d3c-... --quantity 500", "morphctl quote --host host-a --quantity 500 --tier sla --json"}},
       {"top",
        {"morphctl top --ipc-dir /run/morph", "morphctl top --ipc-dir /run/morph --count 3 --json",

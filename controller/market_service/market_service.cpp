@@ -18,6 +18,11 @@ using market::Tier;
 std::string_view sv(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
 v1::Resource wire(Resource r) { return static_cast<v1::Resource>(r); }
 v1::BidTier wire(Tier t) { return static_cast<v1::BidTier>(t); }
+// PolicySet's detection counts and step sizes (rescue::RescueEvaluator::set_policy's step bound, and a
+// count bound that keeps a breach or recovery within minutes at any sane interval).
+constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
+constexpr int64_t kMaxStep = int64_t{1} << 20;
+
 std::optional<Resource> from_wire(v1::Resource r) {
   auto i = static_cast<int>(r);
   if (i < 0 || i >= market::kResourceCount) return std::nullopt;
@@ -432,7 +437,10 @@ Result<ReplyBody> MarketService::policy_reply(const std::string& vm, flatbuffers
   std::string owner = owner_of(vm);
   auto pol = v1::CreateVmPolicyDirect(fbb, vm.c_str(), owner.c_str(), p.rescue, p.runq_wait_permille, p.blk_p99_us,
                                       p.drops_per_s, p.max_price, p.budget_per_hour, rb);
-  return ReplyBody{v1::ApiReplyBody::PolicyReply, v1::CreatePolicyReply(fbb, pol).Union()};
+  return ReplyBody{v1::ApiReplyBody::PolicyReply,
+                   v1::CreatePolicyReply(fbb, pol, p.breach_intervals, p.recover_intervals, p.cpu_step,
+                                         p.disk_iops_step, p.net_kbps_step)
+                       .Union()};
 }
 
 Result<ReplyBody> MarketService::quote(const v1::QuoteQuery& q, flatbuffers::FlatBufferBuilder& fbb) const {
@@ -664,6 +672,23 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (r->drops_per_s()) p.drops_per_s = *r->drops_per_s();
       if (r->max_price_ucredits()) p.max_price = *r->max_price_ucredits();
       if (r->budget_ucredits_per_hour()) p.budget_per_hour = *r->budget_ucredits_per_hour();
+      // Detection counts and step sizes: each named in the refusal, with its range (docs/market.md).
+      auto count_in = [](const auto& v) { return !v || (*v >= kMinIntervals && *v <= kMaxIntervals); };
+      auto step_in = [](const auto& v) { return !v || (*v >= 1 && *v <= kMaxStep); };
+      for (auto [name, v] : {std::pair{"breach_intervals", r->breach_intervals()}, {"recover_intervals", r->recover_intervals()}})
+        if (!count_in(v))
+          return refuse(Errc::invalid_argument, std::string(name) + " " + std::to_string(*v) + " out of range (" +
+                                                    std::to_string(kMinIntervals) + ".." + std::to_string(kMaxIntervals) + ")");
+      for (auto [name, v] : {std::pair{"cpu_step", r->cpu_step()}, {"disk_iops_step", r->disk_iops_step()},
+                             {"net_kbps_step", r->net_kbps_step()}})
+        if (!step_in(v))
+          return refuse(Errc::invalid_argument,
+                        std::string(name) + " " + std::to_string(*v) + " out of range (1.." + std::to_string(kMaxStep) + ")");
+      if (r->breach_intervals()) p.breach_intervals = *r->breach_intervals();
+      if (r->recover_intervals()) p.recover_intervals = *r->recover_intervals();
+      if (r->cpu_step()) p.cpu_step = *r->cpu_step();
+      if (r->disk_iops_step()) p.disk_iops_step = *r->disk_iops_step();
+      if (r->net_kbps_step()) p.net_kbps_step = *r->net_kbps_step();
       if (p.rescue && p.max_price <= 0) return refuse(Errc::invalid_argument, "rescue needs a max price (max_price_ucredits > 0)");
       {
         rescue::RescueEvaluator check;  // validate before it is stored
@@ -674,8 +699,10 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
                                      p.net_kbps_step, p.max_price, p.budget_per_hour, p.funds_horizon_s}));
       MORPH_TRY(rescue_.set_policy(p));
       policies_[vm] = p;
-      spdlog::info("vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h", vm, p.rescue,
-                   p.runq_wait_permille, p.max_price, p.budget_per_hour);
+      spdlog::info("vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h, breach {} "
+                   "recover {} intervals, steps cpu {} mc disk {} iops net {} kbps",
+                   vm, p.rescue, p.runq_wait_permille, p.max_price, p.budget_per_hour, p.breach_intervals,
+                   p.recover_intervals, p.cpu_step, p.disk_iops_step, p.net_kbps_step);
       return policy_reply(vm, fbb);
     }
     case v1::ApiRequestBody::QuoteQuery: return quote(*request.body_as_QuoteQuery(), fbb);

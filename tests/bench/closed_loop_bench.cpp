@@ -15,7 +15,8 @@
 // and cpu_shares show the rescue allocation. Stages, from timestamps taken in this process:
 //   onset -> first KPI report over the threshold at the controller (the guest's load generator polls its
 //            targets every 0.5 s, then the agent's interval has to end),
-//   -> rescue bid raised (the policy wants breach_intervals = 3 consecutive intervals over),
+//   -> rescue bid raised (the policy wants breach_intervals consecutive intervals over: 3 by default,
+//      --breach-intervals N sets it through the PolicySet API),
 //   -> ShiftCommand sent (the next market tick clears the bid),
 //   -> ShiftResult back at the controller, and -> in force as read back from libvirt.
 // Then the load goes back to 0, the rescue retires (5 healthy intervals), the VM returns to its baseline,
@@ -23,7 +24,7 @@
 //
 // Usage: closed_loop_bench [ROUNDS=100]
 //        closed_loop_bench --full [ROUNDS=20] [--tick MS=500] [--interval MS=500] [--threshold PERMILLE=500]
-//                          [--prefix P]
+//                          [--breach-intervals N=3] [--prefix P]
 // (root, libvirtd and the test bed prepared; --full takes about 10 s a round)
 #include <libvirt/libvirt.h>
 
@@ -208,7 +209,7 @@ void pstage(const char* name, const std::vector<double>& v) {
 
 int full_loop(int argc, char** argv) {
   int rounds = 20;
-  int tick_ms = 500, interval_ms = 500, threshold = 500;
+  int tick_ms = 500, interval_ms = 500, threshold = 500, breach_intervals = 3;
   std::string prefix = "clbench-" + std::to_string(getpid());
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
@@ -219,15 +220,18 @@ int full_loop(int argc, char** argv) {
       interval_ms = std::atoi(next());
     else if (a == "--threshold")
       threshold = std::atoi(next());
+    else if (a == "--breach-intervals")
+      breach_intervals = std::atoi(next());
     else if (a == "--prefix")
       prefix = next();
     else
       rounds = std::atoi(argv[i]);
   }
-  if (rounds < 1 || tick_ms < 100 || interval_ms < 100 || threshold < 1 || threshold > 999 || prefix.empty()) {
+  if (rounds < 1 || tick_ms < 100 || interval_ms < 100 || threshold < 1 || threshold > 999 || breach_intervals < 1 ||
+      breach_intervals > 100 || prefix.empty()) {
     std::fprintf(stderr,
                  "closed_loop_bench --full: bad arguments (ROUNDS >= 1, --tick/--interval >= 100 ms, "
-                 "--threshold 1..999 permille, --prefix non-empty)\n");
+                 "--threshold 1..999 permille, --breach-intervals 1..100, --prefix non-empty)\n");
     return 2;
   }
   if (!test::is_root() || !test::bpf_unavailable_reason().empty() || !test::libvirtd_unavailable_reason().empty()) {
@@ -364,6 +368,7 @@ int full_loop(int argc, char** argv) {
               pb.add_rescue(true);
               pb.add_runq_wait_permille(static_cast<uint32_t>(threshold));
               pb.add_max_price_ucredits(100);
+              pb.add_breach_intervals(static_cast<uint32_t>(breach_intervals));
               return pb.Finish().Union();
             });
           },
@@ -371,10 +376,10 @@ int full_loop(int argc, char** argv) {
     return fail("policy set");
 
   std::printf(
-      "full loop: tick %d ms, KPI interval %d ms, rescue when runq wait share > %d permille for 3 "
-      "consecutive intervals (policy default breach_intervals), lease %lld ms; baseline %lld mc, "
+      "full loop: tick %d ms, KPI interval %d ms, rescue when runq wait share > %d permille for %d "
+      "consecutive intervals (policy breach_intervals, set through PolicySet), lease %lld ms; baseline %lld mc, "
       "quota %lld us, shares %llu\n",
-      tick_ms, interval_ms, threshold, static_cast<long long>(mc.lease.count() / 1'000'000),
+      tick_ms, interval_ms, threshold, breach_intervals, static_cast<long long>(mc.lease.count() / 1'000'000),
       static_cast<long long>(kBaselineMc), base.quota, base.shares);
   std::fflush(stdout);
   std::vector<double> to_breach, to_raise, to_sent, to_result, to_force, raise_to_force, sent_to_force;
@@ -465,7 +470,8 @@ int full_loop(int argc, char** argv) {
               2 * tick_ms + 100);
   std::printf("from the onset (load raised on the test bed):\n");
   pstage("first KPI report over the threshold (detection starts)", to_breach);
-  pstage("rescue bid raised (breach for 3 intervals)", to_raise);
+  const std::string raised = "rescue bid raised (breach for " + std::to_string(breach_intervals) + " intervals)";
+  pstage(raised.c_str(), to_raise);
   pstage("ShiftCommand sent (next tick)", to_sent);
   pstage("ShiftResult back at the controller", to_result);
   pstage("in force, read back from libvirt (TOTAL)", to_force);
