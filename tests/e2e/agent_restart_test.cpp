@@ -26,7 +26,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -136,13 +135,11 @@ class AgentRestartE2e : public ::testing::Test {
     MORPH_REQUIRE(bed->error());
     dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
     ASSERT_NE(dom, nullptr);
-    char uuid_buf[VIR_UUID_STRING_BUFLEN];
-    ASSERT_EQ(virDomainGetUUIDString(dom, uuid_buf), 0);
-    uuid = uuid_buf;
-    const auto env = read_env("/var/lib/morph-testbed/" + bed->prefix() + "/vms/" + bed->vm() + ".env");
-    tap = if_nametoindex(env.count("TAP") ? env.at("TAP").c_str() : "");
+    uuid = bed->uuid();
+    ASSERT_FALSE(uuid.empty()) << "no UUID for " << bed->vm();
+    tap = if_nametoindex(bed->tap().c_str());
     ASSERT_NE(tap, 0u) << "no tap for " << bed->vm();
-    host_ip = env.count("HOST_IP") ? env.at("HOST_IP") : "";
+    host_ip = bed->env("HOST_IP");
     // The agent's pinned policer maps, opened independently of any agent.
     auto p = agent::shifter::NetPolicer::open({});
     ASSERT_TRUE(p.ok()) << p.error().what();
@@ -171,15 +168,6 @@ class AgentRestartE2e : public ::testing::Test {
     }
     if (bed && bed->error().empty()) bed->load("cpu=0 net_tx=0");
     if (!dir.empty()) std::filesystem::remove_all(dir);
-  }
-
-  static std::map<std::string, std::string> read_env(const std::string& path) {
-    std::map<std::string, std::string> kv;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line))
-      if (auto eq = line.find('='); eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
-    return kv;
   }
 
   void start_controller() {

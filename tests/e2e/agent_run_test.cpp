@@ -75,9 +75,8 @@ class AgentRunE2e : public ::testing::Test {
     MORPH_REQUIRE(bed->error());
     dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
     ASSERT_NE(dom, nullptr);
-    char uuid_buf[VIR_UUID_STRING_BUFLEN];
-    ASSERT_EQ(virDomainGetUUIDString(dom, uuid_buf), 0);
-    uuid = uuid_buf;
+    uuid = bed->uuid();
+    ASSERT_FALSE(uuid.empty()) << "no UUID for " << bed->vm();
     baseline_quota = vcpu_quota();
     dir = std::filesystem::temp_directory_path() / ("morph-agent-e2e-" + std::to_string(getpid()));
     std::filesystem::remove_all(dir);

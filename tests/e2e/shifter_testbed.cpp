@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -55,14 +56,25 @@ ShiftTestbed::ShiftTestbed(const std::string& tag) {
     return;
   }
   out = run(tb + " ls --prefix " + prefix_, &st);
-  // VM UUID TAP ...: take the tap from the VM's row.
+  // VM UUID TAP ...: the VM's row.
   if (auto pos = out.find(vm_ + " "); pos != std::string::npos) {
     char name[128], uuid[64], tap[64];
-    if (std::sscanf(out.c_str() + pos, "%127s %63s %63s", name, uuid, tap) == 3) tap_ = tap;
+    if (std::sscanf(out.c_str() + pos, "%127s %63s %63s", name, uuid, tap) == 3) {
+      uuid_ = uuid;
+      tap_ = tap;
+    }
   }
   virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
   conn_ = virConnectOpen("qemu:///system");
   if (conn_ == nullptr) error_ = "cannot connect to qemu:///system";
+}
+
+std::string ShiftTestbed::env(const std::string& key) const {
+  std::ifstream in("/var/lib/morph-testbed/" + prefix_ + "/vms/" + vm_ + ".env");
+  for (std::string line; std::getline(in, line);)
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == '=')
+      return line.substr(key.size() + 1);
+  return {};
 }
 
 ShiftTestbed::~ShiftTestbed() {

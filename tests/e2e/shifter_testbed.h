@@ -23,6 +23,11 @@ class ShiftTestbed {
   const std::string& error() const { return error_; }
   const std::string& vm() const { return vm_; }
   const std::string& prefix() const { return prefix_; }
+  const std::string& uuid() const { return uuid_; }  // the VM's libvirt UUID
+  const std::string& tap() const { return tap_; }    // its tap's name on the host
+  // A value of the VM's test-bed env file (/var/lib/morph-testbed/P/vms/VM.env: HOST_IP, CTL_DIR, ...);
+  // empty when absent.
+  std::string env(const std::string& key) const;
   virConnectPtr conn() const { return conn_; }
 
   // `scripts/testbed load VM targets...`; false on failure.
@@ -34,7 +39,7 @@ class ShiftTestbed {
   uint64_t tap_rx_bytes() const;     // host tap received = guest sent (before tc ingress)
 
  private:
-  std::string prefix_, vm_, error_, disk_ = "vda", tap_;
+  std::string prefix_, vm_, error_, disk_ = "vda", tap_, uuid_;
   virConnectPtr conn_ = nullptr;
 };
 
