@@ -20,18 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/wait.h"
+
 extern char** environ;
 
 namespace morph::test {
-
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 class AgentProcess {
  public:

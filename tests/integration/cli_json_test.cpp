@@ -64,7 +64,7 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
   ASSERT_NO_FATAL_FAILURE(env.start("info", 2));
   // Data for every list: the synthetic VMs (owner "demo"), an account, a bid that wins, a policy.
   std::string vm;
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     auto j = js(env.morphctl({"vms", "list", "--json"}));
     if (!j.is_array() || j.size() != 2) return false;
     vm = j[0]["vm"];
@@ -82,7 +82,7 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
   r = env.morphctl({"policy", "set", vm, "--rescue", "off", "--runq-wait-permille", "300", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(js(r)["runq_wait_permille"], 300);
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     auto a = js(env.morphctl({"allocations", "list", "--json"}));
     auto s = js(env.morphctl({"shifts", "list", "--json"}));
     return a.is_array() && !a.empty() && s.is_array() && !s.empty();

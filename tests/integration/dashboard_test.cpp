@@ -25,6 +25,7 @@
 #include "controller/cli/top.h"
 #include "controller/dashboard/dashboard.h"
 #include "tests/integration/msg_support.h"
+#include "tests/integration/process_support.h"
 #include "tests/support/requirements.h"
 
 extern char** environ;
@@ -35,77 +36,16 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Child = test::ChildProcess;  // stdout/stderr in files; SIGTERM, then SIGKILL, when it goes out of scope
+using test::wait_until;
+constexpr auto slurp = test::slurp_file;
 
-bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
-}
-
-// A child process with stdout/stderr in files; killed (SIGTERM, then SIGKILL) when it goes out of scope.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const fs::path& out) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, (out.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 40; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  bool alive() { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// Runs a command to completion with a timeout; returns its stdout.
-std::string run_capture(std::vector<std::string> argv, const fs::path& out, std::chrono::seconds timeout, int* status) {
-  pid_t pid;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&fa, 2, (out.string() + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  *status = -1;
-  if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) return "";
-  posix_spawn_file_actions_destroy(&fa);
-  int st = 0;
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (::waitpid(pid, &st, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > end) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-      return slurp(out);
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return slurp(out);
+// Runs a command to completion with a timeout; returns its stdout, its exit status in *status (-1: timed out).
+std::string run_capture(const std::vector<std::string>& argv, const fs::path& out, std::chrono::seconds timeout,
+                        int* status) {
+  auto r = test::run_to_end(argv, out, timeout);
+  *status = r.rc;
+  return r.out;
 }
 
 // A plain HTTP/1.0 GET to http://127.0.0.1:PORT/PATH; the whole response (status line, headers, body).

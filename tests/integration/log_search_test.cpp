@@ -56,7 +56,7 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
                                "--metrics-listen", "", "--lease-state-file", ""},
       env.dir / "agent.out");
   std::string vm, other_vm;
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     auto j = js(env.morphctl({"vms", "list", "--json"}));
     if (!j.is_array() || j.size() != 2) return false;
     vm = j[0]["vm"];
@@ -74,23 +74,23 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   r = env.morphctl({"bids", "submit", "--account", "demo", "--vm", other_vm, "--quantity", "15000", "--max-price", "3", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   uint64_t losing = js(r)["bid_id"];
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     auto a = js(env.morphctl({"allocations", "list", "--json"}));
     return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid;
   }, 15s)) << env.controller->err();
   // Charged for a few ticks (the ledger has one charge per tick); the shift command reaches the agent.
   size_t charges = 0;
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     charges = 0;
     for (auto& e : js(env.morphctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"})))
       charges += e["kind"] == "charge" && e["bid_id"] == bid;
     return charges >= 5;
   }, 20s)) << charges << " charges";
   const std::string agent_err = (env.dir / "agent.out.err").string();
-  ASSERT_TRUE(test::eventually([&] { return test::slurp_file(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
+  ASSERT_TRUE(test::wait_until([&] { return test::slurp_file(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(bid)}).rc, 0);
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(losing)}).rc, 0);
-  ASSERT_TRUE(test::eventually([&] { return js(env.morphctl({"allocations", "list", "--json"})) == json::array(); }, 10s));
+  ASSERT_TRUE(test::wait_until([&] { return js(env.morphctl({"allocations", "list", "--json"})) == json::array(); }, 10s));
   // The next tick ends the allocation and sends the VM back to its baseline; the agent receives that command.
   const std::string ctl_err = (env.dir / "controller.out.err").string();
   auto lines_with = [](const std::string& text, const std::string& a, const std::string& b) {
@@ -99,7 +99,7 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
     for (std::string l; std::getline(in, l);) n += l.find(a) != std::string::npos && l.find(b) != std::string::npos;
     return n;
   };
-  ASSERT_TRUE(test::eventually([&] {
+  ASSERT_TRUE(test::wait_until([&] {
     auto c = test::slurp_file(ctl_err);
     return c.find("bid=" + std::to_string(bid) + " vm=" + vm + " account=demo allocation ended") != std::string::npos &&
            lines_with(test::slurp_file(agent_err), "vm=" + vm + " shift command", "received") >= 2;

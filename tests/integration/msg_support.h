@@ -14,6 +14,7 @@
 #include <memory>
 #include <thread>
 
+#include "tests/support/wait.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/socket.h"
 
@@ -51,15 +52,6 @@ struct KeySet {
 
   msg::ClientSecurity as(const msg::KeyPair& kp) const { return {kp, controller.public_z85, false}; }
 };
-
-inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
 
 // A loopback port that was free a moment ago (for processes that must rebind the same port on restart).
 inline int free_port() {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/wait.h"
 #include "tests/support/requirements.h"
 
 extern char** environ;
@@ -31,15 +32,6 @@ inline std::string slurp_file(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
 }
 
 inline pid_t spawn_to_files(const std::vector<std::string>& argv, const std::filesystem::path& out) {
@@ -136,7 +128,7 @@ class ControllerAndAgent {
                                   "market.reserve.cpu=2"};
     c.insert(c.end(), controller_extra.begin(), controller_extra.end());
     controller = std::make_unique<ChildProcess>(c, dir / "controller.out");
-    ASSERT_TRUE(eventually([&] { return controller->out().find("events ") != std::string::npos; }, std::chrono::seconds(15)))
+    ASSERT_TRUE(wait_until([&] { return controller->out().find("events ") != std::string::npos; }, std::chrono::seconds(15)))
         << controller->err();
     agent = std::make_unique<ChildProcess>(
         std::vector<std::string>{binary_dir() + "/hostagent/morph-agent", "--log-level", log_level, "run", "--host",
