@@ -21,7 +21,9 @@ Schema make_agent_schema() {
         "This host's id in the fleet: its name in the controller's allow-list and its KPI topic "
         "kpi.<host_id>. Empty: the system's hostname.");
   s.add("agent.libvirt_uri", Type::string, "qemu:///system", "libvirt connection of the VMs this agent measures and shifts.");
-  s.add("agent.interval", Type::duration, "1s", "How often KPIs are read from the BPF maps and one KpiReport is published.")
+  s.add("agent.interval", Type::duration, "1s",
+        "How often KPIs are read from the BPF maps and one KpiReport is published. Intervals end on wall-clock "
+        "multiples of it, where the controller's ticks fall too (keep hosts' clocks in sync with NTP).")
       .min("100ms")
       .max("1m");
   s.add("endpoints.ingest", Type::endpoint, "tcp://127.0.0.1:7710",
@@ -64,6 +66,12 @@ Schema make_controller_schema() {
   Schema s("morph-controller");
   s.add("controller.tick", Type::duration, "1s", "Length of a market tick: bids are cleared and charged once per tick.")
       .min("100ms")
+      .max("1m");
+  s.add("controller.tick_offset", Type::duration, "50ms",
+        "Ticks fall this long after each wall-clock multiple of controller.tick, where agents end their KPI "
+        "intervals: time for the reports of the interval just ended to arrive, so a rescue they raise is "
+        "cleared at once. Shorter than the tick.")
+      .min("0ms")
       .max("1m");
   s.add("endpoints.ingest", Type::endpoint, "tcp://127.0.0.1:7710",
         "Where agents' KPI reports arrive (XSUB, binds). tcp://0.0.0.0:PORT accepts remote hosts.");

@@ -31,6 +31,7 @@ inline constexpr std::string_view log_level = "log.level";
 
 namespace controller_keys {
 inline constexpr std::string_view tick = "controller.tick";
+inline constexpr std::string_view tick_offset = "controller.tick_offset";
 inline constexpr std::string_view ingest = "endpoints.ingest";
 inline constexpr std::string_view control = "endpoints.control";
 inline constexpr std::string_view api = "endpoints.api";

@@ -48,6 +48,11 @@ Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::
   m.tick = cfg.get_duration(keys::tick);
   if (m.tick < std::chrono::milliseconds(100))
     return Error(Errc::invalid_argument, std::string(keys::tick) + ": must be at least 100ms");
+  m.tick_offset = cfg.get_duration(keys::tick_offset);
+  if (m.tick_offset >= m.tick)
+    return Error(Errc::invalid_argument, std::string(keys::tick_offset) + " " + cfg.text(keys::tick_offset) +
+                                             ": must be shorter than " + std::string(keys::tick) + " (" +
+                                             cfg.text(keys::tick) + ")");
   MORPH_TRY_ASSIGN(m.lease, config::parse_duration(lease));
   if (m.lease < m.tick * 2) return Error(Errc::invalid_argument, "--lease " + lease + ": must be at least two ticks");
   m.ledger_path = cfg.get_string(keys::ledger_path);

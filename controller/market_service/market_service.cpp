@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "common/cadence.h"
 #include "common/msg/socket.h"
 #include "common/msg/wire.h"
 #include "controller/ledger/sqlite_ledger.h"
@@ -50,6 +52,8 @@ Error refuse(Errc c, std::string m) { return Error(c, std::move(m)); }
 
 Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig cfg, metrics::Registry* metrics) {
   if (cfg.tick < std::chrono::milliseconds(100)) return Error(Errc::invalid_argument, "controller.tick must be >= 100ms");
+  if (cfg.tick_offset < std::chrono::nanoseconds(0) || cfg.tick_offset >= cfg.tick)
+    return Error(Errc::invalid_argument, "controller.tick_offset must be at least 0 and shorter than controller.tick");
   cfg.market.tick_ms = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.tick).count());
   MORPH_TRY_ASSIGN(auto ledger, ledger::SqliteLedger::open(cfg.ledger_path));
   MORPH_TRY_ASSIGN(auto snap, ledger->load());
@@ -95,11 +99,23 @@ void MarketService::stop() {
 }
 
 void MarketService::loop() {
-  auto next = std::chrono::steady_clock::now() + cfg_.tick;
+  // Ticks fall on wall-clock multiples of the tick plus tick_offset (common/cadence.h): agents end their KPI
+  // intervals on the same multiples, so a rescue raised by the reports of the interval just ended is cleared
+  // tick_offset later rather than up to a tick later. Two ticks are at least half a tick apart on the
+  // monotonic clock, so a wall clock stepped back cannot clear (and charge) twice in a row.
+  using namespace std::chrono;
+  const auto period = static_cast<uint64_t>(cfg_.tick.count());
+  const auto offset = static_cast<uint64_t>(cfg_.tick_offset.count());
+  std::optional<steady_clock::time_point> last;
   std::unique_lock lk(stop_mu_);
-  while (!stop_cv_.wait_until(lk, next, [this] { return stopping_; })) {
-    next += cfg_.tick;
-    if (next < std::chrono::steady_clock::now()) next = std::chrono::steady_clock::now() + cfg_.tick;
+  for (;;) {
+    const auto mono = steady_clock::now();
+    const auto wall = static_cast<uint64_t>(duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
+    uint64_t gap = 0;
+    if (last && *last + cfg_.tick / 2 > mono) gap = static_cast<uint64_t>(duration_cast<nanoseconds>(*last + cfg_.tick / 2 - mono).count());
+    const auto at = mono + nanoseconds(next_aligned_ns(wall, period, offset, gap) - wall);
+    if (stop_cv_.wait_until(lk, at, [this] { return stopping_; })) break;
+    last = steady_clock::now();
     lk.unlock();
     if (auto st = tick_once(); !st) spdlog::error("market tick failed: {}", st.error().what());
     lk.lock();

@@ -37,6 +37,9 @@ namespace morph::controller {
 
 struct MarketServiceConfig {
   std::chrono::nanoseconds tick = std::chrono::seconds(1);
+  // Ticks fall this long after each wall-clock multiple of the tick, where agents end their KPI intervals
+  // (common/cadence.h): time for the reports of the interval just ended to arrive. Shorter than the tick.
+  std::chrono::nanoseconds tick_offset = std::chrono::milliseconds(50);
   std::chrono::nanoseconds lease = std::chrono::seconds(5);
   std::string ledger_path;  // SQLite file
   market::MarketConfig market;

@@ -4,6 +4,7 @@
 
 #include <array>
 
+#include "common/cadence.h"
 #include "common/msg/wire.h"
 
 namespace morph::agent {
@@ -90,7 +91,9 @@ void Uplink::flush_reports() {
 void Uplink::run() {
   std::vector<zmq::message_t> parts;
   uint64_t now = msg::now_ns();
-  uint64_t next_kpi = now + cfg_.interval_ns, next_hb = now;
+  // Intervals end on wall-clock multiples of the interval, where the controller's ticks fall too
+  // (common/cadence.h); the first one is at least half an interval long.
+  uint64_t next_kpi = next_aligned_ns(now, cfg_.interval_ns, 0, cfg_.interval_ns / 2), next_hb = now;
   send_hello();
   for (;;) {
     now = msg::now_ns();
@@ -121,8 +124,8 @@ void Uplink::run() {
     }
     if (now >= next_kpi) {
       publish_kpis(now);
-      next_kpi += cfg_.interval_ns;
-      if (next_kpi < now) next_kpi = now + cfg_.interval_ns;  // we fell behind; skip, don't burst
+      // The next boundary after now: one interval on, or, if we fell behind, the next one (skip, don't burst).
+      next_kpi = next_aligned_ns(now, cfg_.interval_ns, 0);
     }
   }
   pub_.close();
