@@ -170,11 +170,31 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
     }
   }
 
+  // Write ahead: the lease record (baseline, what this command shifts, its expiry) is on disk before
+  // anything changes, so an agent killed in the middle of applying still finds the VM in its state file
+  // after a restart and reverts it when the lease runs out (reconcile). A failed command is rolled back,
+  // and its record with it.
+  std::optional<VmState> previous;
+  {
+    auto [it, fresh] = vms_.try_emplace(vm->uuid);
+    if (fresh) it->second.baseline = *before;  // captured before the first shift of this lease period
+    else previous = it->second;
+    VmState& st = it->second;
+    st.target = *vm;
+    for (const Adjustment& a : adjustments) st.shifted.insert(a.resource);
+    st.lease = clock_() + req.lease;
+    st.last_command = req.command_id;
+    persist_locked();
+  }
+
   // Apply in order; on a failure undo what was applied, newest first.
   std::vector<Resource> applied;
   for (const Adjustment& a : adjustments) {
     auto r = mech_.apply(*vm, a);
     if (!r) {
+      if (previous) vms_[vm->uuid] = *previous;
+      else vms_.erase(vm->uuid);
+      persist_locked();
       std::string rollback;
       for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
         auto undo = mech_.apply(*vm, restoring(*it, *before));
@@ -190,15 +210,8 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
     applied.push_back(a.resource);
   }
 
-  auto [it, fresh] = vms_.try_emplace(vm->uuid);
-  VmState& st = it->second;
-  if (fresh) st.baseline = *before;  // captured before the first shift of this lease period
-  st.target = *vm;
-  for (Resource r : applied) st.shifted.insert(r);
-  st.lease = clock_() + req.lease;
-  st.last_command = req.command_id;
   command_vm_[req.command_id] = vm->uuid;
-  out.lease_expiry = st.lease;
+  out.lease_expiry = vms_[vm->uuid].lease;
 
   // Read back what this command changed; the rest is as read just before it (mechanisms.h).
   if (auto now = mech_.read_changed(*vm, *before, applied)) {
@@ -209,7 +222,6 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   for (const auto& w : out.warnings) spdlog::warn("shift command={} vm={} name={}: {}", req.command_id, vm->uuid, vm->name, w);
   spdlog::info("shift command={} vm={} name={} applied; in force: {}", req.command_id, vm->uuid, vm->name,
                describe(out.in_force));
-  persist_locked();
   return out;
 }
 

@@ -419,6 +419,72 @@ TEST_F(ShifterRestartTest, RunningLeaseSurvivesRestartWithItsBaseline) {
   EXPECT_EQ(vm1(), baseline);
 }
 
+// A kill while a command is being applied: the state file as it was on disk at that moment (copied from
+// inside the second apply, after the first changed the VM) must let a restarted agent revert the VM.
+TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
+  const InForce baseline = vm1();
+  const std::string at_kill = state + ".at-kill";
+  {
+    auto engine = make({.state_file = state});
+    int calls = 0;
+    EXPECT_CALL(mech, apply).WillRepeatedly(Invoke([&](const VmTarget& t, const Adjustment& a) {
+      if (++calls == 2) std::filesystem::copy_file(state, at_kill, std::filesystem::copy_options::overwrite_existing);
+      return host.apply(t, a);
+    }));
+    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}, {Resource::disk_iops, 50, {}}},
+                              std::chrono::seconds(5)})
+                    .ok());
+  }
+  ASSERT_TRUE(std::filesystem::exists(at_kill)) << "the state file was not written before the first apply";
+  std::filesystem::rename(at_kill, state);
+  ::testing::Mock::VerifyAndClearExpectations(&mech);
+  mech.delegate_to(host);
+  EXPECT_EQ(vm1().cpu_millicores, 200);
+  now += std::chrono::seconds(6);
+  auto engine = make({.state_file = state});
+  auto events = engine.reconcile();
+  ASSERT_TRUE(events.ok()) << events.error().what();
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].command_id, 1u);
+  EXPECT_EQ(vm1(), baseline);
+}
+
+TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
+  auto engine = make({.state_file = state});
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 500, {}}}, std::chrono::seconds(30)}).ok());
+  EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
+  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
+      .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
+  ShiftOutcome out = engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
+                                   std::chrono::seconds(60)});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(vm1().cpu_millicores, 500);  // rolled back to what command 1 set
+  // The record is command 1's: its lease, and disk_iops is not marked shifted.
+  EXPECT_EQ(engine.lease_expiry("uuid-1"), now + std::chrono::seconds(30));
+  auto restarted = make({.state_file = state});
+  ASSERT_TRUE(restarted.reconcile().ok());
+  EXPECT_EQ(restarted.lease_expiry("uuid-1"), now + std::chrono::seconds(30));
+  now += std::chrono::seconds(31);
+  auto events = restarted.expire_due();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].command_id, 1u);
+  EXPECT_EQ(vm1().cpu_millicores, 2000);
+}
+
+TEST_F(ShifterRestartTest, FailedFirstCommandLeavesNoRecord) {
+  auto engine = make({.state_file = state});
+  EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
+  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
+      .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
+  ASSERT_FALSE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
+                             std::chrono::seconds(5)})
+                   .ok());
+  EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
+  auto restarted = make({.state_file = state});
+  ASSERT_TRUE(restarted.reconcile().ok());
+  EXPECT_FALSE(restarted.lease_expiry("uuid-1").has_value());
+}
+
 TEST(ShifterCpuList, ParsesAndFormats) {
   EXPECT_EQ(*parse_cpu_list("0-2,5"), 0b100111u);
   EXPECT_EQ(format_cpu_list(0b100111u), "0-2,5");
