@@ -67,7 +67,7 @@ void encode_shift_result(flatbuffers::FlatBufferBuilder& fbb, const std::string&
   auto inf = encode_settings(fbb, r.in_force);
   flatbuffers::Offset<v1::Error> err;
   if (r.error != v1::ErrorCode::ok) err = v1::CreateError(fbb, r.error, fbb.CreateString(r.error_message));
-  fbb.Finish(v1::CreateShiftResult(fbb, r.command_id, uuid, h, inf, err, r.lease_expires_ns, r.reverted),
+  fbb.Finish(v1::CreateShiftResult(fbb, r.command_id, uuid, h, inf, err, r.lease_expires_ns, r.reverted, r.restated),
              v1::ShiftResultIdentifier());
 }
 
@@ -82,7 +82,14 @@ ShiftOutcome to_shift_outcome(const v1::ShiftResult& r) {
   }
   o.lease_expires_ns = r.lease_expires_ns();
   o.reverted = r.reverted();
+  o.restated = r.restated();
   return o;
+}
+
+const char* ShiftOutcome::phase() const {
+  if (reverted) return "reverted";
+  if (error != v1::ErrorCode::ok) return "failed";
+  return restated ? "in_force" : "applied";
 }
 
 LeaseRenewal to_lease_renewal(const v1::LeaseRenew& l) {

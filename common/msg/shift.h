@@ -41,8 +41,11 @@ struct ShiftOutcome {
   std::string error_message;
   uint64_t lease_expires_ns = 0;
   bool reverted = false;  // a lease-expiry revert rather than an answer to a command
+  bool restated = false;  // what is in force under a lease, restated on (re)connect, not an answer either
 
   static ShiftOutcome failed(const ShiftOrder& o, const Error& e);
+  // Its phase in shift events and `morphctl shifts`: "reverted", "in_force" (restated), "failed", "applied".
+  const char* phase() const;
 };
 
 struct LeaseRenewal {

@@ -371,8 +371,9 @@ void ControllerServer::on_control(std::vector<zmq::message_t>& parts) {
       for (auto& a : outcome.in_force) adj.push_back(v1::CreateAdjustment(b, a.resource, a.value, b.CreateString(a.target)));
       flatbuffers::Offset<v1::Error> err;
       if (outcome.error != v1::ErrorCode::ok) err = v1::CreateErrorDirect(b, outcome.error, outcome.error_message.c_str());
-      const char* phase = outcome.reverted ? "reverted" : outcome.error == v1::ErrorCode::ok ? "applied" : "failed";
-      return v1::CreateShiftEventDirect(b, host.c_str(), outcome.command_id, outcome.vm_uuid.c_str(), &adj, err, phase).Union();
+      return v1::CreateShiftEventDirect(b, host.c_str(), outcome.command_id, outcome.vm_uuid.c_str(), &adj, err,
+                                        outcome.phase())
+          .Union();
     });
   } else {
     bad(peer, "", Error(Errc::protocol, "control: unknown message kind"));

@@ -773,7 +773,7 @@ void MarketService::snapshot(flatbuffers::FlatBufferBuilder& fbb, std::vector<fl
 
 void MarketService::on_shift_result(const std::string& host, const msg::ShiftOutcome& r) {
   std::lock_guard lk(mu_);
-  std::string phase = r.reverted ? "reverted" : r.error == v1::ErrorCode::ok ? "applied" : "failed";
+  std::string phase = r.phase();
   shifts_.push_back({host, r.command_id, r.vm_uuid, r.in_force, phase, r.error, r.error_message, msg::now_ns()});
   while (shifts_.size() > 500) shifts_.pop_front();
   if (r.error != v1::ErrorCode::ok)

@@ -87,6 +87,7 @@ msg::ShiftOutcome to_in_force_report(const sh::ShiftOutcome& out) {
   msg::ShiftOutcome r;
   r.command_id = out.command_id;
   r.vm_uuid = out.vm_uuid;
+  r.restated = true;
   r.in_force = in_force_settings(out.in_force, false, false);
   if (out.lease_expiry) r.lease_expires_ns = to_ns(*out.lease_expiry);
   if (out.error) {

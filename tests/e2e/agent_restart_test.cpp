@@ -376,6 +376,8 @@ TEST_F(AgentRestartE2e, RenewedLimitsSurviveKillAndRestartAndRevertWhenRenewalsS
   const double restart_s = std::chrono::duration<double>(restated->second - killed).count();
   EXPECT_EQ(restated->first.error, v1::ErrorCode::ok) << restated->first.error_message;
   EXPECT_EQ(restated->first.vm_uuid, uuid);
+  EXPECT_TRUE(restated->first.restated) << "a restatement must not read as a new command's answer";
+  EXPECT_STREQ(restated->first.phase(), "in_force");
   EXPECT_EQ(setting(restated->first, msg::Resource::cpu), kCpuCap);
   EXPECT_EQ(setting(restated->first, msg::Resource::net_out_kbps), kNetOutKbps);
   EXPECT_EQ(setting(restated->first, msg::Resource::disk_iops), kDiskIops);

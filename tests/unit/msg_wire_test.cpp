@@ -113,6 +113,37 @@ TEST(Wire, ShiftCommandRoundTripAndLimits) {
   EXPECT_FALSE(decode_shift_command(span_of(fbb)));
 }
 
+TEST(Wire, ShiftResultCarriesWhatKindOfAnswerItIs) {
+  ShiftOutcome r;
+  r.command_id = 77;
+  r.vm_uuid = "11111111-2222-4333-8444-555555555555";
+  r.in_force = {{Resource::cpu, 750, ""}};
+  r.lease_expires_ns = 123;
+  auto round_trip = [](const ShiftOutcome& o) {
+    flatbuffers::FlatBufferBuilder fbb;
+    encode_shift_result(fbb, "host-a", o);
+    auto d = decode_shift_result(span_of(fbb));
+    EXPECT_TRUE(d) << d.error().describe();
+    return to_shift_outcome(**d);
+  };
+  auto applied = round_trip(r);
+  EXPECT_EQ(applied.in_force, r.in_force);
+  EXPECT_EQ(applied.lease_expires_ns, 123u);
+  EXPECT_STREQ(applied.phase(), "applied");
+  r.restated = true;  // an agent restating a lease on reconnect
+  auto restated = round_trip(r);
+  EXPECT_TRUE(restated.restated);
+  EXPECT_FALSE(restated.reverted);
+  EXPECT_STREQ(restated.phase(), "in_force");
+  r.restated = false;
+  r.reverted = true;
+  EXPECT_STREQ(round_trip(r).phase(), "reverted");
+  r.reverted = false;
+  r.error = v1::ErrorCode::invalid_argument;
+  r.error_message = "no";
+  EXPECT_STREQ(round_trip(r).phase(), "failed");
+}
+
 TEST(Wire, ApiRequestRefusesBadAmountsAndAcceptsQueries) {
   flatbuffers::FlatBufferBuilder fbb;
   auto dep = v1::CreateAccountDepositDirect(fbb, "acct-1", -5);
