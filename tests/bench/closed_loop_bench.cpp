@@ -11,26 +11,30 @@
 // ControllerServer + MarketService (ledger, tick loop, rescue) in this process; the tenant's VM has an SLA
 // policy (rescue when its run-queue wait share is over the threshold). Each round starts idle, with the VM
 // at its baseline; the bench then raises the contending load (all three VMs to cpu=100, written to their
-// control files at once: that instant is the onset) and polls libvirt every 2 ms until the VM's vcpu_quota
-// and cpu_shares show the rescue allocation. Stages, from timestamps taken in this process:
-//   onset -> first KPI report over the threshold at the controller (the guest's load generator polls its
-//            targets every 0.5 s, then the agent's interval has to end),
+// control files at once: the control write) and polls libvirt every 2 ms until the VM's vcpu_quota and
+// cpu_shares show the rescue allocation. The onset is taken in the guest: the first moment its vCPU thread
+// is runnable and stays so (VcpuSampler, /proc sampled every 1 ms), since the guest's load generator polls
+// its target only every 0.5 s. Stages, from timestamps taken in this process:
+//   onset -> first KPI report over the threshold at the controller (the agent's interval has to end),
 //   -> rescue bid raised (the policy wants breach_intervals consecutive intervals over: 3 by default,
 //      --breach-intervals N sets it through the PolicySet API),
-//   -> ShiftCommand sent (the next market tick clears the bid),
+//   -> ShiftCommand sent (the next market tick clears the bid: ticks fall --tick-offset after the
+//      wall-clock multiples of the tick, where the agent's intervals end),
 //   -> ShiftResult back at the controller, and -> in force as read back from libvirt.
 // Then the load goes back to 0, the rescue retires (5 healthy intervals), the VM returns to its baseline,
 // and the next round starts.
 //
 // Usage: closed_loop_bench [ROUNDS=100]
-//        closed_loop_bench --full [ROUNDS=20] [--tick MS=500] [--interval MS=500] [--threshold PERMILLE=500]
-//                          [--breach-intervals N=3] [--prefix P]
-// (root, libvirtd and the test bed prepared; --full takes about 10 s a round)
+//        closed_loop_bench --full [ROUNDS=20] [--tick MS=500] [--tick-offset MS=50] [--interval MS=500]
+//                          [--threshold PERMILLE=500] [--breach-intervals N=3] [--prefix P]
+// (root, libvirtd and the test bed prepared; --full takes about 5 s a round)
 #include <libvirt/libvirt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -39,6 +43,7 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
+#include <thread>
 
 #include "api_reply_generated.h"
 #include "common/msg/api_client.h"
@@ -201,6 +206,80 @@ Sched sched_of(virDomainPtr dom) {
   return s;
 }
 
+// The degradation's onset as the VM shows it, independent of Morph: the VM's vCPU threads (QEMU names them
+// "CPU <n>/TCG" or "CPU <n>/KVM") go from sleeping (the idle guest halts) to runnable (state R: on a CPU,
+// waiting for one, or throttled by the quota) and stay so. /proc/<qemu>/task/<tid>/stat is sampled every
+// 1 ms on its own thread; the onset is the first R sample that starts 20 ms of at least 90 % R samples
+// (the guest's 0.5 s poll of its load target is a few ms of R, and does not count).
+class VcpuSampler {
+ public:
+  static std::optional<VcpuSampler> of_domain(const std::string& name) {
+    std::ifstream pidf("/run/libvirt/qemu/" + name + ".pid");
+    long pid = 0;
+    if (!(pidf >> pid) || pid <= 0) return std::nullopt;
+    VcpuSampler s;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(task, ec)) {
+      std::ifstream comm(e.path() / "comm");
+      std::string c;
+      std::getline(comm, c);
+      if (c.rfind("CPU ", 0) == 0) s.paths_.push_back((e.path() / "stat").string());
+    }
+    if (s.paths_.empty()) return std::nullopt;
+    return s;
+  }
+  VcpuSampler(VcpuSampler&& o) noexcept : paths_(std::move(o.paths_)) {}
+  ~VcpuSampler() { stop(); }
+
+  void start() {
+    stop();
+    samples_.clear();
+    run_ = true;
+    thread_ = std::thread([this] {
+      while (run_) {
+        bool r = false;
+        for (auto& p : paths_) r = r || running(p);
+        samples_.emplace_back(Clock::now(), r);
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+  }
+  void stop() {
+    run_ = false;
+    if (thread_.joinable()) thread_.join();
+  }
+  // After stop(): the onset at or after t0, if the samples show one.
+  std::optional<Clock::time_point> onset(Clock::time_point t0) const {
+    for (size_t i = 0; i < samples_.size(); ++i) {
+      if (samples_[i].first < t0 || !samples_[i].second) continue;
+      size_t n = 0, r = 0, j = i;
+      for (; j < samples_.size() && samples_[j].first - samples_[i].first < 20ms; ++j, ++n) r += samples_[j].second;
+      if (j == samples_.size()) return std::nullopt;  // not 20 ms of samples left
+      if (r * 10 >= n * 9) return samples_[i].first;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  VcpuSampler() = default;
+  static bool running(const std::string& path) {
+    // "pid (comm) S ...": the state follows the last ')' (a comm may hold spaces and parentheses).
+    char buf[512];
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (!f) return false;
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    const char* close = std::strrchr(buf, ')');
+    return close && close[1] == ' ' && close[2] == 'R';
+  }
+  std::vector<std::string> paths_;
+  std::vector<std::pair<Clock::time_point, bool>> samples_;
+  std::atomic<bool> run_{false};
+  std::thread thread_;
+};
+
 void pstage(const char* name, const std::vector<double>& v) {
   if (v.empty()) return;
   std::printf("  %-56s p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n", name, pct(v, 0.5), pct(v, 0.99),
@@ -209,13 +288,15 @@ void pstage(const char* name, const std::vector<double>& v) {
 
 int full_loop(int argc, char** argv) {
   int rounds = 20;
-  int tick_ms = 500, interval_ms = 500, threshold = 500, breach_intervals = 3;
+  int tick_ms = 500, interval_ms = 500, threshold = 500, breach_intervals = 3, offset_ms = 50;
   std::string prefix = "clbench-" + std::to_string(getpid());
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
     if (a == "--tick")
       tick_ms = std::atoi(next());
+    else if (a == "--tick-offset")
+      offset_ms = std::atoi(next());
     else if (a == "--interval")
       interval_ms = std::atoi(next());
     else if (a == "--threshold")
@@ -227,10 +308,10 @@ int full_loop(int argc, char** argv) {
     else
       rounds = std::atoi(argv[i]);
   }
-  if (rounds < 1 || tick_ms < 100 || interval_ms < 100 || threshold < 1 || threshold > 999 || breach_intervals < 1 ||
+  if (rounds < 1 || tick_ms < 100 || offset_ms < 0 || offset_ms >= tick_ms || interval_ms < 100 || threshold < 1 || threshold > 999 || breach_intervals < 1 ||
       breach_intervals > 100 || prefix.empty()) {
     std::fprintf(stderr,
-                 "closed_loop_bench --full: bad arguments (ROUNDS >= 1, --tick/--interval >= 100 ms, "
+                 "closed_loop_bench --full: bad arguments (ROUNDS >= 1, --tick/--interval >= 100 ms, 0 <= --tick-offset < --tick, "
                  "--threshold 1..999 permille, --breach-intervals 1..100, --prefix non-empty)\n");
     return 2;
   }
@@ -288,6 +369,11 @@ int full_loop(int argc, char** argv) {
   virDomainPtr dom = conn ? virDomainLookupByUUIDString(conn, vms[0].second.c_str()) : nullptr;
   if (!dom) return 1;
   const Sched base = sched_of(dom);
+  auto sampler = VcpuSampler::of_domain(vms[0].first);
+  if (!sampler) {
+    std::fprintf(stderr, "closed_loop_bench --full: no vCPU thread found for %s under /proc\n", vms[0].first.c_str());
+    return 1;
+  }
 
   auto dir = std::filesystem::temp_directory_path() / ("morph-closed-loop-full-" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
@@ -302,6 +388,7 @@ int full_loop(int argc, char** argv) {
   tl.baseline_mc = kBaselineMc;
   controller::MarketServiceConfig mc;
   mc.tick = std::chrono::milliseconds(tick_ms);
+  mc.tick_offset = std::chrono::milliseconds(offset_ms);
   mc.lease = std::chrono::milliseconds(std::max(3000, 6 * tick_ms));
   mc.ledger_path = (dir / "ledger.db").string();
   mc.market.set_reserve(market::Resource::cpu, 1);
@@ -376,13 +463,15 @@ int full_loop(int argc, char** argv) {
     return fail("policy set");
 
   std::printf(
-      "full loop: tick %d ms, KPI interval %d ms, rescue when runq wait share > %d permille for %d "
+      "full loop: tick %d ms (%d ms after each wall-clock multiple), KPI interval %d ms, rescue when runq wait share > %d permille for %d "
       "consecutive intervals (policy breach_intervals, set through PolicySet), lease %lld ms; baseline %lld mc, "
       "quota %lld us, shares %llu\n",
-      tick_ms, interval_ms, threshold, breach_intervals, static_cast<long long>(mc.lease.count() / 1'000'000),
+      tick_ms, offset_ms, interval_ms, threshold, breach_intervals, static_cast<long long>(mc.lease.count() / 1'000'000),
       static_cast<long long>(kBaselineMc), base.quota, base.shares);
   std::fflush(stdout);
   std::vector<double> to_breach, to_raise, to_sent, to_result, to_force, raise_to_force, sent_to_force;
+  std::vector<double> phases;  // ms into the agent's interval at the guest's onset
+  std::vector<double> to_guest, g_breach, g_raise, g_sent, g_force;  // the guest's onset, and stages from it
   int skipped = 0;
   for (int r = 0; r < rounds; ++r) {
     // Idle, at the baseline, and healthy for a while: a clean start.
@@ -398,6 +487,7 @@ int full_loop(int argc, char** argv) {
       ++skipped;
       continue;
     }
+    sampler->start();
     const auto t0 = Clock::now();
     set_cpu(100);
     std::optional<Clock::time_point> t_force;
@@ -418,6 +508,8 @@ int full_loop(int argc, char** argv) {
       continue;
     }
     std::this_thread::sleep_for(200ms);  // let the ShiftResult arrive
+    sampler->stop();
+    const auto guest = sampler->onset(t0);
     auto breach = tl.first_over(t0);
     std::optional<Clock::time_point> raise, sent, result;
     uint64_t cmd = 0;
@@ -436,9 +528,9 @@ int full_loop(int argc, char** argv) {
         }
       if (auto it = tl.results.find(cmd); cmd && it != tl.results.end()) result = it->second;
     }
-    if (!breach || !raise || !sent) {
-      std::fprintf(stderr, "round %d: a stage was not seen (breach %d raise %d sent %d); skipped\n", r, bool(breach),
-                   bool(raise), bool(sent));
+    if (!breach || !raise || !sent || !guest) {
+      std::fprintf(stderr, "round %d: a stage was not seen (guest onset %d breach %d raise %d sent %d); skipped\n", r,
+                   bool(guest), bool(breach), bool(raise), bool(sent));
       ++skipped;
       continue;
     }
@@ -449,10 +541,22 @@ int full_loop(int argc, char** argv) {
     to_force.push_back(ms_between(t0, *t_force));
     raise_to_force.push_back(ms_between(*raise, *t_force));
     sent_to_force.push_back(ms_between(*sent, *t_force));
+    to_guest.push_back(ms_between(t0, *guest));
+    // Where in the agent's interval the onset fell (intervals end on wall-clock multiples of the interval):
+    // the loop's length depends on it, so the rounds should cover the interval.
+    const auto wall_onset = std::chrono::system_clock::now() - (Clock::now() - *guest);
+    const double phase =
+        double(std::chrono::duration_cast<std::chrono::microseconds>(wall_onset.time_since_epoch()).count() %
+               (int64_t(interval_ms) * 1000)) / 1000.0;
+    phases.push_back(phase);
+    g_breach.push_back(ms_between(*guest, *breach));
+    g_raise.push_back(ms_between(*guest, *raise));
+    g_sent.push_back(ms_between(*guest, *sent));
+    g_force.push_back(ms_between(*guest, *t_force));
     std::printf(
-        "round %2d: breach %6.0f  raised %6.0f  sent %6.0f  in force %6.0f ms after onset (quota %lld, "
-        "shares %llu)\n",
-        r, to_breach.back(), to_raise.back(), to_sent.back(), to_force.back(), want.quota, want.shares);
+        "round %2d: guest onset %4.0f ms after the control write, %3.0f ms into an interval; from it: breach %5.0f  raised %5.0f  sent %5.0f  "
+        "in force %5.0f ms (quota %lld, shares %llu)\n",
+        r, to_guest.back(), phase, g_breach.back(), g_raise.back(), g_sent.back(), g_force.back(), want.quota, want.shares);
     std::fflush(stdout);
   }
   set_cpu(0);
@@ -468,13 +572,24 @@ int full_loop(int argc, char** argv) {
   }
   std::printf("\nfull loop, %zu rounds (%d skipped); target 2 ticks + 100 ms = %d ms\n", to_force.size(), skipped,
               2 * tick_ms + 100);
-  std::printf("from the onset (load raised on the test bed):\n");
-  pstage("first KPI report over the threshold (detection starts)", to_breach);
   const std::string raised = "rescue bid raised (breach for " + std::to_string(breach_intervals) + " intervals)";
+  std::sort(phases.begin(), phases.end());
+  double widest = phases.front() + interval_ms - phases.back();  // the gap across the interval's end
+  for (size_t i = 1; i < phases.size(); ++i) widest = std::max(widest, phases[i] - phases[i - 1]);
+  std::printf("onsets fell %.0f-%.0f ms into the %d ms interval (largest gap between them %.0f ms)\n", phases.front(),
+              phases.back(), interval_ms, widest);
+  std::printf("from the onset in the guest (its vCPU runnable, sampled from /proc every 1 ms):\n");
+  pstage("first KPI report over the threshold (detection starts)", g_breach);
+  pstage(raised.c_str(), g_raise);
+  pstage("ShiftCommand sent (next tick)", g_sent);
+  pstage("in force, read back from libvirt (TOTAL)", g_force);
+  std::printf("from the control write (the guest polls its target every 0.5 s):\n");
+  pstage("guest onset (the load generator saw its new target)", to_guest);
+  pstage("first KPI report over the threshold (detection starts)", to_breach);
   pstage(raised.c_str(), to_raise);
   pstage("ShiftCommand sent (next tick)", to_sent);
   pstage("ShiftResult back at the controller", to_result);
-  pstage("in force, read back from libvirt (TOTAL)", to_force);
+  pstage("in force, read back from libvirt", to_force);
   std::printf("mechanical part:\n");
   pstage("rescue raised -> in force (tick wait + command + apply)", raise_to_force);
   pstage("ShiftCommand sent -> in force", sent_to_force);
