@@ -5,9 +5,13 @@
 //   changed    the engine as the agent runs it: after applying, only what the command changed is read
 //              back (Mechanisms::read_changed; a disk limit is one virDomainGetBlockIoTune)
 //   full       the same engine over mechanisms that read everything back after applying (the old path)
+// With --state-file the pair is instead:
+//   state      the engine exactly as the agent runs it, with a lease state file on disk (the lease record
+//              is written before each shift is applied)
+//   nostate    the same engine without a state file
 // Then, with --calls, the libvirt calls on the disk path timed one by one (where the time goes).
 // Prints p50/p99/max per resource and engine, the p50/p99 ratios, and the load average before and after.
-//   sudo build/tests/bench/shifter_latency [ROUNDS] [--calls]
+//   sudo build/tests/bench/shifter_latency [ROUNDS] [--calls] [--state-file]
 #include <libvirt/libvirt.h>
 #include <spdlog/spdlog.h>
 
@@ -16,11 +20,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
@@ -126,14 +133,16 @@ void time_calls(virConnectPtr conn, const std::string& vm, int n) {
 
 int main(int argc, char** argv) {
   int n = 200;
-  bool calls = false;
+  bool calls = false, state = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--calls") == 0) {
       calls = true;
+    } else if (std::strcmp(argv[i], "--state-file") == 0) {
+      state = true;
     } else if (int v = std::atoi(argv[i]); v > 0) {
       n = v;
     } else {
-      std::fprintf(stderr, "usage: shifter_latency [ROUNDS] [--calls]\n");
+      std::fprintf(stderr, "usage: shifter_latency [ROUNDS] [--calls] [--state-file]\n");
       return 2;
     }
   }
@@ -154,13 +163,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   FullReadBack full_mech(**mech);
-  ShiftEngine changed(**mech, [] { return WallClock::now(); }, {});
-  ShiftEngine full(full_mech, [] { return WallClock::now(); }, {});
+  // --state-file: the engine as the agent runs it, writing its lease record before each shift
+  // (lease.state_file, on disk), against the same engine without a state file.
+  const std::string state_path = "/var/tmp/morph-shifter-latency-" + std::to_string(getpid()) + ".json";
+  ShiftEngine changed(**mech, [] { return WallClock::now(); }, {.state_file = state ? state_path : ""});
+  ShiftEngine full(state ? static_cast<Mechanisms&>(**mech) : full_mech, [] { return WallClock::now(); }, {});
   struct Engine {
     const char* name;
     ShiftEngine* engine;
   };
-  const Engine engines[] = {{"changed", &changed}, {"full", &full}};
+  const Engine engines[] = {{state ? "state" : "changed", &changed}, {state ? "nostate" : "full", &full}};
   bed.load("cpu=50");  // a guest doing something, as in production
 
   struct Case {
@@ -208,6 +220,7 @@ int main(int argc, char** argv) {
   // The full engine captured its baselines after the first shifts of the other: end it first.
   full.controller_lost();
   changed.controller_lost();
+  if (state) std::filesystem::remove(state_path);
   if (calls) time_calls((*mech)->connection(), bed.vm(), n);
   return 0;
 }
