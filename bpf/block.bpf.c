@@ -3,7 +3,8 @@
 //
 // A request is attributed when it enters the block layer, in the submitter's context
 // (block_io_start, fired from blk_mq_bio_to_request since 6.5; block_rq_issue on older kernels, which may
-// run in another context), and accounted at block_rq_complete in whatever context completes it. The
+// run in another context), and accounted at block_rq_complete in whatever context completes it, piece by
+// piece when the driver completes it in parts. The
 // latency is submission to completion: scheduler queueing plus device time, what the guest waits for.
 // User space keeps one of the start programs (bpf_program__set_autoload) and tp_btf or raw_tp.
 #include "vmlinux.h"
@@ -37,7 +38,7 @@ int BPF_PROG(morph_block_rq_issue, struct request *rq)
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(morph_block_rq_complete, struct request *rq, int error, unsigned int nr_bytes)
 {
-	morph_blk_done((__u64)rq, bpf_ktime_get_ns(), nr_bytes);
+	morph_blk_done((__u64)rq, bpf_ktime_get_ns(), nr_bytes, rq->__data_len);
 	return 0;
 }
 
@@ -56,7 +57,7 @@ int BPF_PROG(morph_block_rq_issue_raw, struct request *rq)
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(morph_block_rq_complete_raw, struct request *rq, int error, unsigned int nr_bytes)
 {
-	morph_blk_done((__u64)rq, bpf_ktime_get_ns(), nr_bytes);
+	morph_blk_done((__u64)rq, bpf_ktime_get_ns(), nr_bytes, BPF_CORE_READ(rq, __data_len));
 	return 0;
 }
 

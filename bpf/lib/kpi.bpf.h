@@ -172,11 +172,16 @@ static __always_inline void morph_blk_start(__u64 rq, __u32 slot, __u64 now, __u
 	bpf_map_update_elem(&blk_inflight, &rq, &v, BPF_ANY);
 }
 
-// The request completes (any context, usually an interrupt): account bytes, one op and the latency.
-static __always_inline void morph_blk_done(__u64 rq, __u64 now, __u64 bytes)
+// Some or all of a request completes (any context, usually an interrupt): `bytes` of it now, out of the
+// `remaining` it had left before (blk_update_request fires block_rq_complete before it updates the request,
+// so remaining is blk_rq_bytes(rq)). A driver may complete a request in pieces (seen on virtio-blk under disk
+// load: 124 KiB, then the other 900 KiB of a 1 MiB write): every piece's bytes count, and the op and its
+// latency count once, with the piece that ends it, which also forgets the request.
+static __always_inline void morph_blk_done(__u64 rq, __u64 now, __u64 bytes, __u64 remaining)
 {
 	struct morph_blk_start *v = bpf_map_lookup_elem(&blk_inflight, &rq);
 	struct morph_vm_stats *st;
+	bool last = bytes >= remaining;
 
 	if (!v)
 		return;
@@ -184,12 +189,14 @@ static __always_inline void morph_blk_done(__u64 rq, __u64 now, __u64 bytes)
 	if (st) {
 		if (v->op == MORPH_REQ_OP_READ) {
 			st->blk_read_bytes += bytes;
-			st->blk_read_ops++;
+			st->blk_read_ops += last;
 		} else {
 			st->blk_write_bytes += bytes;
-			st->blk_write_ops++;
+			st->blk_write_ops += last;
 		}
-		morph_hist_add(st->blk_hist, now > v->start_ns ? now - v->start_ns : 0);
+		if (last)
+			morph_hist_add(st->blk_hist, now > v->start_ns ? now - v->start_ns : 0);
 	}
-	bpf_map_delete_elem(&blk_inflight, &rq);
+	if (last)
+		bpf_map_delete_elem(&blk_inflight, &rq);
 }

@@ -77,7 +77,7 @@ int morph_test_helpers(struct morph_test_ctx *ctx)
 		morph_blk_start(ctx->a, ctx->slot, ctx->b, ctx->c);
 		return 0;
 	case MORPH_TEST_BLK_DONE:
-		morph_blk_done(ctx->a, ctx->b, ctx->c);
+		morph_blk_done(ctx->a, ctx->b, ctx->c, ctx->d);
 		return 0;
 	case MORPH_TEST_CGROUP_SLOT:
 		ctx->out = morph_slot_of_cgroup(ctx->a);
