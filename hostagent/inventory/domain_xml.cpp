@@ -274,6 +274,24 @@ Result<DomainXml> parse_domain_xml(std::string_view xml) {
   return out;
 }
 
+Result<DomainXml> with_definition_baseline(DomainXml live, const DomainXml& definition) {
+  if (definition.vm.uuid != live.vm.uuid)
+    return Error(Errc::invalid_argument,
+                 "persistent definition names uuid " + definition.vm.uuid + ", the live XML " + live.vm.uuid);
+  live.vm.baseline = definition.vm.baseline;
+  live.max_vcpus = definition.max_vcpus;
+  live.hotplug_max_memory_kib = definition.hotplug_max_memory_kib;
+  return live;
+}
+
+Result<DomainXml> parse_running_domain_xml(std::string_view live_xml, std::string_view definition_xml) {
+  auto live = parse_domain_xml(live_xml);
+  if (!live.ok()) return std::move(live).error().with_context("live domain XML");
+  auto def = parse_domain_xml(definition_xml);
+  if (!def.ok()) return std::move(def).error().with_context("persistent definition of vm=" + live->vm.uuid);
+  return with_definition_baseline(std::move(*live), *def);
+}
+
 Result<int> parse_domstatus_pid(std::string_view xml) {
   MORPH_TRY_ASSIGN(DocPtr doc, parse_xml(xml, "domstatus"));
   const xmlNode* root = xmlDocGetRootElement(doc.get());

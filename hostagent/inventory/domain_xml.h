@@ -24,7 +24,7 @@ struct DomainXml {
   uint64_t hotplug_max_memory_kib = 0;  // <maxMemory>; 0 when the domain allows no memory hotplug
 };
 
-// Parses a domain's XML (live or inactive). Rules:
+// Parses one domain XML (live or inactive) on its own. Rules:
 //  - taps: <interface> of type ethernet, bridge or network (a live type='network' shows as type='bridge'
 //    with <source network=...>), in document order; dev is <target dev> (empty for an inactive domain).
 //  - disks: <disk device='disk'|'lun'> with a source (file=, dev=, or name= for network disks); empty
@@ -33,6 +33,19 @@ struct DomainXml {
 //    max_memory_kib = <memory>, the balloon ceiling. Unit attributes are honoured (see to_kib).
 //  - ownership: <morph:owner>, <morph:sla> of the kMorphVmXmlns element in <metadata>; empty when absent.
 Result<DomainXml> parse_domain_xml(std::string_view xml);
+
+// A running, persistent domain read twice: its live XML (virDomainGetXMLDesc flags 0: what is in force)
+// and its persistent definition (VIR_DOMAIN_XML_INACTIVE). The Resource Shifting Engine changes only live
+// values (a raised <cputune> quota, a ballooned <currentMemory>), so the baseline (vcpus, cpu_millicores,
+// memory_kib, max_memory_kib) and the ceilings (max_vcpus, hotplug_max_memory_kib) come from the
+// definition; everything else (uuid, name, libvirt id, ownership, taps with their device names, disks as
+// in force, e.g. after a storage-tier move) from the live XML. A definition that does not parse, or names
+// another uuid, is Errc::invalid_argument saying which of the two it was.
+Result<DomainXml> parse_running_domain_xml(std::string_view live_xml, std::string_view definition_xml);
+
+// The merge behind parse_running_domain_xml for a caller that has parsed both: `live` with the baseline and
+// ceilings of `definition`; Errc::invalid_argument when the two name different uuids.
+Result<DomainXml> with_definition_baseline(DomainXml live, const DomainXml& definition);
 
 // The QEMU pid from libvirt's status file (/run/libvirt/qemu/NAME.xml, root element <domstatus pid=...>).
 Result<int> parse_domstatus_pid(std::string_view xml);

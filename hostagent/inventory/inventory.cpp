@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "hostagent/inventory/domain_xml.h"
@@ -208,7 +209,9 @@ struct Core {
     return ConnRef(conn);
   }
 
-  Result<VmInfo> describe(virDomainPtr dom);
+  // `known_persistent`: whether the domain has a persistent definition, when the caller already knows
+  // (list() learns it for all domains from its listings); asked of libvirt otherwise.
+  Result<VmInfo> describe(virDomainPtr dom, std::optional<bool> known_persistent = std::nullopt);
   Result<VmInfo> describe(const std::string& uuid);
   Result<virConnectPtr> connect(const std::shared_ptr<Core>& self);
   static void teardown(virConnectPtr c, const std::vector<int>& ids);
@@ -317,23 +320,44 @@ void Core::teardown(virConnectPtr c, const std::vector<int>& ids) {
   virConnectClose(c);
 }
 
-Result<VmInfo> Core::describe(virDomainPtr dom) {
-  char* xml = virDomainGetXMLDesc(dom, 0);
-  if (xml == nullptr) return last_libvirt_error("reading domain XML");
-  auto parsed = parse_domain_xml(xml);
+namespace {
+
+// virDomainGetXMLDesc as a string.
+Result<std::string> domain_xml_desc(virDomainPtr dom, unsigned flags, const std::string& what) {
+  char* xml = virDomainGetXMLDesc(dom, flags);
+  if (xml == nullptr) return last_libvirt_error(what);
+  std::string out(xml);
   free(xml);  // NOLINT: libvirt allocates with malloc
-  if (!parsed.ok()) return std::move(parsed).error();
-  VmInfo vm = std::move(parsed->vm);
-  int active = virDomainIsActive(dom);
-  if (active < 0) return last_libvirt_error("vm=" + vm.name + ": querying state");
-  if (active == 0) {
-    vm.libvirt_id = -1;
-    return vm;
+  return out;
+}
+
+}  // namespace
+
+// The baseline comes from the persistent definition, not from what a shift put in force (shifts are
+// VIR_DOMAIN_AFFECT_LIVE only), so a running persistent domain costs a second XML read; the state comes
+// from the live XML instead of a virDomainIsActive round trip (docs/architecture.md "Inventory" has what
+// it costs). An inactive domain's XML is its definition; a transient domain has only its live definition,
+// so its baseline is what is in force.
+Result<VmInfo> Core::describe(virDomainPtr dom, std::optional<bool> known_persistent) {
+  char uuid[VIR_UUID_STRING_BUFLEN] = {};
+  virDomainGetUUIDString(dom, uuid);  // kept in the handle: no call to libvirtd
+  const std::string who = std::string("vm=") + uuid;
+  MORPH_TRY_ASSIGN(std::string live_xml, domain_xml_desc(dom, 0, who + ": reading domain XML"));
+  auto parsed = parse_domain_xml(live_xml);
+  if (!parsed.ok()) return std::move(parsed).error().with_context(who + ": live XML");
+  DomainXml live = std::move(*parsed);
+  // libvirt prints <domain id='N'> exactly while the domain runs.
+  if (live.vm.libvirt_id < 0) return std::move(live.vm);
+  const int persistent = known_persistent ? int{*known_persistent} : virDomainIsPersistent(dom);
+  if (persistent < 0) return last_libvirt_error(who + ": querying persistence");
+  if (persistent == 1) {
+    MORPH_TRY_ASSIGN(std::string def_xml,
+                     domain_xml_desc(dom, VIR_DOMAIN_XML_INACTIVE, who + ": reading the persistent definition"));
+    auto definition = parse_domain_xml(def_xml);
+    if (!definition.ok()) return std::move(definition).error().with_context("persistent definition of " + who);
+    MORPH_TRY_ASSIGN(live, with_definition_baseline(std::move(live), *definition));
   }
-  if (vm.libvirt_id < 0) {
-    unsigned id = virDomainGetID(dom);
-    if (id != static_cast<unsigned>(-1)) vm.libvirt_id = static_cast<int>(id);
-  }
+  VmInfo vm = std::move(live.vm);
   if (Status s = resolve_host_handles(vm, opt.paths); !s.ok())
     spdlog::warn("vm={} name={}: host handles unresolved: {}", vm.uuid, vm.name, s.error().what());
   return vm;
@@ -512,22 +536,30 @@ Inventory::~Inventory() {
 Result<std::vector<VmInfo>> Inventory::list() {
   Core& c = *impl_->core;
   MORPH_TRY_ASSIGN(ConnRef conn, c.conn_ref());
-  virDomainPtr* doms = nullptr;
-  int n = virConnectListAllDomains(conn.get(), &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0) return last_libvirt_error("listing running domains");
-  std::vector<DomRef> owned;
-  owned.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) owned.emplace_back(doms[i]);
-  free(doms);  // NOLINT: libvirt allocates with malloc
+  // Persistent and transient running domains in two listings, so describe() need not ask each domain.
+  std::vector<std::pair<DomRef, bool>> owned;  // domain, persistent
+  for (bool persistent : {true, false}) {
+    virDomainPtr* doms = nullptr;
+    const unsigned flags = VIR_CONNECT_LIST_DOMAINS_ACTIVE |
+                           (persistent ? VIR_CONNECT_LIST_DOMAINS_PERSISTENT : VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
+    int n = virConnectListAllDomains(conn.get(), &doms, flags);
+    if (n < 0)
+      return last_libvirt_error(persistent ? "listing running persistent domains"
+                                           : "listing running transient domains");
+    for (int i = 0; i < n; ++i) owned.emplace_back(DomRef(doms[i]), persistent);
+    free(doms);  // NOLINT: libvirt allocates with malloc
+  }
   std::vector<VmInfo> out;
-  for (DomRef& d : owned) {
-    auto vm = c.describe(d.get());
+  for (auto& [d, persistent] : owned) {
+    auto vm = c.describe(d.get(), persistent);
     if (!vm.ok()) {
       // Most often the domain stopped between the listing and this read; its stopped event follows.
       spdlog::debug("skipping a domain in list(): {}", vm.error().what());
       continue;
     }
     if (vm->libvirt_id < 0) continue;
+    // A domain defined or undefined between the two listings is in both: keep the first.
+    if (std::any_of(out.begin(), out.end(), [&](const VmInfo& o) { return o.uuid == vm->uuid; })) continue;
     out.push_back(std::move(*vm));
   }
   std::lock_guard lk(c.cache_mu);

@@ -1,9 +1,11 @@
 #pragma once
 // Inventory: the agent's one view of libvirt. It owns the libvirt connection (keepalive, reconnect with
 // backoff), turns running domains into VmInfo with host handles resolved (hostagent/inventory/
-// host_handles.h), and delivers domain lifecycle and device events so probes' maps follow VMs without an
-// agent restart. It also reads libvirt's own counters (balloon, cpu.time, net/block bytes).
-// It must never change a domain: no define, start, destroy or tune calls — that is the shifter's job.
+// host_handles.h) and the baseline taken from each persistent domain's definition, not from what a shift
+// put in force (domain_xml.h parse_running_domain_xml), and delivers domain lifecycle and device events
+// so probes' maps follow VMs without an agent restart. It also reads libvirt's own counters (balloon,
+// cpu.time, net/block bytes). It must never change a domain: no define, start, destroy or tune calls —
+// that is the shifter's job.
 //
 // Threading. All public methods may be called from any thread concurrently. Three threads run inside:
 //   - libvirt's event loop (virEventRunDefaultImpl; process-wide, shared by every Inventory, started by the

@@ -29,9 +29,12 @@ struct VmOwnership {
   std::string sla_class;     // "gold", "silver", "best-effort"; free text from metadata
 };
 
+// What the VM has by definition. From libvirt it is read from the persistent definition (the inactive
+// XML), never from values a shift put in force; only a transient domain, which has no other definition,
+// gives its live values (hostagent/inventory/domain_xml.h parse_running_domain_xml).
 struct VmBaseline {
   uint32_t vcpus = 0;
-  uint64_t memory_kib = 0;      // current balloon target at definition time
+  uint64_t memory_kib = 0;      // <currentMemory> of the definition: the balloon target it starts with
   uint64_t max_memory_kib = 0;  // balloon ceiling
   uint32_t cpu_millicores = 0;  // vcpus x 1000, or less where <cputune> caps each vCPU with quota/period
 };

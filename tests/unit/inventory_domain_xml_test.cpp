@@ -140,6 +140,85 @@ TEST(DomainXml, CpuBaselineFromCputuneQuota) {
   EXPECT_NE(junk.error().what().find("<cputune><quota>"), std::string::npos) << junk.error().what();
 }
 
+// Replaces the one occurrence of `from` in `xml` (a failed expectation when there is none).
+std::string replaced(std::string xml, const std::string& from, const std::string& to) {
+  const size_t at = xml.find(from);
+  EXPECT_NE(at, std::string::npos) << "fixture lacks " << from;
+  if (at != std::string::npos) xml.replace(at, from.size(), to);
+  return xml;
+}
+
+// A running persistent domain after a shift: the live XML holds a raised quota and a ballooned
+// <currentMemory>, the definition (VIR_DOMAIN_XML_INACTIVE) what the VM was given. The baseline is the
+// definition's; what only exists live (id, tap names, disks as in force) and the rest are the live XML's.
+TEST(DomainXml, RunningDomainTakesBaselineFromDefinition) {
+  const std::string running = fixture("running_ethernet_raw.xml");  // 2 vCPUs, 128 MiB, no <cputune>
+  const std::string vcpu = "<vcpu placement='static'>2</vcpu>";
+  std::string live = replaced(running, vcpu, vcpu + "<cputune><period>100000</period><quota>60000</quota></cputune>");
+  live = replaced(live, "<currentMemory unit='KiB'>131072</currentMemory>",
+                  "<currentMemory unit='KiB'>98304</currentMemory>");
+  live = replaced(live, "/tmp/invtest/disk.raw", "/tmp/invtest/fast/disk.raw");  // moved live
+  std::string def = replaced(running, "<domain type='qemu' id='1'>", "<domain type='qemu'>");
+  def = replaced(def, vcpu, vcpu + "<cputune><period>100000</period><quota>25000</quota></cputune>");
+  def = replaced(def, "<target dev='vnet0'/>", "");  // libvirt names the tap when the VM starts
+
+  auto r = parse_running_domain_xml(live, def);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  const VmInfo& vm = r->vm;
+  EXPECT_EQ(vm.baseline.cpu_millicores, 500u);  // 2 x 25 %, not the live 2 x 60 %
+  EXPECT_EQ(vm.baseline.memory_kib, 131072u);   // not the ballooned 98304
+  EXPECT_EQ(vm.baseline.max_memory_kib, 131072u);
+  EXPECT_EQ(vm.baseline.vcpus, 2u);
+  EXPECT_EQ(r->max_vcpus, 2u);
+  EXPECT_EQ(vm.uuid, "51631e75-2b89-4837-8ecd-78c2caeafece");
+  EXPECT_EQ(vm.libvirt_id, 1);
+  EXPECT_EQ(vm.ownership.owner, "tenant-a");
+  ASSERT_EQ(vm.taps.size(), 1u);
+  EXPECT_EQ(vm.taps[0].dev, "vnet0");
+  ASSERT_EQ(vm.disks.size(), 1u);
+  EXPECT_EQ(vm.disks[0].source, "/tmp/invtest/fast/disk.raw");
+
+  // The same live XML read on its own (a transient domain) reports what is in force.
+  auto alone = parse_domain_xml(live);
+  ASSERT_TRUE(alone.ok()) << alone.error().describe();
+  EXPECT_EQ(alone->vm.baseline.cpu_millicores, 1200u);
+  EXPECT_EQ(alone->vm.baseline.memory_kib, 98304u);
+
+  // vCPU and memory ceilings are the definition's as well.
+  std::string grown = replaced(def, vcpu, "<vcpu placement='static' current='1'>3</vcpu>");
+  grown =
+      replaced(grown, "<memory unit='KiB'>", "<maxMemory slots='2' unit='KiB'>262144</maxMemory><memory unit='KiB'>");
+  auto both = parse_running_domain_xml(live, grown);
+  ASSERT_TRUE(both.ok()) << both.error().describe();
+  EXPECT_EQ(both->vm.baseline.vcpus, 1u);
+  EXPECT_EQ(both->max_vcpus, 3u);
+  EXPECT_EQ(both->vm.baseline.cpu_millicores, 250u);
+  EXPECT_EQ(both->hotplug_max_memory_kib, 262144u);
+}
+
+TEST(DomainXml, RunningDomainRejectsABadOrForeignDefinition) {
+  const std::string running = fixture("running_ethernet_raw.xml");
+  const std::string other_uuid =
+      replaced(running, "51631e75-2b89-4837-8ecd-78c2caeafece", "00000000-2b89-4837-8ecd-78c2caeafece");
+  auto foreign = parse_running_domain_xml(running, other_uuid);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_EQ(foreign.error().code(), Errc::invalid_argument);
+  EXPECT_NE(foreign.error().message().find("persistent definition names uuid 00000000-"), std::string::npos)
+      << foreign.error().message();
+
+  auto bad_def = parse_running_domain_xml(running, fixture("malformed_memory_unit.xml"));
+  ASSERT_FALSE(bad_def.ok());
+  EXPECT_EQ(bad_def.error().code(), Errc::invalid_argument);
+  EXPECT_NE(bad_def.error().message().find("persistent definition of vm=51631e75-"), std::string::npos)
+      << bad_def.error().message();
+  EXPECT_NE(bad_def.error().message().find("furlongs"), std::string::npos) << bad_def.error().message();
+
+  auto bad_live = parse_running_domain_xml(fixture("malformed_truncated.xml"), running);
+  ASSERT_FALSE(bad_live.ok());
+  EXPECT_EQ(bad_live.error().code(), Errc::invalid_argument);
+  EXPECT_NE(bad_live.error().message().find("live domain XML"), std::string::npos) << bad_live.error().message();
+}
+
 TEST(DomainXml, EmptyAndNonXmlInput) {
   for (const char* s : {"", "not xml at all", "<domain>"}) {
     auto r = parse_domain_xml(s);
