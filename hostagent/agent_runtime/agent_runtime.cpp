@@ -43,10 +43,12 @@ class LibvirtHostRuntime final : public HostRuntime {
   ~LibvirtHostRuntime() override { stop(); }
 
   HostDescription host() override { return {capacity, with_engine_baselines(source->vms())}; }
-  // The inventory reads a running domain's live <cputune>, which holds a shifted quota while a shift is
-  // in force: a HostHello sent then (another VM started) told the controller the shifted value was the
-  // baseline, and the next allocation came on top of it (250 mc baseline + 500 shifted + 500 = 1250 mc,
-  // refused for a 1-vCPU VM). The engine's baseline, captured before the VM's first shift, is the truth.
+  // A HostHello must never call a shifted value the baseline, or the next allocation comes on top of it
+  // (250 mc baseline + 500 shifted + 500 = 1250 mc, refused for a 1-vCPU VM). The inventory takes a
+  // persistent domain's baseline from its definition, which shifts never touch; a transient domain has
+  // only its live values, so the engine's baseline (captured before the VM's first shift) wins when it has
+  // one. For a persistent domain the two agree, except after an agent restart that lost its state file
+  // while a shift was in force: then the engine's is the shifted value (a known limit, docs/operations.md).
   std::vector<VmInfo> with_engine_baselines(std::vector<VmInfo> vms) const {
     if (!engine) return vms;
     for (VmInfo& v : vms)
