@@ -67,34 +67,84 @@ Status check_hist(const flatbuffers::Vector<uint32_t>* h, const char* what) {
   return {};  // uint32 counts per interval cannot be absurd on their own
 }
 
-Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns) {
-  if (!valid_uuid(sv(k.uuid()))) return bad("vm uuid is not a UUID");
-  if (!str_ok(k.name())) return bad("vm name too long");
-  uint64_t iv = k.interval_ns() ? k.interval_ns() : report_interval_ns;
-  if (iv < Limits::kMinIntervalNs / 2 || iv > Limits::kMaxIntervalNs * 2)
-    return bad("vm " + std::string(sv(k.uuid())) + ": interval_ns " + std::to_string(iv) + " out of range");
-  const uint64_t secs = iv / 1'000'000'000ULL + 1;
-  const uint64_t max_cpu = iv * Limits::kMaxCpus, max_bytes = Limits::kMaxBytesPerSec * secs,
-                 max_ops = Limits::kMaxOpsPerSec * secs;
-  if (k.cpu_run_ns() > max_cpu || k.cpu_wait_ns() > max_cpu || k.cpu_throttled_ns() > max_cpu)
-    return bad("vm " + std::string(sv(k.uuid())) + ": cpu time exceeds interval × 4096 cpus");
-  if (k.blk_read_bytes() > max_bytes || k.blk_write_bytes() > max_bytes || k.net_rx_bytes() > max_bytes ||
-      k.net_tx_bytes() > max_bytes)
-    return bad("vm " + std::string(sv(k.uuid())) + ": absurd byte counter");
-  for (uint64_t c : {k.blk_read_ops(), k.blk_write_ops(), k.net_rx_pkts(), k.net_tx_pkts(), k.net_rx_drops(),
-                     k.net_tx_drops(), k.mem_major_faults(), k.mem_minor_faults()})
-    if (c > max_ops) return bad("vm " + std::string(sv(k.uuid())) + ": absurd event counter");
-  if (k.mem_rss_bytes() > Limits::kMaxGaugeBytes || k.mem_balloon_kib() > Limits::kMaxGaugeBytes / 1024)
-    return bad("vm " + std::string(sv(k.uuid())) + ": absurd memory gauge");
-  MORPH_TRY(check_hist(k.runq_lat_us(), "runq_lat_us"));
-  MORPH_TRY(check_hist(k.blk_lat_us(), "blk_lat_us"));
-  return {};
-}
-
 Status check_interval(uint64_t iv, const char* what) {
   if (iv < Limits::kMinIntervalNs || iv > Limits::kMaxIntervalNs)
     return bad(std::string(what) + ": interval_ns " + std::to_string(iv) + " outside [100 ms, 60 s]");
   return {};
+}
+
+// How a VM entry is named in a reason: its uuid when it is one, else the uuid as text when it is printable
+// (so an operator can find the agent's bug), else only its position in the report.
+std::string vm_label(const v1::VmKpi& k, uint32_t index) {
+  auto u = sv(k.uuid());
+  if (valid_uuid(u)) return "vm=" + std::string(u);
+  bool printable = !u.empty() && u.size() <= 64 &&
+                   std::all_of(u.begin(), u.end(), [](char c) { return c > ' ' && c < 0x7f && c != '"' && c != '\\'; });
+  return "vm #" + std::to_string(index) +
+         (printable ? " uuid=\"" + std::string(u) + "\"" : std::string(" (uuid not printable)"));
+}
+
+// Range checks of one VM entry; the error names the VM and the first field that is wrong.
+Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t index) {
+  auto fail = [&](const std::string& what) { return bad(vm_label(k, index) + ": " + what); };
+  if (!valid_uuid(sv(k.uuid()))) return fail("uuid is not a UUID ([A-Za-z0-9-]{1,64})");
+  if (!str_ok(k.name())) return fail("name longer than 255");
+  uint64_t iv = k.interval_ns() ? k.interval_ns() : report_interval_ns;
+  if (iv < Limits::kMinIntervalNs / 2 || iv > Limits::kMaxIntervalNs * 2)
+    return fail("interval_ns=" + std::to_string(iv) + " out of range [50 ms, 120 s]");
+  const uint64_t secs = iv / 1'000'000'000ULL + 1;
+  const uint64_t max_cpu = iv * Limits::kMaxCpus, max_bytes = Limits::kMaxBytesPerSec * secs,
+                 max_ops = Limits::kMaxOpsPerSec * secs;
+  // The good path is the plain comparisons; which field is wrong is only worked out on failure.
+  const bool in_range = k.cpu_run_ns() <= max_cpu && k.cpu_wait_ns() <= max_cpu && k.cpu_throttled_ns() <= max_cpu &&
+                        k.blk_read_bytes() <= max_bytes && k.blk_write_bytes() <= max_bytes &&
+                        k.net_rx_bytes() <= max_bytes && k.net_tx_bytes() <= max_bytes && k.blk_read_ops() <= max_ops &&
+                        k.blk_write_ops() <= max_ops && k.net_rx_pkts() <= max_ops && k.net_tx_pkts() <= max_ops &&
+                        k.net_rx_drops() <= max_ops && k.net_tx_drops() <= max_ops && k.mem_major_faults() <= max_ops &&
+                        k.mem_minor_faults() <= max_ops && k.mem_rss_bytes() <= Limits::kMaxGaugeBytes &&
+                        k.mem_balloon_kib() <= Limits::kMaxGaugeBytes / 1024;
+  if (!in_range) [[unlikely]] {
+    struct Field {
+      const char* name;
+      uint64_t value, max;
+      const char* what;
+    };
+    const Field fields[] = {
+        {"cpu_run_ns", k.cpu_run_ns(), max_cpu, "cpu time exceeds interval × 4096 cpus"},
+        {"cpu_wait_ns", k.cpu_wait_ns(), max_cpu, "cpu time exceeds interval × 4096 cpus"},
+        {"cpu_throttled_ns", k.cpu_throttled_ns(), max_cpu, "cpu time exceeds interval × 4096 cpus"},
+        {"blk_read_bytes", k.blk_read_bytes(), max_bytes, "absurd byte counter"},
+        {"blk_write_bytes", k.blk_write_bytes(), max_bytes, "absurd byte counter"},
+        {"net_rx_bytes", k.net_rx_bytes(), max_bytes, "absurd byte counter"},
+        {"net_tx_bytes", k.net_tx_bytes(), max_bytes, "absurd byte counter"},
+        {"blk_read_ops", k.blk_read_ops(), max_ops, "absurd event counter"},
+        {"blk_write_ops", k.blk_write_ops(), max_ops, "absurd event counter"},
+        {"net_rx_pkts", k.net_rx_pkts(), max_ops, "absurd event counter"},
+        {"net_tx_pkts", k.net_tx_pkts(), max_ops, "absurd event counter"},
+        {"net_rx_drops", k.net_rx_drops(), max_ops, "absurd event counter"},
+        {"net_tx_drops", k.net_tx_drops(), max_ops, "absurd event counter"},
+        {"mem_major_faults", k.mem_major_faults(), max_ops, "absurd event counter"},
+        {"mem_minor_faults", k.mem_minor_faults(), max_ops, "absurd event counter"},
+        {"mem_rss_bytes", k.mem_rss_bytes(), Limits::kMaxGaugeBytes, "absurd memory gauge"},
+        {"mem_balloon_kib", k.mem_balloon_kib(), Limits::kMaxGaugeBytes / 1024, "absurd memory gauge"},
+    };
+    for (const auto& f : fields)
+      if (f.value > f.max) return fail(std::string(f.name) + "=" + std::to_string(f.value) + ": " + f.what);
+    return fail("a counter out of range");  // (the list above lacks a field checked in in_range)
+  }
+  if (auto st = check_hist(k.runq_lat_us(), "runq_lat_us"); !st) return fail(st.error().message());
+  if (auto st = check_hist(k.blk_lat_us(), "blk_lat_us"); !st) return fail(st.error().message());
+  return {};
+}
+
+// Everything but the VM entries: a failure here rejects the whole report.
+Result<const v1::KpiReport*> kpi_report_header(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
+                                                         [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
+  if (!valid_name(sv(r->host()))) return bad("KpiReport: host is not a valid name");
+  MORPH_TRY(check_interval(r->interval_ns(), "KpiReport"));
+  if (r->vms() != nullptr && r->vms()->size() > Limits::kMaxVms) return bad("KpiReport: too many VMs");
+  return r;
 }
 
 Status check_account(const flatbuffers::String* s, bool required) {
@@ -133,16 +183,82 @@ bool valid_uuid(std::string_view s) {
 }
 
 Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
-                                                         [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
-  if (!valid_name(sv(r->host()))) return bad("KpiReport: host is not a valid name");
-  MORPH_TRY(check_interval(r->interval_ns(), "KpiReport"));
-  if (r->vms() != nullptr) {
-    if (r->vms()->size() > Limits::kMaxVms) return bad("KpiReport: too many VMs");
-    for (auto* k : *r->vms())
-      if (auto st = check_vm_kpi(*k, r->interval_ns()); !st) return std::move(st).error().with_context("KpiReport");
-  }
+  MORPH_TRY_ASSIGN(auto r, kpi_report_header(buf));
+  if (r->vms() != nullptr)
+    for (uint32_t i = 0; i < r->vms()->size(); ++i)
+      if (auto st = check_vm_kpi(*r->vms()->Get(i), r->interval_ns(), i); !st)
+        return std::move(st).error().with_context("KpiReport");
   return r;
+}
+
+Result<LenientKpiReport> decode_kpi_report_lenient(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, kpi_report_header(buf));
+  LenientKpiReport out;
+  out.report = r;
+  if (r->vms() != nullptr)
+    for (uint32_t i = 0; i < r->vms()->size(); ++i)
+      if (auto st = check_vm_kpi(*r->vms()->Get(i), r->interval_ns(), i); !st)
+        out.dropped.push_back({i, "KpiReport host=" + std::string(sv(r->host())) + " " + st.error().message()});
+  return out;
+}
+
+namespace {
+
+flatbuffers::Offset<v1::VmKpi> copy_vm_kpi(flatbuffers::FlatBufferBuilder& fbb, const v1::VmKpi& k) {
+  // Children first, then the table; absent optional fields stay absent (ingest keeps a VM's last histogram
+  // when a report carries none).
+  auto uuid = fbb.CreateString(k.uuid());
+  flatbuffers::Offset<flatbuffers::String> name;
+  if (k.name()) name = fbb.CreateString(k.name());
+  flatbuffers::Offset<flatbuffers::Vector<uint32_t>> runq, blk;
+  if (k.runq_lat_us()) runq = fbb.CreateVector(k.runq_lat_us()->data(), k.runq_lat_us()->size());
+  if (k.blk_lat_us()) blk = fbb.CreateVector(k.blk_lat_us()->data(), k.blk_lat_us()->size());
+  v1::VmKpiBuilder b(fbb);
+  b.add_uuid(uuid);
+  if (k.name()) b.add_name(name);
+  b.add_interval_ns(k.interval_ns());
+  b.add_cpu_run_ns(k.cpu_run_ns());
+  b.add_cpu_wait_ns(k.cpu_wait_ns());
+  b.add_cpu_throttled_ns(k.cpu_throttled_ns());
+  if (k.runq_lat_us()) b.add_runq_lat_us(runq);
+  b.add_blk_read_bytes(k.blk_read_bytes());
+  b.add_blk_write_bytes(k.blk_write_bytes());
+  b.add_blk_read_ops(k.blk_read_ops());
+  b.add_blk_write_ops(k.blk_write_ops());
+  if (k.blk_lat_us()) b.add_blk_lat_us(blk);
+  b.add_net_rx_bytes(k.net_rx_bytes());
+  b.add_net_tx_bytes(k.net_tx_bytes());
+  b.add_net_rx_pkts(k.net_rx_pkts());
+  b.add_net_tx_pkts(k.net_tx_pkts());
+  b.add_net_rx_drops(k.net_rx_drops());
+  b.add_net_tx_drops(k.net_tx_drops());
+  b.add_mem_major_faults(k.mem_major_faults());
+  b.add_mem_minor_faults(k.mem_minor_faults());
+  b.add_mem_rss_bytes(k.mem_rss_bytes());
+  b.add_mem_balloon_kib(k.mem_balloon_kib());
+  return b.Finish();
+}
+// A field added to VmKpi must be copied above too (tests/unit/msg_wire_test.cpp compares the vtables).
+static_assert(v1::VmKpi::VT_MEM_BALLOON_KIB == 46, "VmKpi changed: update copy_vm_kpi");
+
+}  // namespace
+
+void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport& r,
+                        const std::vector<DroppedVm>& dropped) {
+  fbb.Clear();
+  std::vector<flatbuffers::Offset<v1::VmKpi>> offs;
+  if (r.vms() != nullptr) {
+    std::vector<bool> skip(r.vms()->size());
+    for (auto& d : dropped)
+      if (d.index < skip.size()) skip[d.index] = true;
+    offs.reserve(r.vms()->size());
+    for (uint32_t i = 0; i < r.vms()->size(); ++i)
+      if (!skip[i]) offs.push_back(copy_vm_kpi(fbb, *r.vms()->Get(i)));
+  }
+  auto host = fbb.CreateString(r.host());
+  auto vec = fbb.CreateVector(offs);
+  fbb.Finish(v1::CreateKpiReport(fbb, host, r.seq(), r.incarnation(), r.interval_ns(), r.timestamp_ns(), vec),
+             v1::KpiReportIdentifier());
 }
 
 Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
@@ -290,7 +406,7 @@ Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf)
   if (e->body_type() == B::KpiUpdate) {
     auto* r = e->body_as_KpiUpdate()->report();
     if (r == nullptr) return bad("MarketEvent: KpiUpdate without a report");
-    if (auto inner = decode_kpi_report({r->data(), r->size()}); !inner)
+    if (auto inner = kpi_report_header({r->data(), r->size()}); !inner)  // bad VMs: left to the consumer
       return std::move(inner).error().with_context("MarketEvent");
   } else if (e->body_type() == B::ShiftEvent) {
     auto* s = e->body_as_ShiftEvent();

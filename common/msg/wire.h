@@ -60,7 +60,28 @@ bool valid_name(std::string_view s);
 // A libvirt-style UUID or VM identifier: 1..64 chars of [A-Za-z0-9-].
 bool valid_uuid(std::string_view s);
 
+// Strict: any bad VM entry makes the whole report an error (tests, tools, the fuzzers' baseline).
 Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf);
+
+// Lenient KpiReport decoding, for ingest and every consumer of reports: header-level faults (size,
+// file_identifier, verification, host name, interval, more than kMaxVms VMs) still reject the whole
+// report; each VM entry that fails its range checks is listed in `dropped` and must be left out (use
+// rebuild_kpi_report). One bad VM must not lose the other VMs' KPIs for that interval.
+struct DroppedVm {
+  uint32_t index = 0;  // position in report->vms()
+  // "KpiReport host=<host> vm=<uuid>: <field>=<value>: <why>"; a uuid that is none is shown as
+  // `vm #<index> uuid="<text>"` when printable, else `vm #<index> (uuid not printable)`.
+  std::string reason;
+};
+struct LenientKpiReport {
+  const v1::KpiReport* report = nullptr;  // the verified root as received (still holding the dropped VMs)
+  std::vector<DroppedVm> dropped;         // empty on the good path: nothing allocated, nothing copied
+};
+Result<LenientKpiReport> decode_kpi_report_lenient(std::span<const uint8_t> buf);
+// Writes into fbb (cleared first) a KpiReport with r's header fields and only the VMs not in `dropped`
+// (field by field: every VmKpi field of the schema; fields from a newer schema are not carried).
+void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport& r,
+                        const std::vector<DroppedVm>& dropped);
 Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf);
 Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf);
 Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf);
@@ -68,6 +89,8 @@ Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf)
 Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf);
 Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf);
 Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf);
+// A KpiUpdate's nested KpiReport is checked at the header level only (as decode_kpi_report_lenient):
+// consumers decode it with decode_kpi_report_lenient and leave out the VMs it drops.
 Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf);
 
 // KpiReport ↔ the agent data model.

@@ -281,9 +281,9 @@ void ControllerServer::host_changed(const std::string& host, bool up) {
 void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   std::string peer = peer_.user_id.empty() ? peer_.address : peer_.user_id;
   if (parts.size() != 2) return bad(peer, "", Error(Errc::protocol, "ingest: expected [topic][KpiReport], got " + std::to_string(parts.size()) + " frames"));
-  auto r = msg::decode_kpi_report(msg::bytes_of(parts[1]));
+  auto r = msg::decode_kpi_report_lenient(msg::bytes_of(parts[1]));  // header faults reject the whole report
   if (!r) return bad(peer, "", r.error());
-  std::string_view host = sv((*r)->host());
+  std::string_view host = sv(r->report->host());
   auto topic = msg::view_of(parts[0]);
   if (topic.size() != msg::topic::kKpiPrefix.size() + host.size() || !topic.starts_with(msg::topic::kKpiPrefix) ||
       !topic.ends_with(host))
@@ -296,7 +296,18 @@ void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   HostTable::Change change;
   std::string host_s(host);
   zmq::message_t body = std::move(parts[1]);
-  const v1::KpiReport* report = *r;
+  // Re-rooted in the moved message (a small message's bytes move with it); verified above.
+  const v1::KpiReport* report = flatbuffers::GetRoot<v1::KpiReport>(body.data());
+  if (!r->dropped.empty()) {
+    // One bad VM entry must not lose the other VMs' KPIs: count and log each (per peer, rate-limited), and
+    // hand every consumer below a copy of the report holding only the good VMs. The good path copies nothing.
+    for (const auto& d : r->dropped)
+      bad(peer, host_s, Error(Errc::protocol, "ingest: VM entry left out, the rest of the report kept: " + d.reason));
+    flatbuffers::FlatBufferBuilder fbb(body.size());
+    msg::rebuild_kpi_report(fbb, *report, r->dropped);
+    body.rebuild(fbb.GetBufferPointer(), fbb.GetSize());
+    report = flatbuffers::GetRoot<v1::KpiReport>(body.data());
+  }
   uint64_t received = msg::now_ns();
   uint64_t missing = hosts_.apply_kpi_report(*report, std::move(body), received, change);
   ++stats_.kpi_reports;

@@ -159,7 +159,7 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   ControllerServer server(cfg, std::move(market));
   if (service) service->attach(&server);
   auto up = registry.gauge("morph_controller_hosts_up", "Hosts currently up").with({});
-  auto bad = registry.gauge("morph_controller_bad_messages", "Messages refused (malformed, unverified, unauthorised)").with({});
+  auto bad = registry.gauge("morph_controller_bad_messages", "Messages refused (malformed, unverified, unauthorised), and VM entries left out of KPI reports").with({});
   auto reports = registry.gauge("morph_controller_kpi_reports", "KpiReports ingested").with({});
   auto api = registry.gauge("morph_controller_api_requests", "Api requests served").with({});
   registry.on_collect([&] {

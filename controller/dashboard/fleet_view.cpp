@@ -174,7 +174,16 @@ bool apply_event(FleetState& s, const v1::MarketEvent& e, const FleetViewOptions
       if (!ku->report()) break;
       // The nested buffer is verified on its own, from an aligned copy.
       std::vector<uint8_t> copy(ku->report()->begin(), ku->report()->end());
-      if (auto rep = msg::decode_kpi_report(copy)) apply_report(s, **rep, o);
+      // Lenient, as at ingest: a bad VM entry is left out, the other VMs of the report are shown.
+      if (auto rep = msg::decode_kpi_report_lenient(copy)) {
+        if (rep->dropped.empty()) {
+          apply_report(s, *rep->report, o);
+        } else {
+          flatbuffers::FlatBufferBuilder good;
+          msg::rebuild_kpi_report(good, *rep->report, rep->dropped);
+          apply_report(s, *flatbuffers::GetRoot<v1::KpiReport>(good.GetBufferPointer()), o);
+        }
+      }
       break;
     }
     case v1::MarketEventBody::PriceUpdate:

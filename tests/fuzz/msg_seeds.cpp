@@ -10,10 +10,11 @@
 
 using namespace morph;
 
-static void put(const std::string& dir, const std::string& name, const flatbuffers::FlatBufferBuilder& fbb) {
+static void put(const std::string& dir, const std::string& name, const flatbuffers::FlatBufferBuilder& fbb,
+                const std::string& file = "seed") {
   std::string d = dir + "/" + name;
   ::mkdir(d.c_str(), 0700);
-  std::ofstream(d + "/seed", std::ios::binary)
+  std::ofstream(d + "/" + file, std::ios::binary)
       .write(reinterpret_cast<const char*>(fbb.GetBufferPointer()), static_cast<std::streamsize>(fbb.GetSize()));
 }
 
@@ -30,6 +31,13 @@ int main(int argc, char** argv) {
   k.runq_lat_us[3] = 2;
   msg::encode_kpi_report(f, {"host-a", 1, 1, 1'000'000'000, 1}, {k, k});
   put(dir, "decode_kpi_report", f);
+  {
+    flatbuffers::FlatBufferBuilder b;  // one bad VM between two good ones: the lenient path's case
+    agent::VmKpis spoilt = k;
+    spoilt.cpu_wait_ns = ~0ULL;
+    msg::encode_kpi_report(b, {"host-a", 2, 1, 1'000'000'000, 1}, {k, spoilt, k});
+    put(dir, "decode_kpi_report", b, "seed-bad-vm");
+  }
   flatbuffers::FlatBufferBuilder ev;
   ev.ForceVectorAlignment(f.GetSize(), 1, 8);
   auto nested = ev.CreateVector(f.GetBufferPointer(), f.GetSize());

@@ -67,6 +67,25 @@ TEST(DashboardFleetView, KpiEventsBecomeRatesPerVm) {
   EXPECT_TRUE(s.vm_set_changed) << "a VM only named by a KPI report asks for a snapshot";
 }
 
+TEST(DashboardFleetView, KpiEventWithABadVmShowsTheOtherVms) {
+  // A nested report whose middle VM has 5000 CPUs' worth of run time: left out, the two others shown.
+  FleetState s;
+  EventBuilder b;
+  flatbuffers::FlatBufferBuilder inner;
+  std::vector<flatbuffers::Offset<v1::VmKpi>> vms{
+      v1::CreateVmKpiDirect(inner, "u0", "vm-u0", 1'000'000'000ULL, 500'000'000),
+      v1::CreateVmKpiDirect(inner, "u1", "vm-u1", 1'000'000'000ULL, 5000'000'000'000ULL),
+      v1::CreateVmKpiDirect(inner, "u2", "vm-u2", 1'000'000'000ULL, 250'000'000)};
+  inner.Finish(v1::CreateKpiReportDirect(inner, "host-a", 1, 1, 1'000'000'000ULL, b.t, &vms), "MKPI");
+  std::vector<uint8_t> bytes(inner.GetBufferPointer(), inner.GetBufferPointer() + inner.GetSize());
+  b.apply(s, v1::MarketEventBody::KpiUpdate, [&](auto& f) { return v1::CreateKpiUpdateDirect(f, &bytes).Union(); });
+  EXPECT_EQ(s.vms.count("u1"), 0u);
+  ASSERT_EQ(s.vms.count("u0"), 1u);
+  ASSERT_EQ(s.vms.count("u2"), 1u);
+  EXPECT_DOUBLE_EQ(s.vms["u0"].kpis.back().cpu_pct, 50.0);
+  EXPECT_DOUBLE_EQ(s.vms["u2"].kpis.back().cpu_pct, 25.0);
+}
+
 TEST(DashboardFleetView, GapAndNewIncarnationAskForResync) {
   FleetState s;
   EventBuilder b;

@@ -1,10 +1,15 @@
 // Agent ↔ controller over loopback tcp with CURVE, in one process but through real sockets: the happy
 // path (hello, KPIs ingested, re-published, queried, shifts round-tripped), every refusal the security
-// model promises, ZAP handler death, and malformed input dropped and counted while serving.
+// model promises, ZAP handler death, malformed input dropped and counted while serving, and a report with
+// bad VM entries keeping its good VMs.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <sys/stat.h>
 
 #include "common/msg/api_client.h"
@@ -51,6 +56,24 @@ class EchoShifter final : public agent::ShiftHandler {
   std::atomic<int> applied{0};
 };
 
+// What the controller hands its KPI consumers (the market's rescue observer in production).
+class RecordingKpiObserver final : public controller::KpiObserver {
+ public:
+  void on_kpi_report(const v1::KpiReport& r, uint64_t) override {
+    std::lock_guard lk(mu);
+    auto& vms = by_seq[r.seq()];
+    if (r.vms())
+      for (auto* k : *r.vms()) vms.push_back(msg::to_vm_kpis(*k));
+  }
+  std::optional<std::vector<agent::VmKpis>> report(uint64_t seq) {
+    std::lock_guard lk(mu);
+    auto it = by_seq.find(seq);
+    return it == by_seq.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::mutex mu;
+  std::map<uint64_t, std::vector<agent::VmKpis>> by_seq;
+};
+
 const char* kUuid = "11111111-2222-4333-8444-555555555555";
 
 agent::VmKpis kpis(uint64_t cpu) {
@@ -70,6 +93,7 @@ class MsgCurve : public ::testing::Test {
     cfg.endpoints = {"tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"};
     cfg.server_key = keys.controller;
     cfg.allow = keys.allow;
+    cfg.kpi_observer = observer;
     server = std::make_unique<ControllerServer>(cfg, market);
     ASSERT_TRUE(server->start());
   }
@@ -126,6 +150,7 @@ class MsgCurve : public ::testing::Test {
 
   test::KeySet keys;
   std::shared_ptr<RecordingMarket> market = std::make_shared<RecordingMarket>();
+  std::shared_ptr<RecordingKpiObserver> observer = std::make_shared<RecordingKpiObserver>();
   std::unique_ptr<ControllerServer> server;
   std::vector<std::unique_ptr<agent::Uplink>> agents;
   zmq::context_t ctx{1};
@@ -290,13 +315,7 @@ TEST_F(MsgCurve, MalformedInputIsCountedAndDroppedWhileServing) {
   for (size_t i = 0; i < junk.size(); ++i) junk[i] = uint8_t(i * 131 + 7);
   bad.push_back(junk);                                                       // random bytes
   bad.push_back(good(++seq, 5'000'000));                                     // interval 5 ms: out of range
-  auto absurd = kpis(5);
-  absurd.net_rx_drops = ~0ULL;
-  {
-    flatbuffers::FlatBufferBuilder f;
-    msg::encode_kpi_report(f, {"host-a", ++seq, 1, 1'000'000'000, 1}, {absurd});
-    bad.emplace_back(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());  // absurd counter
-  }
+  // (A bad VM entry drops only that VM: KpiReportWithBadVmsKeepsTheGoodVms.)
   bad.push_back(good(++seq));  // valid buffer, but published under another host's topic
   for (size_t i = 0; i < bad.size(); ++i) send(i + 1 == bad.size() ? "kpi.host-b" : "kpi.host-a", bad[i]);
   send("kpi.host-a", good(++seq));
@@ -327,6 +346,133 @@ TEST_F(MsgCurve, MalformedInputIsCountedAndDroppedWhileServing) {
   auto* h = host_status(hosts, "host-a");
   ASSERT_NE(h, nullptr);
   EXPECT_GE(h->bad_messages(), 1u);
+}
+
+// The same controller, with a ring buffer added to the default logger before it starts (so the warnings
+// about dropped VM entries can be read back without racing the controller's thread).
+class MsgCurveLogged : public MsgCurve {
+ protected:
+  void SetUp() override {
+    previous = spdlog::default_logger();
+    auto sinks = previous->sinks();
+    sinks.push_back(ring);
+    auto logger = std::make_shared<spdlog::logger>("msg-curve-capture", sinks.begin(), sinks.end());
+    logger->set_level(std::min(previous->level(), spdlog::level::warn));
+    spdlog::set_default_logger(logger);
+    MsgCurve::SetUp();
+  }
+  void TearDown() override {
+    MsgCurve::TearDown();
+    spdlog::set_default_logger(previous);
+  }
+  bool logged(const std::vector<std::string>& all_of) {
+    for (auto& line : ring->last_formatted()) {
+      bool ok = true;
+      for (auto& s : all_of) ok = ok && line.find(s) != std::string::npos;
+      if (ok) return true;
+    }
+    return false;
+  }
+  std::shared_ptr<spdlog::logger> previous;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+};
+
+TEST_F(MsgCurveLogged, KpiReportWithBadVmsKeepsTheGoodVms) {
+  auto sub = msg::make_socket(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "kpi.host-a");
+  ASSERT_TRUE(msg::connect_endpoint(sub, server->endpoints().events, keys.as(keys.tenant)));
+  auto pub = msg::make_socket(ctx, zmq::socket_type::pub);
+  ASSERT_TRUE(msg::connect_endpoint(pub, server->endpoints().ingest, keys.as(keys.host_a)));
+  auto send = [&](uint64_t seq, const std::vector<agent::VmKpis>& vms) {
+    flatbuffers::FlatBufferBuilder f;
+    msg::encode_kpi_report(f, {"host-a", seq, 1, 1'000'000'000, msg::now_ns()}, vms);
+    std::array<std::string_view, 2> p{"kpi.host-a", {reinterpret_cast<const char*>(f.GetBufferPointer()), f.GetSize()}};
+    msg::send_parts(pub, p);
+  };
+  auto vm = [](int i, uint64_t cpu) {
+    auto k = kpis(cpu);
+    k.uuid = "11111111-2222-4333-8444-00000000000" + std::to_string(i);
+    k.name = "vm" + std::to_string(i);
+    k.interval_ns = 1'000'000'000;
+    k.net_tx_bytes = 1000 + uint64_t(i);
+    return k;
+  };
+  // Good reports until both the ingest PUB and the events SUB are connected (PUB/SUB drops before that).
+  std::vector<zmq::message_t> parts;
+  uint64_t seq = 0;
+  ASSERT_TRUE(wait_until([&] { send(++seq, {vm(0, 1)}); return msg::recv_parts(sub, parts); }, 5s));
+  std::this_thread::sleep_for(200ms);
+  while (msg::recv_parts(sub, parts)) {
+  }
+  const uint64_t reports_before = server->stats().kpi_reports, bad_before = server->stats().bad_messages;
+
+  // One bad VM (run-queue wait of 5000 CPUs) between two good ones.
+  auto spoilt = vm(1, 300);
+  spoilt.cpu_wait_ns = 5000ULL * 1'000'000'000ULL;
+  const uint64_t mixed = ++seq;
+  send(mixed, {vm(0, 100), spoilt, vm(2, 200)});
+  ASSERT_TRUE(wait_until([&] { return observer->report(mixed).has_value(); }, 5s)) << "the report was dropped whole";
+  auto seen = *observer->report(mixed);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].uuid, vm(0, 0).uuid);
+  EXPECT_EQ(seen[0].cpu_run_ns, 100u);
+  EXPECT_EQ(seen[0].net_tx_bytes, 1000u);
+  EXPECT_EQ(seen[1].uuid, vm(2, 0).uuid);
+  EXPECT_EQ(seen[1].cpu_run_ns, 200u);
+  EXPECT_EQ(seen[1].runq_lat_us[2], 5u);
+  EXPECT_EQ(server->stats().bad_messages.load(), bad_before + 1);
+  EXPECT_TRUE(logged({"agent:host-a", "vm=11111111-2222-4333-8444-000000000001", "cpu_wait_ns=5000000000000"}))
+      << "no warning naming the VM and the field";
+
+  // The events stream carries the same report, holding only the good VMs, and passing the strict checks.
+  const v1::KpiReport* nested = nullptr;
+  std::vector<uint8_t> copy;
+  ASSERT_TRUE(wait_until([&] {
+    while (msg::recv_parts(sub, parts)) {
+      auto ev = msg::decode_market_event(msg::bytes_of(parts[1]));
+      if (!ev || (*ev)->body_type() != v1::MarketEventBody::KpiUpdate) continue;
+      auto* r = (*ev)->body_as_KpiUpdate()->report();
+      copy.assign(r->begin(), r->end());
+      auto rep = msg::decode_kpi_report(copy);
+      EXPECT_TRUE(rep) << rep.error().describe();
+      if (rep && (*rep)->seq() == mixed) {
+        nested = *rep;
+        return true;
+      }
+    }
+    return false;
+  }, 5s));
+  ASSERT_EQ(nested->vms()->size(), 2u);
+  EXPECT_EQ(msg::sv(nested->vms()->Get(0)->uuid()), vm(0, 0).uuid);
+  EXPECT_EQ(msg::sv(nested->vms()->Get(1)->uuid()), vm(2, 0).uuid);
+
+  // Two bad VMs of other kinds (a uuid that is none, a VM interval out of range) around one good one.
+  auto not_uuid = vm(3, 1);
+  not_uuid.uuid = "../../etc/passwd";
+  auto bad_interval = vm(4, 1);
+  bad_interval.interval_ns = 10'000'000;
+  const uint64_t mixed2 = ++seq;
+  send(mixed2, {not_uuid, vm(0, 400), bad_interval});
+  ASSERT_TRUE(wait_until([&] { return observer->report(mixed2).has_value(); }, 5s));
+  seen = *observer->report(mixed2);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].cpu_run_ns, 400u);
+  EXPECT_EQ(server->stats().bad_messages.load(), bad_before + 3);
+  EXPECT_EQ(server->stats().kpi_reports.load(), reports_before + 2);
+
+  // What the api serves is the last report without its bad VMs; the host's bad-message count has all 3.
+  auto k = api(v1::ApiRequestBody::KpisQuery, [](auto& f) { return v1::CreateKpisQueryDirect(f, "host-a").Union(); });
+  auto kr = msg::decode_api_reply(msg::bytes_of(k));
+  ASSERT_TRUE(kr);
+  auto* reports = (*kr)->body_as_KpisReply()->reports();
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ(reports->Get(0)->seq(), mixed2);
+  ASSERT_EQ(reports->Get(0)->vms()->size(), 1u);
+  EXPECT_EQ(msg::sv(reports->Get(0)->vms()->Get(0)->uuid()), vm(0, 0).uuid);
+  auto hosts = api(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); });
+  auto* h = host_status(hosts, "host-a");
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->bad_messages(), 3u);
 }
 
 }  // namespace

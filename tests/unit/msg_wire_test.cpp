@@ -98,6 +98,213 @@ TEST(Wire, RefusesOutOfRangeValues) {
   EXPECT_NE(r.error().message().find("26 buckets"), std::string::npos) << r.error().message();
 }
 
+// Every field of two decoded VM entries, compared one by one.
+void expect_same_vm(const agent::VmKpis& a, const agent::VmKpis& b) {
+  EXPECT_EQ(a.uuid, b.uuid);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.interval_ns, b.interval_ns);
+  EXPECT_EQ(a.cpu_run_ns, b.cpu_run_ns);
+  EXPECT_EQ(a.cpu_wait_ns, b.cpu_wait_ns);
+  EXPECT_EQ(a.cpu_throttled_ns, b.cpu_throttled_ns);
+  EXPECT_EQ(a.runq_lat_us, b.runq_lat_us);
+  EXPECT_EQ(a.blk_read_bytes, b.blk_read_bytes);
+  EXPECT_EQ(a.blk_write_bytes, b.blk_write_bytes);
+  EXPECT_EQ(a.blk_read_ops, b.blk_read_ops);
+  EXPECT_EQ(a.blk_write_ops, b.blk_write_ops);
+  EXPECT_EQ(a.blk_lat_us, b.blk_lat_us);
+  EXPECT_EQ(a.net_rx_bytes, b.net_rx_bytes);
+  EXPECT_EQ(a.net_tx_bytes, b.net_tx_bytes);
+  EXPECT_EQ(a.net_rx_pkts, b.net_rx_pkts);
+  EXPECT_EQ(a.net_tx_pkts, b.net_tx_pkts);
+  EXPECT_EQ(a.net_rx_drops, b.net_rx_drops);
+  EXPECT_EQ(a.net_tx_drops, b.net_tx_drops);
+  EXPECT_EQ(a.mem_major_faults, b.mem_major_faults);
+  EXPECT_EQ(a.mem_minor_faults, b.mem_minor_faults);
+  EXPECT_EQ(a.mem_rss_bytes, b.mem_rss_bytes);
+  EXPECT_EQ(a.mem_balloon_kib, b.mem_balloon_kib);
+}
+
+// A VM with every field set to a distinct non-zero value (so the encoder writes every field).
+agent::VmKpis full_vm(int i) {
+  auto k = vm(i);
+  uint64_t v = 1000 * uint64_t(i);
+  k.cpu_throttled_ns = ++v;
+  k.blk_read_bytes = ++v;
+  k.blk_write_bytes = ++v;
+  k.blk_read_ops = ++v;
+  k.blk_write_ops = ++v;
+  k.net_rx_bytes = ++v;
+  k.net_rx_pkts = ++v;
+  k.net_tx_pkts = ++v;
+  k.net_rx_drops = ++v;
+  k.net_tx_drops = ++v;
+  k.mem_major_faults = ++v;
+  k.mem_minor_faults = ++v;
+  k.mem_balloon_kib = ++v;
+  for (int b = 0; b < agent::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b + i + 1);
+  return k;
+}
+
+TEST(Wire, KpiReportWithOneBadVmKeepsTheGoodOnes) {
+  struct Case {
+    const char* what;
+    void (*spoil)(agent::VmKpis&);
+    std::vector<std::string> reason_has;  // the VM and the field
+  };
+  constexpr uint64_t kSecond = 1'000'000'000ULL;
+  const std::string u1 = vm(1).uuid;
+  const std::vector<Case> cases{
+      {"run-queue wait beyond interval x 4096 cpus", [](agent::VmKpis& k) { k.cpu_wait_ns = 4097 * kSecond; },
+       {"vm=" + u1, "cpu_wait_ns=4097000000000"}},
+      {"run time beyond interval x 4096 cpus", [](agent::VmKpis& k) { k.cpu_run_ns = 5000 * kSecond; },
+       {"vm=" + u1, "cpu_run_ns=", "cpu time"}},
+      {"uuid that is not a UUID", [](agent::VmKpis& k) { k.uuid = "../../etc"; },
+       {"vm #1 uuid=\"../../etc\"", "uuid is not a UUID"}},
+      {"uuid that is not printable", [](agent::VmKpis& k) { k.uuid = std::string("\x01\x7f x", 4); },
+       {"vm #1 (uuid not printable)", "uuid is not a UUID"}},
+      {"VM interval below 50 ms", [](agent::VmKpis& k) { k.interval_ns = 10'000'000; },
+       {"vm=" + u1, "interval_ns=10000000"}},
+      {"VM interval above 120 s", [](agent::VmKpis& k) { k.interval_ns = 121 * kSecond; },
+       {"vm=" + u1, "interval_ns=121000000000"}},
+      {"name longer than 255", [](agent::VmKpis& k) { k.name = std::string(256, 'n'); }, {"vm=" + u1, "name"}},
+      {"absurd byte counter", [](agent::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
+       {"vm=" + u1, "net_rx_bytes=" + std::to_string(1ULL << 62)}},
+      {"absurd event counter", [](agent::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
+       {"vm=" + u1, "mem_minor_faults="}},
+      {"absurd memory gauge", [](agent::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; },
+       {"vm=" + u1, "mem_balloon_kib="}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::vector<agent::VmKpis> in{full_vm(0), full_vm(1), full_vm(2)};
+    c.spoil(in[1]);
+    auto buf = report(in);
+    EXPECT_FALSE(decode_kpi_report(buf)) << "the strict decoder still refuses the whole report";
+    auto r = decode_kpi_report_lenient(buf);
+    ASSERT_TRUE(r) << r.error().describe();
+    ASSERT_EQ(r->dropped.size(), 1u);
+    EXPECT_EQ(r->dropped[0].index, 1u);
+    EXPECT_NE(r->dropped[0].reason.find("host=host-a"), std::string::npos) << r->dropped[0].reason;
+    for (auto& s : c.reason_has) EXPECT_NE(r->dropped[0].reason.find(s), std::string::npos) << r->dropped[0].reason;
+    flatbuffers::FlatBufferBuilder fbb;
+    rebuild_kpi_report(fbb, *r->report, r->dropped);
+    auto good = decode_kpi_report(span_of(fbb));  // the rebuilt report passes the strict checks
+    ASSERT_TRUE(good) << good.error().describe();
+    EXPECT_EQ(sv((*good)->host()), "host-a");
+    EXPECT_EQ((*good)->seq(), 7u);
+    EXPECT_EQ((*good)->incarnation(), 42u);
+    EXPECT_EQ((*good)->interval_ns(), r->report->interval_ns());
+    EXPECT_EQ((*good)->timestamp_ns(), r->report->timestamp_ns());
+    ASSERT_EQ((*good)->vms()->size(), 2u);
+    expect_same_vm(to_vm_kpis(*(*good)->vms()->Get(0)), in[0]);
+    expect_same_vm(to_vm_kpis(*(*good)->vms()->Get(1)), in[2]);
+  }
+}
+
+TEST(Wire, KpiReportWithBadHistogramsAndEveryVmBadKeepsTheHeader) {
+  // Histograms of the wrong length on VMs 0 and 2, built by hand; VM 1 has none at all (allowed: ingest
+  // keeps its last histogram), and keeps having none after the rebuild.
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<uint32_t> h26(26, 1), h28(28, 1);
+  std::vector<flatbuffers::Offset<v1::VmKpi>> ks{
+      v1::CreateVmKpiDirect(fbb, "11111111-2222-4333-8444-000000000000", "a", 0, 1, 0, 0, &h26),
+      v1::CreateVmKpiDirect(fbb, "11111111-2222-4333-8444-000000000001", nullptr, 0, 2),
+      v1::CreateVmKpiDirect(fbb, "11111111-2222-4333-8444-000000000002", "c", 0, 3, 0, 0, nullptr, 0, 0, 0, 0, &h28)};
+  fbb.Finish(v1::CreateKpiReportDirect(fbb, "host-a", 1, 1, 1'000'000'000, 1, &ks), v1::KpiReportIdentifier());
+  auto r = decode_kpi_report_lenient(span_of(fbb));
+  ASSERT_TRUE(r) << r.error().describe();
+  ASSERT_EQ(r->dropped.size(), 2u);
+  EXPECT_NE(r->dropped[0].reason.find("vm=11111111-2222-4333-8444-000000000000: runq_lat_us: histogram has 26 buckets"),
+            std::string::npos)
+      << r->dropped[0].reason;
+  EXPECT_NE(r->dropped[1].reason.find("blk_lat_us: histogram has 28 buckets"), std::string::npos) << r->dropped[1].reason;
+  flatbuffers::FlatBufferBuilder out;
+  rebuild_kpi_report(out, *r->report, r->dropped);
+  auto good = decode_kpi_report(span_of(out));
+  ASSERT_TRUE(good) << good.error().describe();
+  ASSERT_EQ((*good)->vms()->size(), 1u);
+  auto* k = (*good)->vms()->Get(0);
+  EXPECT_EQ(sv(k->uuid()), "11111111-2222-4333-8444-000000000001");
+  EXPECT_EQ(k->name(), nullptr);
+  EXPECT_EQ(k->runq_lat_us(), nullptr);
+  EXPECT_EQ(k->blk_lat_us(), nullptr);
+  EXPECT_EQ(k->cpu_run_ns(), 2u);
+  // Every VM bad: the header still goes through (seq tracking, the host's liveness), with no VMs.
+  std::vector<DroppedVm> all{{0, "x"}, {1, "y"}, {2, "z"}};
+  rebuild_kpi_report(out, *r->report, all);
+  auto none = decode_kpi_report(span_of(out));
+  ASSERT_TRUE(none) << none.error().describe();
+  EXPECT_EQ(sv((*none)->host()), "host-a");
+  EXPECT_EQ((*none)->vms()->size(), 0u);
+}
+
+TEST(Wire, KpiReportRebuildCopiesEveryVmKpiField) {
+  // The rebuilt entry must carry every field the encoder writes: same vtable, field by field (a field added
+  // to the schema and the encoder but not to rebuild_kpi_report fails here).
+  auto buf = report({full_vm(1), full_vm(2)});
+  auto r = decode_kpi_report_lenient(buf);
+  ASSERT_TRUE(r);
+  std::vector<DroppedVm> drop_second{{1, "test"}};
+  flatbuffers::FlatBufferBuilder fbb;
+  rebuild_kpi_report(fbb, *r->report, drop_second);
+  auto good = decode_kpi_report(span_of(fbb));
+  ASSERT_TRUE(good);
+  auto vtable_of = [](const v1::VmKpi* k) { return reinterpret_cast<const flatbuffers::Table*>(k)->GetVTable(); };
+  const auto* a = r->report->vms()->Get(0);
+  const auto* b = (*good)->vms()->Get(0);
+  auto size_a = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable_of(a));
+  ASSERT_EQ(size_a, flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable_of(b)));
+  EXPECT_EQ(size_a, v1::VmKpi::VT_MEM_BALLOON_KIB + 2) << "full_vm() no longer sets every field";
+  for (flatbuffers::voffset_t vo = 4; vo < size_a; vo += 2) {
+    auto* ta = reinterpret_cast<const flatbuffers::Table*>(a);
+    auto* tb = reinterpret_cast<const flatbuffers::Table*>(b);
+    EXPECT_EQ(ta->GetOptionalFieldOffset(vo) != 0, tb->GetOptionalFieldOffset(vo) != 0) << "field at vtable " << vo;
+  }
+  expect_same_vm(to_vm_kpis(*b), to_vm_kpis(*a));
+}
+
+TEST(Wire, KpiReportHeaderFaultsStillRejectTheWholeReport) {
+  EXPECT_NE(decode_kpi_report_lenient(report({vm(1)}, 10'000'000)).error().message().find("interval_ns"),
+            std::string::npos);
+  EXPECT_FALSE(decode_kpi_report_lenient(report({vm(1)}, 61'000'000'000ULL)));
+  auto buf = report({vm(1), vm(2)});
+  auto wrong_ident = buf;
+  wrong_ident[4] = 'X';
+  EXPECT_NE(decode_kpi_report_lenient(wrong_ident).error().message().find("file_identifier"), std::string::npos);
+  EXPECT_FALSE(decode_kpi_report_lenient({buf.data(), buf.size() / 2}));
+  flatbuffers::FlatBufferBuilder fbb;
+  encode_kpi_report(fbb, {"host a/../b", 1, 1, 1'000'000'000, 1}, {vm(1)});
+  EXPECT_NE(decode_kpi_report_lenient(span_of(fbb)).error().message().find("host"), std::string::npos);
+  std::vector<agent::VmKpis> many(Limits::kMaxVms + 1, vm(1));
+  fbb.Clear();
+  encode_kpi_report(fbb, {"host-a", 1, 1, 1'000'000'000, 1}, many);
+  EXPECT_NE(decode_kpi_report_lenient(span_of(fbb)).error().message().find("too many VMs"), std::string::npos);
+}
+
+TEST(Wire, MarketEventKpiUpdateWithOneBadVmIsKeptForTheConsumerToFilter) {
+  auto spoilt = vm(2);
+  spoilt.cpu_wait_ns = 5000ULL * 1'000'000'000ULL;
+  auto nest = [](const std::vector<uint8_t>& rep) {
+    flatbuffers::FlatBufferBuilder ev;
+    ev.ForceVectorAlignment(rep.size(), 1, 8);
+    auto v = ev.CreateVector(rep.data(), rep.size());
+    ev.Finish(v1::CreateMarketEvent(ev, 1, 1, 1, v1::MarketEventBody::KpiUpdate, v1::CreateKpiUpdate(ev, v).Union()),
+              v1::MarketEventIdentifier());
+    return std::vector<uint8_t>(ev.GetBufferPointer(), ev.GetBufferPointer() + ev.GetSize());
+  };
+  auto ev = nest(report({vm(1), spoilt, vm(3)}));
+  auto e = decode_market_event(ev);
+  ASSERT_TRUE(e) << e.error().describe();
+  auto* nested = (*e)->body_as_KpiUpdate()->report();
+  std::vector<uint8_t> copy(nested->begin(), nested->end());
+  auto r = decode_kpi_report_lenient(copy);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->dropped.size(), 1u);
+  EXPECT_NE(r->dropped[0].reason.find("cpu_wait_ns"), std::string::npos);
+  // A nested report with a header fault still makes the event an error.
+  EXPECT_FALSE(decode_market_event(nest(report({vm(1)}, 10'000'000))));
+}
+
 TEST(Wire, ShiftCommandRoundTripAndLimits) {
   ShiftOrder o{9, "11111111-2222-4333-8444-555555555555", {{Resource::cpu, 1500, ""}, {Resource::vcpu_pin, 2, "2-3"}}, 5'000'000'000ULL, 1};
   flatbuffers::FlatBufferBuilder fbb;
