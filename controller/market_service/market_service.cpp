@@ -59,6 +59,14 @@ Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig c
   MORPH_TRY_ASSIGN(auto snap, ledger->load());
   std::shared_ptr<MarketService> s(new MarketService(std::move(cfg), std::move(ledger), metrics));
   MORPH_TRY(s->exchange_.recover());
+  {
+    // The recovered allocations are the last tick's: the first tick tells its changes apart against them.
+    std::vector<market::Allocation> held;
+    held.reserve(s->market_.allocations().size());
+    for (auto& [id, a] : s->market_.allocations()) held.push_back(a);
+    std::sort(held.begin(), held.end(), [](auto& x, auto& y) { return x.bid_id < y.bid_id; });
+    s->keep_allocations(std::move(held));
+  }
   for (auto& a : snap.accounts) s->accounts_[a.id] = {};
   MORPH_TRY(s->restore_operator_state());
   s->next_command_ = msg::now_ns();
@@ -159,8 +167,6 @@ Status MarketService::tick_once() {
 
 Status MarketService::tick_locked() {
   feed_inventory();
-  // Allocations before the tick, to tell changes apart.
-  std::map<market::BidId, market::Allocation> before(market_.allocations().begin(), market_.allocations().end());
   auto t0 = std::chrono::steady_clock::now();
   auto res = exchange_.run_tick();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -168,12 +174,31 @@ Status MarketService::tick_locked() {
     if (m_tick_errors_) m_tick_errors_->inc();
     return res.error();
   }
-  const market::TickOutcome& out = *res;
+  market::TickOutcome& out = *res;
   if (m_ticks_) {
     m_ticks_->inc();
     m_revenue_->inc(static_cast<double>(out.revenue));
     m_clear_s_->observe(secs);
   }
+  // One pass over this tick's allocations against the last tick's (last_allocs_): each one's previous
+  // holding (null: new). What the last tick held and this one does not has ended, whether its bid lost, ran
+  // out, was cancelled or its VM left in between. Both in bid order, as events and log lines go out.
+  const size_t n_alloc = out.allocations.size();
+  std::vector<const market::Allocation*> prev(n_alloc, nullptr);
+  std::vector<uint8_t> kept(last_allocs_.size(), 0);
+  for (size_t i = 0; i < n_alloc; ++i) {
+    auto it = last_ix_.find(out.allocations[i].bid_id);
+    if (it == last_ix_.end()) continue;
+    prev[i] = &last_allocs_[it->second];
+    kept[it->second] = 1;
+  }
+  auto by_bid = [](const std::vector<market::Allocation>& v) {
+    return [&v](size_t x, size_t y) { return v[x].bid_id < v[y].bid_id; };
+  };
+  std::vector<size_t> ended;
+  for (size_t j = 0; j < last_allocs_.size(); ++j)
+    if (!kept[j]) ended.push_back(j);
+  std::sort(ended.begin(), ended.end(), by_bid(last_allocs_));
   // Price history and price.<host> events.
   std::map<std::string, std::vector<market::PriceQuote>> by_host;
   for (auto& p : out.prices) {
@@ -195,8 +220,6 @@ Status MarketService::tick_locked() {
       });
     }
     // alloc.<host> and bid.<account>: fills that are new or changed, and allocations that ended.
-    std::map<market::BidId, const market::Allocation*> after;
-    for (auto& a : out.allocations) after[a.bid_id] = &a;
     auto alloc_event = [&](const market::Allocation& a, bool granted, std::string reason) {
       link_->publish_event("alloc." + a.host, v1::MarketEventBody::AllocationChange,
                            [a, granted, reason, this](flatbuffers::FlatBufferBuilder& b) {
@@ -205,20 +228,22 @@ Status MarketService::tick_locked() {
                              return v1::CreateAllocationChangeDirect(b, info, granted, reason.c_str()).Union();
                            });
     };
-    for (auto& [id, a] : after) {
-      auto old = before.find(id);
-      if (old != before.end() && old->second.quantity == a->quantity) continue;
-      alloc_event(*a, true, old == before.end() ? "granted" : "changed");
-      if (const auto* b = market_.find_bid(id))
-        publish_bid(*b, b->state, a->quantity < b->quantity ? "partial" : "filled",
-                    "tick " + std::to_string(out.tick) + " at " + std::to_string(a->price) + " ucredits/unit-s");
+    std::vector<size_t> moved;  // new, or a changed quantity
+    for (size_t i = 0; i < n_alloc; ++i)
+      if (!prev[i] || prev[i]->quantity != out.allocations[i].quantity) moved.push_back(i);
+    std::sort(moved.begin(), moved.end(), by_bid(out.allocations));
+    for (size_t i : moved) {
+      const market::Allocation& a = out.allocations[i];
+      alloc_event(a, true, prev[i] ? "changed" : "granted");
+      if (const auto* b = market_.find_bid(a.bid_id))
+        publish_bid(*b, b->state, a.quantity < b->quantity ? "partial" : "filled",
+                    "tick " + std::to_string(out.tick) + " at " + std::to_string(a.price) + " ucredits/unit-s");
     }
-    for (auto& [id, a] : before)
-      if (!after.contains(id)) {
-        market::Allocation gone = a;
-        gone.quantity = 0;
-        alloc_event(gone, false, "ended");
-      }
+    for (size_t j : ended) {
+      market::Allocation gone = last_allocs_[j];
+      gone.quantity = 0;
+      alloc_event(gone, false, "ended");
+    }
     for (auto& f : out.failures) {
       if (const auto* b = market_.find_bid(f.bid_id))
         publish_bid(*b, b->state, "failed", std::string(market::failure_reason_name(f.reason)) + (f.detail.empty() ? "" : ": " + f.detail));
@@ -226,10 +251,10 @@ Status MarketService::tick_locked() {
     for (auto& b : out.bid_changes) publish_bid(b, b.state, market::bid_state_name(b.state), market::failure_reason_name(b.state_reason));
   }
   // Log search (docs/operations.md "Logs"): each step of a bid's story carries bid=<id> and vm=<uuid>.
-  std::map<std::string, uint64_t> command_before;
-  for (auto& [vm, t] : targets_) command_before[vm] = t.command_id;
-  send_targets(out);
-  log_bid_steps(out, before, command_before);
+  auto sent = send_targets(out);
+  log_bid_steps(out, prev, sent, ended);
+  prev.clear();  // points into last_allocs_
+  keep_allocations(std::move(out.allocations));
   if (m_bids_[0]) {
     std::array<int, market::kTierCount> n{};
     for (auto& b : all_bids()) ++n[static_cast<size_t>(b.tier)];
@@ -240,15 +265,26 @@ Status MarketService::tick_locked() {
   return {};
 }
 
-void MarketService::send_targets(const market::TickOutcome& out) {
-  std::map<std::string, VmTarget> now_targets;
+std::vector<std::string> MarketService::send_targets(const market::TickOutcome& out) {
+  // This tick's increment per VM, summed in place into targets_ (a VM new to it is added, marked fresh).
+  for (auto& [vm, t] : targets_) {
+    t.next = {};
+    t.held = false;
+  }
   for (auto& a : out.allocations) {
-    auto& t = now_targets[a.vm];
+    auto it = targets_.find(a.vm);
+    if (it == targets_.end()) {
+      it = targets_.emplace(a.vm, VmTarget{}).first;
+      it->second.fresh = true;
+    }
+    auto& t = it->second;
     t.host = a.host;
-    market::at(t.increment, a.resource) += a.quantity;
+    t.held = true;
+    market::at(t.next, a.resource) += a.quantity;
   }
   const uint64_t lease = static_cast<uint64_t>(cfg_.lease.count());
-  auto order_for = [&](const std::string& vm, const VmTarget& t) {
+  // `was`: the increment in force until now (a new VM: none).
+  auto order_for = [&](const std::string& vm, const market::ResourceVector& was, const market::ResourceVector& inc) {
     msg::ShiftOrder o;
     o.command_id = ++next_command_;
     o.vm_uuid = vm;
@@ -257,11 +293,9 @@ void MarketService::send_targets(const market::TickOutcome& out) {
     auto v = vms_.find(vm);
     for (Resource r : market::kAllResources) {
       int64_t base = v == vms_.end() ? 0 : market::at(v->second.baseline, r);
-      int64_t inc = market::at(t.increment, r);
       // Only resources the market moved (now or before) are set; the rest stay as the agent has them.
-      auto prev = targets_.find(vm);
-      bool touched = inc != 0 || (prev != targets_.end() && market::at(prev->second.increment, r) != 0);
-      if (touched) o.adjustments.push_back({wire(r), base + inc, {}});
+      bool touched = market::at(inc, r) != 0 || market::at(was, r) != 0;
+      if (touched) o.adjustments.push_back({wire(r), base + market::at(inc, r), {}});
     }
     return o;
   };
@@ -274,23 +308,37 @@ void MarketService::send_targets(const market::TickOutcome& out) {
     // The messaging layer publishes shift.<host> "sent" once the command is on its way.
     link_->send_shift(host, std::move(o));
   };
-  for (auto& [vm, t] : now_targets) {
-    auto prev = targets_.find(vm);
-    if (prev != targets_.end() && prev->second.increment == t.increment) {
-      t.command_id = prev->second.command_id;
+  std::vector<std::string> sent;
+  for (auto& [vm, t] : targets_) {
+    if (!t.held) continue;
+    if (!t.fresh && t.increment == t.next) {
       if (link_) link_->renew_lease(t.host, {vm, {t.command_id}, lease});
       continue;
     }
-    auto o = order_for(vm, t);
+    auto o = order_for(vm, t.fresh ? market::ResourceVector{} : t.increment, t.next);
     t.command_id = o.command_id;
+    t.increment = t.next;
+    t.fresh = false;
     send(t.host, std::move(o));
+    sent.push_back(vm);
   }
-  for (auto& [vm, t] : targets_) {
-    if (now_targets.contains(vm)) continue;
-    VmTarget zero{t.host, {}, 0};
-    send(t.host, order_for(vm, zero));  // back to the baseline
+  // Then the VMs that hold nothing any more: back to the baseline.
+  for (auto it = targets_.begin(); it != targets_.end();) {
+    if (it->second.held) {
+      ++it;
+      continue;
+    }
+    send(it->second.host, order_for(it->first, it->second.increment, {}));
+    it = targets_.erase(it);
   }
-  targets_ = std::move(now_targets);
+  return sent;
+}
+
+void MarketService::keep_allocations(std::vector<market::Allocation> allocations) {
+  last_allocs_ = std::move(allocations);
+  last_ix_.clear();
+  last_ix_.reserve(last_allocs_.size());
+  for (size_t i = 0; i < last_allocs_.size(); ++i) last_ix_.emplace(last_allocs_[i].bid_id, i);
 }
 
 // What the ledger holds besides money: account details, policies, owner overrides, the rescue bids in
@@ -389,35 +437,47 @@ flatbuffers::Offset<v1::AllocationInfo> MarketService::alloc_info(flatbuffers::F
                                         at_tick(a.notice_until));
 }
 
-void MarketService::log_bid_steps(const market::TickOutcome& out, const std::map<market::BidId, market::Allocation>& before,
-                                  const std::map<std::string, uint64_t>& command_before) {
-  std::map<market::BidId, market::Micros> charged;
-  for (auto& c : out.charges) charged[c.bid_id] += c.amount;
-  for (auto& a : out.allocations) {
-    auto old = before.find(a.bid_id);
-    bool changed = old == before.end() || old->second.quantity != a.quantity || old->second.price != a.price;
-    auto t = targets_.find(a.vm);
-    auto prev = command_before.find(a.vm);
-    if (t != targets_.end() && (prev == command_before.end() || prev->second != t->second.command_id))
-      spdlog::info("bid={} vm={} host={} shift command {} sent for its allocation", a.bid_id, a.vm, a.host,
-                   t->second.command_id);
-    // A charge is logged at info when the allocation starts or changes; every tick's charge at debug.
-    if (auto c = charged.find(a.bid_id); c != charged.end()) {
-      if (changed)
-        spdlog::info("bid={} vm={} account={} charged {} ucredits at tick {} ({} x {} ucredits/unit-s; charged every tick "
-                     "while allocated)", a.bid_id, a.vm, a.account, c->second, out.tick, a.quantity, a.price);
-      else
-        spdlog::debug("bid={} vm={} account={} charged {} ucredits at tick {}", a.bid_id, a.vm, a.account, c->second, out.tick);
+void MarketService::log_bid_steps(const market::TickOutcome& out, const std::vector<const market::Allocation*>& prev,
+                                  const std::vector<std::string>& sent, const std::vector<size_t>& ended) {
+  // Each allocation's charge. Market::clear emits them in the order of the allocations (at most one each,
+  // none when nothing is due), so they are matched by walking both; in any other order, by bid.
+  const size_t n = out.allocations.size();
+  std::vector<std::optional<market::Micros>> charged(n);
+  size_t c = 0;
+  for (size_t i = 0; i < n && c < out.charges.size(); ++i)
+    for (; c < out.charges.size() && out.charges[c].bid_id == out.allocations[i].bid_id; ++c)
+      charged[i] = charged[i].value_or(0) + out.charges[c].amount;
+  if (c != out.charges.size()) {
+    std::unordered_map<market::BidId, market::Micros> by_bid;
+    for (auto& ch : out.charges) by_bid[ch.bid_id] += ch.amount;
+    for (size_t i = 0; i < n; ++i) {
+      auto it = by_bid.find(out.allocations[i].bid_id);
+      charged[i] = it == by_bid.end() ? std::nullopt : std::optional<market::Micros>(it->second);
     }
   }
-  // Ended since the last tick (a cancel drops the allocation at once, so `before` may not hold it any more).
-  std::map<market::BidId, market::Allocation> now;
-  for (auto& a : out.allocations) now.emplace(a.bid_id, a);
-  for (auto& [id, a] : logged_allocations_)
-    if (!now.contains(id))
-      spdlog::info("bid={} vm={} account={} allocation ended at tick {} (the VM returns to its baseline unless other bids "
-                   "hold it)", id, a.vm, a.account, out.tick);
-  logged_allocations_ = std::move(now);
+  for (size_t i = 0; i < n; ++i) {
+    const market::Allocation& a = out.allocations[i];
+    const market::Allocation* old = prev[i];
+    bool changed = !old || old->quantity != a.quantity || old->price != a.price;
+    if (std::binary_search(sent.begin(), sent.end(), a.vm))
+      if (auto t = targets_.find(a.vm); t != targets_.end())
+        spdlog::info("bid={} vm={} host={} shift command {} sent for its allocation", a.bid_id, a.vm, a.host,
+                     t->second.command_id);
+    // A charge is logged at info when the allocation starts or changes; every tick's charge at debug.
+    if (charged[i]) {
+      if (changed)
+        spdlog::info("bid={} vm={} account={} charged {} ucredits at tick {} ({} x {} ucredits/unit-s; charged every tick "
+                     "while allocated)", a.bid_id, a.vm, a.account, *charged[i], out.tick, a.quantity, a.price);
+      else
+        spdlog::debug("bid={} vm={} account={} charged {} ucredits at tick {}", a.bid_id, a.vm, a.account, *charged[i], out.tick);
+    }
+  }
+  // Ended since the last tick (a cancel drops the bid's holding from the market at once; it ends here).
+  for (size_t j : ended) {
+    const market::Allocation& a = last_allocs_[j];
+    spdlog::info("bid={} vm={} account={} allocation ended at tick {} (the VM returns to its baseline unless other bids "
+                 "hold it)", a.bid_id, a.vm, a.account, out.tick);
+  }
 }
 
 void MarketService::publish_bid(const market::Bid& b, market::BidState state, std::string outcome, std::string reason) {

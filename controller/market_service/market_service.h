@@ -25,6 +25,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "common/metrics.h"
 #include "controller/api/controller_server.h"
@@ -83,16 +85,23 @@ class MarketService final : public MarketApi, public KpiObserver {
     std::string host; uint64_t command_id; std::string vm; std::vector<msg::ResourceSetting> adjustments;
     std::string phase; v1::ErrorCode error = v1::ErrorCode::ok; std::string message; uint64_t ts;
   };
-  struct VmTarget { std::string host; market::ResourceVector increment{}; uint64_t command_id = 0; };
+  struct VmTarget {
+    std::string host; market::ResourceVector increment{}; uint64_t command_id = 0;
+    // send_targets' scratch: this tick's increment, and whether the VM holds anything this tick / is new.
+    market::ResourceVector next{}; bool held = false, fresh = false;
+  };
 
   MarketService(MarketServiceConfig cfg, std::unique_ptr<ledger::Ledger> ledger, metrics::Registry* metrics);
   void loop();
   std::string owner_of(const std::string& vm) const;
   void feed_inventory();
   Status tick_locked();
-  void send_targets(const market::TickOutcome& out);
-  void log_bid_steps(const market::TickOutcome& out, const std::map<market::BidId, market::Allocation>& before,
-                     const std::map<std::string, uint64_t>& command_before);
+  // Sends this tick's targets; returns the VMs (sorted) that were sent a new command for an allocation.
+  std::vector<std::string> send_targets(const market::TickOutcome& out);
+  // prev[i]: out.allocations[i]'s holding at the last tick (null: new); ended: indexes into last_allocs_.
+  void log_bid_steps(const market::TickOutcome& out, const std::vector<const market::Allocation*>& prev,
+                     const std::vector<std::string>& sent, const std::vector<size_t>& ended);
+  void keep_allocations(std::vector<market::Allocation> allocations);
   Status restore_operator_state();
   flatbuffers::Offset<v1::BidInfo> bid_info(flatbuffers::FlatBufferBuilder& fbb, const market::Bid& b,
                                             market::BidState state) const;
@@ -121,7 +130,11 @@ class MarketService final : public MarketApi, public KpiObserver {
   std::map<std::pair<std::string, int>, market::BidId> rescue_bid_;  // (vm, rescue::Signal) → rescue bid in force
   std::set<market::BidId> rescue_ids_;
   std::map<market::BidId, std::string> failure_logged_;  // log search: the last failure logged at info per bid
-  std::map<market::BidId, market::Allocation> logged_allocations_;  // log search: allocations as of the last tick
+  // The allocations of the last tick (as committed, or as recovered): what each tick's allocations are told
+  // apart against (new, changed, ended) for the alloc./bid. events and the log. Not market_.allocations(),
+  // which loses a cancelled bid's allocation at once.
+  std::vector<market::Allocation> last_allocs_;
+  std::unordered_map<market::BidId, size_t> last_ix_;  // bid → index into last_allocs_
   std::map<std::tuple<std::string, market::Resource, market::Tier>, std::deque<PricePoint>> prices_;
   std::map<std::string, VmTarget> targets_;  // VMs with an increment in force
   std::deque<ShiftRow> shifts_;

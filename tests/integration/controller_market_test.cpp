@@ -256,6 +256,7 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   // Events: prices, allocation changes, bid outcomes and shifts were published under their topics.
   std::set<std::string> topics;
   std::set<std::string> outcomes;
+  std::set<std::string> alloc_reasons;  // this bid's allocation changes
   sub.set(zmq::sockopt::rcvtimeo, 200);
   for (;;) {
     zmq::message_t t, body;
@@ -265,6 +266,8 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
     if (!flatbuffers::BufferHasIdentifier(body.data(), v1::MarketEventIdentifier())) continue;
     auto* ev = flatbuffers::GetRoot<v1::MarketEvent>(body.data());
     if (auto* bo = ev->body_as_BidOutcome()) outcomes.insert(bo->outcome()->str());
+    if (auto* ac = ev->body_as_AllocationChange(); ac && ac->allocation() && ac->allocation()->bid_id() == bid)
+      alloc_reasons.insert(ac->reason() ? ac->reason()->str() : "");
   }
   EXPECT_TRUE(topics.contains("price.h1"));
   EXPECT_TRUE(topics.contains("alloc.h1"));
@@ -273,6 +276,9 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   EXPECT_TRUE(outcomes.contains("submitted"));
   EXPECT_TRUE(outcomes.contains("filled"));
   EXPECT_TRUE(outcomes.contains("cancelled"));
+  EXPECT_TRUE(alloc_reasons.contains("granted"));
+  // The bid was cancelled between ticks: its allocation's end is an event at the next tick.
+  EXPECT_TRUE(alloc_reasons.contains("ended"));
 
   // A policy with rescue on is kept and read back.
   r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "250", "--max-price", "20", "--json"});
