@@ -69,6 +69,8 @@ class Market {
 
   Tick last_tick() const { return last_tick_; }
   const std::unordered_map<BidId, Allocation>& allocations() const { return holdings_; }
+  // Every active and suspended bid, unordered (list_bids for one account's, by id).
+  const std::unordered_map<BidId, Bid>& bids() const { return bids_; }
   int64_t supply(const std::string& host, Resource r) const;
   // What a new bid of this VM on r may still ask for under its ceiling: ceiling - baseline - its live
   // bids. 0 for a VM the market does not know.

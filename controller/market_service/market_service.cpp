@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 
 #include "common/cadence.h"
 #include "common/msg/socket.h"
@@ -257,7 +258,7 @@ Status MarketService::tick_locked() {
   keep_allocations(std::move(out.allocations));
   if (m_bids_[0]) {
     std::array<int, market::kTierCount> n{};
-    for (auto& b : all_bids()) ++n[static_cast<size_t>(b.tier)];
+    for (auto& [id, b] : market_.bids()) ++n[static_cast<size_t>(b.tier)];
     for (int t = 0; t < market::kTierCount; ++t) m_bids_[t]->set(n[t]);
   }
   spdlog::debug("market tick {}: {} allocations, {} failures, revenue {}", out.tick, out.allocations.size(),
@@ -394,11 +395,13 @@ Status MarketService::restore_operator_state() {
 }
 
 std::vector<market::Bid> MarketService::all_bids() const {
+  // By account, then id: one pass over the book (list_bids per account was a pass per account).
   std::vector<market::Bid> out;
-  for (auto& [a, m] : accounts_) {
-    auto v = market_.list_bids(a);
-    out.insert(out.end(), v.begin(), v.end());
-  }
+  out.reserve(market_.bids().size());
+  for (auto& [id, b] : market_.bids())
+    if (accounts_.contains(b.account)) out.push_back(b);
+  std::sort(out.begin(), out.end(),
+            [](const market::Bid& a, const market::Bid& b) { return std::tie(a.account, a.id) < std::tie(b.account, b.id); });
   return out;
 }
 
@@ -542,7 +545,7 @@ Result<ReplyBody> MarketService::quote(const v1::QuoteQuery& q, flatbuffers::Fla
   std::vector<market::BookBid> book;
   uint64_t max_seq = 0;
   market::Tick last = market_.last_tick();
-  for (auto& b : all_bids()) {
+  for (auto& [id, b] : market_.bids()) {
     if (b.host != host || b.resource != *r || b.state != market::BidState::active) continue;
     market::BookBid bb{b.id, b.tier, b.max_price, b.quantity, b.min_fill ? b.min_fill : b.quantity, b.seq};
     if (auto it = market_.allocations().find(b.id); it != market_.allocations().end()) {
