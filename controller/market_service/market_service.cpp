@@ -138,8 +138,11 @@ std::string MarketService::owner_of(const std::string& vm) const {
 }
 
 void MarketService::feed_inventory() {
+  // A host that is down (silent for 3 s) offers nothing: nothing there can be applied, so nothing there is
+  // sold or charged; its bids stay and fail for want of capacity until it is back.
   for (auto& [id, h] : hosts_) {
-    if (auto st = market_.upsert_host({id, h.capacity}); !st) spdlog::warn("host={} market: {}", id, st.error().what());
+    if (auto st = market_.upsert_host({id, h.up ? h.capacity : market::ResourceVector{}}); !st)
+      spdlog::warn("host={} market: {}", id, st.error().what());
   }
   for (auto& [id, v] : vms_) {
     market::VmSpec spec{id, owner_of(id), v.host, v.baseline, {}};
@@ -845,7 +848,11 @@ void MarketService::on_shift_result(const std::string& host, const msg::ShiftOut
 
 void MarketService::on_host_change(const std::string& host, bool up) {
   std::lock_guard lk(mu_);
-  if (auto it = hosts_.find(host); it != hosts_.end()) it->second.up = up;
+  auto it = hosts_.find(host);
+  if (it == hosts_.end() || it->second.up == up) return;
+  it->second.up = up;
+  if (up) spdlog::info("host={} market: back up; it offers its capacity again from the next tick", host);
+  else spdlog::warn("host={} market: down; it offers nothing until it is back, so its allocations end at the next tick and are no longer charged", host);
 }
 
 void MarketService::on_host_hello(const v1::HostHello& hello) {

@@ -346,6 +346,53 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
 // Rescue with the synthetic agent's KPIs (a run-queue wait share of a few per mille): a threshold of 1 per
 // mille breaches, so the controller raises an SLA-tier bid on the owner's behalf, which wins; raising the
 // threshold out of reach makes the VM healthy and the rescue is retired after the recovery intervals.
+// A host that goes silent (its agent killed) is down after 3 s: it offers nothing, so its allocations end
+// and charging stops, while the bid stays and wins again once the host is back.
+TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  start_agent();
+  std::string vm;
+  ASSERT_TRUE(wait_until([&] {
+    auto j = ctl({"vms", "list", "--json"}).js();
+    if (!j.is_array() || j.size() != 2) return false;
+    vm = j[0]["vm"];
+    return true;
+  }, 10s));
+  ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  auto r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const uint64_t bid = r.js()["bid_id"];
+  auto allocated = [&] {
+    auto a = ctl({"allocations", "list", "--json"}).js();
+    return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid;
+  };
+  ASSERT_TRUE(wait_until(allocated, 5s));
+  auto charges = [&] {
+    int n = 0;
+    for (auto& e : ctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"}).js())
+      n += e["kind"] == "charge";
+    return n;
+  };
+
+  agent_->stop(SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return ctl({"allocations", "list", "--json"}).js() == json::array(); }, 10s))
+      << "the allocation of a down host did not end";
+  const int charged = charges();
+  EXPECT_GT(charged, 0);
+  std::this_thread::sleep_for(1s);  // five more ticks
+  EXPECT_EQ(charges(), charged) << "ticks charged an allocation on a down host";
+  auto bl = ctl({"bids", "list", "--account", "demo", "--json"}).js();
+  ASSERT_TRUE(bl.is_array() && bl.size() == 1) << bl.dump();
+  EXPECT_EQ(bl[0]["state"], "active");
+  EXPECT_NE(slurp(dir_ + "/ctl.out.err").find("host=h1 market: down"), std::string::npos);
+
+  start_agent();
+  ASSERT_TRUE(wait_until(allocated, 10s)) << "the bid did not win again once the host was back";
+  EXPECT_GT(charges(), charged);
+}
+
 TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   start_controller({"--ipc-dir", dir_ + "/s"});
   prefix_ = {"--connect", bound("api")};
