@@ -58,10 +58,19 @@ Status Market::upsert_vm(const VmSpec& vm) {
     if (at(vm.baseline, r) < 0 || at(vm.ceiling, r) < at(vm.baseline, r))
       return Error(Errc::invalid_argument,
                    "VM " + vm.id + ": " + resource_name(r) + " needs 0 <= baseline <= ceiling");
-  if (auto old = vms_.find(vm.id); old != vms_.end())
+  // An absent VM's baseline was taken out of its host's sum when it went absent.
+  if (auto old = vms_.find(vm.id); old != vms_.end() && absent_.erase(vm.id) == 0)
     for (Resource r : kAllResources) at(hosts_[old->second.host].baseline_sum, r) -= at(old->second.baseline, r);
   for (Resource r : kAllResources) at(hosts_[vm.host].baseline_sum, r) += at(vm.baseline, r);
   vms_[vm.id] = vm;
+  return {};
+}
+
+Status Market::set_vm_absent(const std::string& id) {
+  auto v = vms_.find(id);
+  if (v == vms_.end()) return Error(Errc::not_found, "unknown VM " + id);
+  if (!absent_.insert(id).second) return {};
+  for (Resource r : kAllResources) at(hosts_[v->second.host].baseline_sum, r) -= at(v->second.baseline, r);
   return {};
 }
 
@@ -305,6 +314,11 @@ TickOutcome Market::clear(Tick tick) const {
         if (e.state == BidState::suspended) {
           out.failures.push_back({e.id, e.bid->account, FailureReason::suspended,
                                   std::string("suspended: ") + failure_reason_name(e.bid->state_reason)});
+          continue;
+        }
+        if (!absent_.empty() && absent_.contains(e.bid->vm)) {
+          out.failures.push_back({e.id, e.bid->account, FailureReason::no_capacity,
+                                  "VM " + e.bid->vm + " is not running on host " + hid});
           continue;
         }
         flat.push_back(&e);

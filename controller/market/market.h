@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/error.h"
@@ -49,7 +50,11 @@ class Market {
 
   // Inventory (from host agents) and accounts.
   Status upsert_host(const HostSpec& host);
-  Status upsert_vm(const VmSpec& vm);
+  Status upsert_vm(const VmSpec& vm);  // also ends the VM's absence (below)
+  // A VM its host no longer reports (stopped or gone): its baseline no longer takes supply, and its bids
+  // sit out of clearing (failing no_capacity, so its allocations end and are not charged) until upsert_vm
+  // reports it again. not_found for a VM never upserted; repeating it changes nothing.
+  Status set_vm_absent(const std::string& id);
   Status add_account(const Account& account);
   Status credit(const std::string& account, Micros amount);  // also lifts insufficient-funds suspensions
   Result<Micros> balance(const std::string& account) const;
@@ -109,6 +114,7 @@ class Market {
   MarketConfig config_;
   std::map<std::string, HostBooks> hosts_;
   std::unordered_map<std::string, VmSpec> vms_;
+  std::unordered_set<std::string> absent_;  // VMs of vms_ their host does not report now
   std::unordered_map<std::string, uint32_t> account_ix_;
   std::vector<std::string> account_names_;
   std::vector<Micros> balances_;

@@ -863,6 +863,9 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
     for (const auto* c : *hello.capacity())
       if (auto r = from_wire(c->resource())) market::at(h.capacity, *r) = c->amount();
   hosts_[host] = h;
+  std::vector<std::string> before;  // the VMs this host reported until now
+  for (auto& [id, v] : vms_)
+    if (v.host == host) before.push_back(id);
   std::erase_if(vms_, [&](auto& kv) { return kv.second.host == host; });
   if (hello.vms())
     for (const auto* v : *hello.vms()) {
@@ -875,6 +878,12 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
           if (auto r = from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
       vms_[std::string(sv(v->uuid()))] = e;
     }
+  // A VM the host no longer reports (stopped, gone; one that moved is reported by its new host) can have
+  // nothing applied: its bids sit out of clearing, so its allocations end and are not charged, until it is
+  // reported again (feed_inventory upserts it).
+  for (auto& id : before)
+    if (!vms_.contains(id) && market_.set_vm_absent(id).ok())
+      spdlog::info("vm={} host={} market: no longer reported by its host; its bids sit out until it is back", id, host);
   feed_inventory();
 }
 

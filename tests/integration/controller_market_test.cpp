@@ -110,10 +110,10 @@ class MarketProcesses : public ::testing::Test {
       if (k == name) return v;
     return {};
   }
-  void start_agent() {
+  void start_agent(int vms = 2) {
     agent_ = std::make_unique<Process>(
         std::vector<std::string>{MSG_AGENT_PROC, "run", "--host", "h1", "--ingest", bound("ingest"), "--control",
-                                 bound("control"), "--synthetic-vms", "2", "--interval", "200ms", "--set",
+                                 bound("control"), "--synthetic-vms", std::to_string(vms), "--interval", "200ms", "--set",
                                  "metrics.listen=", "--set", "lease.state_file="},
         dir_ + "/agent.out");
   }
@@ -391,6 +391,66 @@ TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
   start_agent();
   ASSERT_TRUE(wait_until(allocated, 10s)) << "the bid did not win again once the host was back";
   EXPECT_GT(charges(), charged);
+}
+
+// A VM its host stops reporting (the agent restarted with one VM fewer) can have nothing applied: its
+// allocation ends and is no longer charged, the other VM's goes on, and its bid wins again once it is back.
+TEST_F(MarketProcesses, GoneVmsBidsSitOutUntilItIsBack) {
+  start_controller({"--ipc-dir", dir_ + "/s"});
+  prefix_ = {"--connect", bound("api")};
+  start_agent(2);
+  auto vms = [&] {
+    std::set<std::string> out;
+    auto j = ctl({"vms", "list", "--json"}).js();
+    if (j.is_array())
+      for (auto& v : j) out.insert(v["vm"].get<std::string>());
+    return out;
+  };
+  std::set<std::string> both;
+  ASSERT_TRUE(wait_until([&] { return (both = vms()).size() == 2; }, 10s));
+  ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
+  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  std::map<std::string, uint64_t> bid_of;
+  for (auto& vm : both) {
+    auto r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    bid_of[vm] = r.js()["bid_id"];
+  }
+  auto allocated = [&] {
+    std::set<uint64_t> out;
+    auto a = ctl({"allocations", "list", "--json"}).js();
+    if (a.is_array())
+      for (auto& x : a) out.insert(x["bid_id"].get<uint64_t>());
+    return out;
+  };
+  ASSERT_TRUE(wait_until([&] { return allocated().size() == 2; }, 5s));
+
+  agent_->stop(SIGTERM);
+  start_agent(1);
+  std::set<std::string> one;
+  ASSERT_TRUE(wait_until([&] { return (one = vms()).size() == 1; }, 10s));
+  std::string gone;
+  for (auto& vm : both)
+    if (!one.contains(vm)) gone = vm;
+  ASSERT_FALSE(gone.empty());
+  const uint64_t kept = bid_of[*one.begin()];
+  ASSERT_TRUE(wait_until([&] { return allocated() == std::set<uint64_t>{kept}; }, 5s))
+      << "the gone VM's allocation did not end";
+  auto charges_of = [&](uint64_t bid) {
+    int n = 0;
+    for (auto& e : ctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"}).js())
+      n += e["kind"] == "charge" && e["bid_id"] == bid;
+    return n;
+  };
+  const int charged = charges_of(bid_of[gone]), kept_charged = charges_of(kept);
+  std::this_thread::sleep_for(1s);  // five more ticks
+  EXPECT_EQ(charges_of(bid_of[gone]), charged) << "ticks charged the allocation of a VM that is gone";
+  EXPECT_GT(charges_of(kept), kept_charged);
+  EXPECT_EQ(ctl({"bids", "list", "--account", "demo", "--json"}).js().size(), 2u);
+
+  agent_->stop(SIGTERM);
+  start_agent(2);
+  ASSERT_TRUE(wait_until([&] { return allocated().size() == 2; }, 10s)) << "the VM's bid did not win again";
 }
 
 TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {

@@ -128,6 +128,42 @@ TEST_F(BidValidation, AmendAndCancelOnlyByOwnerAndAmendUpLosesPriority) {
   EXPECT_EQ(market_->check_cancel("alice", b->id).error().code(), Errc::not_found);
 }
 
+// A VM its host stops reporting: its baseline gives its supply back and its bids sit out of clearing
+// (no allocation, no charge) until it is reported again.
+TEST_F(BidValidation, AbsentVmFreesItsBaselineAndItsBidsSitOut) {
+  EXPECT_EQ(market_->supply("h1", Resource::cpu), 7000);
+  auto b = market_->check_submit(good(), 0);
+  ASSERT_TRUE(b.ok()) << b.error().what();
+  market_->put_bid(*b);
+  auto tick = [&](Tick t) {
+    TickOutcome o = market_->clear(t);
+    market_->apply(o);
+    return o;
+  };
+  TickOutcome o = tick(1);
+  ASSERT_EQ(o.allocations.size(), 1u);
+  EXPECT_EQ(o.charges.size(), 1u);
+
+  ASSERT_TRUE(market_->set_vm_absent("vm1").ok());
+  ASSERT_TRUE(market_->set_vm_absent("vm1").ok());  // repeated: nothing more
+  EXPECT_EQ(market_->supply("h1", Resource::cpu), 8000);
+  o = tick(2);
+  EXPECT_TRUE(o.allocations.empty());
+  EXPECT_TRUE(o.charges.empty());
+  ASSERT_EQ(o.failures.size(), 1u);
+  EXPECT_EQ(o.failures[0].reason, FailureReason::no_capacity);
+  EXPECT_NE(o.failures[0].detail.find("not running on host h1"), std::string::npos) << o.failures[0].detail;
+  EXPECT_TRUE(market_->allocations().empty());
+  ASSERT_NE(market_->find_bid(b->id), nullptr);  // the bid stays
+  EXPECT_EQ(market_->set_vm_absent("nope").error().code(), Errc::not_found);
+
+  VmSpec back{"vm1", "alice", "h1", {1000, 1024, 100, 1000, 100, 100, 0}, {3000, 4096, 500, 5000, 500, 500, 1}};
+  ASSERT_TRUE(market_->upsert_vm(back).ok());
+  EXPECT_EQ(market_->supply("h1", Resource::cpu), 7000);  // its baseline counted once again
+  o = tick(3);
+  EXPECT_EQ(o.allocations.size(), 1u);
+}
+
 TEST_F(BidValidation, ExpiredBidsLeaveTheBook) {
   auto r = good();
   r.expiry = 7;
