@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <tuple>
+#include <utility>
 
 #include "common/cadence.h"
 #include "common/msg/socket.h"
@@ -170,7 +171,9 @@ Status MarketService::tick_once() {
 }
 
 Status MarketService::tick_locked() {
-  feed_inventory();
+  // Every other inventory change (a HostHello, an account, an owner override) feeds the market at once; a
+  // host going down or coming back is fed here.
+  if (std::exchange(hosts_changed_, false)) feed_inventory();
   auto t0 = std::chrono::steady_clock::now();
   auto res = exchange_.run_tick();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -851,6 +854,7 @@ void MarketService::on_host_change(const std::string& host, bool up) {
   auto it = hosts_.find(host);
   if (it == hosts_.end() || it->second.up == up) return;
   it->second.up = up;
+  hosts_changed_ = true;
   if (up) spdlog::info("host={} market: back up; it offers its capacity again from the next tick", host);
   else spdlog::warn("host={} market: down; it offers nothing until it is back, so its allocations end at the next tick and are no longer charged", host);
 }

@@ -126,6 +126,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   std::map<std::string, VmEntry> vms_;
   std::map<std::string, std::string> owner_override_;
   std::set<std::string> unfed_vms_;  // logged once: no owner account yet
+  bool hosts_changed_ = false;  // a host went down or came back since the last tick: feed the market
   std::map<std::string, rescue::SlaPolicy> policies_;
   std::map<std::pair<std::string, int>, market::BidId> rescue_bid_;  // (vm, rescue::Signal) → rescue bid in force
   std::set<market::BidId> rescue_ids_;
