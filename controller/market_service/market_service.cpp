@@ -139,15 +139,24 @@ std::string MarketService::owner_of(const std::string& vm) const {
 }
 
 void MarketService::feed_inventory() {
+  for (auto& [id, h] : hosts_) feed_host(id);
+}
+
+void MarketService::feed_host(const std::string& host) {
+  auto hit = hosts_.find(host);
+  if (hit == hosts_.end()) return;
   // A host that is down (silent for 3 s) offers nothing: nothing there can be applied, so nothing there is
   // sold or charged; its bids stay and fail for want of capacity until it is back.
-  for (auto& [id, h] : hosts_) {
-    if (auto st = market_.upsert_host({id, h.up ? h.capacity : market::ResourceVector{}}); !st)
-      spdlog::warn("host={} market: {}", id, st.error().what());
-  }
-  for (auto& [id, v] : vms_) {
+  const HostEntry& h = hit->second;
+  if (auto st = market_.upsert_host({host, h.up ? h.capacity : market::ResourceVector{}}); !st)
+    spdlog::warn("host={} market: {}", host, st.error().what());
+  auto listed = host_vms_.find(host);
+  if (listed == host_vms_.end()) return;
+  for (const std::string& id : listed->second) {
+    auto vit = vms_.find(id);
+    if (vit == vms_.end() || vit->second.host != host) continue;  // gone, or reported by another host since
+    const VmEntry& v = vit->second;
     market::VmSpec spec{id, owner_of(id), v.host, v.baseline, {}};
-    auto hit = hosts_.find(v.host);
     // The ceiling: the host's capacity, or less where the agent says the VM cannot use more (a 1-vCPU VM
     // gains nothing above 1000 mc, and the agent would refuse the shift).
     for (Resource r : market::kAllResources) {
@@ -867,10 +876,14 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
     for (const auto* c : *hello.capacity())
       if (auto r = from_wire(c->resource())) market::at(h.capacity, *r) = c->amount();
   hosts_[host] = h;
-  std::vector<std::string> before;  // the VMs this host reported until now
-  for (auto& [id, v] : vms_)
-    if (v.host == host) before.push_back(id);
-  std::erase_if(vms_, [&](auto& kv) { return kv.second.host == host; });
+  // The VMs this host reported until now (one another host reports since is that host's).
+  std::vector<std::string> before = std::move(host_vms_[host]);
+  host_vms_[host].clear();
+  std::erase_if(before, [&](const std::string& id) {
+    auto v = vms_.find(id);
+    return v == vms_.end() || v->second.host != host;
+  });
+  for (auto& id : before) vms_.erase(id);
   if (hello.vms())
     for (const auto* v : *hello.vms()) {
       VmEntry e{host, std::string(sv(v->owner())), {}};
@@ -880,7 +893,9 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
       if (v->ceiling())
         for (const auto* c : *v->ceiling())
           if (auto r = from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
-      vms_[std::string(sv(v->uuid()))] = e;
+      std::string id(sv(v->uuid()));
+      if (auto old = vms_.find(id); old == vms_.end() || old->second.host != host) host_vms_[host].push_back(id);
+      vms_[id] = e;
     }
   // A VM the host no longer reports (stopped, gone; one that moved is reported by its new host) can have
   // nothing applied: its bids sit out of clearing, so its allocations end and are not charged, until it is
@@ -888,7 +903,7 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
   for (auto& id : before)
     if (!vms_.contains(id) && market_.set_vm_absent(id).ok())
       spdlog::info("vm={} host={} market: no longer reported by its host; its bids sit out until it is back", id, host);
-  feed_inventory();
+  feed_host(host);  // this host only: feeding the whole fleet on each hello made bringing up N hosts O(N²)
 }
 
 void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*received_ns*/) {

@@ -95,6 +95,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   void loop();
   std::string owner_of(const std::string& vm) const;
   void feed_inventory();
+  void feed_host(const std::string& host);  // the host and the VMs it reported
   Status tick_locked();
   // Sends this tick's targets; returns the VMs (sorted) that were sent a new command for an allocation.
   std::vector<std::string> send_targets(const market::TickOutcome& out);
@@ -124,6 +125,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   std::map<std::string, AccountMeta> accounts_;
   std::map<std::string, HostEntry> hosts_;
   std::map<std::string, VmEntry> vms_;
+  std::map<std::string, std::vector<std::string>> host_vms_;  // VMs by the host that last reported them
   std::map<std::string, std::string> owner_override_;
   std::set<std::string> unfed_vms_;  // logged once: no owner account yet
   bool hosts_changed_ = false;  // a host went down or came back since the last tick: feed the market
