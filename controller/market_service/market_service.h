@@ -2,8 +2,10 @@
 // MarketService: the market plugged into the controller (MarketApi + KpiObserver). It owns the Exchange
 // (market bound to its ledger) and runs the tick loop on its own thread:
 //   - hosts and VMs from HostHellos (capacity, baselines, owners; an admin may override an owner) are fed
-//     into the market before each tick;
-//   - Exchange::run_tick clears and commits the tick (one ledger transaction);
+//     into the market as they change: a hello feeds its host, an account or owner change every host; a
+//     host that is down offers nothing, and a VM its host stops reporting sits out (set_vm_absent);
+//   - ticks fall tick_offset after each wall-clock multiple of the tick, where agents end their KPI
+//     intervals (common/cadence.h); Exchange::run_tick clears and commits it (one ledger transaction);
 //   - events go out as price.<host>, alloc.<host>, bid.<account> (fills, failures with their reason,
 //     rescue raises/retires) and shift.<host> ("sent"; results are published by the messaging layer);
 //   - every allocation change becomes a ShiftCommand with absolute targets (baseline + increment) and a
