@@ -230,7 +230,11 @@ TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
   EXPECT_NEAR(double(k.cpu_wait_ns), double(ref.wait_ns), 0.10 * double(ref.wait_ns) + wait_slack_ns(GetParam().sched_info));
   uint64_t hist_total = 0;
   for (uint64_t v : k.runq_lat_us) hist_total += v;
-  EXPECT_GE(hist_total, 1u);  // at least the wakeup by go()
+  // At least the wakeup by go(), when it waited at all: on an idle machine the kernel's own run_delay can
+  // grow by 0 ns (woken onto an idle CPU on the same rq clock), and a zero wait is not a histogram sample.
+  if (ref.wait_ns > 0) {
+    EXPECT_GE(hist_total, 1u) << "kernel run_delay grew " << ref.wait_ns << " ns";
+  }
   // Faults: 32 MiB touched page by page (some may be THP-backed, hence the lower bound of 1/4).
   EXPECT_GE(k.mem_minor_faults, 2048u);
   EXPECT_LE(k.mem_minor_faults, ref.minflt);
