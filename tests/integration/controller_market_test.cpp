@@ -117,6 +117,19 @@ class MarketProcesses : public ::testing::Test {
                                  "metrics.listen=", "--set", "lease.state_file="},
         dir_ + "/agent.out");
   }
+  // The agent started, its two synthetic VMs known to the controller (`vm`: the first), and their owner
+  // "demo" created and funded.
+  void start_agent_with_funded_owner(std::string& vm) {
+    start_agent();
+    ASSERT_TRUE(wait_until([&] {
+      auto j = ctl({"vms", "list", "--json"}).js();
+      if (!j.is_array() || j.size() != 2) return false;
+      vm = j[0]["vm"];
+      return true;
+    }, 10s));
+    ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
+    ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  }
   CtlRun ctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {MORPHCTL};
     argv.insert(argv.end(), prefix_.begin(), prefix_.end());
@@ -351,16 +364,8 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
 TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
   start_controller({"--ipc-dir", dir_ + "/s"});
   prefix_ = {"--connect", bound("api")};
-  start_agent();
   std::string vm;
-  ASSERT_TRUE(wait_until([&] {
-    auto j = ctl({"vms", "list", "--json"}).js();
-    if (!j.is_array() || j.size() != 2) return false;
-    vm = j[0]["vm"];
-    return true;
-  }, 10s));
-  ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
-  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(start_agent_with_funded_owner(vm));
   auto r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const uint64_t bid = r.js()["bid_id"];
@@ -460,16 +465,8 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   zmq::socket_t sub(zctx, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "bid.");
   sub.connect(bound("events"));
-  start_agent();
   std::string vm;
-  ASSERT_TRUE(wait_until([&] {
-    auto j = ctl({"vms", "list", "--json"}).js();
-    if (!j.is_array() || j.size() != 2) return false;
-    vm = j[0]["vm"];
-    return true;
-  }, 10s));
-  ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
-  ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
+  ASSERT_NO_FATAL_FAILURE(start_agent_with_funded_owner(vm));
   auto r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "1", "--max-price", "20"});
   ASSERT_EQ(r.rc, 0) << r.err;
 
