@@ -6,6 +6,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 
 namespace morph::log {
 
@@ -28,6 +29,9 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   char buf[1024];
   int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
   if (n > 0 && buf[std::min<size_t>(n, sizeof(buf) - 1) - 1] == '\n') buf[std::min<size_t>(n, sizeof(buf) - 1) - 1] = 0;
+  // The kernel's answer to creating a clsact qdisc that exists (NLM_F_EXCL), which libbpf prints as a
+  // warning before returning -EEXIST; every caller here treats EEXIST as "already there".
+  if (level == LIBBPF_WARN && std::strstr(buf, "Exclusivity flag on, cannot modify") != nullptr) level = LIBBPF_INFO;
   switch (level) {
     case LIBBPF_WARN: spdlog::warn("libbpf: {}", buf); break;
     case LIBBPF_INFO: spdlog::debug("libbpf: {}", buf); break;

@@ -56,14 +56,19 @@ int NetPolicer::test_prog_fd() const { return bpf_program__fd(skel_->progs.polic
 
 Status NetPolicer::attach(uint32_t ifindex) {
   if (attached_.count(ifindex)) return {};
+  {
+    // One clsact qdisc serves both hooks; EEXIST: the KPI probes (or libvirt) created it already.
+    LIBBPF_OPTS(bpf_tc_hook, both, .ifindex = static_cast<int>(ifindex),
+                .attach_point = bpf_tc_attach_point(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    int err = bpf_tc_hook_create(&both);
+    if (err && err != -EEXIST) return Error::from_errno(fmt::format("creating clsact on ifindex {}", ifindex), -err);
+  }
   for (auto [where, prog] : {std::pair{BPF_TC_INGRESS, skel_->progs.policer_tap_ingress},
                              std::pair{BPF_TC_EGRESS, skel_->progs.policer_tap_egress}}) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = where);
-    int err = bpf_tc_hook_create(&hook);
-    if (err && err != -EEXIST) return Error::from_errno(fmt::format("creating clsact on ifindex {}", ifindex), -err);
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE,
                 .handle = POLICER_TC_HANDLE, .priority = POLICER_TC_PRIORITY);
-    err = bpf_tc_attach(&hook, &opts);
+    int err = bpf_tc_attach(&hook, &opts);
     if (err) return Error::from_errno(fmt::format("attaching {} on ifindex {}", bpf_program__name(prog), ifindex), -err);
   }
   attached_.insert(ifindex);
