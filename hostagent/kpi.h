@@ -32,6 +32,9 @@ struct VmKpis {
   uint64_t net_rx_bytes = 0, net_tx_bytes = 0;
   uint64_t net_rx_pkts = 0, net_tx_pkts = 0;
   uint64_t net_rx_drops = 0, net_tx_drops = 0;
+  // Bytes the Morph policer dropped. rx: never delivered (not in net_rx_bytes); tx: sent by the guest
+  // (in net_tx_bytes, as libvirt counts them) but never let out, so delivered tx = tx - tx_policed.
+  uint64_t net_rx_policed_bytes = 0, net_tx_policed_bytes = 0;
 
   // Memory
   uint64_t mem_major_faults = 0, mem_minor_faults = 0;

@@ -100,7 +100,9 @@ Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t in
                         k.blk_read_bytes() <= max_bytes && k.blk_write_bytes() <= max_bytes &&
                         k.net_rx_bytes() <= max_bytes && k.net_tx_bytes() <= max_bytes && k.blk_read_ops() <= max_ops &&
                         k.blk_write_ops() <= max_ops && k.net_rx_pkts() <= max_ops && k.net_tx_pkts() <= max_ops &&
-                        k.net_rx_drops() <= max_ops && k.net_tx_drops() <= max_ops && k.mem_major_faults() <= max_ops &&
+                        k.net_rx_drops() <= max_ops && k.net_tx_drops() <= max_ops &&
+                        k.net_rx_policed_bytes() <= max_bytes && k.net_tx_policed_bytes() <= max_bytes &&
+                        k.mem_major_faults() <= max_ops &&
                         k.mem_minor_faults() <= max_ops && k.mem_rss_bytes() <= Limits::kMaxGaugeBytes &&
                         k.mem_balloon_kib() <= Limits::kMaxGaugeBytes / 1024;
   if (!in_range) [[unlikely]] {
@@ -123,6 +125,8 @@ Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t in
         {"net_tx_pkts", k.net_tx_pkts(), max_ops, "absurd event counter"},
         {"net_rx_drops", k.net_rx_drops(), max_ops, "absurd event counter"},
         {"net_tx_drops", k.net_tx_drops(), max_ops, "absurd event counter"},
+        {"net_rx_policed_bytes", k.net_rx_policed_bytes(), max_bytes, "absurd byte counter"},
+        {"net_tx_policed_bytes", k.net_tx_policed_bytes(), max_bytes, "absurd byte counter"},
         {"mem_major_faults", k.mem_major_faults(), max_ops, "absurd event counter"},
         {"mem_minor_faults", k.mem_minor_faults(), max_ops, "absurd event counter"},
         {"mem_rss_bytes", k.mem_rss_bytes(), Limits::kMaxGaugeBytes, "absurd memory gauge"},
@@ -202,8 +206,6 @@ Result<LenientKpiReport> decode_kpi_report_lenient(std::span<const uint8_t> buf)
   return out;
 }
 
-namespace {
-
 flatbuffers::Offset<v1::VmKpi> copy_vm_kpi(flatbuffers::FlatBufferBuilder& fbb, const v1::VmKpi& k) {
   // Children first, then the table; absent optional fields stay absent (ingest keeps a VM's last histogram
   // when a report carries none).
@@ -236,12 +238,12 @@ flatbuffers::Offset<v1::VmKpi> copy_vm_kpi(flatbuffers::FlatBufferBuilder& fbb, 
   b.add_mem_minor_faults(k.mem_minor_faults());
   b.add_mem_rss_bytes(k.mem_rss_bytes());
   b.add_mem_balloon_kib(k.mem_balloon_kib());
+  b.add_net_rx_policed_bytes(k.net_rx_policed_bytes());
+  b.add_net_tx_policed_bytes(k.net_tx_policed_bytes());
   return b.Finish();
 }
 // A field added to VmKpi must be copied above too (tests/unit/msg_wire_test.cpp compares the vtables).
-static_assert(v1::VmKpi::VT_MEM_BALLOON_KIB == 46, "VmKpi changed: update copy_vm_kpi");
-
-}  // namespace
+static_assert(v1::VmKpi::VT_NET_TX_POLICED_BYTES == 50, "VmKpi changed: update copy_vm_kpi");
 
 void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport& r,
                         const std::vector<DroppedVm>& dropped) {
@@ -457,6 +459,8 @@ void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeade
     b.add_mem_minor_faults(k.mem_minor_faults);
     b.add_mem_rss_bytes(k.mem_rss_bytes);
     b.add_mem_balloon_kib(k.mem_balloon_kib);
+    b.add_net_rx_policed_bytes(k.net_rx_policed_bytes);
+    b.add_net_tx_policed_bytes(k.net_tx_policed_bytes);
     offs.push_back(b.Finish());
   }
   auto host = fbb.CreateString(h.host);
@@ -494,6 +498,8 @@ void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k) {
   o.mem_minor_faults = k.mem_minor_faults();
   o.mem_rss_bytes = k.mem_rss_bytes();
   o.mem_balloon_kib = k.mem_balloon_kib();
+  o.net_rx_policed_bytes = k.net_rx_policed_bytes();
+  o.net_tx_policed_bytes = k.net_tx_policed_bytes();
 }
 
 }  // namespace morph::msg

@@ -82,6 +82,8 @@ Result<LenientKpiReport> decode_kpi_report_lenient(std::span<const uint8_t> buf)
 // (field by field: every VmKpi field of the schema; fields from a newer schema are not carried).
 void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport& r,
                         const std::vector<DroppedVm>& dropped);
+// One verified VM entry copied into another builder, every field of the schema (as rebuild_kpi_report).
+flatbuffers::Offset<v1::VmKpi> copy_vm_kpi(flatbuffers::FlatBufferBuilder& fbb, const v1::VmKpi& k);
 Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf);
 Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf);
 Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf);

@@ -12,18 +12,8 @@ flatbuffers::Offset<v1::KpiReport> copy_report(flatbuffers::FlatBufferBuilder& f
   auto* r = flatbuffers::GetRoot<v1::KpiReport>(h.latest_report.data());
   std::vector<flatbuffers::Offset<v1::VmKpi>> vms;
   if (r->vms()) {
-    for (auto* k : *r->vms()) {
-      auto uuid = fbb.CreateString(k->uuid());
-      auto name = k->name() ? fbb.CreateString(k->name()) : 0;
-      auto runq = k->runq_lat_us() ? fbb.CreateVector(k->runq_lat_us()->data(), k->runq_lat_us()->size()) : 0;
-      auto blk = k->blk_lat_us() ? fbb.CreateVector(k->blk_lat_us()->data(), k->blk_lat_us()->size()) : 0;
-      vms.push_back(v1::CreateVmKpi(fbb, uuid, name, k->interval_ns(), k->cpu_run_ns(), k->cpu_wait_ns(),
-                                    k->cpu_throttled_ns(), runq, k->blk_read_bytes(), k->blk_write_bytes(),
-                                    k->blk_read_ops(), k->blk_write_ops(), blk, k->net_rx_bytes(), k->net_tx_bytes(),
-                                    k->net_rx_pkts(), k->net_tx_pkts(), k->net_rx_drops(), k->net_tx_drops(),
-                                    k->mem_major_faults(), k->mem_minor_faults(), k->mem_rss_bytes(),
-                                    k->mem_balloon_kib()));
-    }
+    vms.reserve(r->vms()->size());
+    for (auto* k : *r->vms()) vms.push_back(msg::copy_vm_kpi(fbb, *k));
   }
   return v1::CreateKpiReport(fbb, fbb.CreateString(r->host()), r->seq(), r->incarnation(), r->interval_ns(),
                              r->timestamp_ns(), fbb.CreateVector(vms));

@@ -465,10 +465,14 @@ void KpiProbes::add_host_counters(const Vm& vm, Totals& t) const {
     if (policer_source_) {
       if (auto rx = policer_source_(tap.ifindex, true)) {
         t.net_rx_drops += rx->drop_packets;
+        t.net_rx_policed_bytes += rx->drop_bytes;
         t.net_rx_bytes -= rx->drop_bytes;  // unsigned: undone when read_totals' sums are added
         t.net_rx_pkts -= rx->drop_packets;
       }
-      if (auto tx = policer_source_(tap.ifindex, false)) t.net_tx_drops += tx->drop_packets;
+      if (auto tx = policer_source_(tap.ifindex, false)) {
+        t.net_tx_drops += tx->drop_packets;
+        t.net_tx_policed_bytes += tx->drop_bytes;
+      }
     }
   }
 }
@@ -567,6 +571,8 @@ Result<std::vector<VmKpis>> KpiProbes::read() {
     k.net_tx_pkts = sub0(t.net_tx_pkts, l.net_tx_pkts);
     k.net_rx_drops = sub0(t.net_rx_drops, l.net_rx_drops);
     k.net_tx_drops = sub0(t.net_tx_drops, l.net_tx_drops);
+    k.net_rx_policed_bytes = sub0(t.net_rx_policed_bytes, l.net_rx_policed_bytes);
+    k.net_tx_policed_bytes = sub0(t.net_tx_policed_bytes, l.net_tx_policed_bytes);
     k.mem_minor_faults = sub0(t.minor, l.minor);
     k.mem_major_faults = sub0(t.major, l.major);
     // RSS gauge: anon + file of the VM's subtree (v2 memory.stat is hierarchical; v1 has total_*).

@@ -96,6 +96,7 @@ class KpiProbes {
     uint64_t blk_read_bytes = 0, blk_write_bytes = 0, blk_read_ops = 0, blk_write_ops = 0;
     uint64_t net_rx_bytes = 0, net_tx_bytes = 0, net_rx_pkts = 0, net_tx_pkts = 0;
     uint64_t net_rx_drops = 0, net_tx_drops = 0;
+    uint64_t net_rx_policed_bytes = 0, net_tx_policed_bytes = 0;
     uint64_t minor = 0, major = 0;
   };
   struct Vm {

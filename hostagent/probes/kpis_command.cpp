@@ -52,6 +52,8 @@ nlohmann::json kpis_to_json(const VmKpis& k, uint64_t timestamp_ns) {
       {"net_tx_pkts", k.net_tx_pkts},
       {"net_rx_drops", k.net_rx_drops},
       {"net_tx_drops", k.net_tx_drops},
+      {"net_rx_policed_bytes", k.net_rx_policed_bytes},
+      {"net_tx_policed_bytes", k.net_tx_policed_bytes},
       {"mem_major_faults", k.mem_major_faults},
       {"mem_minor_faults", k.mem_minor_faults},
       {"mem_rss_bytes", k.mem_rss_bytes},

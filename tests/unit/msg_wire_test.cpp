@@ -122,6 +122,8 @@ void expect_same_vm(const agent::VmKpis& a, const agent::VmKpis& b) {
   EXPECT_EQ(a.mem_minor_faults, b.mem_minor_faults);
   EXPECT_EQ(a.mem_rss_bytes, b.mem_rss_bytes);
   EXPECT_EQ(a.mem_balloon_kib, b.mem_balloon_kib);
+  EXPECT_EQ(a.net_rx_policed_bytes, b.net_rx_policed_bytes);
+  EXPECT_EQ(a.net_tx_policed_bytes, b.net_tx_policed_bytes);
 }
 
 // A VM with every field set to a distinct non-zero value (so the encoder writes every field).
@@ -141,6 +143,8 @@ agent::VmKpis full_vm(int i) {
   k.mem_major_faults = ++v;
   k.mem_minor_faults = ++v;
   k.mem_balloon_kib = ++v;
+  k.net_rx_policed_bytes = ++v;
+  k.net_tx_policed_bytes = ++v;
   for (int b = 0; b < agent::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b + i + 1);
   return k;
 }
@@ -169,6 +173,8 @@ TEST(Wire, KpiReportWithOneBadVmKeepsTheGoodOnes) {
       {"name longer than 255", [](agent::VmKpis& k) { k.name = std::string(256, 'n'); }, {"vm=" + u1, "name"}},
       {"absurd byte counter", [](agent::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
        {"vm=" + u1, "net_rx_bytes=" + std::to_string(1ULL << 62)}},
+      {"absurd policed byte counter", [](agent::VmKpis& k) { k.net_tx_policed_bytes = 1ULL << 62; },
+       {"vm=" + u1, "net_tx_policed_bytes=" + std::to_string(1ULL << 62)}},
       {"absurd event counter", [](agent::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
        {"vm=" + u1, "mem_minor_faults="}},
       {"absurd memory gauge", [](agent::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; },
@@ -254,7 +260,7 @@ TEST(Wire, KpiReportRebuildCopiesEveryVmKpiField) {
   const auto* b = (*good)->vms()->Get(0);
   auto size_a = flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable_of(a));
   ASSERT_EQ(size_a, flatbuffers::ReadScalar<flatbuffers::voffset_t>(vtable_of(b)));
-  EXPECT_EQ(size_a, v1::VmKpi::VT_MEM_BALLOON_KIB + 2) << "full_vm() no longer sets every field";
+  EXPECT_EQ(size_a, v1::VmKpi::VT_NET_TX_POLICED_BYTES + 2) << "full_vm() no longer sets every field";
   for (flatbuffers::voffset_t vo = 4; vo < size_a; vo += 2) {
     auto* ta = reinterpret_cast<const flatbuffers::Table*>(a);
     auto* tb = reinterpret_cast<const flatbuffers::Table*>(b);
