@@ -2,7 +2,8 @@
 // shifting engine) talks over ipc to a ControllerServer in this process, whose market seam records shift
 // results and whose ControllerLink sends the ShiftCommands and lease renewals. Checked:
 //   - the KPI reports carry the VM (by libvirt UUID) with nonzero cpu_run_ns under load;
-//   - a CPU cap sent by the controller is applied: the vCPUs' on-CPU rate falls to the cap ±3 points;
+//   - a CPU cap sent by the controller is applied: the VM's on-CPU rate falls to the cap ±3 points, in the
+//     agent's own KPI reports and in libvirt's vCPU time;
 //   - when the controller stops renewing, the VM is back at its baseline within lease + 1 s, and the
 //     revert is reported to the controller.
 #include <gtest/gtest.h>
@@ -181,10 +182,36 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   EXPECT_EQ(cpu_in_force, 200);
   EXPECT_GT(res->first.lease_expires_ns, msg::now_ns());
   std::this_thread::sleep_for(1s);
+  size_t from = 0;
+  {
+    std::lock_guard lk(recorder->mu);
+    from = recorder->kpis.size();
+  }
   const double capped = test::rate_over(vcpu, 1000ms) / 1e7;
-  std::cout << "vCPU on-CPU %: before " << before << ", under the controller's 200 mc cap " << capped << "\n";
+  // The agent's own KPI reports as the controller received them: the two whole 500 ms intervals after
+  // `from` (the one in progress then may have begun before it).
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::lock_guard lk(recorder->mu);
+        return recorder->kpis.size() >= from + 3;
+      },
+      5s))
+      << agent->log();
+  uint64_t run_ns = 0, interval_ns = 0;
+  {
+    std::lock_guard lk(recorder->mu);
+    for (size_t i = from + 1; i < from + 3; ++i) {
+      run_ns += recorder->kpis[i].cpu_run_ns;
+      interval_ns += recorder->kpis[i].interval_ns;
+    }
+  }
+  ASSERT_GT(interval_ns, 0u);
+  const double reported = 100.0 * double(run_ns) / double(interval_ns);
+  std::cout << "on-CPU %: libvirt's vCPU time before " << before << ", under the controller's 200 mc cap " << capped
+            << "; the agent's reported cpu_run_ns (whole VM) under the cap " << reported << "\n";
   EXPECT_GT(before, 30.0) << "the guest did not get busy; nothing to cap";
-  EXPECT_NEAR(capped, 20.0, 3.0);
+  EXPECT_NEAR(capped, 20.0, 3.0) << "libvirt's vCPU time";
+  EXPECT_NEAR(reported, 20.0, 3.0) << "the agent's KPI reports";
   // The metrics count the shift as applied.
   auto port = agent->metrics_port();
   ASSERT_TRUE(port);

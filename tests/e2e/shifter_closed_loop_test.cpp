@@ -1,7 +1,8 @@
 // Closed-loop checks of the Resource Shifting Engine on a real test-bed VM (TCG guest with the morph-load
-// generator): a shift must change what the VM actually gets, measured independently of the mechanism
-// (libvirt's vCPU time and block request counters; the policer's pass counters for the network, since
-// the tap's own counters see packets before tc ingress drops them).
+// generator): a shift must change what the VM actually gets. The agent's own KPIs measure each effect
+// (KpiProbes loaded in this process over the VM, as `morph-agent run` does), and libvirt's counters
+// referee them where libvirt sees the same thing (vCPU time, the disk's read requests; it counts the
+// guest's transmit before the policer, so for the network the referee is the offered rate).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <memory>
 #include <thread>
 
+#include "hostagent/inventory/inventory.h"
+#include "hostagent/probes/kpi_probes.h"
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
 #include "hostagent/shifter/shift_engine.h"
@@ -19,23 +22,61 @@ namespace morph::agent::shifter {
 namespace {
 
 using namespace std::chrono_literals;
-using test::rate_over;
+
+// One window of the bed VM: the agent's KPIs and libvirt's counters over the same span, as rates per s.
+struct Window {
+  // The agent's KPIs.
+  double cpu_pct = 0;           // cpu_run_ns: the whole VM (vCPUs, emulator, I/O threads), % of one core
+  double blk_read_ops = 0;      // ops/s
+  double net_tx_bytes = 0;      // B/s the guest sent (before the policer, as libvirt counts)
+  double net_tx_delivered = 0;  // B/s let out: net_tx_bytes - net_tx_policed_bytes
+  // libvirt's, the referee.
+  double vcpu_pct = 0;          // vCPU threads only, % of one core
+  double rd_req = 0;            // the disk's read requests/s
+  double tap_tx_bytes = 0;      // B/s the guest sent
+};
 
 class ShifterClosedLoop : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { bed = new test::ShiftTestbed("e2e"); }
+  static void SetUpTestSuite() {
+    bed = new test::ShiftTestbed("e2e");
+    if (!bed->error().empty() || !test::is_root() || !test::bpf_unavailable_reason().empty()) return;
+    auto inv = agent::Inventory::open();
+    if (!inv) return setup_failed("inventory: " + inv.error().describe());
+    auto vms = (*inv)->list();
+    if (!vms) return setup_failed("inventory list: " + vms.error().describe());
+    auto p = agent::KpiProbes::create();
+    if (!p) return setup_failed("KPI probes: " + p.error().describe());
+    probes = std::move(p).value().release();
+    for (const agent::VmInfo& v : *vms)
+      if (v.name == bed->vm())
+        if (auto st = probes->add_vm(v); !st) return setup_failed("registering the VM: " + st.error().describe());
+    if (probes->vm_count() != 1) setup_failed("the inventory does not list " + bed->vm());
+  }
   static void TearDownTestSuite() {
+    delete probes;
+    probes = nullptr;
     delete bed;
     bed = nullptr;
   }
+  static void setup_failed(std::string why) { suite_error = std::move(why); }
 
   void SetUp() override {
     MORPH_REQUIRE_ROOT();
     MORPH_REQUIRE_BPF();
     MORPH_REQUIRE(bed->error());
+    ASSERT_TRUE(suite_error.empty()) << suite_error;
+    ASSERT_NE(probes, nullptr);
     auto p = NetPolicer::open({.pin_dir = ""});
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
+    // The agent reads the policer's drops from its pinned maps; this one is not pinned, so read it directly.
+    probes->set_policer_source([pol = policer.get()](uint32_t ifindex, bool guest_rx)
+                                   -> std::optional<agent::KpiProbes::PolicerCounts> {
+      auto s = pol->stats(ifindex, guest_rx ? NetDirection::guest_in : NetDirection::guest_out);
+      if (!s) return std::nullopt;
+      return agent::KpiProbes::PolicerCounts{s->drop_packets, s->drop_bytes};
+    });
     auto m = LibvirtMechanisms::connect({}, policer.get());
     ASSERT_TRUE(m.ok()) << m.error().what();
     mech = std::move(m).value();
@@ -43,7 +84,32 @@ class ShifterClosedLoop : public ::testing::Test {
   }
   void TearDown() override {
     if (engine) engine->controller_lost();  // back to baseline whatever happened
+    if (probes) probes->set_policer_source(nullptr);
     if (bed && bed->error().empty()) bed->load("cpu=0 disk_read=0 disk_write=0 net_tx=0 net_rx=0");
+  }
+
+  // The agent's KPIs (one read at each end, as its interval does) and libvirt's counters, bracketed.
+  static Window measure(std::chrono::milliseconds span) {
+    Window w;
+    EXPECT_TRUE(probes->read());  // start of the window
+    const uint64_t vcpu0 = bed->vcpu_time_ns(), rd0 = bed->disk_read_reqs(), tx0 = bed->tap_rx_bytes();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(span);
+    const uint64_t vcpu1 = bed->vcpu_time_ns(), rd1 = bed->disk_read_reqs(), tx1 = bed->tap_rx_bytes();
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto k = probes->read();
+    w.vcpu_pct = static_cast<double>(vcpu1 - vcpu0) / sec / 1e7;
+    w.rd_req = static_cast<double>(rd1 - rd0) / sec;
+    w.tap_tx_bytes = static_cast<double>(tx1 - tx0) / sec;
+    EXPECT_TRUE(k && k->size() == 1) << (k ? "not one VM in the KPIs" : k.error().describe());
+    if (!k || k->size() != 1 || k->front().interval_ns == 0) return w;
+    const agent::VmKpis& v = k->front();
+    const double ksec = static_cast<double>(v.interval_ns) / 1e9;
+    w.cpu_pct = 100.0 * static_cast<double>(v.cpu_run_ns) / static_cast<double>(v.interval_ns);
+    w.blk_read_ops = static_cast<double>(v.blk_read_ops) / ksec;
+    w.net_tx_bytes = static_cast<double>(v.net_tx_bytes) / ksec;
+    w.net_tx_delivered = static_cast<double>(v.net_tx_bytes - std::min(v.net_tx_bytes, v.net_tx_policed_bytes)) / ksec;
+    return w;
   }
 
   ShiftOutcome shift(std::vector<Adjustment> adj, std::chrono::milliseconds lease = 60s) {
@@ -51,6 +117,8 @@ class ShifterClosedLoop : public ::testing::Test {
   }
 
   static inline test::ShiftTestbed* bed = nullptr;
+  static inline agent::KpiProbes* probes = nullptr;
+  static inline std::string suite_error;
   std::unique_ptr<NetPolicer> policer;
   std::unique_ptr<LibvirtMechanisms> mech;
   std::unique_ptr<ShiftEngine> engine;
@@ -60,75 +128,75 @@ class ShifterClosedLoop : public ::testing::Test {
 TEST_F(ShifterClosedLoop, CpuCapHoldsTwentyPercentWithinTwoSecondsAndRaisingRestores) {
   ASSERT_TRUE(bed->load("cpu=100"));
   std::this_thread::sleep_for(2s);
-  auto vcpu = [&] { return bed->vcpu_time_ns(); };
-  const double before = rate_over(vcpu, 1000ms) / 1e7;  // percent of one core
+  const Window before = measure(1000ms);
   ShiftOutcome out = shift({{Resource::cpu_millicores, 200, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.vcpu_quota_us, 20000);
   EXPECT_EQ(out.in_force.vcpu_period_us, 100000u);
   std::this_thread::sleep_for(1s);
-  const double capped = rate_over(vcpu, 1000ms) / 1e7;  // the second second after the shift
-  const double capped_total = rate_over([&] { return bed->cpu_time_ns(); }, 1000ms) / 1e7;
+  const Window capped = measure(1000ms);  // the second second after the shift
   out = shift({{Resource::cpu_millicores, 1000, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.cpu_millicores, 1000);
   std::this_thread::sleep_for(1s);
-  const double restored = rate_over(vcpu, 1000ms) / 1e7;
-  std::cout << "vCPU on-CPU %: before " << before << ", capped at 200 mc " << capped << " (whole QEMU "
-            << capped_total << "), after raising to 1000 mc " << restored << "\n";
-  EXPECT_GT(before, 40.0) << "the guest did not get busy; nothing to cap";
-  EXPECT_NEAR(capped, 20.0, 3.0);
-  EXPECT_GT(restored, std::max(35.0, 0.7 * before));
+  const Window restored = measure(1000ms);
+  std::cout << "on-CPU % (agent's cpu_run_ns, whole VM / libvirt's vCPU time): before " << before.cpu_pct << " / "
+            << before.vcpu_pct << ", capped at 200 mc " << capped.cpu_pct << " / " << capped.vcpu_pct
+            << ", after raising to 1000 mc " << restored.cpu_pct << " / " << restored.vcpu_pct << "\n";
+  EXPECT_GT(before.cpu_pct, 40.0) << "the guest did not get busy; nothing to cap";
+  EXPECT_NEAR(capped.cpu_pct, 20.0, 3.0) << "the agent's KPI";
+  EXPECT_NEAR(capped.vcpu_pct, 20.0, 3.0) << "libvirt's vCPU time";
+  EXPECT_GT(restored.cpu_pct, std::max(35.0, 0.7 * before.cpu_pct));
 }
 
-TEST_F(ShifterClosedLoop, NetOutLimitHoldsTransmitRateWithinFivePercent) {
+TEST_F(ShifterClosedLoop, NetOutLimitHoldsTransmitRateWithinFivePercentAndRemovingRestores) {
   ASSERT_TRUE(bed->load("net_tx=4M"));
   std::this_thread::sleep_for(2s);
-  const double offered_before = rate_over([&] { return bed->tap_rx_bytes(); }, 1000ms);
+  const Window before = measure(1000ms);
   ShiftOutcome out = shift({{Resource::net_out_kbps, 10000, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.net_out_kbps, 10000u);
-  auto target = engine->baseline(out.vm_uuid);
-  ASSERT_TRUE(target.has_value());
-  auto vm = mech->resolve(bed->vm());
-  ASSERT_TRUE(vm.ok() && !vm->tap_ifindexes.empty());
-  const uint32_t tap = vm->tap_ifindexes.front();
   std::this_thread::sleep_for(1s);
-  auto s0 = policer->stats(tap, NetDirection::guest_out);
-  const auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(3s);
-  auto s1 = policer->stats(tap, NetDirection::guest_out);
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  ASSERT_TRUE(s0.ok() && s1.ok());
-  const double passed = static_cast<double>(s1->pass_bytes - s0->pass_bytes) / dt;
-  const double dropped = static_cast<double>(s1->drop_bytes - s0->drop_bytes) / dt;
-  const double limit = 10000.0 * 1000 / 8;
-  std::cout << "guest tx offered " << offered_before << " B/s before the limit; under a " << limit
-            << " B/s limit: passed " << passed << " B/s (" << 100.0 * (passed - limit) / limit << " %), dropped "
-            << dropped << " B/s\n";
-  ASSERT_GT(passed + dropped, 1.2 * limit) << "the guest did not send more than the limit; nothing to police";
-  EXPECT_NEAR(passed, limit, 0.05 * limit);
-  // Removing the limit stops the policing.
+  const Window limited = measure(3000ms);
   out = shift({{Resource::net_out_kbps, 0, {}}});
-  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.net_out_kbps, 0u);
+  std::this_thread::sleep_for(1s);
+  const Window lifted = measure(2000ms);
+  const double limit = 10000.0 * 1000 / 8;
+  std::cout << "guest tx B/s (agent's net_tx_bytes sent / delivered; libvirt's sent): before " << before.net_tx_bytes
+            << " / " << before.net_tx_delivered << "; " << before.tap_tx_bytes << "\n  under a " << limit
+            << " B/s limit " << limited.net_tx_bytes << " / " << limited.net_tx_delivered << " ("
+            << 100.0 * (limited.net_tx_delivered - limit) / limit << " %); " << limited.tap_tx_bytes
+            << "\n  limit removed " << lifted.net_tx_bytes << " / " << lifted.net_tx_delivered << "; "
+            << lifted.tap_tx_bytes << "\n";
+  ASSERT_GT(limited.net_tx_bytes, 1.2 * limit) << "the guest did not send more than the limit; nothing to police";
+  EXPECT_NEAR(limited.tap_tx_bytes, limited.net_tx_bytes, 0.05 * limited.tap_tx_bytes)
+      << "the agent's sent bytes disagree with libvirt's";
+  EXPECT_NEAR(limited.net_tx_delivered, limit, 0.05 * limit);
+  // Removing the limit stops the policing: everything the guest sends leaves again, at the rate before.
+  EXPECT_NEAR(lifted.net_tx_delivered, lifted.net_tx_bytes, 0.01 * lifted.net_tx_bytes);
+  EXPECT_GT(lifted.net_tx_delivered, 0.9 * before.net_tx_delivered);
 }
 
 TEST_F(ShifterClosedLoop, DiskIopsLimitHoldsWithinTenPercent) {
   ASSERT_TRUE(bed->load("disk_read=64M"));
   std::this_thread::sleep_for(2s);
-  auto reqs = [&] { return bed->disk_read_reqs(); };
-  const double before = rate_over(reqs, 2000ms);
+  const Window before = measure(2000ms);
   // Half of what the guest manages unthrottled (TCG guests differ from run to run), at least 10 ops/s.
-  const auto kLimit = std::max<int64_t>(10, static_cast<int64_t>(before / 2));
+  const auto kLimit = std::max<int64_t>(10, static_cast<int64_t>(before.blk_read_ops / 2));
   ShiftOutcome out = shift({{Resource::disk_iops, kLimit, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.disk_iops, static_cast<uint64_t>(kLimit));
   std::this_thread::sleep_for(1s);
-  const double limited = rate_over(reqs, 3000ms);
-  std::cout << "disk read ops/s: before " << before << ", under a " << kLimit << " IOPS limit " << limited << "\n";
-  ASSERT_GT(before, 1.5 * static_cast<double>(kLimit)) << "the guest did not read faster than the limit; nothing to hold";
-  EXPECT_NEAR(limited, static_cast<double>(kLimit), 0.10 * static_cast<double>(kLimit));
+  const Window limited = measure(3000ms);
+  std::cout << "disk read ops/s (agent's blk_read_ops / libvirt's rd_req): before " << before.blk_read_ops << " / "
+            << before.rd_req << ", under a " << kLimit << " IOPS limit " << limited.blk_read_ops << " / "
+            << limited.rd_req << "\n";
+  const auto limit = static_cast<double>(kLimit);
+  ASSERT_GT(before.blk_read_ops, 1.5 * limit) << "the guest did not read faster than the limit; nothing to hold";
+  EXPECT_NEAR(limited.blk_read_ops, limit, 0.10 * limit) << "the agent's KPI";
+  EXPECT_NEAR(limited.rd_req, limit, 0.10 * limit) << "libvirt's counter";
 }
 
 TEST_F(ShifterClosedLoop, UnrenewedLeaseRevertsToBaselineWithinLeasePlusOneSecond) {

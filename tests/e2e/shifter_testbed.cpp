@@ -102,15 +102,6 @@ uint64_t ShiftTestbed::vcpu_time_ns() const {
   return sum;
 }
 
-uint64_t ShiftTestbed::cpu_time_ns() const {
-  virDomainPtr d = virDomainLookupByName(conn_, vm_.c_str());
-  if (d == nullptr) return 0;
-  virDomainInfo info{};
-  virDomainGetInfo(d, &info);
-  virDomainFree(d);
-  return info.cpuTime;
-}
-
 uint64_t ShiftTestbed::disk_read_reqs() const {
   virDomainPtr d = virDomainLookupByName(conn_, vm_.c_str());
   if (d == nullptr) return 0;

@@ -34,7 +34,6 @@ class ShiftTestbed {
   bool load(const std::string& targets) const;
   // Counters (monotonic totals).
   uint64_t vcpu_time_ns() const;     // sum of vCPU thread times
-  uint64_t cpu_time_ns() const;      // whole QEMU process (vCPUs + emulator + I/O threads)
   uint64_t disk_read_reqs() const;   // rd_req of the first disk
   uint64_t tap_rx_bytes() const;     // host tap received = guest sent (before tc ingress)
 
