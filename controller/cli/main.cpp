@@ -26,6 +26,8 @@ namespace v1 = morph::v1;
 using Builder = flatbuffers::FlatBufferBuilder;
 
 constexpr int kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3;
+// What the market sells (controller/market/types.h), as --resource takes them.
+const std::string kResourceNames = "cpu, memory, disk_iops, disk_bps, net_out_kbps, net_in_kbps, storage_tier";
 
 struct Conn {
   std::string connect = "tcp://127.0.0.1:7712";
@@ -389,7 +391,7 @@ Examples:
   b_sub->add_option("--quantity", quantity, "increment, in the resource's unit (cpu: millicores)")->required();
   b_sub->add_option("--max-price", max_price, "micro-credits per unit per second")->required();
   b_sub->add_option("--min-quantity", min_quantity, "smallest partial fill accepted (default: all or nothing)");
-  b_sub->add_option("--resource", resource, "cpu, memory, disk_iops, disk_bps, net_out_kbps, net_in_kbps, storage_tier")
+  b_sub->add_option("--resource", resource, kResourceNames)
       ->capture_default_str();
   b_sub->add_option("--tier", tier, "sla, improve, speculative")->capture_default_str();
   b_sub->add_option("--expires-in", expires_in, "duration (\"10m\"); default until cancelled");
@@ -400,7 +402,7 @@ Examples:
   };
   on(b_sub, [&] {
     auto r = parse_resource(resource);
-    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource");
+    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource (" + kResourceNames + ")");
     auto t = parse_tier(tier);
     if (!t) Client::fail(kUsage, "--tier " + tier + ": unknown tier (sla, improve, speculative)");
     uint64_t expires = 0;
@@ -607,13 +609,13 @@ Examples:
   quote->add_option("--vm", q_vm, "VM uuid (its host's book)");
   quote->add_option("--host", q_host, "host (instead of --vm)");
   quote->add_option("--quantity", quantity, "increment wanted")->required();
-  quote->add_option("--resource", resource, "resource")->capture_default_str();
+  quote->add_option("--resource", resource, kResourceNames)->capture_default_str();
   quote->add_option("--tier", tier, "sla, improve, speculative")->capture_default_str();
   quote->add_option("--history", history, "recent ticks of price history")->capture_default_str();
   add_json(quote);
   on(quote, [&] {
     auto r = parse_resource(resource);
-    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource");
+    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource (" + kResourceNames + ")");
     auto t = parse_tier(tier);
     if (!t) Client::fail(kUsage, "--tier " + tier + ": unknown tier (sla, improve, speculative)");
     if (q_vm.empty() && q_host.empty()) Client::fail(kUsage, "quote needs --vm or --host");

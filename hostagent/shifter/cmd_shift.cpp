@@ -34,9 +34,16 @@ void print(const InForce& f) {
   std::cout << fmt::format(
       "cpu_millicores  {} (vcpu_quota {} / vcpu_period {})\ncpu_shares      {}\nvcpu_pin        {}\n"
       "memory_mib      {} (balloon actual {})\ndisk_iops       {}\ndisk_bps        {}\n"
-      "net_out_kbps    {}\nnet_in_kbps     {}\n",
+      "net_out_kbps    {}\nnet_in_kbps     {}\nstorage_tier    {}\n",
       f.cpu_millicores, f.vcpu_quota_us, f.vcpu_period_us, f.cpu_shares, f.vcpu_pin, f.memory_mib,
-      f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps);
+      f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps, f.storage_tier);
+}
+
+// "cpu_millicores|cpu_shares|...", every resource the engine shifts.
+std::string resource_names(const char* sep) {
+  std::string out;
+  for (Resource r : kAllResources) out += (out.empty() ? "" : sep) + std::string(resource_name(r));
+  return out;
 }
 
 }  // namespace
@@ -45,9 +52,7 @@ std::shared_ptr<ShiftCli> add_shift_command(CLI::App& app) {
   auto cli = std::make_shared<ShiftCli>();
   cli->command = app.add_subcommand("shift", "set one resource of a running VM and print what is in force");
   cli->command->add_option("vm", cli->vm, "VM name or UUID")->required();
-  cli->command->add_option("resource", cli->resource,
-                           "cpu_millicores|cpu_shares|vcpu_pin|memory_mib|disk_iops|disk_bps|net_out_kbps|net_in_kbps")
-      ->required();
+  cli->command->add_option("resource", cli->resource, resource_names("|"))->required();
   cli->command->add_option("value", cli->value, "integer (0 = unlimited for limits); host cpu list for vcpu_pin")
       ->required();
   cli->command->add_option("--lease", cli->lease, "hold for this long (e.g. 30s, 500ms), then revert to baseline");
@@ -59,7 +64,7 @@ std::shared_ptr<ShiftCli> add_shift_command(CLI::App& app) {
 int run_shift_command(const ShiftCli& cli) {
   auto resource = parse_resource(cli.resource);
   if (!resource) {
-    spdlog::error("unknown resource '{}'", cli.resource);
+    spdlog::error("unknown resource '{}': one of {}", cli.resource, resource_names(", "));
     return 2;
   }
   Adjustment adj{*resource, 0, {}};
