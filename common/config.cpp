@@ -1,8 +1,8 @@
 #include "common/config.h"
 
-#include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -21,10 +21,18 @@ std::string quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -141,8 +149,7 @@ std::string describe_node(const toml::node& n) {
   std::ostringstream os;
   n.visit([&](auto&& v) { os << v; });
   std::string s = os.str();
-  const char* kind = n.is_integer() ? "integer " : n.is_floating_point() ? "float "
-                     : n.is_boolean() ? "boolean " : "";
+  const char* kind = n.is_integer() ? "integer " : n.is_floating_point() ? "float " : n.is_boolean() ? "boolean " : "";
   return kind + s;
 }
 
@@ -195,29 +202,30 @@ bool has_table(const Schema& schema, const std::string& prefix) {
 }
 
 std::string unknown_key_message(const Schema& schema, const std::string& name, bool table = false) {
-  std::string m = std::string(table ? "unknown table '" : "unknown key '") + name + "' in the configuration of " +
-                  schema.program();
+  std::string m =
+      std::string(table ? "unknown table '" : "unknown key '") + name + "' in the configuration of " + schema.program();
   if (auto c = schema.closest(name)) m += " (did you mean '" + *c + "'?)";
   return m;
 }
 
-Status apply_table(const Schema& schema, const toml::table& table, const std::string& prefix,
-                   const std::string& source, std::map<std::string, Value, std::less<>>& values,
+Status apply_table(const Schema& schema, const toml::table& table, const std::string& prefix, const std::string& source,
+                   std::map<std::string, Value, std::less<>>& values,
                    std::map<std::string, Origin, std::less<>>& origins) {
   for (auto&& [k, node] : table) {
     std::string name = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (const Key* key = schema.find(name)) {
       auto v = from_node(*key, node);
-      if (!v) return Error(Errc::invalid_argument, position(source, node.source()) + ": " + name + ": " +
-                                                       v.error().message());
+      if (!v)
+        return Error(Errc::invalid_argument,
+                     position(source, node.source()) + ": " + name + ": " + v.error().message());
       values[name] = std::move(v).value();
       origins[name] = Origin{position(source, node.source())};
     } else if (node.is_table() && has_table(schema, name)) {
       MORPH_TRY(apply_table(schema, *node.as_table(), name, source, values, origins));
     } else {
       const auto& where = k.source().begin.line ? k.source() : node.source();
-      return Error(Errc::invalid_argument, position(source, where) + ": " +
-                                                       unknown_key_message(schema, name, node.is_table()));
+      return Error(Errc::invalid_argument,
+                   position(source, where) + ": " + unknown_key_message(schema, name, node.is_table()));
     }
   }
   return {};
@@ -227,15 +235,24 @@ Status apply_table(const Schema& schema, const toml::table& table, const std::st
 
 const char* type_name(Type t) {
   switch (t) {
-    case Type::string: return "string";
-    case Type::path: return "path";
-    case Type::boolean: return "boolean";
-    case Type::integer: return "integer";
-    case Type::duration: return "duration";
-    case Type::bytes: return "bytes";
-    case Type::endpoint: return "endpoint";
-    case Type::listen: return "listen address";
-    case Type::choice: return "choice";
+    case Type::string:
+      return "string";
+    case Type::path:
+      return "path";
+    case Type::boolean:
+      return "boolean";
+    case Type::integer:
+      return "integer";
+    case Type::duration:
+      return "duration";
+    case Type::bytes:
+      return "bytes";
+    case Type::endpoint:
+      return "endpoint";
+    case Type::listen:
+      return "listen address";
+    case Type::choice:
+      return "choice";
   }
   return "?";
 }
@@ -244,7 +261,8 @@ const char* type_name(Type t) {
 
 Result<nanoseconds> parse_duration(std::string_view text) {
   auto bad = [&]() -> Result<nanoseconds> {
-    return Error(Errc::invalid_argument, "'" + std::string(text) + "' is not a duration like \"1s\", \"100ms\" or \"5m\"");
+    return Error(Errc::invalid_argument,
+                 "'" + std::string(text) + "' is not a duration like \"1s\", \"100ms\" or \"5m\"");
   };
   if (text.empty()) return bad();
   long double total = 0;
@@ -261,13 +279,20 @@ Result<nanoseconds> parse_duration(std::string_view text) {
     while (i < text.size() && !((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
     std::string_view unit = text.substr(ustart, i - ustart);
     long double scale;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us" || unit == "µs") scale = 1e3L;
-    else if (unit == "ms") scale = 1e6L;
-    else if (unit == "s") scale = 1e9L;
-    else if (unit == "m") scale = 60e9L;
-    else if (unit == "h") scale = 3600e9L;
-    else return bad();
+    if (unit == "ns")
+      scale = 1;
+    else if (unit == "us" || unit == "µs")
+      scale = 1e3L;
+    else if (unit == "ms")
+      scale = 1e6L;
+    else if (unit == "s")
+      scale = 1e9L;
+    else if (unit == "m")
+      scale = 60e9L;
+    else if (unit == "h")
+      scale = 3600e9L;
+    else
+      return bad();
     total += std::stold(number) * scale;
   }
   if (total > 9.2e18L) return bad();
@@ -282,7 +307,7 @@ std::string format_duration(nanoseconds d) {
     const char* name;
   };
   static constexpr Unit units[] = {{3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
-                                   {1'000'000, "ms"},         {1'000, "us"},          {1, "ns"}};
+                                   {1'000'000, "ms"},        {1'000, "us"},         {1, "ns"}};
   for (const auto& u : units) {
     if (ns % u.scale == 0) return std::to_string(ns / u.scale) + u.name;
   }
@@ -301,12 +326,18 @@ Result<uint64_t> parse_bytes(std::string_view text) {
   std::string_view unit = text.substr(i);
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   int shift;
-  if (unit.empty() || unit == "B") shift = 0;
-  else if (unit == "K" || unit == "KiB" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "MiB") shift = 20;
-  else if (unit == "G" || unit == "GiB") shift = 30;
-  else if (unit == "T" || unit == "TiB") shift = 40;
-  else return bad();
+  if (unit.empty() || unit == "B")
+    shift = 0;
+  else if (unit == "K" || unit == "KiB" || unit == "k")
+    shift = 10;
+  else if (unit == "M" || unit == "MiB")
+    shift = 20;
+  else if (unit == "G" || unit == "GiB")
+    shift = 30;
+  else if (unit == "T" || unit == "TiB")
+    shift = 40;
+  else
+    return bad();
   if (shift && *n > (UINT64_MAX >> shift)) return bad();
   return *n << shift;
 }
@@ -399,28 +430,48 @@ Key& Key::schemes(std::vector<std::string> allowed) {
 std::string Key::expectation() const {
   std::string e;
   switch (type_) {
-    case Type::string: e = "a string"; break;
-    case Type::path: e = "a path (string)"; break;
-    case Type::boolean: e = "true or false"; break;
-    case Type::integer: e = "an integer"; break;
-    case Type::duration: e = "a duration like \"1s\", \"100ms\" or \"5m\""; break;
-    case Type::bytes: e = "a size like 1048576, \"64KiB\" or \"1MiB\""; break;
+    case Type::string:
+      e = "a string";
+      break;
+    case Type::path:
+      e = "a path (string)";
+      break;
+    case Type::boolean:
+      e = "true or false";
+      break;
+    case Type::integer:
+      e = "an integer";
+      break;
+    case Type::duration:
+      e = "a duration like \"1s\", \"100ms\" or \"5m\"";
+      break;
+    case Type::bytes:
+      e = "a size like 1048576, \"64KiB\" or \"1MiB\"";
+      break;
     case Type::endpoint: {
       std::string list;
-      for (const auto& s : schemes_) list += (list.empty() ? "" : " or ") + (s == "tcp" ? std::string("tcp://HOST:PORT") : s == "ipc" ? std::string("ipc:///PATH") : s + "://...");
+      for (const auto& s : schemes_)
+        list += (list.empty() ? "" : " or ") + (s == "tcp"   ? std::string("tcp://HOST:PORT")
+                                                : s == "ipc" ? std::string("ipc:///PATH")
+                                                             : s + "://...");
       e = "an endpoint " + list;
       break;
     }
-    case Type::listen: e = "a listen address HOST:PORT (\"\" disables it)"; break;
+    case Type::listen:
+      e = "a listen address HOST:PORT (\"\" disables it)";
+      break;
     case Type::choice: {
       e = "one of";
       for (size_t i = 0; i < choices_.size(); ++i) e += (i ? ", " : " ") + choices_[i];
       break;
     }
   }
-  if (min_text_ && max_text_) e += " from " + *min_text_ + " to " + *max_text_;
-  else if (min_text_) e += " of at least " + *min_text_;
-  else if (max_text_) e += " of at most " + *max_text_;
+  if (min_text_ && max_text_)
+    e += " from " + *min_text_ + " to " + *max_text_;
+  else if (min_text_)
+    e += " of at least " + *min_text_;
+  else if (max_text_)
+    e += " of at most " + *max_text_;
   return e;
 }
 
@@ -523,7 +574,9 @@ const Origin& Config::origin(std::string_view key) const {
   return origins_.find(key)->second;
 }
 
-std::string Config::text(std::string_view key) const { return format_value(value(key)); }
+std::string Config::text(std::string_view key) const {
+  return format_value(value(key));
+}
 
 namespace {
 template <class T>
@@ -536,18 +589,25 @@ const T& typed(const Value& v, std::string_view key, const char* want) {
 const std::string& Config::get_string(std::string_view key) const {
   return typed<std::string>(value(key), key, "string");
 }
-bool Config::get_bool(std::string_view key) const { return typed<bool>(value(key), key, "boolean"); }
-int64_t Config::get_int(std::string_view key) const { return typed<int64_t>(value(key), key, "integer"); }
+bool Config::get_bool(std::string_view key) const {
+  return typed<bool>(value(key), key, "boolean");
+}
+int64_t Config::get_int(std::string_view key) const {
+  return typed<int64_t>(value(key), key, "integer");
+}
 nanoseconds Config::get_duration(std::string_view key) const {
   return typed<nanoseconds>(value(key), key, "duration");
 }
-uint64_t Config::get_bytes(std::string_view key) const { return typed<uint64_t>(value(key), key, "byte size"); }
+uint64_t Config::get_bytes(std::string_view key) const {
+  return typed<uint64_t>(value(key), key, "byte size");
+}
 
 Status Config::set(const std::string& key, std::string_view text, const std::string& source) {
   const Key* k = schema_->find(key);
   if (!k) return Error(Errc::invalid_argument, source + " " + key + ": " + unknown_key_message(*schema_, key));
   auto v = k->parse_text(text);
-  if (!v) return Error(Errc::invalid_argument, source + " " + key + "=" + std::string(text) + ": " + v.error().message());
+  if (!v)
+    return Error(Errc::invalid_argument, source + " " + key + "=" + std::string(text) + ": " + v.error().message());
   values_[key] = std::move(v).value();
   origins_[key] = Origin{"command line (" + source + ")"};
   return {};
@@ -612,8 +672,7 @@ CLI::Option* CommandLine::add_config_option(CLI::App& app, std::string default_p
 }
 
 CLI::Option* CommandLine::add_set_option(CLI::App& app) {
-  return app
-      .add_option("--set", sets_, "override a configuration key, e.g. --set agent.interval=500ms (repeatable)")
+  return app.add_option("--set", sets_, "override a configuration key, e.g. --set agent.interval=500ms (repeatable)")
       ->type_name("KEY=VALUE")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -623,7 +682,8 @@ CLI::Option* CommandLine::add_flag(CLI::App& app, const std::string& flag, const
   const Key* k = schema_->find(key);
   if (!k) throw std::logic_error("config flag " + flag + ": '" + key + "' is not a key of " + schema_->program());
   auto& b = bound_.emplace_back(Bound{flag, key, {}});
-  std::string help = k->doc() + " [" + key + ", default " + (k->default_text().empty() ? "\"\"" : k->default_text()) + "]";
+  std::string help =
+      k->doc() + " [" + key + ", default " + (k->default_text().empty() ? "\"\"" : k->default_text()) + "]";
   return app.add_option(flag, b.values, help)
       ->type_name(k->type() == Type::choice ? "WORD" : "VALUE")
       ->expected(1)
@@ -644,8 +704,10 @@ std::vector<Override> CommandLine::overrides() const {
   for (const auto& s : sets_) {
     size_t eq = s.find('=');
     // A --set without '=' still goes through, so load() reports it with the key's expectation.
-    if (eq == std::string::npos) out.push_back({s, "", "--set (no '=VALUE')"});
-    else out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set"});
+    if (eq == std::string::npos)
+      out.push_back({s, "", "--set (no '=VALUE')"});
+    else
+      out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set"});
   }
   for (const auto& b : bound_) {
     if (!b.values.empty()) out.push_back({b.key, b.values.back(), b.flag});
@@ -653,7 +715,9 @@ std::vector<Override> CommandLine::overrides() const {
   return out;
 }
 
-Result<Config> CommandLine::load() const { return config::load(*schema_, config_file(), overrides()); }
+Result<Config> CommandLine::load() const {
+  return config::load(*schema_, config_file(), overrides());
+}
 
 // ---- rendering ----
 
@@ -692,11 +756,16 @@ std::string type_cell(const Key& k) {
 std::string cell(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += "\\|";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '\n') out += ' ';
-    else out += c;
+    if (c == '|')
+      out += "\\|";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '\n')
+      out += ' ';
+    else
+      out += c;
   }
   return out;
 }

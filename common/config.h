@@ -33,8 +33,8 @@ class Option;
 namespace morph::config {
 
 enum class Type {
-  string,    // free text
-  path,      // a file or directory path (not checked for existence here)
+  string,  // free text
+  path,    // a file or directory path (not checked for existence here)
   boolean,
   integer,   // signed 64-bit
   duration,  // "1s", "100ms", "5m", "250us", "1h", "1m30s"

@@ -20,7 +20,8 @@ Schema make_agent_schema() {
   s.add("agent.host_id", Type::string, "",
         "This host's id in the fleet: its name in the controller's allow-list and its KPI topic "
         "kpi.<host_id>. Empty: the system's hostname.");
-  s.add("agent.libvirt_uri", Type::string, "qemu:///system", "libvirt connection of the VMs this agent measures and shifts.");
+  s.add("agent.libvirt_uri", Type::string, "qemu:///system",
+        "libvirt connection of the VMs this agent measures and shifts.");
   s.add("agent.interval", Type::duration, "1s",
         "How often KPIs are read from the BPF maps and one KpiReport is published. Intervals end on wall-clock "
         "multiples of it, where the controller's ticks fall too (keep hosts' clocks in sync with NTP).")

@@ -6,17 +6,28 @@ namespace morph {
 
 const char* errc_name(Errc c) noexcept {
   switch (c) {
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::not_found: return "not_found";
-    case Errc::already_exists: return "already_exists";
-    case Errc::permission_denied: return "permission_denied";
-    case Errc::unavailable: return "unavailable";
-    case Errc::protocol: return "protocol";
-    case Errc::io: return "io";
-    case Errc::system: return "system";
-    case Errc::conflict: return "conflict";
-    case Errc::insufficient_funds: return "insufficient_funds";
-    case Errc::internal: return "internal";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::already_exists:
+      return "already_exists";
+    case Errc::permission_denied:
+      return "permission_denied";
+    case Errc::unavailable:
+      return "unavailable";
+    case Errc::protocol:
+      return "protocol";
+    case Errc::io:
+      return "io";
+    case Errc::system:
+      return "system";
+    case Errc::conflict:
+      return "conflict";
+    case Errc::insufficient_funds:
+      return "insufficient_funds";
+    case Errc::internal:
+      return "internal";
   }
   return "unknown";
 }
@@ -33,7 +44,8 @@ std::string Error::describe() const {
     auto prev = f.rfind('/', pos - 1);
     f.remove_prefix(prev == std::string_view::npos ? 0 : prev + 1);
   }
-  return std::string("[") + errc_name(code_) + "] " + what() + " (" + std::string(f) + ":" + std::to_string(line_) + ")";
+  return std::string("[") + errc_name(code_) + "] " + what() + " (" + std::string(f) + ":" + std::to_string(line_) +
+         ")";
 }
 
 }  // namespace morph

@@ -17,10 +17,10 @@ enum class Errc {
   not_found,
   already_exists,
   permission_denied,
-  unavailable,       // a dependency (libvirtd, kernel feature, peer) is not there right now
-  protocol,          // a malformed or unverifiable message
+  unavailable,  // a dependency (libvirtd, kernel feature, peer) is not there right now
+  protocol,     // a malformed or unverifiable message
   io,
-  system,            // an OS call failed; sys_errno says why
+  system,  // an OS call failed; sys_errno says why
   conflict,
   insufficient_funds,
   internal,
@@ -30,8 +30,7 @@ const char* errc_name(Errc c) noexcept;
 
 class Error {
  public:
-  Error(Errc code, std::string message, int sys_errno = 0,
-        std::source_location where = std::source_location::current())
+  Error(Errc code, std::string message, int sys_errno = 0, std::source_location where = std::source_location::current())
       : code_(code), message_(std::move(message)), errno_(sys_errno), file_(where.file_name()), line_(where.line()) {}
 
   // An OS failure: captures errno at the call site.
@@ -68,8 +67,8 @@ class Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}             // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}         // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }
@@ -111,13 +110,13 @@ using Status = Result<void>;
 // Propagate an error from an expression returning Result<...>.
 #define MORPH_CONCAT_INNER(a, b) a##b
 #define MORPH_CONCAT(a, b) MORPH_CONCAT_INNER(a, b)
-#define MORPH_TRY(expr)                                              \
-  do {                                                               \
-    auto&& morph_try_r_ = (expr);                                    \
-    if (!morph_try_r_.ok()) return std::move(morph_try_r_).error();  \
+#define MORPH_TRY(expr)                                             \
+  do {                                                              \
+    auto&& morph_try_r_ = (expr);                                   \
+    if (!morph_try_r_.ok()) return std::move(morph_try_r_).error(); \
   } while (0)
-#define MORPH_TRY_ASSIGN_IMPL(tmp, lhs, expr)        \
-  auto tmp = (expr);                                 \
-  if (!tmp.ok()) return std::move(tmp).error();      \
+#define MORPH_TRY_ASSIGN_IMPL(tmp, lhs, expr)   \
+  auto tmp = (expr);                            \
+  if (!tmp.ok()) return std::move(tmp).error(); \
   lhs = std::move(tmp).value()
 #define MORPH_TRY_ASSIGN(lhs, expr) MORPH_TRY_ASSIGN_IMPL(MORPH_CONCAT(morph_try_, __LINE__), lhs, expr)

@@ -33,14 +33,22 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   // warning before returning -EEXIST; every caller here treats EEXIST as "already there".
   if (level == LIBBPF_WARN && std::strstr(buf, "Exclusivity flag on, cannot modify") != nullptr) level = LIBBPF_INFO;
   switch (level) {
-    case LIBBPF_WARN: spdlog::warn("libbpf: {}", buf); break;
-    case LIBBPF_INFO: spdlog::debug("libbpf: {}", buf); break;
-    case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", buf); break;
+    case LIBBPF_WARN:
+      spdlog::warn("libbpf: {}", buf);
+      break;
+    case LIBBPF_INFO:
+      spdlog::debug("libbpf: {}", buf);
+      break;
+    case LIBBPF_DEBUG:
+      spdlog::trace("libbpf: {}", buf);
+      break;
   }
   return n;
 }
 }  // namespace
 
-void route_libbpf() { libbpf_set_print(libbpf_print); }
+void route_libbpf() {
+  libbpf_set_print(libbpf_print);
+}
 
 }  // namespace morph::log

@@ -1,8 +1,8 @@
 #include "common/metrics.h"
 
 #include <httplib.h>
-#include <sys/socket.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
@@ -38,9 +38,12 @@ void atomic_add(std::atomic<double>& a, double by) noexcept {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::counter: return "counter";
-    case Kind::gauge: return "gauge";
-    case Kind::histogram: return "histogram";
+    case Kind::counter:
+      return "counter";
+    case Kind::gauge:
+      return "gauge";
+    case Kind::histogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -53,10 +56,14 @@ std::string escape_label_value(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -65,9 +72,12 @@ std::string escape_help(std::string_view v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -87,7 +97,9 @@ void Counter::inc(double by) noexcept {
   if (by > 0) atomic_add(value_, by);
 }
 
-void Gauge::inc(double by) noexcept { atomic_add(value_, by); }
+void Gauge::inc(double by) noexcept {
+  atomic_add(value_, by);
+}
 
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)) {
   if (!std::is_sorted(bounds_.begin(), bounds_.end()) ||
@@ -126,7 +138,9 @@ std::vector<double> exponential_buckets(double start, double factor, size_t coun
   return b;
 }
 
-std::vector<double> default_buckets() { return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}; }
+std::vector<double> default_buckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
 
 // ---- families ----
 
@@ -146,8 +160,8 @@ FamilyBase::FamilyBase(std::string name, std::string help, Kind kind, std::vecto
 
 void FamilyBase::check_arity(const LabelValues& values) const {
   if (values.size() != labels_.size()) {
-    throw std::logic_error("metric " + name_ + ": " + std::to_string(labels_.size()) + " label value(s) expected, got " +
-                           std::to_string(values.size()));
+    throw std::logic_error("metric " + name_ + ": " + std::to_string(labels_.size()) +
+                           " label value(s) expected, got " + std::to_string(values.size()));
   }
 }
 
@@ -172,8 +186,10 @@ std::shared_ptr<T> Family<T>::with(const LabelValues& values) {
   std::lock_guard lock(mu_);
   auto& slot = children_[values];
   if (!slot) {
-    if constexpr (std::is_same_v<T, Histogram>) slot = std::make_shared<Histogram>(bounds_);
-    else slot = std::make_shared<T>();
+    if constexpr (std::is_same_v<T, Histogram>)
+      slot = std::make_shared<Histogram>(bounds_);
+    else
+      slot = std::make_shared<T>();
   }
   return slot;
 }
@@ -295,9 +311,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const Registry& regi
   svr.set_read_timeout(5);
   svr.set_write_timeout(5);
   const Registry* reg = &registry;
-  svr.Get("/metrics", [reg](const httplib::Request&, httplib::Response& res) {
-    res.set_content(reg->render(), kContentType);
-  });
+  svr.Get("/metrics",
+          [reg](const httplib::Request&, httplib::Response& res) { res.set_content(reg->render(), kContentType); });
   svr.Get("/healthz", [health](const httplib::Request&, httplib::Response& res) {
     Status st = health ? health() : Status{};
     if (st) {

@@ -146,7 +146,8 @@ class Family final : public FamilyBase {
 
  private:
   friend class Registry;
-  Family(std::string name, std::string help, Kind kind, std::vector<std::string> labels, std::vector<double> bounds = {})
+  Family(std::string name, std::string help, Kind kind, std::vector<std::string> labels,
+         std::vector<double> bounds = {})
       : FamilyBase(std::move(name), std::move(help), kind, std::move(labels)), bounds_(std::move(bounds)) {}
   std::vector<double> bounds_;
   std::map<LabelValues, std::shared_ptr<T>> children_;
@@ -166,7 +167,7 @@ class MetricsServer {
   // Binds listen ("127.0.0.1:9470", "[::1]:0", ":9470" = all interfaces; port 0 picks a free one) and
   // serves on a background thread. The registry must outlive the server.
   static Result<std::unique_ptr<MetricsServer>> start(const Registry& registry, const std::string& listen,
-                                                       HealthCheck health = {});
+                                                      HealthCheck health = {});
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

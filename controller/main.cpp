@@ -1,7 +1,7 @@
 // morph-controller entry point: parses the command line and hands off to morph_controller_core.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <exception>
 
 #include "common/log.h"

@@ -15,12 +15,12 @@ using Log2Hist = std::array<uint64_t, kHistBuckets>;
 struct VmKpis {
   std::string uuid;
   std::string name;
-  uint64_t interval_ns = 0;      // actual length of the window these deltas cover
+  uint64_t interval_ns = 0;  // actual length of the window these deltas cover
 
   // CPU
-  uint64_t cpu_run_ns = 0;       // on-CPU time of all threads in the VM's cgroup subtree
-  uint64_t cpu_wait_ns = 0;      // run-queue delay (runnable but not running)
-  uint64_t cpu_throttled_ns = 0; // from cgroup cpu.stat
+  uint64_t cpu_run_ns = 0;        // on-CPU time of all threads in the VM's cgroup subtree
+  uint64_t cpu_wait_ns = 0;       // run-queue delay (runnable but not running)
+  uint64_t cpu_throttled_ns = 0;  // from cgroup cpu.stat
   Log2Hist runq_lat_us{};
 
   // Block
@@ -38,8 +38,8 @@ struct VmKpis {
 
   // Memory
   uint64_t mem_major_faults = 0, mem_minor_faults = 0;
-  uint64_t mem_rss_bytes = 0;        // gauge: cgroup memory.stat anon+file
-  uint64_t mem_balloon_kib = 0;      // gauge: libvirt balloon.current
+  uint64_t mem_rss_bytes = 0;    // gauge: cgroup memory.stat anon+file
+  uint64_t mem_balloon_kib = 0;  // gauge: libvirt balloon.current
 };
 
 }  // namespace morph::agent

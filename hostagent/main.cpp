@@ -1,17 +1,17 @@
 // morph-agent entry point: parses the command line and hands off to morph_agent_core.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <exception>
 
 #include "common/log.h"
 #include "hostagent/agent.h"
 #include "hostagent/agent_runtime/agent_runtime.h"
-#include "hostagent/uplink/run_command.h"
-#include "hostagent/shifter/cmd_shift.h"
 #include "hostagent/inventory/inventory.h"
 #include "hostagent/probes/inventory_vm_source.h"
 #include "hostagent/probes/kpis_command.h"
+#include "hostagent/shifter/cmd_shift.h"
+#include "hostagent/uplink/run_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"morph-agent: per-VM KPIs from eBPF and resource shifting for libvirt hosts"};

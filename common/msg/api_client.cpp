@@ -19,11 +19,12 @@ Result<zmq::message_t> ApiClient::call(
   uint64_t id = next_id_++;
   auto body = build(fbb);
   fbb.Finish(v1::CreateApiRequest(fbb, id, type, body, now_ns()), v1::ApiRequestIdentifier());
-  std::array<std::string_view, 3> p{"", topic::kApiRequest,
-                                    {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
+  std::array<std::string_view, 3> p{
+      "", topic::kApiRequest, {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!send_parts(sock_, p)) {
-    if (std::chrono::steady_clock::now() >= deadline) return Error(Errc::unavailable, "api: cannot send to " + endpoint_);
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Error(Errc::unavailable, "api: cannot send to " + endpoint_);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::vector<zmq::message_t> parts;

@@ -3,11 +3,10 @@
 // for morphctl, integrations and tests. One request at a time; a timed-out request's late reply is
 // discarded by request_id. Not thread-safe: one owner thread, like every socket.
 
-#include <zmq.hpp>
-
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <zmq.hpp>
 
 #include "common/msg/socket.h"
 #include "common/msg/wire.h"

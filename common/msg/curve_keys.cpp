@@ -49,7 +49,8 @@ Status write_keypair(const std::string& dir, const std::string& name, const KeyP
     return Error(Errc::invalid_argument, "key name '" + name + "' must be a plain file name");
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 && ::mkdir(dir.c_str(), 0700) != 0) return Error::from_errno("creating " + dir);
-  MORPH_TRY(write_file(dir + "/" + name + ".key", "public " + kp.public_z85 + "\nsecret " + kp.secret_z85 + "\n", 0600));
+  MORPH_TRY(
+      write_file(dir + "/" + name + ".key", "public " + kp.public_z85 + "\nsecret " + kp.secret_z85 + "\n", 0600));
   MORPH_TRY(write_file(dir + "/" + name + ".pub", kp.public_z85 + "\n", 0644));
   return {};
 }
@@ -58,15 +59,17 @@ Result<KeyPair> load_keypair(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Error::from_errno("secret key " + path);
   if ((st.st_mode & 077) != 0)
-    return Error(Errc::permission_denied, "secret key file " + path +
-                                              " is readable by group or others; chmod 600 it (refusing to use it)");
+    return Error(Errc::permission_denied,
+                 "secret key file " + path + " is readable by group or others; chmod 600 it (refusing to use it)");
   MORPH_TRY_ASSIGN(std::string text, read_text(path));
   KeyPair kp;
   std::istringstream in(text);
   std::string tag, val;
   while (in >> tag >> val) {
-    if (tag == "public") kp.public_z85 = val;
-    else if (tag == "secret") kp.secret_z85 = val;
+    if (tag == "public")
+      kp.public_z85 = val;
+    else if (tag == "secret")
+      kp.secret_z85 = val;
   }
   if (!valid_z85_key(kp.secret_z85))
     return Error(Errc::invalid_argument, "secret key file " + path + " has no valid 'secret <z85>' line");
@@ -90,9 +93,12 @@ Result<std::string> load_public_key(const std::string& path) {
 
 const char* role_name(Role r) {
   switch (r) {
-    case Role::agent: return "agent";
-    case Role::tenant: return "tenant";
-    case Role::admin: return "admin";
+    case Role::agent:
+      return "agent";
+    case Role::tenant:
+      return "tenant";
+    case Role::admin:
+      return "admin";
   }
   return "unknown";
 }
@@ -111,9 +117,11 @@ Status AllowList::add(Principal p) {
     return Error(Errc::invalid_argument, "principal name '" + p.name + "' is empty or contains ':'");
   if (p.role == Role::tenant && p.account.empty())
     return Error(Errc::invalid_argument, "tenant " + p.name + " has no account");
-  if (find(p.role, p.name)) return Error(Errc::already_exists, std::string(role_name(p.role)) + " " + p.name + " listed twice");
+  if (find(p.role, p.name))
+    return Error(Errc::already_exists, std::string(role_name(p.role)) + " " + p.name + " listed twice");
   auto key = p.public_z85;
-  if (!by_key_.emplace(key, std::move(p)).second) return Error(Errc::already_exists, "public key " + key + " listed twice");
+  if (!by_key_.emplace(key, std::move(p)).second)
+    return Error(Errc::already_exists, "public key " + key + " listed twice");
   return {};
 }
 
@@ -158,7 +166,9 @@ const Principal* AllowList::find(Role role, std::string_view name) const {
   return nullptr;
 }
 
-std::string user_id(const Principal& p) { return std::string(role_name(p.role)) + ":" + p.name; }
+std::string user_id(const Principal& p) {
+  return std::string(role_name(p.role)) + ":" + p.name;
+}
 
 std::optional<std::pair<Role, std::string>> parse_user_id(std::string_view uid) {
   auto c = uid.find(':');

@@ -41,8 +41,8 @@ std::optional<Role> parse_role(std::string_view s);
 
 struct Principal {
   Role role = Role::agent;
-  std::string name;      // host id for agents
-  std::string account;   // tenants only
+  std::string name;     // host id for agents
+  std::string account;  // tenants only
   std::string public_z85;
 };
 

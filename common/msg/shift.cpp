@@ -6,7 +6,9 @@
 
 namespace morph::msg {
 
-const char* resource_name(Resource r) { return v1::EnumNameResource(r); }
+const char* resource_name(Resource r) {
+  return v1::EnumNameResource(r);
+}
 
 ShiftOutcome ShiftOutcome::failed(const ShiftOrder& o, const Error& e) {
   ShiftOutcome r;
@@ -20,17 +22,28 @@ ShiftOutcome ShiftOutcome::failed(const ShiftOrder& o, const Error& e) {
 
 v1::ErrorCode wire_code(Errc c) {
   switch (c) {
-    case Errc::invalid_argument: return v1::ErrorCode::invalid_argument;
-    case Errc::not_found: return v1::ErrorCode::not_found;
-    case Errc::already_exists: return v1::ErrorCode::already_exists;
-    case Errc::permission_denied: return v1::ErrorCode::permission_denied;
-    case Errc::unavailable: return v1::ErrorCode::unavailable;
-    case Errc::protocol: return v1::ErrorCode::protocol;
-    case Errc::io: return v1::ErrorCode::io;
-    case Errc::system: return v1::ErrorCode::system;
-    case Errc::conflict: return v1::ErrorCode::conflict;
-    case Errc::insufficient_funds: return v1::ErrorCode::insufficient_funds;
-    case Errc::internal: return v1::ErrorCode::internal;
+    case Errc::invalid_argument:
+      return v1::ErrorCode::invalid_argument;
+    case Errc::not_found:
+      return v1::ErrorCode::not_found;
+    case Errc::already_exists:
+      return v1::ErrorCode::already_exists;
+    case Errc::permission_denied:
+      return v1::ErrorCode::permission_denied;
+    case Errc::unavailable:
+      return v1::ErrorCode::unavailable;
+    case Errc::protocol:
+      return v1::ErrorCode::protocol;
+    case Errc::io:
+      return v1::ErrorCode::io;
+    case Errc::system:
+      return v1::ErrorCode::system;
+    case Errc::conflict:
+      return v1::ErrorCode::conflict;
+    case Errc::insufficient_funds:
+      return v1::ErrorCode::insufficient_funds;
+    case Errc::internal:
+      return v1::ErrorCode::internal;
   }
   return v1::ErrorCode::internal;
 }
@@ -39,7 +52,8 @@ namespace {
 flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<v1::Adjustment>>> encode_settings(
     flatbuffers::FlatBufferBuilder& fbb, const std::vector<ResourceSetting>& s) {
   std::vector<flatbuffers::Offset<v1::Adjustment>> v;
-  for (auto& a : s) v.push_back(v1::CreateAdjustment(fbb, a.resource, a.value, a.target.empty() ? 0 : fbb.CreateString(a.target)));
+  for (auto& a : s)
+    v.push_back(v1::CreateAdjustment(fbb, a.resource, a.value, a.target.empty() ? 0 : fbb.CreateString(a.target)));
   return fbb.CreateVector(v);
 }
 std::vector<ResourceSetting> to_settings(const flatbuffers::Vector<flatbuffers::Offset<v1::Adjustment>>* v) {

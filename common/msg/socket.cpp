@@ -24,8 +24,12 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
   return s;
 }
 
-bool is_tcp(std::string_view e) { return e.starts_with("tcp://"); }
-bool is_ipc(std::string_view e) { return e.starts_with("ipc://"); }
+bool is_tcp(std::string_view e) {
+  return e.starts_with("tcp://");
+}
+bool is_ipc(std::string_view e) {
+  return e.starts_with("ipc://");
+}
 
 namespace {
 Status ensure_private_dir(const std::string& endpoint) {
@@ -38,8 +42,8 @@ Status ensure_private_dir(const std::string& endpoint) {
     if (::stat(dir.c_str(), &st) != 0) return Error::from_errno("stat " + dir.string());
   }
   if ((st.st_mode & 077) != 0)
-    return Error(Errc::permission_denied, "ipc directory " + dir.string() +
-                                              " is accessible to group or others; it must be mode 0700");
+    return Error(Errc::permission_denied,
+                 "ipc directory " + dir.string() + " is accessible to group or others; it must be mode 0700");
   return {};
 }
 }  // namespace
@@ -84,12 +88,16 @@ Status connect_endpoint(zmq::socket_t& s, const std::string& endpoint, const Cli
   return {};
 }
 
-std::string last_endpoint(zmq::socket_t& s) { return s.get(zmq::sockopt::last_endpoint); }
+std::string last_endpoint(zmq::socket_t& s) {
+  return s.get(zmq::sockopt::last_endpoint);
+}
 
 Wakeup::Wakeup() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (fd_ < 0) throw std::runtime_error("eventfd failed");
 }
-Wakeup::~Wakeup() { ::close(fd_); }
+Wakeup::~Wakeup() {
+  ::close(fd_);
+}
 void Wakeup::notify() noexcept {
   uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(fd_, &one, sizeof(one));
@@ -150,12 +158,17 @@ std::string property(const zmq::message_t& m, const char* name) {
 }
 }  // namespace
 
-std::string user_id_of(const zmq::message_t& m) { return property(m, "User-Id"); }
-std::string peer_address_of(const zmq::message_t& m) { return property(m, "Peer-Address"); }
+std::string user_id_of(const zmq::message_t& m) {
+  return property(m, "User-Id");
+}
+std::string peer_address_of(const zmq::message_t& m) {
+  return property(m, "Peer-Address");
+}
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace morph::msg

@@ -5,14 +5,13 @@
 // endpoints live in a directory of mode 0700. A socket is owned by one thread; other threads reach it
 // through that thread's inproc sockets or a Wakeup + queue, never directly.
 
-#include <zmq.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+#include <zmq.hpp>
 
 #include "common/error.h"
 #include "common/msg/curve_keys.h"
@@ -20,15 +19,15 @@
 namespace morph::msg {
 
 struct SocketOptions {
-  int linger_ms = 0;             // never block close on unsent messages
+  int linger_ms = 0;  // never block close on unsent messages
   int sndhwm = 10000;
   int rcvhwm = 10000;
-  int reconnect_ivl_ms = 100;    // first retry; doubles up to reconnect_ivl_max_ms
+  int reconnect_ivl_ms = 100;  // first retry; doubles up to reconnect_ivl_max_ms
   int reconnect_ivl_max_ms = 1000;
-  int zmtp_heartbeat_ivl_ms = 1000;   // transport-level ping so dead TCP peers are noticed
+  int zmtp_heartbeat_ivl_ms = 1000;  // transport-level ping so dead TCP peers are noticed
   int zmtp_heartbeat_timeout_ms = 3000;
-  int64_t max_msg_bytes = 8 << 20;    // larger messages make libzmq drop the connection; our decoders cap at 4 MiB
-  std::string routing_id;             // DEALER: the host id, so ROUTER replies reach it
+  int64_t max_msg_bytes = 8 << 20;  // larger messages make libzmq drop the connection; our decoders cap at 4 MiB
+  std::string routing_id;           // DEALER: the host id, so ROUTER replies reach it
 };
 
 // How an endpoint is secured. For tcp:// CURVE is mandatory unless allow_plaintext_tcp is set.
@@ -39,8 +38,8 @@ struct ServerSecurity {
 };
 
 struct ClientSecurity {
-  std::optional<KeyPair> curve;      // this peer's key pair
-  std::string server_public_z85;     // the controller's public key
+  std::optional<KeyPair> curve;   // this peer's key pair
+  std::string server_public_z85;  // the controller's public key
   bool allow_plaintext_tcp = false;
 };
 

@@ -8,7 +8,9 @@ namespace morph::msg {
 
 namespace {
 
-Error bad(std::string what) { return Error(Errc::protocol, std::move(what)); }
+Error bad(std::string what) {
+  return Error(Errc::protocol, std::move(what));
+}
 
 template <class T>
 Result<const T*> verified_root(std::span<const uint8_t> buf, const char* ident, const char* type_name,
@@ -25,7 +27,9 @@ Result<const T*> verified_root(std::span<const uint8_t> buf, const char* ident, 
   return flatbuffers::GetRoot<T>(buf.data());
 }
 
-bool str_ok(const flatbuffers::String* s, size_t max = Limits::kMaxName) { return s == nullptr || s->size() <= max; }
+bool str_ok(const flatbuffers::String* s, size_t max = Limits::kMaxName) {
+  return s == nullptr || s->size() <= max;
+}
 
 template <class E>
 bool enum_ok(E e) {
@@ -96,15 +100,14 @@ Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t in
   const uint64_t max_cpu = iv * Limits::kMaxCpus, max_bytes = Limits::kMaxBytesPerSec * secs,
                  max_ops = Limits::kMaxOpsPerSec * secs;
   // The good path is the plain comparisons; which field is wrong is only worked out on failure.
-  const bool in_range = k.cpu_run_ns() <= max_cpu && k.cpu_wait_ns() <= max_cpu && k.cpu_throttled_ns() <= max_cpu &&
-                        k.blk_read_bytes() <= max_bytes && k.blk_write_bytes() <= max_bytes &&
-                        k.net_rx_bytes() <= max_bytes && k.net_tx_bytes() <= max_bytes && k.blk_read_ops() <= max_ops &&
-                        k.blk_write_ops() <= max_ops && k.net_rx_pkts() <= max_ops && k.net_tx_pkts() <= max_ops &&
-                        k.net_rx_drops() <= max_ops && k.net_tx_drops() <= max_ops &&
-                        k.net_rx_policed_bytes() <= max_bytes && k.net_tx_policed_bytes() <= max_bytes &&
-                        k.mem_major_faults() <= max_ops &&
-                        k.mem_minor_faults() <= max_ops && k.mem_rss_bytes() <= Limits::kMaxGaugeBytes &&
-                        k.mem_balloon_kib() <= Limits::kMaxGaugeBytes / 1024;
+  const bool in_range =
+      k.cpu_run_ns() <= max_cpu && k.cpu_wait_ns() <= max_cpu && k.cpu_throttled_ns() <= max_cpu &&
+      k.blk_read_bytes() <= max_bytes && k.blk_write_bytes() <= max_bytes && k.net_rx_bytes() <= max_bytes &&
+      k.net_tx_bytes() <= max_bytes && k.blk_read_ops() <= max_ops && k.blk_write_ops() <= max_ops &&
+      k.net_rx_pkts() <= max_ops && k.net_tx_pkts() <= max_ops && k.net_rx_drops() <= max_ops &&
+      k.net_tx_drops() <= max_ops && k.net_rx_policed_bytes() <= max_bytes && k.net_tx_policed_bytes() <= max_bytes &&
+      k.mem_major_faults() <= max_ops && k.mem_minor_faults() <= max_ops &&
+      k.mem_rss_bytes() <= Limits::kMaxGaugeBytes && k.mem_balloon_kib() <= Limits::kMaxGaugeBytes / 1024;
   if (!in_range) [[unlikely]] {
     struct Field {
       const char* name;
@@ -143,8 +146,9 @@ Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t in
 
 // Everything but the VM entries: a failure here rejects the whole report.
 Result<const v1::KpiReport*> kpi_report_header(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
-                                                         [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto r,
+                   verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
+                                                [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
   if (!valid_name(sv(r->host()))) return bad("KpiReport: host is not a valid name");
   MORPH_TRY(check_interval(r->interval_ns(), "KpiReport"));
   if (r->vms() != nullptr && r->vms()->size() > Limits::kMaxVms) return bad("KpiReport: too many VMs");
@@ -264,8 +268,9 @@ void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport
 }
 
 Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto h, verified_root<v1::HostHello>(buf, v1::HostHelloIdentifier(), "HostHello",
-                                                        [](flatbuffers::Verifier& v) { return v1::VerifyHostHelloBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto h,
+                   verified_root<v1::HostHello>(buf, v1::HostHelloIdentifier(), "HostHello",
+                                                [](flatbuffers::Verifier& v) { return v1::VerifyHostHelloBuffer(v); }));
   if (!valid_name(sv(h->host()))) return bad("HostHello: host is not a valid name");
   if (!str_ok(h->agent_version())) return bad("HostHello: agent_version too long");
   if (h->kpi_interval_ns() != 0) MORPH_TRY(check_interval(h->kpi_interval_ns(), "HostHello"));
@@ -284,15 +289,17 @@ Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto h, verified_root<v1::Heartbeat>(buf, v1::HeartbeatIdentifier(), "Heartbeat",
-                                                        [](flatbuffers::Verifier& v) { return v1::VerifyHeartbeatBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto h,
+                   verified_root<v1::Heartbeat>(buf, v1::HeartbeatIdentifier(), "Heartbeat",
+                                                [](flatbuffers::Verifier& v) { return v1::VerifyHeartbeatBuffer(v); }));
   if (!valid_name(sv(h->sender()))) return bad("Heartbeat: sender is not a valid name");
   return h;
 }
 
 Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto c, verified_root<v1::ShiftCommand>(buf, v1::ShiftCommandIdentifier(), "ShiftCommand",
-                                                           [](flatbuffers::Verifier& v) { return v1::VerifyShiftCommandBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto c, verified_root<v1::ShiftCommand>(
+                               buf, v1::ShiftCommandIdentifier(), "ShiftCommand",
+                               [](flatbuffers::Verifier& v) { return v1::VerifyShiftCommandBuffer(v); }));
   if (!valid_uuid(sv(c->vm_uuid()))) return bad("ShiftCommand: vm uuid is not a UUID");
   if (c->adjustments()->size() == 0) return bad("ShiftCommand: no adjustments");
   MORPH_TRY(check_adjustments(c->adjustments(), "ShiftCommand"));
@@ -301,8 +308,9 @@ Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> bu
 }
 
 Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ShiftResult>(buf, v1::ShiftResultIdentifier(), "ShiftResult",
-                                                          [](flatbuffers::Verifier& v) { return v1::VerifyShiftResultBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto r, verified_root<v1::ShiftResult>(buf, v1::ShiftResultIdentifier(), "ShiftResult",
+                                             [](flatbuffers::Verifier& v) { return v1::VerifyShiftResultBuffer(v); }));
   if (!valid_uuid(sv(r->vm_uuid()))) return bad("ShiftResult: vm uuid is not a UUID");
   MORPH_TRY(check_optional_name(r->host()));
   MORPH_TRY(check_adjustments(r->in_force(), "ShiftResult"));
@@ -311,8 +319,9 @@ Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf)
 }
 
 Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto l, verified_root<v1::LeaseRenew>(buf, v1::LeaseRenewIdentifier(), "LeaseRenew",
-                                                         [](flatbuffers::Verifier& v) { return v1::VerifyLeaseRenewBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto l, verified_root<v1::LeaseRenew>(buf, v1::LeaseRenewIdentifier(), "LeaseRenew",
+                                            [](flatbuffers::Verifier& v) { return v1::VerifyLeaseRenewBuffer(v); }));
   if (!valid_uuid(sv(l->vm_uuid()))) return bad("LeaseRenew: vm uuid is not a UUID");
   if (l->command_ids() && l->command_ids()->size() > 1024) return bad("LeaseRenew: too many command ids");
   if (l->lease_ns() == 0 || l->lease_ns() > Limits::kMaxLeaseNs) return bad("LeaseRenew: lease_ns out of range");
@@ -320,8 +329,9 @@ Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ApiRequest>(buf, v1::ApiRequestIdentifier(), "ApiRequest",
-                                                         [](flatbuffers::Verifier& v) { return v1::VerifyApiRequestBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto r, verified_root<v1::ApiRequest>(buf, v1::ApiRequestIdentifier(), "ApiRequest",
+                                            [](flatbuffers::Verifier& v) { return v1::VerifyApiRequestBuffer(v); }));
   using B = v1::ApiRequestBody;
   // The verifier accepts union types it does not know (from newer schemas): refuse them here.
   if (r->body_type() == B::NONE || !enum_ok(r->body_type())) return bad("ApiRequest: unknown request type");
@@ -332,7 +342,9 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
       if (!str_ok(b->display_name())) return bad("AccountCreate: display_name too long");
       break;
     }
-    case B::AccountGet: MORPH_TRY(check_account(r->body_as_AccountGet()->account(), true)); break;
+    case B::AccountGet:
+      MORPH_TRY(check_account(r->body_as_AccountGet()->account(), true));
+      break;
     case B::AccountDeposit: {
       auto* b = r->body_as_AccountDeposit();
       MORPH_TRY(check_account(b->account(), true));
@@ -364,7 +376,9 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
       MORPH_TRY(check_optional_uuid(b->vm_uuid()));
       break;
     }
-    case B::PricesQuery: MORPH_TRY(check_optional_name(r->body_as_PricesQuery()->host())); break;
+    case B::PricesQuery:
+      MORPH_TRY(check_optional_name(r->body_as_PricesQuery()->host()));
+      break;
     case B::AllocationsQuery: {
       auto* b = r->body_as_AllocationsQuery();
       MORPH_TRY(check_optional_name(b->host()));
@@ -372,7 +386,9 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
       MORPH_TRY(check_account(b->account(), false));
       break;
     }
-    case B::VmsQuery: MORPH_TRY(check_optional_name(r->body_as_VmsQuery()->host())); break;
+    case B::VmsQuery:
+      MORPH_TRY(check_optional_name(r->body_as_VmsQuery()->host()));
+      break;
     case B::KpisQuery: {
       auto* b = r->body_as_KpisQuery();
       MORPH_TRY(check_optional_name(b->host()));
@@ -385,14 +401,16 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
       if (b->limit() > 10000) return bad("LedgerQuery: limit above 10000");
       break;
     }
-    default: break;  // AccountList, BidCancel, HostsQuery, SnapshotRequest: nothing to range-check
+    default:
+      break;  // AccountList, BidCancel, HostsQuery, SnapshotRequest: nothing to range-check
   }
   return r;
 }
 
 Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ApiReply>(buf, v1::ApiReplyIdentifier(), "ApiReply",
-                                                       [](flatbuffers::Verifier& v) { return v1::VerifyApiReplyBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto r,
+                   verified_root<v1::ApiReply>(buf, v1::ApiReplyIdentifier(), "ApiReply",
+                                               [](flatbuffers::Verifier& v) { return v1::VerifyApiReplyBuffer(v); }));
   if (!enum_ok(r->body_type())) return bad("ApiReply: unknown reply type");
   MORPH_TRY(check_error(r->error()));
   if (r->body_type() == v1::ApiReplyBody::NONE && (r->error() == nullptr || r->error()->code() == v1::ErrorCode::ok))
@@ -401,8 +419,9 @@ Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto e, verified_root<v1::MarketEvent>(buf, v1::MarketEventIdentifier(), "MarketEvent",
-                                                          [](flatbuffers::Verifier& v) { return v1::VerifyMarketEventBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto e, verified_root<v1::MarketEvent>(buf, v1::MarketEventIdentifier(), "MarketEvent",
+                                             [](flatbuffers::Verifier& v) { return v1::VerifyMarketEventBuffer(v); }));
   using B = v1::MarketEventBody;
   if (e->body_type() == B::NONE || !enum_ok(e->body_type())) return bad("MarketEvent: unknown event type");
   if (e->body_type() == B::KpiUpdate) {
@@ -428,7 +447,8 @@ void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeade
   offs.reserve(vms.size());
   auto hist = [&](const agent::Log2Hist& buckets) {
     std::array<uint32_t, agent::kHistBuckets> narrow;
-    for (size_t i = 0; i < buckets.size(); ++i) narrow[i] = static_cast<uint32_t>(std::min<uint64_t>(buckets[i], UINT32_MAX));
+    for (size_t i = 0; i < buckets.size(); ++i)
+      narrow[i] = static_cast<uint32_t>(std::min<uint64_t>(buckets[i], UINT32_MAX));
     return fbb.CreateVector(narrow.data(), narrow.size());
   };
   for (const auto& k : vms) {
@@ -482,12 +502,14 @@ void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k) {
   o.cpu_run_ns = k.cpu_run_ns();
   o.cpu_wait_ns = k.cpu_wait_ns();
   o.cpu_throttled_ns = k.cpu_throttled_ns();
-  if (auto* h = k.runq_lat_us(); h && h->size() == o.runq_lat_us.size()) std::copy(h->begin(), h->end(), o.runq_lat_us.begin());
+  if (auto* h = k.runq_lat_us(); h && h->size() == o.runq_lat_us.size())
+    std::copy(h->begin(), h->end(), o.runq_lat_us.begin());
   o.blk_read_bytes = k.blk_read_bytes();
   o.blk_write_bytes = k.blk_write_bytes();
   o.blk_read_ops = k.blk_read_ops();
   o.blk_write_ops = k.blk_write_ops();
-  if (auto* h = k.blk_lat_us(); h && h->size() == o.blk_lat_us.size()) std::copy(h->begin(), h->end(), o.blk_lat_us.begin());
+  if (auto* h = k.blk_lat_us(); h && h->size() == o.blk_lat_us.size())
+    std::copy(h->begin(), h->end(), o.blk_lat_us.begin());
   o.net_rx_bytes = k.net_rx_bytes();
   o.net_tx_bytes = k.net_tx_bytes();
   o.net_rx_pkts = k.net_rx_pkts();

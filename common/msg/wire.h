@@ -47,10 +47,10 @@ struct Limits {
   static constexpr uint64_t kMaxIntervalNs = 60'000'000'000ULL;  // 60 s
   static constexpr size_t kMaxVms = 4096;
   static constexpr size_t kMaxName = 255;
-  static constexpr uint64_t kMaxCpus = 4096;                     // cpu ns per interval ≤ interval × this
-  static constexpr uint64_t kMaxBytesPerSec = 1ULL << 40;       // 1 TiB/s: beyond any NIC or disk
+  static constexpr uint64_t kMaxCpus = 4096;               // cpu ns per interval ≤ interval × this
+  static constexpr uint64_t kMaxBytesPerSec = 1ULL << 40;  // 1 TiB/s: beyond any NIC or disk
   static constexpr uint64_t kMaxOpsPerSec = 1ULL << 32;
-  static constexpr uint64_t kMaxGaugeBytes = 1ULL << 52;        // 4 PiB
+  static constexpr uint64_t kMaxGaugeBytes = 1ULL << 52;  // 4 PiB
   static constexpr size_t kMaxAdjustments = 16;
   static constexpr uint64_t kMaxLeaseNs = 3600'000'000'000ULL;  // 1 h
 };
@@ -112,6 +112,8 @@ void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k);
 inline std::span<const uint8_t> span_of(const flatbuffers::FlatBufferBuilder& fbb) {
   return {fbb.GetBufferPointer(), fbb.GetSize()};
 }
-inline std::string_view sv(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
+inline std::string_view sv(const flatbuffers::String* s) {
+  return s ? s->string_view() : std::string_view();
+}
 
 }  // namespace morph::msg

@@ -12,7 +12,9 @@ ZapHandler::ZapHandler(zmq::context_t& ctx, std::shared_ptr<const AllowList> all
   ctl_endpoint_ = "inproc://morph.zap.ctl." + std::to_string(reinterpret_cast<uintptr_t>(this));
 }
 
-ZapHandler::~ZapHandler() { stop(); }
+ZapHandler::~ZapHandler() {
+  stop();
+}
 
 Status ZapHandler::start() {
   try {
@@ -22,7 +24,8 @@ Status ZapHandler::start() {
     ctl_in.bind(ctl_endpoint_);
     ctl_ = std::make_unique<zmq::socket_t>(make_socket(ctx_, zmq::socket_type::pair));
     ctl_->connect(ctl_endpoint_);
-    thread_ = std::thread([this, z = std::move(zap), c = std::move(ctl_in)]() mutable { run(std::move(z), std::move(c)); });
+    thread_ =
+        std::thread([this, z = std::move(zap), c = std::move(ctl_in)]() mutable { run(std::move(z), std::move(c)); });
   } catch (const zmq::error_t& e) {
     dead_ = true;
     death_.notify();
@@ -93,7 +96,8 @@ void ZapHandler::run(zmq::socket_t zap, zmq::socket_t ctl) {
       std::array<std::string_view, 6> rep{"1.0", request_id, status, text, uid, ""};
       zap.set(zmq::sockopt::sndtimeo, 1000);
       for (size_t i = 0; i < rep.size(); ++i)
-        zap.send(zmq::const_buffer(rep[i].data(), rep[i].size()), i + 1 < rep.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        zap.send(zmq::const_buffer(rep[i].data(), rep[i].size()),
+                 i + 1 < rep.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   } catch (const std::exception& e) {
     spdlog::error("zap: handler failed: {}", e.what());

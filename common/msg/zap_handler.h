@@ -5,14 +5,13 @@
 // any CURVE socket binds. If it stops for any reason, dead() turns true and death_fd() becomes readable:
 // servers must then stop serving (libzmq would otherwise accept any client that knows the server key).
 
-#include <zmq.hpp>
-
 #include <atomic>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <zmq.hpp>
 
 #include "common/error.h"
 #include "common/msg/curve_keys.h"

@@ -26,7 +26,8 @@ bool matches(const flatbuffers::String* filter, std::string_view value) {
 
 void ApiService::error_reply(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id, const Error& e) {
   auto err = v1::CreateError(fbb, msg::wire_code(e.code()), fbb.CreateString(e.what()));
-  fbb.Finish(v1::CreateApiReply(fbb, request_id, err, v1::ApiReplyBody::NONE, 0, msg::now_ns()), v1::ApiReplyIdentifier());
+  fbb.Finish(v1::CreateApiReply(fbb, request_id, err, v1::ApiReplyBody::NONE, 0, msg::now_ns()),
+             v1::ApiReplyIdentifier());
 }
 
 Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events_seq, uint64_t incarnation,
@@ -66,7 +67,9 @@ Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events
                                           fbb.CreateVector(ks), fbb.CreateVector(ps), fbb.CreateVector(as));
       return ReplyBody{v1::ApiReplyBody::SnapshotReply, snap.Union()};
     }
-    default: handled = false; return ReplyBody{};
+    default:
+      handled = false;
+      return ReplyBody{};
   }
 }
 

@@ -52,9 +52,7 @@ Status ControllerServer::start() {
     zap_ = std::make_unique<msg::ZapHandler>(ctx_, cfg_.allow, domain_policy());
     MORPH_TRY(zap_->start());
   }
-  auto sec = [&](const char* domain) {
-    return msg::ServerSecurity{cfg_.server_key, domain, cfg_.allow_plaintext_tcp};
-  };
+  auto sec = [&](const char* domain) { return msg::ServerSecurity{cfg_.server_key, domain, cfg_.allow_plaintext_tcp}; };
   msg::SocketOptions opts;
   opts.rcvhwm = 100000;  // ingest bursts from many hosts
   ingest_ = msg::make_socket(ctx_, zmq::socket_type::xsub, opts);
@@ -112,8 +110,12 @@ void ControllerServer::post(OutboxItem item) {
 void ControllerServer::publish_event(std::string topic, v1::MarketEventBody type, EventBodyBuilder build) {
   post(EventItem{std::move(topic), type, std::move(build)});
 }
-void ControllerServer::send_shift(std::string host, msg::ShiftOrder order) { post(ShiftItem{std::move(host), std::move(order)}); }
-void ControllerServer::renew_lease(std::string host, msg::LeaseRenewal r) { post(LeaseItem{std::move(host), std::move(r)}); }
+void ControllerServer::send_shift(std::string host, msg::ShiftOrder order) {
+  post(ShiftItem{std::move(host), std::move(order)});
+}
+void ControllerServer::renew_lease(std::string host, msg::LeaseRenewal r) {
+  post(LeaseItem{std::move(host), std::move(r)});
+}
 
 void ControllerServer::run() {
   std::vector<zmq::message_t> parts;
@@ -152,8 +154,10 @@ void ControllerServer::run() {
         // XPUB passes the first subscribe and the last unsubscribe of each topic prefix.
         auto s = msg::view_of(parts[0]);
         if (s.empty() || (s[0] != 0 && s[0] != 1)) continue;
-        if (s[0] == 1) subscriptions_.insert(std::string(s.substr(1)));
-        else subscriptions_.erase(std::string(s.substr(1)));
+        if (s[0] == 1)
+          subscriptions_.insert(std::string(s.substr(1)));
+        else
+          subscriptions_.erase(std::string(s.substr(1)));
       }
     } catch (const zmq::error_t& e) {
       spdlog::warn("controller: socket error while serving: {}", e.what());
@@ -190,7 +194,9 @@ bool ControllerServer::drain_outbox() {
     } else if (auto* s = std::get_if<ShiftItem>(&it)) {
       auto* h = hosts_.find(s->host);
       if (h == nullptr || !h->up) {
-        market_->on_shift_result(s->host, msg::ShiftOutcome::failed(s->order, Error(Errc::unavailable, "host " + s->host + " is down or unknown")));
+        market_->on_shift_result(
+            s->host,
+            msg::ShiftOutcome::failed(s->order, Error(Errc::unavailable, "host " + s->host + " is down or unknown")));
         continue;
       }
       fbb_.Clear();
@@ -199,8 +205,10 @@ bool ControllerServer::drain_outbox() {
       auto order = s->order;
       emit("shift." + s->host, v1::MarketEventBody::ShiftEvent, [&](flatbuffers::FlatBufferBuilder& b) {
         std::vector<flatbuffers::Offset<v1::Adjustment>> adj;
-        for (auto& a : order.adjustments) adj.push_back(v1::CreateAdjustment(b, a.resource, a.value, b.CreateString(a.target)));
-        return v1::CreateShiftEventDirect(b, s->host.c_str(), order.command_id, order.vm_uuid.c_str(), &adj, 0, "sent").Union();
+        for (auto& a : order.adjustments)
+          adj.push_back(v1::CreateAdjustment(b, a.resource, a.value, b.CreateString(a.target)));
+        return v1::CreateShiftEventDirect(b, s->host.c_str(), order.command_id, order.vm_uuid.c_str(), &adj, 0, "sent")
+            .Union();
       });
     } else if (auto* l = std::get_if<LeaseItem>(&it)) {
       if (auto* h = hosts_.find(l->host); h && h->up) {
@@ -213,11 +221,13 @@ bool ControllerServer::drain_outbox() {
   return true;
 }
 
-void ControllerServer::send_control(const std::string& rid, std::string_view topic, const flatbuffers::FlatBufferBuilder& fbb) {
-  std::array<std::string_view, 3> p{rid, topic,
-                                    {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
-  if (!msg::send_parts(control_, p)) spdlog::debug("controller: could not send {} to {}", topic, rid);
-  else spdlog::trace("controller: sent {} to {}", topic, rid);
+void ControllerServer::send_control(const std::string& rid, std::string_view topic,
+                                    const flatbuffers::FlatBufferBuilder& fbb) {
+  std::array<std::string_view, 3> p{rid, topic, {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
+  if (!msg::send_parts(control_, p))
+    spdlog::debug("controller: could not send {} to {}", topic, rid);
+  else
+    spdlog::trace("controller: sent {} to {}", topic, rid);
 }
 
 void ControllerServer::bad(const std::string& peer, const std::string& host, const Error& e) {
@@ -273,14 +283,16 @@ void ControllerServer::host_changed(const std::string& host, bool up) {
   stats_.hosts_up += up ? 1 : -1;
   market_->on_host_change(host, up);
   if (auto* h = hosts_.find(host))
-    emit("host." + host, v1::MarketEventBody::HostChange, [&](flatbuffers::FlatBufferBuilder& b) {
-      return v1::CreateHostChange(b, build_host_status(b, *h)).Union();
-    });
+    emit("host." + host, v1::MarketEventBody::HostChange,
+         [&](flatbuffers::FlatBufferBuilder& b) { return v1::CreateHostChange(b, build_host_status(b, *h)).Union(); });
 }
 
 void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   std::string peer = peer_.user_id.empty() ? peer_.address : peer_.user_id;
-  if (parts.size() != 2) return bad(peer, "", Error(Errc::protocol, "ingest: expected [topic][KpiReport], got " + std::to_string(parts.size()) + " frames"));
+  if (parts.size() != 2)
+    return bad(
+        peer, "",
+        Error(Errc::protocol, "ingest: expected [topic][KpiReport], got " + std::to_string(parts.size()) + " frames"));
   auto r = msg::decode_kpi_report_lenient(msg::bytes_of(parts[1]));  // header faults reject the whole report
   if (!r) return bad(peer, "", r.error());
   std::string_view host = sv(r->report->host());
@@ -291,7 +303,8 @@ void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   if (auto uid = peer_.user_id; !uid.empty() || curve_on(bound_.ingest)) {
     auto p = msg::parse_user_id(uid);
     if (!p || p->first != msg::Role::agent || p->second != host)
-      return bad(peer, std::string(host), Error(Errc::permission_denied, "ingest: " + uid + " may not report for host " + std::string(host)));
+      return bad(peer, std::string(host),
+                 Error(Errc::permission_denied, "ingest: " + uid + " may not report for host " + std::string(host)));
   }
   HostTable::Change change;
   std::string host_s(host);
@@ -313,7 +326,8 @@ void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   ++stats_.kpi_reports;
   // The buffer moved into the HostTable (small messages live inside zmq's message struct, so re-root).
   const auto& stored = hosts_.find(host_s)->latest_report;
-  if (cfg_.kpi_observer) cfg_.kpi_observer->on_kpi_report(*flatbuffers::GetRoot<v1::KpiReport>(stored.data()), received);
+  if (cfg_.kpi_observer)
+    cfg_.kpi_observer->on_kpi_report(*flatbuffers::GetRoot<v1::KpiReport>(stored.data()), received);
   if (missing) {
     stats_.kpi_gaps += missing;
     spdlog::debug("host={} KpiReport gap: {} missing", host_s, missing);
@@ -352,7 +366,8 @@ void ControllerServer::on_control(std::vector<zmq::message_t>& parts) {
     auto hb = msg::decode_heartbeat(buf);
     if (!hb) return bad(peer, "", hb.error());
     std::string host(sv((*hb)->sender()));
-    if (!check_identity(host)) return bad(peer, host, Error(Errc::permission_denied, "heartbeat: " + uid + " is not host " + host));
+    if (!check_identity(host))
+      return bad(peer, host, Error(Errc::permission_denied, "heartbeat: " + uid + " is not host " + host));
     ++stats_.heartbeats;
     HostTable::Change change;
     bool known = hosts_.apply_heartbeat(host, rid, now, change);
@@ -362,26 +377,31 @@ void ControllerServer::on_control(std::vector<zmq::message_t>& parts) {
     auto h = msg::decode_host_hello(buf);
     if (!h) return bad(peer, "", h.error());
     std::string host(sv((*h)->host()));
-    if (!check_identity(host)) return bad(peer, host, Error(Errc::permission_denied, "hello: " + uid + " is not host " + host));
+    if (!check_identity(host))
+      return bad(peer, host, Error(Errc::permission_denied, "hello: " + uid + " is not host " + host));
     ++stats_.hellos;
     auto change = hosts_.apply_hello(**h, buf, rid, now);
     market_->on_host_hello(**h);
-    spdlog::info("host={} hello: {} VMs, incarnation {}", host, (*h)->vms() ? (*h)->vms()->size() : 0, (*h)->incarnation());
+    spdlog::info("host={} hello: {} VMs, incarnation {}", host, (*h)->vms() ? (*h)->vms()->size() : 0,
+                 (*h)->incarnation());
     if (change == HostTable::Change::came_up) host_changed(host, true);
     reply_heartbeat(false);
   } else if (kind == msg::topic::kShiftResult) {
     auto r = msg::decode_shift_result(buf);
     if (!r) return bad(peer, "", r.error());
     std::string host(sv((*r)->host()));
-    if (!check_identity(host)) return bad(peer, host, Error(Errc::permission_denied, "shift result: " + uid + " is not host " + host));
+    if (!check_identity(host))
+      return bad(peer, host, Error(Errc::permission_denied, "shift result: " + uid + " is not host " + host));
     ++stats_.shift_results;
     auto outcome = msg::to_shift_outcome(**r);
     market_->on_shift_result(host, outcome);
     emit("shift." + host, v1::MarketEventBody::ShiftEvent, [&](flatbuffers::FlatBufferBuilder& b) {
       std::vector<flatbuffers::Offset<v1::Adjustment>> adj;
-      for (auto& a : outcome.in_force) adj.push_back(v1::CreateAdjustment(b, a.resource, a.value, b.CreateString(a.target)));
+      for (auto& a : outcome.in_force)
+        adj.push_back(v1::CreateAdjustment(b, a.resource, a.value, b.CreateString(a.target)));
       flatbuffers::Offset<v1::Error> err;
-      if (outcome.error != v1::ErrorCode::ok) err = v1::CreateErrorDirect(b, outcome.error, outcome.error_message.c_str());
+      if (outcome.error != v1::ErrorCode::ok)
+        err = v1::CreateErrorDirect(b, outcome.error, outcome.error_message.c_str());
       return v1::CreateShiftEventDirect(b, host.c_str(), outcome.command_id, outcome.vm_uuid.c_str(), &adj, err,
                                         outcome.phase())
           .Union();

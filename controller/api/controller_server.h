@@ -11,8 +11,6 @@
 // an error) if the handler dies. Other threads reach the sockets only through ControllerLink, whose calls
 // are queued and handed to the owner thread. It never decides anything about the market.
 
-#include <zmq.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -23,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <zmq.hpp>
 
 #include "common/msg/bad_messages.h"
 #include "common/msg/curve_keys.h"
@@ -51,18 +50,18 @@ class KpiObserver {
 
 struct ControllerConfig {
   ControllerEndpoints endpoints;
-  std::optional<msg::KeyPair> server_key;          // required when any endpoint is tcp://
-  std::shared_ptr<const msg::AllowList> allow;     // required with server_key
-  bool allow_plaintext_tcp = false;                // benchmarks only
-  uint64_t peer_timeout_ns = 3'000'000'000ULL;     // a host silent this long is down
-  uint64_t tick_ns = 250'000'000ULL;               // liveness check period
+  std::optional<msg::KeyPair> server_key;       // required when any endpoint is tcp://
+  std::shared_ptr<const msg::AllowList> allow;  // required with server_key
+  bool allow_plaintext_tcp = false;             // benchmarks only
+  uint64_t peer_timeout_ns = 3'000'000'000ULL;  // a host silent this long is down
+  uint64_t tick_ns = 250'000'000ULL;            // liveness check period
   bool republish_kpis = true;
   std::shared_ptr<KpiObserver> kpi_observer;
 };
 
 struct ControllerStats {
-  std::atomic<uint64_t> kpi_reports{0}, kpi_gaps{0}, bad_messages{0}, events_published{0}, api_requests{0},
-      hellos{0}, heartbeats{0}, shift_results{0}, hosts_up{0};
+  std::atomic<uint64_t> kpi_reports{0}, kpi_gaps{0}, bad_messages{0}, events_published{0}, api_requests{0}, hellos{0},
+      heartbeats{0}, shift_results{0}, hosts_up{0};
 };
 
 class ControllerServer final : public ControllerLink {
@@ -93,9 +92,19 @@ class ControllerServer final : public ControllerLink {
   void renew_lease(std::string host, msg::LeaseRenewal renewal) override;
 
  private:
-  struct EventItem { std::string topic; v1::MarketEventBody type; EventBodyBuilder build; };
-  struct ShiftItem { std::string host; msg::ShiftOrder order; };
-  struct LeaseItem { std::string host; msg::LeaseRenewal renewal; };
+  struct EventItem {
+    std::string topic;
+    v1::MarketEventBody type;
+    EventBodyBuilder build;
+  };
+  struct ShiftItem {
+    std::string host;
+    msg::ShiftOrder order;
+  };
+  struct LeaseItem {
+    std::string host;
+    msg::LeaseRenewal renewal;
+  };
   struct StopItem {};
   using OutboxItem = std::variant<EventItem, ShiftItem, LeaseItem, StopItem>;
 

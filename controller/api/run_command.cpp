@@ -18,7 +18,8 @@ namespace keys = config::controller_keys;
 
 std::shared_ptr<RunOptions> add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  auto* c = app.add_subcommand("run", "bind the messaging endpoints, run the market and serve agents, clients and subscribers");
+  auto* c = app.add_subcommand(
+      "run", "bind the messaging endpoints, run the market and serve agents, clients and subscribers");
   o->cli = std::make_unique<config::CommandLine>(config::controller_schema());
   o->cli->add_config_option(*c);
   o->cli->add_set_option(*c);
@@ -102,7 +103,8 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   std::string key_file = o.key_file;
   std::optional<msg::KeyPair> dashboard_key;  // the in-process dashboard's CURVE identity (below)
   const auto& e = cfg.endpoints;
-  if (key_file.empty() && (msg::is_tcp(e.ingest) || msg::is_tcp(e.control) || msg::is_tcp(e.api) || msg::is_tcp(e.events)))
+  if (key_file.empty() &&
+      (msg::is_tcp(e.ingest) || msg::is_tcp(e.control) || msg::is_tcp(e.api) || msg::is_tcp(e.events)))
     key_file = conf.get_string(keys::keys_dir) + "/controller.key";
   if (!key_file.empty()) {
     auto kp = msg::load_keypair(key_file);
@@ -159,7 +161,11 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   ControllerServer server(cfg, std::move(market));
   if (service) service->attach(&server);
   auto up = registry.gauge("morph_controller_hosts_up", "Hosts currently up").with({});
-  auto bad = registry.gauge("morph_controller_bad_messages", "Messages refused (malformed, unverified, unauthorised), and VM entries left out of KPI reports").with({});
+  auto bad =
+      registry
+          .gauge("morph_controller_bad_messages",
+                 "Messages refused (malformed, unverified, unauthorised), and VM entries left out of KPI reports")
+          .with({});
   auto reports = registry.gauge("morph_controller_kpi_reports", "KpiReports ingested").with({});
   auto api = registry.gauge("morph_controller_api_requests", "Api requests served").with({});
   registry.on_collect([&] {
@@ -196,17 +202,19 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     }
     auto ds = dashboard::start_dashboard(d);
     if (!ds) {
-      spdlog::error("{} = \"{}\": {} (another controller or morph-dashboard there? choose another address, or \"\" "
-                    "for no dashboard)",
-                    keys::dashboard_listen, listen, ds.error().what());
+      spdlog::error(
+          "{} = \"{}\": {} (another controller or morph-dashboard there? choose another address, or \"\" "
+          "for no dashboard)",
+          keys::dashboard_listen, listen, ds.error().what());
       server.stop();
       return 2;
     }
     dash = std::move(ds).value();
     if (auto addr = config::parse_listen(listen); addr && !loopback_host(addr->host))
-      spdlog::warn("{} {} is not a loopback address: anyone who reaches it sees every host, VM, tenant account, bid "
-                   "and price, without authentication (docs/security.md)",
-                   keys::dashboard_listen, listen);
+      spdlog::warn(
+          "{} {} is not a loopback address: anyone who reaches it sees every host, VM, tenant account, bid "
+          "and price, without authentication (docs/security.md)",
+          keys::dashboard_listen, listen);
   }
   if (service) service->start();
   // The bound endpoints on stdout, one per line, so scripts and tests can use ephemeral ports.

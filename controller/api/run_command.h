@@ -7,7 +7,6 @@
 // --set key=value and the typed flags bound to keys (--api, --tick, --ledger, ...).
 
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <string>
 

@@ -3,11 +3,10 @@
 // Exit codes: 0 ok; 1 the controller refused the request (its error is printed); 2 usage (a bad flag or
 // value, unreadable key file); 3 the controller could not be reached.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "common/config.h"
@@ -36,7 +35,9 @@ struct Conn {
   bool json_out = false;
 };
 
-std::string s(const flatbuffers::String* p) { return p ? p->str() : std::string(); }
+std::string s(const flatbuffers::String* p) {
+  return p ? p->str() : std::string();
+}
 
 struct CallError {
   int code;
@@ -56,17 +57,20 @@ class Client {
       sec.curve = *kp;
       sec.server_public_z85 = *sk;
     } else if (morph::msg::is_tcp(conn_.connect)) {
-      fail(kUsage, "--connect " + conn_.connect + " is tcp: give --key and --server-key, or use the local ipc endpoint");
+      fail(kUsage,
+           "--connect " + conn_.connect + " is tcp: give --key and --server-key, or use the local ipc endpoint");
     }
     client_.emplace(ctx_, conn_.connect, sec);
-    if (auto st = client_->connect(); !st) fail(kUnreachable, "cannot connect to " + conn_.connect + ": " + st.error().what());
+    if (auto st = client_->connect(); !st)
+      fail(kUnreachable, "cannot connect to " + conn_.connect + ": " + st.error().what());
     auto reply = client_->call(type, build, std::chrono::milliseconds(conn_.timeout_ms));
     if (!reply) fail(kUnreachable, "cannot reach the controller at " + conn_.connect + ": " + reply.error().what());
     msg_ = std::move(*reply);
     auto r = morph::msg::decode_api_reply({static_cast<const uint8_t*>(msg_.data()), msg_.size()});
     if (!r) fail(kUnreachable, "bad reply from " + conn_.connect + ": " + r.error().what());
     if ((*r)->error() && (*r)->error()->code() != v1::ErrorCode::ok)
-      fail(kRefused, std::string("refused (") + v1::EnumNameErrorCode((*r)->error()->code()) + "): " + s((*r)->error()->message()));
+      fail(kRefused, std::string("refused (") + v1::EnumNameErrorCode((*r)->error()->code()) +
+                         "): " + s((*r)->error()->message()));
     reply_ = *r;
     return zmq::message_t();
   }
@@ -86,9 +90,12 @@ class Client {
 
 const char* tier_word(v1::BidTier t) {
   switch (t) {
-    case v1::BidTier::sla_critical: return "sla";
-    case v1::BidTier::improvement: return "improve";
-    case v1::BidTier::speculative: return "speculative";
+    case v1::BidTier::sla_critical:
+      return "sla";
+    case v1::BidTier::improvement:
+      return "improve";
+    case v1::BidTier::speculative:
+      return "speculative";
   }
   return "?";
 }
@@ -105,28 +112,53 @@ std::optional<v1::Resource> parse_resource(const std::string& w) {
 }
 
 json account_json(const v1::AccountInfo* a) {
-  return {{"account", s(a->account())}, {"display_name", s(a->display_name())}, {"balance_ucredits", a->balance_ucredits()},
+  return {{"account", s(a->account())},
+          {"display_name", s(a->display_name())},
+          {"balance_ucredits", a->balance_ucredits()},
           {"reserved_ucredits", a->reserved_ucredits()}};
 }
 json bid_json(const v1::BidInfo* b) {
-  return {{"bid_id", b->bid_id()}, {"account", s(b->account())}, {"vm", s(b->vm_uuid())}, {"host", s(b->host())},
-          {"resource", v1::EnumNameResource(b->resource())}, {"tier", tier_word(b->tier())},
-          {"quantity", b->quantity()}, {"min_quantity", b->min_quantity()}, {"max_price_ucredits", b->max_price_ucredits()},
-          {"state", v1::EnumNameBidState(b->state())}, {"filled", b->filled_quantity()}, {"rescue", b->rescue()},
+  return {{"bid_id", b->bid_id()},
+          {"account", s(b->account())},
+          {"vm", s(b->vm_uuid())},
+          {"host", s(b->host())},
+          {"resource", v1::EnumNameResource(b->resource())},
+          {"tier", tier_word(b->tier())},
+          {"quantity", b->quantity()},
+          {"min_quantity", b->min_quantity()},
+          {"max_price_ucredits", b->max_price_ucredits()},
+          {"state", v1::EnumNameBidState(b->state())},
+          {"filled", b->filled_quantity()},
+          {"rescue", b->rescue()},
           {"expires_ns", b->expires_ns()}};
 }
 json price_json(const v1::PriceInfo* p) {
-  return {{"host", s(p->host())}, {"resource", v1::EnumNameResource(p->resource())}, {"tier", tier_word(p->tier())},
-          {"price_ucredits", p->price_ucredits()}, {"supply", p->supply()}, {"allocated", p->allocated()}, {"tick", p->tick()}};
+  return {{"host", s(p->host())},
+          {"resource", v1::EnumNameResource(p->resource())},
+          {"tier", tier_word(p->tier())},
+          {"price_ucredits", p->price_ucredits()},
+          {"supply", p->supply()},
+          {"allocated", p->allocated()},
+          {"tick", p->tick()}};
 }
 json alloc_json(const v1::AllocationInfo* a) {
-  return {{"host", s(a->host())}, {"vm", s(a->vm_uuid())}, {"account", s(a->account())}, {"bid_id", a->bid_id()},
-          {"resource", v1::EnumNameResource(a->resource())}, {"quantity", a->quantity()}, {"price_ucredits", a->price_ucredits()}};
+  return {{"host", s(a->host())},
+          {"vm", s(a->vm_uuid())},
+          {"account", s(a->account())},
+          {"bid_id", a->bid_id()},
+          {"resource", v1::EnumNameResource(a->resource())},
+          {"quantity", a->quantity()},
+          {"price_ucredits", a->price_ucredits()}};
 }
 json policy_json(const v1::VmPolicy* p) {
-  return {{"vm", s(p->vm_uuid())}, {"account", s(p->account())}, {"rescue", p->rescue()},
-          {"runq_wait_permille", p->runq_wait_permille()}, {"blk_p99_us", p->blk_p99_us()}, {"drops_per_s", p->drops_per_s()},
-          {"max_price_ucredits", p->max_price_ucredits()}, {"budget_ucredits_per_hour", p->budget_ucredits_per_hour()},
+  return {{"vm", s(p->vm_uuid())},
+          {"account", s(p->account())},
+          {"rescue", p->rescue()},
+          {"runq_wait_permille", p->runq_wait_permille()},
+          {"blk_p99_us", p->blk_p99_us()},
+          {"drops_per_s", p->drops_per_s()},
+          {"max_price_ucredits", p->max_price_ucredits()},
+          {"budget_ucredits_per_hour", p->budget_ucredits_per_hour()},
           {"rescue_bid_id", p->rescue_bid_id()}};
 }
 json adj_json(const flatbuffers::Vector<flatbuffers::Offset<v1::Adjustment>>* v) {
@@ -176,8 +208,10 @@ std::vector<std::pair<std::string, CLI::App*>> leaf_commands(CLI::App& app, cons
   for (auto* c : app.get_subcommands([](CLI::App* x) { return !x->get_name().empty(); })) {  // not option groups
     std::string path = prefix.empty() ? c->get_name() : prefix + " " + c->get_name();
     auto sub = leaf_commands(*c, path);
-    if (sub.empty()) out.emplace_back(path, c);
-    else out.insert(out.end(), sub.begin(), sub.end());
+    if (sub.empty())
+      out.emplace_back(path, c);
+    else
+      out.insert(out.end(), sub.begin(), sub.end());
   }
   return out;
 }
@@ -248,7 +282,9 @@ Examples:
     if (!kp) Client::fail(kRefused, kp.error().what());
     if (auto st = morph::msg::write_keypair(key_dir, key_name, *kp); !st) Client::fail(kRefused, st.error().what());
     if (conn.json_out)
-      print({{"name", key_name}, {"public_key", kp->public_z85}, {"public_key_file", key_dir + "/" + key_name + ".pub"},
+      print({{"name", key_name},
+             {"public_key", kp->public_z85},
+             {"public_key_file", key_dir + "/" + key_name + ".pub"},
              {"secret_key_file", key_dir + "/" + key_name + ".key"}},
             true);
     else
@@ -268,8 +304,13 @@ Examples:
         json cap = json::object();
         if (h->capacity())
           for (const auto* c : *h->capacity()) cap[v1::EnumNameResource(c->resource())] = c->amount();
-        rows.push_back({{"host", s(h->host())}, {"up", h->up()}, {"vms", h->vm_count()}, {"kpi_seq", h->kpi_seq()},
-                        {"kpi_gaps", h->kpi_gaps()}, {"bad_messages", h->bad_messages()}, {"capacity", cap}});
+        rows.push_back({{"host", s(h->host())},
+                        {"up", h->up()},
+                        {"vms", h->vm_count()},
+                        {"kpi_seq", h->kpi_seq()},
+                        {"kpi_gaps", h->kpi_gaps()},
+                        {"bad_messages", h->bad_messages()},
+                        {"capacity", cap}});
       }
     print(rows, conn.json_out);
     return kOk;
@@ -280,7 +321,8 @@ Examples:
   vms_list->add_option("--host", vm_host, "only this host");
   add_json(vms_list);
   on(vms_list, [&] {
-    client.call(ApiRequestBody::VmsQuery, [&](Builder& b) { return v1::CreateVmsQueryDirect(b, vm_host.c_str()).Union(); });
+    client.call(ApiRequestBody::VmsQuery,
+                [&](Builder& b) { return v1::CreateVmsQueryDirect(b, vm_host.c_str()).Union(); });
     json rows = json::array();
     if (auto* r = client.reply().body_as_VmsReply(); r && r->vms())
       for (const auto* v : *r->vms()) {
@@ -288,14 +330,19 @@ Examples:
         json base = json::object();
         if (v->vm()->baseline())
           for (const auto* c : *v->vm()->baseline()) base[v1::EnumNameResource(c->resource())] = c->amount();
-        rows.push_back({{"host", s(v->host())}, {"vm", s(v->vm()->uuid())}, {"name", s(v->vm()->name())},
-                        {"owner", s(v->vm()->owner())}, {"running", v->vm()->running()}, {"baseline", base}});
+        rows.push_back({{"host", s(v->host())},
+                        {"vm", s(v->vm()->uuid())},
+                        {"name", s(v->vm()->name())},
+                        {"owner", s(v->vm()->owner())},
+                        {"running", v->vm()->running()},
+                        {"baseline", base}});
       }
     print(rows, conn.json_out);
     return kOk;
   });
   std::string vm_owner_vm, vm_owner_acct;
-  auto* vms_owner = vms->add_subcommand("set-owner", "admin: make ACCOUNT the VM's owner, overriding the host's metadata");
+  auto* vms_owner =
+      vms->add_subcommand("set-owner", "admin: make ACCOUNT the VM's owner, overriding the host's metadata");
   vms_owner->add_option("vm", vm_owner_vm, "VM uuid")->required();
   vms_owner->add_option("account", vm_owner_acct, "account")->required();
   add_json(vms_owner);
@@ -303,8 +350,10 @@ Examples:
     client.call(ApiRequestBody::VmOwnerSet, [&](Builder& b) {
       return v1::CreateVmOwnerSetDirect(b, vm_owner_vm.c_str(), vm_owner_acct.c_str()).Union();
     });
-    if (conn.json_out) print({{"vm", vm_owner_vm}, {"owner", vm_owner_acct}}, true);
-    else std::cout << "vm " << vm_owner_vm << " owned by " << vm_owner_acct << "\n";
+    if (conn.json_out)
+      print({{"vm", vm_owner_vm}, {"owner", vm_owner_acct}}, true);
+    else
+      std::cout << "vm " << vm_owner_vm << " owned by " << vm_owner_acct << "\n";
     return kOk;
   });
   auto* kpis = app.add_subcommand("kpis", "latest KPIs")->require_subcommand(1);
@@ -321,11 +370,15 @@ Examples:
         for (const auto* k : *rep->vms()) {
           if (!kpi_vm.empty() && s(k->uuid()) != kpi_vm && s(k->name()) != kpi_vm) continue;
           double busy = static_cast<double>(k->cpu_run_ns() + k->cpu_wait_ns());
-          rows.push_back({{"host", s(rep->host())}, {"vm", s(k->uuid())}, {"name", s(k->name())},
-                          {"cpu_run_ms", k->cpu_run_ns() / 1'000'000}, {"cpu_wait_ms", k->cpu_wait_ns() / 1'000'000},
+          rows.push_back({{"host", s(rep->host())},
+                          {"vm", s(k->uuid())},
+                          {"name", s(k->name())},
+                          {"cpu_run_ms", k->cpu_run_ns() / 1'000'000},
+                          {"cpu_wait_ms", k->cpu_wait_ns() / 1'000'000},
                           {"runq_wait_permille", busy > 0 ? static_cast<int>(1000.0 * k->cpu_wait_ns() / busy) : 0},
                           {"throttled_ms", k->cpu_throttled_ns() / 1'000'000},
-                          {"net_drops", k->net_rx_drops() + k->net_tx_drops()}, {"rss_mib", k->mem_rss_bytes() >> 20}});
+                          {"net_drops", k->net_rx_drops() + k->net_tx_drops()},
+                          {"rss_mib", k->mem_rss_bytes() >> 20}});
         }
       }
     if (!kpi_vm.empty() && rows.empty()) Client::fail(kRefused, "no KPIs for VM " + kpi_vm);
@@ -355,7 +408,8 @@ Examples:
   acc_get->add_option("account", acct, "account name")->required();
   add_json(acc_get);
   on(acc_get, [&] {
-    client.call(ApiRequestBody::AccountGet, [&](Builder& b) { return v1::CreateAccountGetDirect(b, acct.c_str()).Union(); });
+    client.call(ApiRequestBody::AccountGet,
+                [&](Builder& b) { return v1::CreateAccountGetDirect(b, acct.c_str()).Union(); });
     return show_account();
   });
   auto* acc_list = accounts->add_subcommand("list", "accounts you may see");
@@ -391,8 +445,7 @@ Examples:
   b_sub->add_option("--quantity", quantity, "increment, in the resource's unit (cpu: millicores)")->required();
   b_sub->add_option("--max-price", max_price, "micro-credits per unit per second")->required();
   b_sub->add_option("--min-quantity", min_quantity, "smallest partial fill accepted (default: all or nothing)");
-  b_sub->add_option("--resource", resource, kResourceNames)
-      ->capture_default_str();
+  b_sub->add_option("--resource", resource, kResourceNames)->capture_default_str();
   b_sub->add_option("--tier", tier, "sla, improve, speculative")->capture_default_str();
   b_sub->add_option("--expires-in", expires_in, "duration (\"10m\"); default until cancelled");
   add_json(b_sub);
@@ -412,7 +465,8 @@ Examples:
       expires = morph::msg::now_ns() + static_cast<uint64_t>(d->count());
     }
     client.call(ApiRequestBody::BidSubmit, [&](Builder& b) {
-      return v1::CreateBidSubmitDirect(b, acct.c_str(), bid_vm.c_str(), *r, quantity, min_quantity, max_price, *t, expires)
+      return v1::CreateBidSubmitDirect(b, acct.c_str(), bid_vm.c_str(), *r, quantity, min_quantity, max_price, *t,
+                                       expires)
           .Union();
     });
     return show_bid();
@@ -462,7 +516,8 @@ Examples:
   p_list->add_option("--host", q_host, "only this host");
   add_json(p_list);
   on(p_list, [&] {
-    client.call(ApiRequestBody::PricesQuery, [&](Builder& b) { return v1::CreatePricesQueryDirect(b, q_host.c_str()).Union(); });
+    client.call(ApiRequestBody::PricesQuery,
+                [&](Builder& b) { return v1::CreatePricesQueryDirect(b, q_host.c_str()).Union(); });
     json rows = json::array();
     if (auto* r = client.reply().body_as_PricesReply(); r && r->prices())
       for (const auto* p : *r->prices()) rows.push_back(price_json(p));
@@ -486,20 +541,25 @@ Examples:
     return kOk;
   });
   auto* ledger = app.add_subcommand("ledger", "charges, failures and deposits")->require_subcommand(1);
-  auto* l_show = ledger->add_subcommand("show", "ledger entries from the controller's ledger database, newest page first");
+  auto* l_show =
+      ledger->add_subcommand("show", "ledger entries from the controller's ledger database, newest page first");
   uint64_t since_tick = 0, before_entry = 0;
   uint32_t limit = 100;
   std::string l_kind;
   l_show->add_option("--account", acct, "only this account (a tenant always sees only its own)");
   l_show->add_option("--since-tick", since_tick, "from this tick on");
-  l_show->add_option("--kind", l_kind, "only this kind of entry")->check(CLI::IsMember({"charge", "deposit", "failure"}));
+  l_show->add_option("--kind", l_kind, "only this kind of entry")
+      ->check(CLI::IsMember({"charge", "deposit", "failure"}));
   l_show->add_option("--before", before_entry, "page back: only entries older than this entry id");
-  l_show->add_option("--limit", limit, "at most this many (newest)")->capture_default_str()->check(CLI::Range(1u, 10000u));
+  l_show->add_option("--limit", limit, "at most this many (newest)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000u));
   add_json(l_show);
   on(l_show, [&] {
     client.call(ApiRequestBody::LedgerQuery, [&](Builder& b) {
       return v1::CreateLedgerQueryDirect(b, acct.c_str(), since_tick, limit, l_kind.empty() ? nullptr : l_kind.c_str(),
-                                         before_entry).Union();
+                                         before_entry)
+          .Union();
     });
     json rows = json::array();
     uint64_t next = 0;
@@ -507,9 +567,14 @@ Examples:
       next = r->next_before();
       if (r->entries())
         for (const auto* e : *r->entries())
-          rows.push_back({{"entry_id", e->entry_id()}, {"tick", e->tick()}, {"account", s(e->account())},
-                          {"kind", s(e->kind())}, {"amount_ucredits", e->amount_ucredits()}, {"bid_id", e->bid_id()},
-                          {"reason", s(e->reason())}, {"timestamp_ns", e->timestamp_ns()}});
+          rows.push_back({{"entry_id", e->entry_id()},
+                          {"tick", e->tick()},
+                          {"account", s(e->account())},
+                          {"kind", s(e->kind())},
+                          {"amount_ucredits", e->amount_ucredits()},
+                          {"bid_id", e->bid_id()},
+                          {"reason", s(e->reason())},
+                          {"timestamp_ns", e->timestamp_ns()}});
     }
     print(rows, conn.json_out);
     if (next) std::cerr << "older entries: --before " << next << "\n";
@@ -526,8 +591,11 @@ Examples:
     json rows = json::array();
     if (auto* r = client.reply().body_as_ShiftsReply(); r && r->shifts())
       for (const auto* x : *r->shifts())
-        rows.push_back({{"host", s(x->host())}, {"command_id", x->command_id()}, {"vm", s(x->vm_uuid())},
-                        {"phase", s(x->phase())}, {"settings", adj_json(x->adjustments())},
+        rows.push_back({{"host", s(x->host())},
+                        {"command_id", x->command_id()},
+                        {"vm", s(x->vm_uuid())},
+                        {"phase", s(x->phase())},
+                        {"settings", adj_json(x->adjustments())},
                         {"error", x->error() ? s(x->error()->message()) : ""}});
     print(rows, conn.json_out);
     return kOk;
@@ -554,13 +622,15 @@ Examples:
     return kOk;
   };
   on(pol_get, [&] {
-    client.call(ApiRequestBody::PolicyGet, [&](Builder& b) { return v1::CreatePolicyGetDirect(b, pol_vm.c_str()).Union(); });
+    client.call(ApiRequestBody::PolicyGet,
+                [&](Builder& b) { return v1::CreatePolicyGetDirect(b, pol_vm.c_str()).Union(); });
     return show_policy();
   });
   auto* pol_set = policy->add_subcommand("set", "change a VM's policy (fields not given keep their value)");
   pol_set->add_option("vm", pol_vm, "VM uuid")->required();
   auto* o_rescue = pol_set->add_option("--rescue", rescue_word, "on or off")->check(CLI::IsMember({"on", "off"}));
-  auto* o_runq = pol_set->add_option("--runq-wait-permille", runq_permille, "SLA: run-queue wait share threshold (0 = off)");
+  auto* o_runq =
+      pol_set->add_option("--runq-wait-permille", runq_permille, "SLA: run-queue wait share threshold (0 = off)");
   auto* o_blk = pol_set->add_option("--blk-p99-us", blk_p99, "SLA: block latency p99 threshold (0 = off)");
   auto* o_drops = pol_set->add_option("--drops-per-s", drops, "SLA: packet drops threshold (0 = off)");
   auto* o_maxp = pol_set->add_option("--max-price", max_price, "rescue bids' max price per unit-second");
@@ -568,19 +638,23 @@ Examples:
   // Rescue detection and step sizes; the ranges are the controller's (docs/market.md).
   int64_t breach_n = 0, recover_n = 0, cpu_step = 0, iops_step = 0, kbps_step = 0;
   const CLI::Range intervals(int64_t{1}, int64_t{100}), steps(int64_t{1}, int64_t{1} << 20);
-  auto* o_breach = pol_set->add_option("--breach-intervals", breach_n,
-                                       "consecutive KPI intervals over a threshold before a rescue (1..100; default 3)")
+  auto* o_breach = pol_set
+                       ->add_option("--breach-intervals", breach_n,
+                                    "consecutive KPI intervals over a threshold before a rescue (1..100; default 3)")
                        ->check(intervals);
-  auto* o_recover = pol_set->add_option("--recover-intervals", recover_n,
-                                        "consecutive healthy intervals before a rescue is retired (1..100; default 5)")
+  auto* o_recover = pol_set
+                        ->add_option("--recover-intervals", recover_n,
+                                     "consecutive healthy intervals before a rescue is retired (1..100; default 5)")
                         ->check(intervals);
-  auto* o_cpu_step = pol_set->add_option("--cpu-step", cpu_step, "millicores a CPU rescue asks for (1..1048576; default 500)")
-                         ->check(steps);
-  auto* o_iops_step = pol_set->add_option("--disk-iops-step", iops_step, "IOPS a disk rescue asks for (1..1048576; default 200)")
-                          ->check(steps);
-  auto* o_kbps_step = pol_set->add_option("--net-kbps-step", kbps_step,
-                                          "kbit/s a network rescue asks for (1..1048576; default 10000)")
-                          ->check(steps);
+  auto* o_cpu_step =
+      pol_set->add_option("--cpu-step", cpu_step, "millicores a CPU rescue asks for (1..1048576; default 500)")
+          ->check(steps);
+  auto* o_iops_step =
+      pol_set->add_option("--disk-iops-step", iops_step, "IOPS a disk rescue asks for (1..1048576; default 200)")
+          ->check(steps);
+  auto* o_kbps_step =
+      pol_set->add_option("--net-kbps-step", kbps_step, "kbit/s a network rescue asks for (1..1048576; default 10000)")
+          ->check(steps);
   add_json(pol_set);
   on(pol_set, [&] {
     client.call(ApiRequestBody::PolicySet, [&](Builder& b) {
@@ -625,10 +699,16 @@ Examples:
     const auto* q = client.reply().body_as_QuoteReply();
     json hist = json::array();
     if (q->history())
-      for (const auto* p : *q->history()) hist.push_back({{"tick", p->tick()}, {"price_ucredits", p->price_ucredits()}});
-    json out = {{"host", s(q->host())}, {"resource", v1::EnumNameResource(q->resource())}, {"tier", tier_word(q->tier())},
-                {"quantity", q->quantity()}, {"available", q->available()}, {"price_ucredits", q->price_ucredits()},
-                {"cost_per_tick_ucredits", q->cost_per_tick_ucredits()}, {"tick_ms", q->tick_ms()}};
+      for (const auto* p : *q->history())
+        hist.push_back({{"tick", p->tick()}, {"price_ucredits", p->price_ucredits()}});
+    json out = {{"host", s(q->host())},
+                {"resource", v1::EnumNameResource(q->resource())},
+                {"tier", tier_word(q->tier())},
+                {"quantity", q->quantity()},
+                {"available", q->available()},
+                {"price_ucredits", q->price_ucredits()},
+                {"cost_per_tick_ucredits", q->cost_per_tick_ucredits()},
+                {"tick_ms", q->tick_ms()}};
     if (conn.json_out) {
       out["history"] = hist;
       print(out, true);
@@ -654,9 +734,12 @@ Examples:
   on(commands, [&] {
     json rows = json::array();
     for (auto& [path, c] : leaf_commands(app))
-      rows.push_back({{"command", path}, {"json", c->get_option_no_throw("--json") != nullptr},
-                      {"example", example_of(c)}, {"description", c->get_description()}});
-    if (conn.json_out) print(rows, true);
+      rows.push_back({{"command", path},
+                      {"json", c->get_option_no_throw("--json") != nullptr},
+                      {"example", example_of(c)},
+                      {"description", c->get_description()}});
+    if (conn.json_out)
+      print(rows, true);
     else
       for (auto& r : rows) std::cout << r["command"].get<std::string>() << "\n";
     return kOk;
@@ -680,13 +763,17 @@ Examples:
       {"bids list", {"morphctl bids list --account acme", "morphctl bids list --vm 0f1e2d3c-... --json"}},
       {"prices list", {"morphctl prices list --host host-a", "morphctl prices list --json"}},
       {"allocations list", {"morphctl allocations list --account acme", "morphctl allocations list --json"}},
-      {"ledger show", {"morphctl ledger show --account acme --since-tick 100", "morphctl ledger show --limit 20 --json"}},
+      {"ledger show",
+       {"morphctl ledger show --account acme --since-tick 100", "morphctl ledger show --limit 20 --json"}},
       {"shifts list", {"morphctl shifts list --host host-a --limit 20", "morphctl shifts list --json"}},
       {"policy get", {"morphctl policy get 0f1e2d3c-... --json"}},
       {"policy set",
-       {"morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour 5000000",
+       {"morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour "
+        "5000000",
         "morphctl policy set 0f1e2d3c-... --breach-intervals 1 --recover-intervals 5 --cpu-step 500 --json"}},
-      {"quote", {"morphctl quote --vm 0f1e2d3c-... --quantity 500", "morphctl quote --host host-a --quantity 500 --tier sla --json"}},
+      {"quote",
+       {"morphctl quote --vm 0f1e2d3c-... --quantity 500",
+        "morphctl quote --host host-a --quantity 500 --tier sla --json"}},
       {"top",
        {"morphctl top --ipc-dir /run/morph", "morphctl top --ipc-dir /run/morph --count 3 --json",
         "morphctl top --api tcp://ctl:7712 --events tcp://ctl:7713 --key ops.key --server-key controller.pub --once"}},
@@ -702,7 +789,8 @@ Examples:
     }
     if (a.starts_with("-")) continue;
     if (app.get_subcommands([&](CLI::App* c) { return c->check_name(a); }).empty()) {
-      std::cerr << "morphctl: unknown command '" << a << "' (morphctl commands lists them; morphctl --help explains them)\n";
+      std::cerr << "morphctl: unknown command '" << a
+                << "' (morphctl commands lists them; morphctl --help explains them)\n";
       return kUsage;
     }
     break;

@@ -18,7 +18,9 @@ namespace morph::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void on_sigint(int) { g_interrupted = true; }
+void on_sigint(int) {
+  g_interrupted = true;
+}
 
 std::string rate(double b) {
   static const char* units[] = {"B/s", "KiB/s", "MiB/s", "GiB/s"};
@@ -39,7 +41,9 @@ std::string clock_of(uint64_t ns) {
   return buf;
 }
 
-std::string fit(const std::string& s, size_t w) { return s.size() <= w ? s : s.substr(0, w - 1) + "~"; }
+std::string fit(const std::string& s, size_t w) {
+  return s.size() <= w ? s : s.substr(0, w - 1) + "~";
+}
 
 struct Style {
   bool ansi;
@@ -55,9 +59,10 @@ std::string render_top(const fleet::FleetState& s, bool ansi) {
   char line[512];
   size_t up = 0;
   for (auto& [n, h] : s.hosts) up += h.up;
-  std::snprintf(line, sizeof line, "morph top  %s  hosts %zu (%zu up)  VMs %zu  events %llu%s%s", clock_of(s.updated_ns).c_str(),
-                s.hosts.size(), up, s.vms.size(), static_cast<unsigned long long>(s.events_seen),
-                s.last_error.empty() ? "" : "  ! ", s.last_error.c_str());
+  std::snprintf(line, sizeof line, "morph top  %s  hosts %zu (%zu up)  VMs %zu  events %llu%s%s",
+                clock_of(s.updated_ns).c_str(), s.hosts.size(), up, s.vms.size(),
+                static_cast<unsigned long long>(s.events_seen), s.last_error.empty() ? "" : "  ! ",
+                s.last_error.c_str());
   o << st.bold(line) << "\n\n";
 
   std::snprintf(line, sizeof line, "%-28s %-12s %-10s %6s %6s %11s %11s %11s %11s  %s", "VM", "HOST", "OWNER", "CPU%",
@@ -84,8 +89,9 @@ std::string render_top(const fleet::FleetState& s, bool ansi) {
     std::snprintf(line, sizeof line, "%-28s %-12s %-10s %6.1f ", name.c_str(), fit(v.host, 12).c_str(),
                   fit(v.owner, 10).c_str(), k.cpu_pct);
     o << line << (k.runq_wait_pct > 20 ? st.warn(wait) : std::string(wait));
-    std::snprintf(line, sizeof line, " %11s %11s %11s %11s  %s", rate(k.disk_read_Bps).c_str(), rate(k.disk_write_Bps).c_str(),
-                  rate(k.net_rx_Bps).c_str(), rate(k.net_tx_Bps).c_str(), bought.count(uuid) ? bought[uuid].c_str() : "-");
+    std::snprintf(line, sizeof line, " %11s %11s %11s %11s  %s", rate(k.disk_read_Bps).c_str(),
+                  rate(k.disk_write_Bps).c_str(), rate(k.net_rx_Bps).c_str(), rate(k.net_tx_Bps).c_str(),
+                  bought.count(uuid) ? bought[uuid].c_str() : "-");
     o << line << "\n";
   }
 
@@ -96,8 +102,8 @@ std::string render_top(const fleet::FleetState& s, bool ansi) {
     any = true;
     auto& p = d.back();
     std::snprintf(line, sizeof line, "  %-40s price %8lld  allocated %8lld / supply %lld  (tick %llu)", book.c_str(),
-                  static_cast<long long>(p.price), static_cast<long long>(p.allocated), static_cast<long long>(p.supply),
-                  static_cast<unsigned long long>(p.tick));
+                  static_cast<long long>(p.price), static_cast<long long>(p.allocated),
+                  static_cast<long long>(p.supply), static_cast<unsigned long long>(p.tick));
     o << line << "\n";
   }
   if (!any) o << "  (no prices yet: is a market running on the controller?)\n";
@@ -114,8 +120,8 @@ std::string render_top(const fleet::FleetState& s, bool ansi) {
     o << "\n" << st.bold("RECENT BID OUTCOMES") << "\n";
     for (size_t i = s.bids.size() > 5 ? s.bids.size() - 5 : 0; i < s.bids.size(); ++i) {
       auto& b = s.bids[i];
-      o << "  " << clock_of(b.t_ns) << "  bid " << b.bid_id << "  " << s.vm_name(b.vm_uuid) << "  " << b.resource << "  "
-        << b.outcome << (b.reason.empty() ? "" : " (" + b.reason + ")") << "  " << b.filled << "/" << b.quantity
+      o << "  " << clock_of(b.t_ns) << "  bid " << b.bid_id << "  " << s.vm_name(b.vm_uuid) << "  " << b.resource
+        << "  " << b.outcome << (b.reason.empty() ? "" : " (" + b.reason + ")") << "  " << b.filled << "/" << b.quantity
         << " @ max " << b.max_price << "\n";
     }
   }
@@ -151,7 +157,8 @@ int run_top(const TopOptions& opts) {
     return 1;
   }
   g_interrupted = false;
-  struct sigaction sa {}, old {};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = on_sigint;
   sigaction(SIGINT, &sa, &old);
   for (int n = 0; (frames == 0 || n < frames) && !g_interrupted; ++n) {
@@ -183,9 +190,11 @@ void add_top_command(CLI::App& app) {
   c->add_option("--key", o->controller.key_file, "this client's secret key file (NAME.key), for tcp://");
   c->add_option("--server-key", o->controller.server_key_file, "the controller's public key file (controller.pub)");
   c->add_flag("--once", o->once, "print one plain-text frame and exit");
-  c->add_flag("--json", o->json, "print each frame as one line of JSON (hosts, vms with their latest KPIs, allocations, "
-                                 "prices, shifts, bids)");
-  c->add_option("--count", o->count, "print N plain-text frames, one per interval, and exit")->check(CLI::NonNegativeNumber);
+  c->add_flag("--json", o->json,
+              "print each frame as one line of JSON (hosts, vms with their latest KPIs, allocations, "
+              "prices, shifts, bids)");
+  c->add_option("--count", o->count, "print N plain-text frames, one per interval, and exit")
+      ->check(CLI::NonNegativeNumber);
   auto* iv = c->add_option_function<double>(
       "--interval", [o](double s) { o->interval = std::chrono::milliseconds(static_cast<long>(s * 1000)); },
       "seconds between frames (default 1)");

@@ -7,7 +7,6 @@
 // as one line of JSON instead (the dashboard's /api/state with the latest sample of each series).
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <ostream>
 #include <string>
@@ -18,13 +17,13 @@ namespace morph::cli {
 
 struct TopOptions {
   fleet::ControllerAddress controller;
-  bool once = false;                           // one frame, then exit
-  int count = 0;                               // N frames, then exit (0: until Ctrl-C)
-  std::chrono::milliseconds interval{1000};    // between frames
-  std::chrono::milliseconds wait{5000};        // for the first KPIs before the first frame
-  std::ostream* out = nullptr;                 // nullptr: stdout
-  int ansi = -1;                               // -1: when stdout is a terminal and not --once/--count
-  bool json = false;                           // each frame as one line of JSON (the dashboard's /api/state, last sample)
+  bool once = false;                         // one frame, then exit
+  int count = 0;                             // N frames, then exit (0: until Ctrl-C)
+  std::chrono::milliseconds interval{1000};  // between frames
+  std::chrono::milliseconds wait{5000};      // for the first KPIs before the first frame
+  std::ostream* out = nullptr;               // nullptr: stdout
+  int ansi = -1;                             // -1: when stdout is a terminal and not --once/--count
+  bool json = false;                         // each frame as one line of JSON (the dashboard's /api/state, last sample)
 };
 
 // Exit status: 0, 1 when no data arrived within `wait` (--once/--count), 2 on bad options.

@@ -8,9 +8,8 @@
 // It is read-only: it never submits, amends or cancels anything.
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/error.h"
 #include "controller/dashboard/fleet_view.h"

@@ -9,8 +9,12 @@ namespace morph::fleet {
 
 using namespace std::chrono_literals;
 
-const char* resource_name(uint8_t r) { return v1::EnumNameResource(static_cast<v1::Resource>(r)); }
-const char* tier_name(uint8_t t) { return v1::EnumNameBidTier(static_cast<v1::BidTier>(t)); }
+const char* resource_name(uint8_t r) {
+  return v1::EnumNameResource(static_cast<v1::Resource>(r));
+}
+const char* tier_name(uint8_t t) {
+  return v1::EnumNameBidTier(static_cast<v1::BidTier>(t));
+}
 
 const VmRecord* FleetState::vm(const std::string& uuid) const {
   auto it = vms.find(uuid);
@@ -31,13 +35,16 @@ FleetViewOptions ipc_options(const std::string& ipc_dir) {
 
 Result<FleetViewOptions> resolve(const ControllerAddress& a) {
   FleetViewOptions o;
-  if (!a.ipc_dir.empty()) o = ipc_options(a.ipc_dir);
-  else o.api = "tcp://127.0.0.1:7712", o.events = "tcp://127.0.0.1:7713";
+  if (!a.ipc_dir.empty())
+    o = ipc_options(a.ipc_dir);
+  else
+    o.api = "tcp://127.0.0.1:7712", o.events = "tcp://127.0.0.1:7713";
   if (!a.api.empty()) o.api = a.api;
   if (!a.events.empty()) o.events = a.events;
   if (!a.key_file.empty() || !a.server_key_file.empty()) {
     if (a.key_file.empty() || a.server_key_file.empty())
-      return Error(Errc::invalid_argument, "CURVE needs both --key (this client's NAME.key) and --server-key (controller.pub)");
+      return Error(Errc::invalid_argument,
+                   "CURVE needs both --key (this client's NAME.key) and --server-key (controller.pub)");
     auto kp = msg::load_keypair(a.key_file);
     if (!kp) return std::move(kp).error();
     auto pub = msg::load_public_key(a.server_key_file);
@@ -120,8 +127,13 @@ void apply_price(FleetState& s, const v1::PriceInfo& p, uint64_t t, const FleetV
 }
 
 Allocation to_allocation(const v1::AllocationInfo& a) {
-  return Allocation{std::string(msg::sv(a.host())), std::string(msg::sv(a.vm_uuid())), std::string(msg::sv(a.account())),
-                    a.bid_id(), resource_name(static_cast<uint8_t>(a.resource())), a.quantity(), a.price_ucredits(),
+  return Allocation{std::string(msg::sv(a.host())),
+                    std::string(msg::sv(a.vm_uuid())),
+                    std::string(msg::sv(a.account())),
+                    a.bid_id(),
+                    resource_name(static_cast<uint8_t>(a.resource())),
+                    a.quantity(),
+                    a.price_ucredits(),
                     a.since_ns()};
 }
 
@@ -202,22 +214,23 @@ bool apply_event(FleetState& s, const v1::MarketEvent& e, const FleetViewOptions
     case v1::MarketEventBody::BidOutcome: {
       auto* b = e.body_as_BidOutcome();
       auto* bi = b->bid();
-      push_bounded(s.bids,
-                   BidRecord{t, bi->bid_id(), std::string(msg::sv(bi->account())), std::string(msg::sv(bi->vm_uuid())),
-                             resource_name(static_cast<uint8_t>(bi->resource())), std::string(msg::sv(b->outcome())),
-                             std::string(msg::sv(b->reason())), bi->quantity(), bi->filled_quantity(),
-                             bi->max_price_ucredits()},
-                   o.recent);
+      push_bounded(
+          s.bids,
+          BidRecord{t, bi->bid_id(), std::string(msg::sv(bi->account())), std::string(msg::sv(bi->vm_uuid())),
+                    resource_name(static_cast<uint8_t>(bi->resource())), std::string(msg::sv(b->outcome())),
+                    std::string(msg::sv(b->reason())), bi->quantity(), bi->filled_quantity(), bi->max_price_ucredits()},
+          o.recent);
       break;
     }
     case v1::MarketEventBody::ShiftEvent: {
       auto* x = e.body_as_ShiftEvent();
-      std::string err = x->error() && x->error()->code() != v1::ErrorCode::ok ? std::string(msg::sv(x->error()->message())) : "";
-      push_bounded(s.shifts,
-                   ShiftRecord{t, std::string(msg::sv(x->host())), std::string(msg::sv(x->vm_uuid())),
-                               std::string(msg::sv(x->phase())), describe_adjustments(x->adjustments()), err,
-                               x->command_id()},
-                   o.recent);
+      std::string err =
+          x->error() && x->error()->code() != v1::ErrorCode::ok ? std::string(msg::sv(x->error()->message())) : "";
+      push_bounded(
+          s.shifts,
+          ShiftRecord{t, std::string(msg::sv(x->host())), std::string(msg::sv(x->vm_uuid())),
+                      std::string(msg::sv(x->phase())), describe_adjustments(x->adjustments()), err, x->command_id()},
+          o.recent);
       break;
     }
     case v1::MarketEventBody::HostChange:
@@ -294,8 +307,8 @@ void FleetView::run() {
     auto since = std::chrono::steady_clock::now() - last_try;
     if (need_snapshot && api_ok && (since > 2s || (resync_now && since > 1s))) {
       last_try = std::chrono::steady_clock::now();
-      auto rep = api.call(v1::ApiRequestBody::SnapshotRequest, [](auto& f) { return v1::CreateSnapshotRequest(f).Union(); },
-                          1000ms);
+      auto rep = api.call(
+          v1::ApiRequestBody::SnapshotRequest, [](auto& f) { return v1::CreateSnapshotRequest(f).Union(); }, 1000ms);
       std::string err;
       if (!rep) {
         err = rep.error().what();

@@ -91,12 +91,12 @@ struct FleetState {
   uint64_t incarnation = 0, events_seq = 0, events_seen = 0, snapshots = 0, gaps = 0;
   uint64_t updated_ns = 0;
   std::map<std::string, HostRecord> hosts;
-  std::map<std::string, VmRecord> vms;                         // by uuid
-  std::map<std::string, std::deque<PricePoint>> prices;        // "host/resource/tier" → history
-  std::map<uint64_t, Allocation> allocations;                  // in force, by bid id
-  std::deque<ShiftRecord> shifts;                              // newest last
-  std::deque<BidRecord> bids;                                  // newest last
-  std::string last_error;                                      // last snapshot failure, for display
+  std::map<std::string, VmRecord> vms;                   // by uuid
+  std::map<std::string, std::deque<PricePoint>> prices;  // "host/resource/tier" → history
+  std::map<uint64_t, Allocation> allocations;            // in force, by bid id
+  std::deque<ShiftRecord> shifts;                        // newest last
+  std::deque<BidRecord> bids;                            // newest last
+  std::string last_error;                                // last snapshot failure, for display
   bool vm_set_changed = false;  // a KPI named a VM no snapshot described: the owner will ask for one
 
   const VmRecord* vm(const std::string& uuid) const;
@@ -118,9 +118,9 @@ FleetViewOptions ipc_options(const std::string& ipc_dir);
 
 // How a client names the controller on its command line (morph-dashboard, morphctl top).
 struct ControllerAddress {
-  std::string api, events;  // empty: tcp://127.0.0.1:7712 and :7713, or from ipc_dir
-  std::string ipc_dir;      // a `morph-controller run --ipc-dir` directory (no CURVE: the 0700 dir is the guard)
-  std::string key_file;     // this client's NAME.key, for tcp:// (CURVE)
+  std::string api, events;      // empty: tcp://127.0.0.1:7712 and :7713, or from ipc_dir
+  std::string ipc_dir;          // a `morph-controller run --ipc-dir` directory (no CURVE: the 0700 dir is the guard)
+  std::string key_file;         // this client's NAME.key, for tcp:// (CURVE)
   std::string server_key_file;  // the controller's controller.pub
 };
 // Resolves endpoints and loads the keys; tcp without keys is refused later by connect (CURVE is mandatory).

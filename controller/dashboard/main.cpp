@@ -1,9 +1,9 @@
 // morph-dashboard: the operator dashboard as its own process, for a controller that does not serve it
 // in-process (dashboard.listen) or runs elsewhere. Prints "dashboard URL" on stdout once it serves.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "common/log.h"

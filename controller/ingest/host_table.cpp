@@ -61,8 +61,10 @@ uint64_t HostTable::apply_kpi_report(const v1::KpiReport& r, zmq::message_t&& m,
   auto& e = entry(sv(r.host()));
   uint64_t missing = 0;
   if (e.kpi_reports > 0 && e.kpi_incarnation == r.incarnation()) {
-    if (r.seq() > e.kpi_seq + 1) missing = r.seq() - e.kpi_seq - 1;
-    else if (r.seq() <= e.kpi_seq) spdlog::debug("host={} KpiReport seq {} after {}: duplicate or reordered", e.host, r.seq(), e.kpi_seq);
+    if (r.seq() > e.kpi_seq + 1)
+      missing = r.seq() - e.kpi_seq - 1;
+    else if (r.seq() <= e.kpi_seq)
+      spdlog::debug("host={} KpiReport seq {} after {}: duplicate or reordered", e.host, r.seq(), e.kpi_seq);
   }
   e.kpi_incarnation = r.incarnation();
   e.kpi_seq = r.seq();

@@ -5,12 +5,11 @@
 // incarnation and counts gaps. Owned by the controller's messaging thread; not thread-safe. It never
 // talks to sockets: callers feed it and publish what it reports.
 
-#include <zmq.hpp>
-
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+#include <zmq.hpp>
 
 #include "common/msg/wire.h"
 #include "hostagent/kpi.h"
@@ -19,17 +18,17 @@ namespace morph::controller {
 
 struct HostEntry {
   std::string host;
-  std::string routing_id;            // control-channel identity, for ShiftCommands
-  uint64_t incarnation = 0;          // from the agent's last HostHello
+  std::string routing_id;    // control-channel identity, for ShiftCommands
+  uint64_t incarnation = 0;  // from the agent's last HostHello
   bool hello_seen = false;
   bool up = false;
   uint64_t last_seen_ns = 0;
-  std::vector<uint8_t> hello;        // verified HostHello buffer
-  zmq::message_t latest_report;      // verified KpiReport buffer, as received
+  std::vector<uint8_t> hello;    // verified HostHello buffer
+  zmq::message_t latest_report;  // verified KpiReport buffer, as received
   uint64_t kpi_incarnation = 0;
   uint64_t kpi_seq = 0;
   uint64_t kpi_reports = 0;
-  uint64_t kpi_gaps = 0;             // reports known missing from seq gaps
+  uint64_t kpi_gaps = 0;  // reports known missing from seq gaps
   uint64_t bad_messages = 0;
   std::map<std::string, agent::VmKpis, std::less<>> vm_kpis;  // latest per VM uuid
 };

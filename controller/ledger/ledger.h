@@ -24,20 +24,19 @@ using market::Tick;
 struct AuditReport {
   Tick first_tick = 0, last_tick = 0;
   uint64_t tick_count = 0;
-  bool ticks_contiguous = true;   // every tick number first..last present exactly once
-  Micros total_credits = 0;       // sum of all credits (initial funding included)
-  Micros total_charges = 0;       // sum of all debits
-  Micros total_revenue = 0;       // sum of the per-tick revenue recorded with each tick
+  bool ticks_contiguous = true;  // every tick number first..last present exactly once
+  Micros total_credits = 0;      // sum of all credits (initial funding included)
+  Micros total_charges = 0;      // sum of all debits
+  Micros total_revenue = 0;      // sum of the per-tick revenue recorded with each tick
   Micros total_balances = 0;
   int64_t negative_balances = 0;
-  int64_t accounts_inconsistent = 0;  // accounts where credits - charges != balance
-  int64_t ticks_revenue_mismatch = 0; // ticks whose recorded revenue != sum of their charges
-  int64_t journal_mismatch = 0;       // journal ids (the paging cursor) shared by two charges/failures/credits
+  int64_t accounts_inconsistent = 0;   // accounts where credits - charges != balance
+  int64_t ticks_revenue_mismatch = 0;  // ticks whose recorded revenue != sum of their charges
+  int64_t journal_mismatch = 0;        // journal ids (the paging cursor) shared by two charges/failures/credits
 
   bool ok() const {
-    return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 &&
-           accounts_inconsistent == 0 && ticks_revenue_mismatch == 0 && journal_mismatch == 0 &&
-           total_credits - total_charges == total_balances;
+    return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 && accounts_inconsistent == 0 &&
+           ticks_revenue_mismatch == 0 && journal_mismatch == 0 && total_credits - total_charges == total_balances;
   }
   std::string describe() const;
 };
@@ -45,27 +44,30 @@ struct AuditReport {
 // One row of the ledger's journal: what `morphctl ledger show` lists. It is the committed charge, failure or
 // credit itself (no second copy), so it is exactly the committed history.
 struct JournalEntry {
-  uint64_t id = 0;           // increasing; the paging cursor
-  Tick tick = 0;             // the tick charged, or for a deposit the last tick committed before it
+  uint64_t id = 0;  // increasing; the paging cursor
+  Tick tick = 0;    // the tick charged, or for a deposit the last tick committed before it
   std::string account;
-  std::string kind;          // "charge", "deposit", "failure"
-  Micros amount = 0;         // signed: charges are negative, failures 0
+  std::string kind;   // "charge", "deposit", "failure"
+  Micros amount = 0;  // signed: charges are negative, failures 0
   market::BidId bid = 0;
-  std::string reason;        // failure reason, or a deposit's reference
-  uint64_t ts_ns = 0;        // wall clock at commit
+  std::string reason;  // failure reason, or a deposit's reference
+  uint64_t ts_ns = 0;  // wall clock at commit
 };
 struct JournalQuery {
-  std::string account;       // empty: every account
-  Tick since_tick = 0;       // only ticks >= this
-  std::string kind;          // empty: every kind
-  uint64_t before_id = 0;    // paging: only entries older than this id (0: from the newest)
-  uint32_t limit = 100;      // the newest `limit` matching entries, returned oldest first
+  std::string account;     // empty: every account
+  Tick since_tick = 0;     // only ticks >= this
+  std::string kind;        // empty: every kind
+  uint64_t before_id = 0;  // paging: only entries older than this id (0: from the newest)
+  uint32_t limit = 100;    // the newest `limit` matching entries, returned oldest first
 };
 
 // Operator state that is not money but must survive a restart: account details, per-VM SLA/rescue
 // policies, admin owner overrides and the rescue bids the controller raised (so a restarted controller
 // still knows them as rescues and retires them on recovery).
-struct AccountMeta { std::string account, display_name; uint64_t created_ns = 0; };
+struct AccountMeta {
+  std::string account, display_name;
+  uint64_t created_ns = 0;
+};
 struct PolicyRecord {
   std::string vm, account;
   bool rescue = false;
@@ -76,15 +78,26 @@ struct PolicyRecord {
   Micros max_price = 0, budget_per_hour = 0;
   uint32_t funds_horizon_s = 0;
 };
-struct OwnerOverride { std::string vm, account, set_by; uint64_t set_ns = 0; };
-struct RescueRecord { market::BidId bid = 0; std::string vm; std::string signal; int64_t quantity = 0; };
+struct OwnerOverride {
+  std::string vm, account, set_by;
+  uint64_t set_ns = 0;
+};
+struct RescueRecord {
+  market::BidId bid = 0;
+  std::string vm;
+  std::string signal;
+  int64_t quantity = 0;
+};
 struct OperatorState {
   std::vector<AccountMeta> accounts;
   std::vector<PolicyRecord> policies;
   std::vector<OwnerOverride> owners;
   std::vector<RescueRecord> rescues;  // only those whose bid is still active or suspended
 };
-struct PricePoint { Tick tick = 0; market::PriceQuote quote; };
+struct PricePoint {
+  Tick tick = 0;
+  market::PriceQuote quote;
+};
 
 class Ledger {
  public:

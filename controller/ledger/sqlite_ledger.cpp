@@ -137,7 +137,8 @@ CREATE VIEW IF NOT EXISTS journal(id, tick, account, kind, amount, bid_id, reaso
 )sql";
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // A prepared statement that finalizes itself.
@@ -150,15 +151,26 @@ class Stmt {
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   bool ok() const { return s_ != nullptr; }
-  Stmt& bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
-  Stmt& bind(int i, uint64_t v) { sqlite3_bind_int64(s_, i, static_cast<int64_t>(v)); return *this; }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, uint64_t v) {
+    sqlite3_bind_int64(s_, i, static_cast<int64_t>(v));
+    return *this;
+  }
   Stmt& bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
-  Stmt& bind(int i, const char* v) { sqlite3_bind_text(s_, i, v, -1, SQLITE_STATIC); return *this; }
+  Stmt& bind(int i, const char* v) {
+    sqlite3_bind_text(s_, i, v, -1, SQLITE_STATIC);
+    return *this;
+  }
   template <typename T>
-  Stmt& bind_named(const char* name, const T& v) { return bind(sqlite3_bind_parameter_index(s_, name), v); }
+  Stmt& bind_named(const char* name, const T& v) {
+    return bind(sqlite3_bind_parameter_index(s_, name), v);
+  }
   // Runs to completion; for statements with no result rows.
   Status run(const char* what) {
     int rc = sqlite3_step(s_);
@@ -249,8 +261,8 @@ std::string AuditReport::describe() const {
 
 Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return Error(Errc::io, "opening ledger " + path + ": " + msg);
@@ -262,18 +274,19 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   MORPH_TRY(l->exec("PRAGMA synchronous=FULL"));
   MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   // A tick of 100k allocations dirties tens of MB of table and index pages; with SQLite's 2 MiB default
-  // cache they spill and are re-read within the one transaction (commit 1.2-1.6x slower at 100k-300k, docs/benchmarks.md
-  // "Ledger commit per tick"). 64 MiB is a ceiling, allocated only as pages are used.
+  // cache they spill and are re-read within the one transaction (commit 1.2-1.6x slower at 100k-300k,
+  // docs/benchmarks.md "Ledger commit per tick"). 64 MiB is a ceiling, allocated only as pages are used.
   MORPH_TRY(l->exec("PRAGMA cache_size=-65536"));
   MORPH_TRY(l->exec(kSchema));
   MORPH_TRY(l->migrate());
   Stmt q(db, "PRAGMA journal_mode");
-  if (!q.ok() || !q.row() || q.text(0) != "wal")
-    return Error(Errc::io, "ledger " + path + ": WAL mode not available");
+  if (!q.ok() || !q.row() || q.text(0) != "wal") return Error(Errc::io, "ledger " + path + ": WAL mode not available");
   return l;
 }
 
-SqliteLedger::~SqliteLedger() { sqlite3_close(db_); }
+SqliteLedger::~SqliteLedger() {
+  sqlite3_close(db_);
+}
 
 // Brings an older file to schema version 2, once, in one transaction:
 //  - v1 (no journal) and the journal-table era alike: ticks and credits gain ts_ns; a journal table's
@@ -302,31 +315,35 @@ Status SqliteLedger::migrate() {
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
   if (!has_column("ticks", "ts_ns")) MORPH_TRY(exec("ALTER TABLE ticks ADD COLUMN ts_ns INTEGER NOT NULL DEFAULT 0"));
-  if (!has_column("credits", "ts_ns")) MORPH_TRY(exec("ALTER TABLE credits ADD COLUMN ts_ns INTEGER NOT NULL DEFAULT 0"));
+  if (!has_column("credits", "ts_ns"))
+    MORPH_TRY(exec("ALTER TABLE credits ADD COLUMN ts_ns INTEGER NOT NULL DEFAULT 0"));
   if (journal_table) {
-    MORPH_TRY(exec(
-        "UPDATE ticks SET ts_ns = COALESCE((SELECT MAX(j.ts_ns) FROM journal j WHERE j.tick = ticks.tick AND "
-        " j.kind != 'deposit'), 0);"
-        "WITH jd AS (SELECT ts_ns, ROW_NUMBER() OVER (ORDER BY id) AS n FROM journal WHERE kind = 'deposit'),"
-        " cr AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM credits)"
-        " UPDATE credits SET ts_ns = COALESCE((SELECT jd.ts_ns FROM jd JOIN cr ON cr.n = jd.n WHERE cr.id = credits.id), 0);"
-        "DROP TABLE journal;"));
+    MORPH_TRY(
+        exec("UPDATE ticks SET ts_ns = COALESCE((SELECT MAX(j.ts_ns) FROM journal j WHERE j.tick = ticks.tick AND "
+             " j.kind != 'deposit'), 0);"
+             "WITH jd AS (SELECT ts_ns, ROW_NUMBER() OVER (ORDER BY id) AS n FROM journal WHERE kind = 'deposit'),"
+             " cr AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM credits)"
+             " UPDATE credits SET ts_ns = COALESCE((SELECT jd.ts_ns FROM jd JOIN cr ON cr.n = jd.n WHERE cr.id = "
+             "credits.id), 0);"
+             "DROP TABLE journal;"));
   }
-  MORPH_TRY(exec(
-      "UPDATE ticks SET ts_ns = CAST((julianday(committed_at) - 2440587.5) * 86400000000000 AS INTEGER) WHERE ts_ns = 0;"
-      "DROP TABLE IF EXISTS temp.journal_ids;"
-      "CREATE TEMP TABLE journal_ids(kind INTEGER NOT NULL, old INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (kind, old));"
-      "INSERT INTO journal_ids SELECT kind, old, ROW_NUMBER() OVER (ORDER BY tick, kind, old) FROM ("
-      " SELECT tick, 0 AS kind, rowid AS old FROM charges"
-      " UNION ALL SELECT tick, 1, rowid FROM failures"
-      " UNION ALL SELECT after_tick, 2, id FROM credits);"
-      "UPDATE charges SET rowid = -rowid;"
-      "UPDATE charges SET rowid = (SELECT id FROM journal_ids WHERE kind = 0 AND old = -charges.rowid);"
-      "UPDATE failures SET rowid = -rowid;"
-      "UPDATE failures SET rowid = (SELECT id FROM journal_ids WHERE kind = 1 AND old = -failures.rowid);"
-      "UPDATE credits SET id = -id;"
-      "UPDATE credits SET id = (SELECT j.id FROM journal_ids j WHERE j.kind = 2 AND j.old = -credits.id);"
-      "DROP TABLE temp.journal_ids;"));
+  MORPH_TRY(
+      exec("UPDATE ticks SET ts_ns = CAST((julianday(committed_at) - 2440587.5) * 86400000000000 AS INTEGER) WHERE "
+           "ts_ns = 0;"
+           "DROP TABLE IF EXISTS temp.journal_ids;"
+           "CREATE TEMP TABLE journal_ids(kind INTEGER NOT NULL, old INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY "
+           "KEY (kind, old));"
+           "INSERT INTO journal_ids SELECT kind, old, ROW_NUMBER() OVER (ORDER BY tick, kind, old) FROM ("
+           " SELECT tick, 0 AS kind, rowid AS old FROM charges"
+           " UNION ALL SELECT tick, 1, rowid FROM failures"
+           " UNION ALL SELECT after_tick, 2, id FROM credits);"
+           "UPDATE charges SET rowid = -rowid;"
+           "UPDATE charges SET rowid = (SELECT id FROM journal_ids WHERE kind = 0 AND old = -charges.rowid);"
+           "UPDATE failures SET rowid = -rowid;"
+           "UPDATE failures SET rowid = (SELECT id FROM journal_ids WHERE kind = 1 AND old = -failures.rowid);"
+           "UPDATE credits SET id = -id;"
+           "UPDATE credits SET id = (SELECT j.id FROM journal_ids j WHERE j.kind = 2 AND j.old = -credits.id);"
+           "DROP TABLE temp.journal_ids;"));
   MORPH_TRY(exec(kJournalView));
   MORPH_TRY(exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str()));
   MORPH_TRY(tx.commit());
@@ -336,8 +353,9 @@ Status SqliteLedger::migrate() {
 
 // The next journal id: one past the largest of charges, failures and credits (each an index's last key).
 Result<int64_t> SqliteLedger::next_journal_id() {
-  Stmt q(db_, "SELECT MAX(COALESCE((SELECT MAX(rowid) FROM charges), 0), COALESCE((SELECT MAX(rowid) FROM failures), 0),"
-              " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
+  Stmt q(db_,
+         "SELECT MAX(COALESCE((SELECT MAX(rowid) FROM charges), 0), COALESCE((SELECT MAX(rowid) FROM failures), 0),"
+         " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
   if (!q.ok() || !q.row()) return prep_error(db_, "journal id");
   return q.i64(0);
 }
@@ -363,15 +381,18 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
   if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));
   Stmt meta(db_, "INSERT INTO account_meta(account, display_name, created_ns) VALUES(?, ?, ?)");
   if (!meta.ok()) return prep_error(db_, "account details");
-  MORPH_TRY(meta.bind(1, a.id).bind(2, display_name).bind(3, created_ns ? created_ns : static_cast<uint64_t>(now_ns()))
+  MORPH_TRY(meta.bind(1, a.id)
+                .bind(2, display_name)
+                .bind(3, created_ns ? created_ns : static_cast<uint64_t>(now_ns()))
                 .run("recording account details"));
   return tx.commit();
 }
 
 Status SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note) {
   Stmt up(db_, "UPDATE accounts SET balance = balance + ? WHERE id = ?");
-  Stmt ins(db_, "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
-                "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?)");
+  Stmt ins(db_,
+           "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
+           "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?)");
   if (!up.ok() || !ins.ok()) return prep_error(db_, "credit");
   MORPH_TRY(up.bind(1, amount).bind(2, account).run("crediting"));
   if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "unknown account " + account);
@@ -385,8 +406,9 @@ Status SqliteLedger::credit(const std::string& account, Micros amount, const std
   MORPH_TRY(tx.begin());
   MORPH_TRY(add_credit(account, amount, note));
   // Same rule as Market::credit, in the same transaction: a credit lifts funds suspensions.
-  Stmt lift(db_, "UPDATE bids SET state = 'active', state_reason = 'none' "
-                 "WHERE account = ? AND state = 'suspended'");
+  Stmt lift(db_,
+            "UPDATE bids SET state = 'active', state_reason = 'none' "
+            "WHERE account = ? AND state = 'suspended'");
   if (!lift.ok()) return prep_error(db_, "lifting suspensions");
   MORPH_TRY(lift.bind(1, account).run("lifting suspensions"));
   return tx.commit();
@@ -394,17 +416,26 @@ Status SqliteLedger::credit(const std::string& account, Micros amount, const std
 
 namespace {
 constexpr const char* kBidUpsert =
-         "INSERT INTO bids(id, account, vm, host, resource, tier, quantity, min_fill, max_price, expiry, "
-         "submitted, seq, state, state_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-         "ON CONFLICT(id) DO UPDATE SET quantity=excluded.quantity, min_fill=excluded.min_fill, "
-         "max_price=excluded.max_price, expiry=excluded.expiry, seq=excluded.seq, state=excluded.state, "
-         "state_reason=excluded.state_reason";
+    "INSERT INTO bids(id, account, vm, host, resource, tier, quantity, min_fill, max_price, expiry, "
+    "submitted, seq, state, state_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET quantity=excluded.quantity, min_fill=excluded.min_fill, "
+    "max_price=excluded.max_price, expiry=excluded.expiry, seq=excluded.seq, state=excluded.state, "
+    "state_reason=excluded.state_reason";
 
 Status bind_bid(Stmt& q, const market::Bid& b) {
-  return q.bind(1, b.id).bind(2, b.account).bind(3, b.vm).bind(4, b.host)
-      .bind(5, market::resource_name(b.resource)).bind(6, market::tier_name(b.tier))
-      .bind(7, b.quantity).bind(8, b.min_fill).bind(9, b.max_price).bind(10, b.expiry)
-      .bind(11, b.submitted).bind(12, b.seq).bind(13, market::bid_state_name(b.state))
+  return q.bind(1, b.id)
+      .bind(2, b.account)
+      .bind(3, b.vm)
+      .bind(4, b.host)
+      .bind(5, market::resource_name(b.resource))
+      .bind(6, market::tier_name(b.tier))
+      .bind(7, b.quantity)
+      .bind(8, b.min_fill)
+      .bind(9, b.max_price)
+      .bind(10, b.expiry)
+      .bind(11, b.submitted)
+      .bind(12, b.seq)
+      .bind(13, market::bid_state_name(b.state))
       .bind(14, market::failure_reason_name(b.state_reason))
       .run("recording bid");
 }
@@ -433,20 +464,21 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
     if (q.row() && !q.null(0)) last = static_cast<Tick>(q.i64(0));
   }
   if (o.tick != last + 1)
-    return Error(Errc::conflict, "tick " + std::to_string(o.tick) + " refused: last committed tick is " +
-                                     std::to_string(last));
+    return Error(Errc::conflict,
+                 "tick " + std::to_string(o.tick) + " refused: last committed tick is " + std::to_string(last));
   Micros sum = 0;
   for (const auto& c : o.charges) sum += c.amount;
-  if (sum != o.revenue)
-    return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
+  if (sum != o.revenue) return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
 
-  Stmt tick(db_, "INSERT INTO ticks(tick, revenue, charge_count, allocation_count, failure_count, ts_ns) "
-                 "VALUES(?,?,?,?,?,?)");
+  Stmt tick(db_,
+            "INSERT INTO ticks(tick, revenue, charge_count, allocation_count, failure_count, ts_ns) "
+            "VALUES(?,?,?,?,?,?)");
   Stmt debit(db_, "UPDATE accounts SET balance = balance - ? WHERE id = ?");
   // Charges and failures take their journal ids (rowids) from the shared sequence, in commit order.
   Stmt charge(db_, "INSERT INTO charges(rowid, tick, bid_id, account, amount) VALUES(?,?,?,?,?)");
-  Stmt alloc(db_, "INSERT INTO allocations(tick, bid_id, account, vm, host, resource, tier, quantity, price, since, "
-                  "notice_until) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+  Stmt alloc(db_,
+             "INSERT INTO allocations(tick, bid_id, account, vm, host, resource, tier, quantity, price, since, "
+             "notice_until) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
   Stmt fail(db_, "INSERT INTO failures(rowid, tick, bid_id, account, reason, detail) VALUES(?,?,?,?,?,?)");
   Stmt price(db_, "INSERT INTO prices(tick, host, resource, tier, price, sold) VALUES(?,?,?,?,?,?)");
   Stmt bid(db_, kBidUpsert);
@@ -456,29 +488,56 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
 
   const int64_t t = static_cast<int64_t>(o.tick);
   const int64_t ts = now_ns();
-  MORPH_TRY(tick.bind(1, t).bind(2, o.revenue).bind(3, static_cast<int64_t>(o.charges.size()))
-                .bind(4, static_cast<int64_t>(o.allocations.size())).bind(5, static_cast<int64_t>(o.failures.size()))
-                .bind(6, ts).run("recording tick"));
+  MORPH_TRY(tick.bind(1, t)
+                .bind(2, o.revenue)
+                .bind(3, static_cast<int64_t>(o.charges.size()))
+                .bind(4, static_cast<int64_t>(o.allocations.size()))
+                .bind(5, static_cast<int64_t>(o.failures.size()))
+                .bind(6, ts)
+                .run("recording tick"));
   for (const auto& c : o.charges) {
     auto st = debit.bind(1, c.amount).bind(2, c.account).run("debiting");
     if (!st.ok())  // CHECK(balance >= 0): the whole tick is refused, never a partial one
       return Error(Errc::insufficient_funds, "tick " + std::to_string(o.tick) + ": account " + c.account +
-                                                 " cannot pay " + std::to_string(c.amount) + ": " + st.error().message());
+                                                 " cannot pay " + std::to_string(c.amount) + ": " +
+                                                 st.error().message());
     if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "tick charges unknown account " + c.account);
-    MORPH_TRY(charge.bind(1, jid++).bind(2, t).bind(3, c.bid_id).bind(4, c.account).bind(5, c.amount)
+    MORPH_TRY(charge.bind(1, jid++)
+                  .bind(2, t)
+                  .bind(3, c.bid_id)
+                  .bind(4, c.account)
+                  .bind(5, c.amount)
                   .run("recording charge"));
   }
   for (const auto& a : o.allocations)
-    MORPH_TRY(alloc.bind(1, t).bind(2, a.bid_id).bind(3, a.account).bind(4, a.vm).bind(5, a.host)
-                  .bind(6, market::resource_name(a.resource)).bind(7, market::tier_name(a.tier))
-                  .bind(8, a.quantity).bind(9, a.price).bind(10, a.since).bind(11, a.notice_until)
+    MORPH_TRY(alloc.bind(1, t)
+                  .bind(2, a.bid_id)
+                  .bind(3, a.account)
+                  .bind(4, a.vm)
+                  .bind(5, a.host)
+                  .bind(6, market::resource_name(a.resource))
+                  .bind(7, market::tier_name(a.tier))
+                  .bind(8, a.quantity)
+                  .bind(9, a.price)
+                  .bind(10, a.since)
+                  .bind(11, a.notice_until)
                   .run("recording allocation"));
   for (const auto& f : o.failures)
-    MORPH_TRY(fail.bind(1, jid++).bind(2, t).bind(3, f.bid_id).bind(4, f.account)
-                  .bind(5, market::failure_reason_name(f.reason)).bind(6, f.detail).run("recording failure"));
+    MORPH_TRY(fail.bind(1, jid++)
+                  .bind(2, t)
+                  .bind(3, f.bid_id)
+                  .bind(4, f.account)
+                  .bind(5, market::failure_reason_name(f.reason))
+                  .bind(6, f.detail)
+                  .run("recording failure"));
   for (const auto& p : o.prices)
-    MORPH_TRY(price.bind(1, t).bind(2, p.host).bind(3, market::resource_name(p.resource))
-                  .bind(4, market::tier_name(p.tier)).bind(5, p.price).bind(6, p.sold).run("recording price"));
+    MORPH_TRY(price.bind(1, t)
+                  .bind(2, p.host)
+                  .bind(3, market::resource_name(p.resource))
+                  .bind(4, market::tier_name(p.tier))
+                  .bind(5, p.price)
+                  .bind(6, p.sold)
+                  .run("recording price"));
   for (const auto& b : o.bid_changes) MORPH_TRY(bind_bid(bid, b));
   return tx.commit();
 }
@@ -498,8 +557,9 @@ Result<market::MarketSnapshot> SqliteLedger::load() {
     while (q.row()) s.accounts.push_back({q.text(0), q.i64(1)});
   }
   {
-    Stmt q(db_, "SELECT id, account, vm, host, resource, tier, quantity, min_fill, max_price, expiry, submitted, "
-                "seq, state, state_reason FROM bids WHERE state IN ('active','suspended') ORDER BY id");
+    Stmt q(db_,
+           "SELECT id, account, vm, host, resource, tier, quantity, min_fill, max_price, expiry, submitted, "
+           "seq, state, state_reason FROM bids WHERE state IN ('active','suspended') ORDER BY id");
     if (!q.ok()) return prep_error(db_, "bids");
     while (q.row()) {
       MORPH_TRY_ASSIGN(auto b, bid_from_row(q));
@@ -513,8 +573,9 @@ Result<market::MarketSnapshot> SqliteLedger::load() {
     s.next_seq = static_cast<uint64_t>(q.i64(1));
   }
   {
-    Stmt q(db_, "SELECT bid_id, account, vm, host, resource, tier, quantity, price, since, notice_until "
-                "FROM allocations WHERE tick = ?");
+    Stmt q(db_,
+           "SELECT bid_id, account, vm, host, resource, tier, quantity, price, since, notice_until "
+           "FROM allocations WHERE tick = ?");
     if (!q.ok()) return prep_error(db_, "allocations");
     q.bind(1, s.last_tick);
     while (q.row()) {
@@ -599,14 +660,18 @@ Result<std::vector<JournalEntry>> SqliteLedger::journal(const JournalQuery& jq) 
   };
   std::vector<std::string> arms;
   if (jq.kind.empty() || jq.kind == "charge")
-    arms.push_back(arm("SELECT c.rowid AS id, c.tick, c.account, 'charge', -c.amount, c.bid_id, '', "
-                       "(SELECT ts_ns FROM ticks t WHERE t.tick = c.tick) FROM charges c", "c.rowid", "c.tick"));
+    arms.push_back(
+        arm("SELECT c.rowid AS id, c.tick, c.account, 'charge', -c.amount, c.bid_id, '', "
+            "(SELECT ts_ns FROM ticks t WHERE t.tick = c.tick) FROM charges c",
+            "c.rowid", "c.tick"));
   if (jq.kind.empty() || jq.kind == "failure")
-    arms.push_back(arm("SELECT f.rowid AS id, f.tick, f.account, 'failure', 0, f.bid_id, f.reason, "
-                       "(SELECT ts_ns FROM ticks t WHERE t.tick = f.tick) FROM failures f", "f.rowid", "f.tick"));
+    arms.push_back(
+        arm("SELECT f.rowid AS id, f.tick, f.account, 'failure', 0, f.bid_id, f.reason, "
+            "(SELECT ts_ns FROM ticks t WHERE t.tick = f.tick) FROM failures f",
+            "f.rowid", "f.tick"));
   if (jq.kind.empty() || jq.kind == "deposit")
-    arms.push_back(arm("SELECT id, after_tick, account, 'deposit', amount, 0, note, ts_ns FROM credits", "id",
-                       "after_tick"));
+    arms.push_back(
+        arm("SELECT id, after_tick, account, 'deposit', amount, 0, note, ts_ns FROM credits", "id", "after_tick"));
   std::string sql;
   for (const auto& a : arms) sql += (sql.empty() ? "" : " UNION ALL ") + a;
   sql += " ORDER BY 1 DESC LIMIT :limit";
@@ -627,15 +692,27 @@ Result<std::vector<JournalEntry>> SqliteLedger::journal(const JournalQuery& jq) 
 Status SqliteLedger::put_policy(const PolicyRecord& p) {
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  Stmt q(db_, "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
-              "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
-              "funds_horizon_s, updated_tick) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
+  Stmt q(
+      db_,
+      "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
+      "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
+      "funds_horizon_s, updated_tick) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
   if (!q.ok()) return prep_error(db_, "policy");
-  MORPH_TRY(q.bind(1, p.vm).bind(2, p.account).bind(3, int64_t{p.rescue}).bind(4, int64_t{p.runq_wait_permille})
-                .bind(5, p.blk_p99_us).bind(6, p.drops_per_s).bind(7, int64_t{p.breach_intervals})
-                .bind(8, int64_t{p.recover_intervals}).bind(9, p.cpu_step).bind(10, p.disk_iops_step)
-                .bind(11, p.net_kbps_step).bind(12, p.max_price).bind(13, p.budget_per_hour)
-                .bind(14, int64_t{p.funds_horizon_s}).run("recording policy"));
+  MORPH_TRY(q.bind(1, p.vm)
+                .bind(2, p.account)
+                .bind(3, int64_t{p.rescue})
+                .bind(4, int64_t{p.runq_wait_permille})
+                .bind(5, p.blk_p99_us)
+                .bind(6, p.drops_per_s)
+                .bind(7, int64_t{p.breach_intervals})
+                .bind(8, int64_t{p.recover_intervals})
+                .bind(9, p.cpu_step)
+                .bind(10, p.disk_iops_step)
+                .bind(11, p.net_kbps_step)
+                .bind(12, p.max_price)
+                .bind(13, p.budget_per_hour)
+                .bind(14, int64_t{p.funds_horizon_s})
+                .run("recording policy"));
   return tx.commit();
 }
 
@@ -644,7 +721,10 @@ Status SqliteLedger::put_owner_override(const OwnerOverride& o) {
   MORPH_TRY(tx.begin());
   Stmt q(db_, "INSERT OR REPLACE INTO owner_overrides(vm, account, set_by, set_ns) VALUES(?,?,?,?)");
   if (!q.ok()) return prep_error(db_, "owner override");
-  auto st = q.bind(1, o.vm).bind(2, o.account).bind(3, o.set_by).bind(4, o.set_ns ? o.set_ns : static_cast<uint64_t>(now_ns()))
+  auto st = q.bind(1, o.vm)
+                .bind(2, o.account)
+                .bind(3, o.set_by)
+                .bind(4, o.set_ns ? o.set_ns : static_cast<uint64_t>(now_ns()))
                 .run("recording owner override");
   if (!st.ok()) return Error(Errc::not_found, "owner override of " + o.vm + ": " + st.error().message());
   return tx.commit();
@@ -653,15 +733,17 @@ Status SqliteLedger::put_owner_override(const OwnerOverride& o) {
 Result<OperatorState> SqliteLedger::load_operator_state() {
   OperatorState s;
   {
-    Stmt q(db_, "SELECT a.id, COALESCE(m.display_name, ''), COALESCE(m.created_ns, 0) FROM accounts a "
-                "LEFT JOIN account_meta m ON m.account = a.id ORDER BY a.id");
+    Stmt q(db_,
+           "SELECT a.id, COALESCE(m.display_name, ''), COALESCE(m.created_ns, 0) FROM accounts a "
+           "LEFT JOIN account_meta m ON m.account = a.id ORDER BY a.id");
     if (!q.ok()) return prep_error(db_, "account details");
     while (q.row()) s.accounts.push_back({q.text(0), q.text(1), static_cast<uint64_t>(q.i64(2))});
   }
   {
-    Stmt q(db_, "SELECT vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, breach_intervals, "
-                "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s "
-                "FROM vm_policies ORDER BY vm");
+    Stmt q(db_,
+           "SELECT vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, breach_intervals, "
+           "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s "
+           "FROM vm_policies ORDER BY vm");
     if (!q.ok()) return prep_error(db_, "policies");
     while (q.row()) {
       PolicyRecord p;
@@ -688,8 +770,9 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
     while (q.row()) s.owners.push_back({q.text(0), q.text(1), q.text(2), static_cast<uint64_t>(q.i64(3))});
   }
   {
-    Stmt q(db_, "SELECT r.bid_id, r.vm, r.signal, r.quantity FROM rescue_bids r JOIN bids b ON b.id = r.bid_id "
-                "WHERE b.state IN ('active','suspended') ORDER BY r.bid_id");
+    Stmt q(db_,
+           "SELECT r.bid_id, r.vm, r.signal, r.quantity FROM rescue_bids r JOIN bids b ON b.id = r.bid_id "
+           "WHERE b.state IN ('active','suspended') ORDER BY r.bid_id");
     if (!q.ok()) return prep_error(db_, "rescue bids");
     while (q.row()) s.rescues.push_back({static_cast<market::BidId>(q.i64(0)), q.text(1), q.text(2), q.i64(3)});
   }
@@ -697,7 +780,9 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
 }
 
 Result<std::vector<PricePoint>> SqliteLedger::prices_since(Tick since) {
-  Stmt q(db_, "SELECT tick, host, resource, tier, price, sold FROM prices WHERE tick >= ? ORDER BY tick, host, resource, tier");
+  Stmt q(
+      db_,
+      "SELECT tick, host, resource, tier, price, sold FROM prices WHERE tick >= ? ORDER BY tick, host, resource, tier");
   if (!q.ok()) return prep_error(db_, "prices");
   q.bind(1, since);
   std::vector<PricePoint> out;

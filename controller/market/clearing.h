@@ -24,18 +24,18 @@ struct BookBid {
   Tier tier = Tier::improve;
   Micros max_price = 0;
   int64_t quantity = 0;
-  int64_t min_fill = 0;   // 1..quantity
+  int64_t min_fill = 0;  // 1..quantity
   uint64_t seq = 0;
-  int64_t held = 0;       // quantity allocated to this bid at the previous tick
-  bool pinned = false;    // held allocation is inside its minimum hold time
+  int64_t held = 0;     // quantity allocated to this bid at the previous tick
+  bool pinned = false;  // held allocation is inside its minimum hold time
   Notice notice = Notice::none;
 };
 
 struct BookParams {
-  int64_t supply = 0;                         // capacity - sum of baselines
-  std::array<Micros, kTierCount> reserve{};   // per tier
-  uint32_t hysteresis_pct = 0;                // challenger must beat an incumbent by this much
-  bool give_notice = true;                    // speculative cuts go through notice (notice_ticks > 0)
+  int64_t supply = 0;                        // capacity - sum of baselines
+  std::array<Micros, kTierCount> reserve{};  // per tier
+  uint32_t hysteresis_pct = 0;               // challenger must beat an incumbent by this much
+  bool give_notice = true;                   // speculative cuts go through notice (notice_ticks > 0)
 };
 
 struct BookFill {
@@ -45,8 +45,8 @@ struct BookFill {
 };
 
 struct BookResult {
-  std::vector<BookFill> fills;               // same order as the input bids
-  std::array<Micros, kTierCount> price{};    // uniform price per tier
+  std::vector<BookFill> fills;             // same order as the input bids
+  std::array<Micros, kTierCount> price{};  // uniform price per tier
   std::array<int64_t, kTierCount> sold{};
 };
 

@@ -21,7 +21,9 @@ Micros charge_for(int64_t qty, Micros price, uint32_t tick_ms) {
   return static_cast<Micros>(v);
 }
 
-std::string bid_tag(BidId id) { return "bid " + std::to_string(id); }
+std::string bid_tag(BidId id) {
+  return "bid " + std::to_string(id);
+}
 
 }  // namespace
 
@@ -41,8 +43,10 @@ Status Market::upsert_host(const HostSpec& host) {
     for (BidId id : orphans_) {
       auto it = bids_.find(id);
       if (it == bids_.end()) continue;
-      if (it->second.host == host.id) book(it->second);
-      else still.push_back(id);
+      if (it->second.host == host.id)
+        book(it->second);
+      else
+        still.push_back(id);
     }
     orphans_.swap(still);
   }
@@ -56,8 +60,7 @@ Status Market::upsert_vm(const VmSpec& vm) {
     return Error(Errc::not_found, "VM " + vm.id + ": unknown owner account " + vm.owner);
   for (Resource r : kAllResources)
     if (at(vm.baseline, r) < 0 || at(vm.ceiling, r) < at(vm.baseline, r))
-      return Error(Errc::invalid_argument,
-                   "VM " + vm.id + ": " + resource_name(r) + " needs 0 <= baseline <= ceiling");
+      return Error(Errc::invalid_argument, "VM " + vm.id + ": " + resource_name(r) + " needs 0 <= baseline <= ceiling");
   // An absent VM's baseline was taken out of its host's sum when it went absent.
   if (auto old = vms_.find(vm.id); old != vms_.end() && absent_.erase(vm.id) == 0)
     for (Resource r : kAllResources) at(hosts_[old->second.host].baseline_sum, r) -= at(old->second.baseline, r);
@@ -124,14 +127,14 @@ int64_t Market::room(const std::string& vm, Resource r) const {
 
 Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) const {
   if (bid.quantity <= 0 || bid.quantity > kMaxQuantity)
-    return Error(Errc::invalid_argument, "quantity " + std::to_string(bid.quantity) + " must be in 1.." +
-                                             std::to_string(kMaxQuantity));
+    return Error(Errc::invalid_argument,
+                 "quantity " + std::to_string(bid.quantity) + " must be in 1.." + std::to_string(kMaxQuantity));
   if (bid.min_fill < 1 || bid.min_fill > bid.quantity)
     return Error(Errc::invalid_argument, "min_fill " + std::to_string(bid.min_fill) + " must be in 1..quantity (" +
                                              std::to_string(bid.quantity) + ")");
   if (bid.max_price <= 0 || bid.max_price > kMaxPrice)
-    return Error(Errc::invalid_argument, "max_price " + std::to_string(bid.max_price) + " must be in 1.." +
-                                             std::to_string(kMaxPrice));
+    return Error(Errc::invalid_argument,
+                 "max_price " + std::to_string(bid.max_price) + " must be in 1.." + std::to_string(kMaxPrice));
   const Micros reserve = config_.reserve[static_cast<size_t>(bid.resource)][static_cast<size_t>(bid.tier)];
   if (bid.max_price < reserve)
     return Error(Errc::invalid_argument, "max_price " + std::to_string(bid.max_price) + " is below the reserve " +
@@ -144,10 +147,10 @@ Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) co
     for (const BookEntry& e : h->second.books[static_cast<size_t>(bid.resource)])
       if (e.id != ignore && e.bid->vm == vm.id) others += e.quantity;
   if (others + bid.quantity > room)
-    return Error(Errc::invalid_argument,
-                 "quantity " + std::to_string(bid.quantity) + " of " + resource_name(bid.resource) + " for VM " +
-                     vm.id + " exceeds its ceiling: room above baseline is " + std::to_string(room) + ", " +
-                     std::to_string(others) + " already bid");
+    return Error(Errc::invalid_argument, "quantity " + std::to_string(bid.quantity) + " of " +
+                                             resource_name(bid.resource) + " for VM " + vm.id +
+                                             " exceeds its ceiling: room above baseline is " + std::to_string(room) +
+                                             ", " + std::to_string(others) + " already bid");
   return {};
 }
 
@@ -161,8 +164,8 @@ Result<Bid> Market::check_submit(const BidRequest& req, Tick now) const {
   if (!tier) return Error(Errc::invalid_argument, "unknown tier '" + req.tier + "' (sla, improve, speculative)");
   if (static_cast<int>(req.resource) >= kResourceCount) return Error(Errc::invalid_argument, "unknown resource");
   if (req.expiry != 0 && req.expiry <= now)
-    return Error(Errc::invalid_argument, "expiry tick " + std::to_string(req.expiry) + " is not after tick " +
-                                             std::to_string(now));
+    return Error(Errc::invalid_argument,
+                 "expiry tick " + std::to_string(req.expiry) + " is not after tick " + std::to_string(now));
   Bid b;
   b.id = next_bid_id_;
   b.account = req.account;
@@ -233,9 +236,17 @@ void Market::book(const Bid& bid) {
   }
   const Bid& stored = bids_.at(bid.id);
   auto vm = vms_.find(stored.vm);
-  BookEntry e{&stored,         stored.id,       stored.seq,    stored.max_price,
-              stored.quantity, stored.min_fill, stored.expiry, account_ix_.at(stored.account),
-              vm != vms_.end() ? &vm->first : &stored.vm, stored.tier, stored.state};
+  BookEntry e{&stored,
+              stored.id,
+              stored.seq,
+              stored.max_price,
+              stored.quantity,
+              stored.min_fill,
+              stored.expiry,
+              account_ix_.at(stored.account),
+              vm != vms_.end() ? &vm->first : &stored.vm,
+              stored.tier,
+              stored.state};
   mirror_holding(e);
   h->second.books[static_cast<size_t>(bid.resource)].push_back(e);
 }
@@ -317,15 +328,19 @@ TickOutcome Market::clear(Tick tick) const {
           continue;
         }
         if (!absent_.empty() && absent_.contains(e.bid->vm)) {
-          out.failures.push_back({e.id, e.bid->account, FailureReason::no_capacity,
-                                  "VM " + e.bid->vm + " is not running on host " + hid});
+          out.failures.push_back(
+              {e.id, e.bid->account, FailureReason::no_capacity, "VM " + e.bid->vm + " is not running on host " + hid});
           continue;
         }
         flat.push_back(&e);
       }
       if (flat.size() == first) continue;
-      work.push_back({&hb, r, std::max<int64_t>(at(hb.spec.capacity, r) - at(hb.baseline_sum, r), 0), first,
-                      flat.size() - first, {}});
+      work.push_back({&hb,
+                      r,
+                      std::max<int64_t>(at(hb.spec.capacity, r) - at(hb.baseline_sum, r), 0),
+                      first,
+                      flat.size() - first,
+                      {}});
     }
   }
 
@@ -413,8 +428,7 @@ TickOutcome Market::clear(Tick tick) const {
       if (f.quantity == 0) {
         out.failures.push_back({e->id, account_names_[e->account], f.reason,
                                 f.reason == FailureReason::price_below_market
-                                    ? "max_price " + std::to_string(e->max_price) + " < market " +
-                                          std::to_string(price)
+                                    ? "max_price " + std::to_string(e->max_price) + " < market " + std::to_string(price)
                                     : "no capacity left for " + std::string(tier_name(e->tier))});
         continue;
       }

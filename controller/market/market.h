@@ -23,10 +23,10 @@ namespace morph::market {
 struct MarketConfig {
   // reserve[resource][tier], µcredits per unit per second. A bid below it is refused.
   std::array<std::array<Micros, kTierCount>, kResourceCount> reserve{};
-  uint32_t tick_ms = 1000;       // billed length of a tick
-  uint32_t hold_ticks = 5;       // minimum hold time of an allocation against same/lower tiers
-  uint32_t notice_ticks = 3;     // notice before speculative capacity is revoked (0 = none)
-  uint32_t hysteresis_pct = 5;   // a challenger must outbid an incumbent by this much to displace it
+  uint32_t tick_ms = 1000;      // billed length of a tick
+  uint32_t hold_ticks = 5;      // minimum hold time of an allocation against same/lower tiers
+  uint32_t notice_ticks = 3;    // notice before speculative capacity is revoked (0 = none)
+  uint32_t hysteresis_pct = 5;  // a challenger must outbid an incumbent by this much to displace it
 
   // Same reserve for every tier of a resource.
   void set_reserve(Resource r, Micros v) { reserve[static_cast<size_t>(r)].fill(v); }
@@ -36,8 +36,8 @@ struct MarketConfig {
 struct MarketSnapshot {
   Tick last_tick = 0;
   std::vector<Account> accounts;
-  std::vector<Bid> bids;                 // active and suspended ones
-  std::vector<Allocation> allocations;   // in force after last_tick
+  std::vector<Bid> bids;                // active and suspended ones
+  std::vector<Allocation> allocations;  // in force after last_tick
   BidId next_bid_id = 1;
   uint64_t next_seq = 1;
 };
@@ -87,14 +87,14 @@ class Market {
   // One order book entry: what clearing needs of a bid, copied in, plus its current holding, so a tick
   // walks contiguous memory instead of chasing every bid through hash maps. Kept in step by book().
   struct BookEntry {
-    const Bid* bid;        // into bids_ (node-based: stable until the bid is re-put or dropped)
+    const Bid* bid;  // into bids_ (node-based: stable until the bid is re-put or dropped)
     BidId id;
     uint64_t seq;
     Micros max_price;
     int64_t quantity, min_fill;
     Tick expiry;
-    uint32_t account;      // index into account_names_/balances_
-    const std::string* vm; // key of vms_ (VMs are never erased), or bid->vm before the VM reported in
+    uint32_t account;       // index into account_names_/balances_
+    const std::string* vm;  // key of vms_ (VMs are never erased), or bid->vm before the VM reported in
     Tier tier;
     BidState state;
     int64_t held = 0;
@@ -118,7 +118,7 @@ class Market {
   std::unordered_map<std::string, uint32_t> account_ix_;
   std::vector<std::string> account_names_;
   std::vector<Micros> balances_;
-  std::unordered_map<BidId, Bid> bids_;   // active and suspended
+  std::unordered_map<BidId, Bid> bids_;  // active and suspended
   std::unordered_map<BidId, Allocation> holdings_;
   std::vector<BidId> orphans_;  // bids whose host has not reported in yet
   Tick last_tick_ = 0;

@@ -6,8 +6,8 @@ constexpr std::array<const char*, kResourceCount> kResourceNames = {
     "cpu", "memory", "disk_iops", "disk_bps", "net_out_kbps", "net_in_kbps", "storage_tier"};
 constexpr std::array<const char*, kTierCount> kTierNames = {"sla", "improve", "speculative"};
 constexpr std::array<const char*, 4> kStateNames = {"active", "suspended", "cancelled", "expired"};
-constexpr std::array<const char*, 5> kReasonNames = {"none", "no_capacity", "price_below_market",
-                                                     "insufficient_funds", "suspended"};
+constexpr std::array<const char*, 5> kReasonNames = {"none", "no_capacity", "price_below_market", "insufficient_funds",
+                                                     "suspended"};
 
 template <class E, size_t N>
 std::optional<E> parse(const std::array<const char*, N>& names, std::string_view s) {
@@ -17,13 +17,27 @@ std::optional<E> parse(const std::array<const char*, N>& names, std::string_view
 }
 }  // namespace
 
-const char* resource_name(Resource r) noexcept { return kResourceNames.at(static_cast<size_t>(r)); }
-const char* tier_name(Tier t) noexcept { return kTierNames.at(static_cast<size_t>(t)); }
-const char* bid_state_name(BidState s) noexcept { return kStateNames.at(static_cast<size_t>(s)); }
-const char* failure_reason_name(FailureReason r) noexcept { return kReasonNames.at(static_cast<size_t>(r)); }
-std::optional<Resource> parse_resource(std::string_view s) noexcept { return parse<Resource>(kResourceNames, s); }
-std::optional<Tier> parse_tier(std::string_view s) noexcept { return parse<Tier>(kTierNames, s); }
-std::optional<BidState> parse_bid_state(std::string_view s) noexcept { return parse<BidState>(kStateNames, s); }
+const char* resource_name(Resource r) noexcept {
+  return kResourceNames.at(static_cast<size_t>(r));
+}
+const char* tier_name(Tier t) noexcept {
+  return kTierNames.at(static_cast<size_t>(t));
+}
+const char* bid_state_name(BidState s) noexcept {
+  return kStateNames.at(static_cast<size_t>(s));
+}
+const char* failure_reason_name(FailureReason r) noexcept {
+  return kReasonNames.at(static_cast<size_t>(r));
+}
+std::optional<Resource> parse_resource(std::string_view s) noexcept {
+  return parse<Resource>(kResourceNames, s);
+}
+std::optional<Tier> parse_tier(std::string_view s) noexcept {
+  return parse<Tier>(kTierNames, s);
+}
+std::optional<BidState> parse_bid_state(std::string_view s) noexcept {
+  return parse<BidState>(kStateNames, s);
+}
 std::optional<FailureReason> parse_failure_reason(std::string_view s) noexcept {
   return parse<FailureReason>(kReasonNames, s);
 }

@@ -14,21 +14,21 @@ namespace morph::market {
 
 using Micros = int64_t;  // micro-credits
 using BidId = uint64_t;
-using Tick = uint64_t;   // tick numbers start at 1; 0 means "none"
+using Tick = uint64_t;                // tick numbers start at 1; 0 means "none"
 __extension__ typedef __int128 Wide;  // intermediate products of quantity x price x time
 
 enum class Resource : uint8_t {
-  cpu,           // millicores
-  memory,        // MiB (balloon)
-  disk_iops,     // operations per second
-  disk_bps,      // bytes per second
+  cpu,        // millicores
+  memory,     // MiB (balloon)
+  disk_iops,  // operations per second
+  disk_bps,   // bytes per second
   net_out_kbps,
   net_in_kbps,
   storage_tier,  // discrete slots on the faster pool
 };
 inline constexpr int kResourceCount = 7;
 inline constexpr std::array<Resource, kResourceCount> kAllResources = {
-    Resource::cpu,      Resource::memory,       Resource::disk_iops,   Resource::disk_bps,
+    Resource::cpu,          Resource::memory,      Resource::disk_iops,   Resource::disk_bps,
     Resource::net_out_kbps, Resource::net_in_kbps, Resource::storage_tier};
 
 // Served in this order; the numeric value is the service rank.
@@ -50,8 +50,12 @@ std::optional<BidState> parse_bid_state(std::string_view s) noexcept;
 std::optional<FailureReason> parse_failure_reason(std::string_view s) noexcept;
 
 using ResourceVector = std::array<int64_t, kResourceCount>;
-inline int64_t& at(ResourceVector& v, Resource r) { return v[static_cast<size_t>(r)]; }
-inline int64_t at(const ResourceVector& v, Resource r) { return v[static_cast<size_t>(r)]; }
+inline int64_t& at(ResourceVector& v, Resource r) {
+  return v[static_cast<size_t>(r)];
+}
+inline int64_t at(const ResourceVector& v, Resource r) {
+  return v[static_cast<size_t>(r)];
+}
 
 struct Account {
   std::string id;
@@ -64,7 +68,7 @@ struct HostSpec {
 };
 
 struct VmSpec {
-  std::string id;  // libvirt UUID or name; unique across the fleet
+  std::string id;     // libvirt UUID or name; unique across the fleet
   std::string owner;  // account id
   std::string host;
   ResourceVector baseline{};
@@ -77,10 +81,10 @@ struct BidRequest {
   std::string vm;
   Resource resource = Resource::cpu;
   std::string tier;
-  int64_t quantity = 0;          // increment above baseline, in the resource's unit
-  int64_t min_fill = 0;          // 0 means "= quantity" (all or nothing); partial fills need min_fill < quantity
-  Micros max_price = 0;          // per unit per second
-  Tick expiry = 0;               // last tick the bid takes part in; 0 = until cancelled
+  int64_t quantity = 0;  // increment above baseline, in the resource's unit
+  int64_t min_fill = 0;  // 0 means "= quantity" (all or nothing); partial fills need min_fill < quantity
+  Micros max_price = 0;  // per unit per second
+  Tick expiry = 0;       // last tick the bid takes part in; 0 = until cancelled
 };
 
 struct BidAmendment {
@@ -101,8 +105,8 @@ struct Bid {
   int64_t min_fill = 0;
   Micros max_price = 0;
   Tick expiry = 0;
-  Tick submitted = 0;   // tick at which it was submitted
-  uint64_t seq = 0;     // submission order: the "earlier bid" tie-break
+  Tick submitted = 0;  // tick at which it was submitted
+  uint64_t seq = 0;    // submission order: the "earlier bid" tie-break
   BidState state = BidState::active;
   FailureReason state_reason = FailureReason::none;  // why suspended
 };

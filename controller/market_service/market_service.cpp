@@ -19,9 +19,15 @@ namespace {
 using market::Resource;
 using market::Tier;
 
-std::string_view sv(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
-v1::Resource wire(Resource r) { return static_cast<v1::Resource>(r); }
-v1::BidTier wire(Tier t) { return static_cast<v1::BidTier>(t); }
+std::string_view sv(const flatbuffers::String* s) {
+  return s ? s->string_view() : std::string_view();
+}
+v1::Resource wire(Resource r) {
+  return static_cast<v1::Resource>(r);
+}
+v1::BidTier wire(Tier t) {
+  return static_cast<v1::BidTier>(t);
+}
 // PolicySet's detection counts and step sizes (rescue::RescueEvaluator::set_policy's step bound, and a
 // count bound that keeps a breach or recovery within minutes at any sane interval).
 constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
@@ -34,26 +40,36 @@ std::optional<Resource> from_wire(v1::Resource r) {
 }
 const char* tier_text(v1::BidTier t) {
   switch (t) {
-    case v1::BidTier::sla_critical: return "sla";
-    case v1::BidTier::improvement: return "improve";
-    case v1::BidTier::speculative: return "speculative";
+    case v1::BidTier::sla_critical:
+      return "sla";
+    case v1::BidTier::improvement:
+      return "improve";
+    case v1::BidTier::speculative:
+      return "speculative";
   }
   return "?";
 }
 v1::BidState wire(market::BidState s) {
   switch (s) {
-    case market::BidState::active: return v1::BidState::active;
-    case market::BidState::suspended: return v1::BidState::suspended;
-    case market::BidState::cancelled: return v1::BidState::cancelled;
-    case market::BidState::expired: return v1::BidState::expired;
+    case market::BidState::active:
+      return v1::BidState::active;
+    case market::BidState::suspended:
+      return v1::BidState::suspended;
+    case market::BidState::cancelled:
+      return v1::BidState::cancelled;
+    case market::BidState::expired:
+      return v1::BidState::expired;
   }
   return v1::BidState::active;
 }
-Error refuse(Errc c, std::string m) { return Error(c, std::move(m)); }
+Error refuse(Errc c, std::string m) {
+  return Error(c, std::move(m));
+}
 }  // namespace
 
 Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig cfg, metrics::Registry* metrics) {
-  if (cfg.tick < std::chrono::milliseconds(100)) return Error(Errc::invalid_argument, "controller.tick must be >= 100ms");
+  if (cfg.tick < std::chrono::milliseconds(100))
+    return Error(Errc::invalid_argument, "controller.tick must be >= 100ms");
   if (cfg.tick_offset < std::chrono::nanoseconds(0) || cfg.tick_offset >= cfg.tick)
     return Error(Errc::invalid_argument, "controller.tick_offset must be at least 0 and shorter than controller.tick");
   cfg.market.tick_ms = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.tick).count());
@@ -84,15 +100,19 @@ MarketService::MarketService(MarketServiceConfig cfg, std::unique_ptr<ledger::Le
   m_ticks_ = metrics->counter("morph_market_ticks_total", "Market ticks cleared and committed").with({});
   m_tick_errors_ = metrics->counter("morph_market_tick_errors_total", "Ticks that failed to clear or commit").with({});
   m_revenue_ = metrics->counter("morph_market_revenue_ucredits_total", "Charges collected, micro-credits").with({});
-  m_shifts_ = metrics->counter("morph_market_shift_commands_total", "ShiftCommands sent for allocation changes").with({});
-  m_clear_s_ = metrics->histogram("morph_market_clearing_seconds", "Time to clear and commit one tick", {},
-                                  {0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})
+  m_shifts_ =
+      metrics->counter("morph_market_shift_commands_total", "ShiftCommands sent for allocation changes").with({});
+  m_clear_s_ = metrics
+                   ->histogram("morph_market_clearing_seconds", "Time to clear and commit one tick", {},
+                               {0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})
                    .with({});
   auto& g = metrics->gauge("morph_market_bids", "Live bids by tier", {"tier"});
   for (int t = 0; t < market::kTierCount; ++t) m_bids_[t] = g.with({market::tier_name(static_cast<Tier>(t))});
 }
 
-MarketService::~MarketService() { stop(); }
+MarketService::~MarketService() {
+  stop();
+}
 
 void MarketService::start() {
   if (thread_.joinable()) return;
@@ -122,7 +142,8 @@ void MarketService::loop() {
     const auto mono = steady_clock::now();
     const auto wall = static_cast<uint64_t>(duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count());
     uint64_t gap = 0;
-    if (last && *last + cfg_.tick / 2 > mono) gap = static_cast<uint64_t>(duration_cast<nanoseconds>(*last + cfg_.tick / 2 - mono).count());
+    if (last && *last + cfg_.tick / 2 > mono)
+      gap = static_cast<uint64_t>(duration_cast<nanoseconds>(*last + cfg_.tick / 2 - mono).count());
     const auto at = mono + nanoseconds(next_aligned_ns(wall, period, offset, gap) - wall);
     if (stop_cv_.wait_until(lk, at, [this] { return stopping_; })) break;
     last = steady_clock::now();
@@ -228,12 +249,14 @@ Status MarketService::tick_locked() {
       auto tick = out.tick;
       std::vector<std::pair<market::PriceQuote, int64_t>> rows;
       for (auto& p : ps) rows.push_back({p, market_.supply(host, p.resource)});
-      link_->publish_event("price." + host, v1::MarketEventBody::PriceUpdate, [rows, tick](flatbuffers::FlatBufferBuilder& b) {
-        std::vector<flatbuffers::Offset<v1::PriceInfo>> v;
-        for (auto& [p, supply] : rows)
-          v.push_back(v1::CreatePriceInfoDirect(b, p.host.c_str(), wire(p.resource), wire(p.tier), p.price, supply, p.sold, tick));
-        return v1::CreatePriceUpdateDirect(b, &v).Union();
-      });
+      link_->publish_event("price." + host, v1::MarketEventBody::PriceUpdate,
+                           [rows, tick](flatbuffers::FlatBufferBuilder& b) {
+                             std::vector<flatbuffers::Offset<v1::PriceInfo>> v;
+                             for (auto& [p, supply] : rows)
+                               v.push_back(v1::CreatePriceInfoDirect(b, p.host.c_str(), wire(p.resource), wire(p.tier),
+                                                                     p.price, supply, p.sold, tick));
+                             return v1::CreatePriceUpdateDirect(b, &v).Union();
+                           });
     }
     // alloc.<host> and bid.<account>: fills that are new or changed, and allocations that ended.
     auto alloc_event = [&](const market::Allocation& a, bool granted, std::string reason) {
@@ -262,9 +285,11 @@ Status MarketService::tick_locked() {
     }
     for (auto& f : out.failures) {
       if (const auto* b = market_.find_bid(f.bid_id))
-        publish_bid(*b, b->state, "failed", std::string(market::failure_reason_name(f.reason)) + (f.detail.empty() ? "" : ": " + f.detail));
+        publish_bid(*b, b->state, "failed",
+                    std::string(market::failure_reason_name(f.reason)) + (f.detail.empty() ? "" : ": " + f.detail));
     }
-    for (auto& b : out.bid_changes) publish_bid(b, b.state, market::bid_state_name(b.state), market::failure_reason_name(b.state_reason));
+    for (auto& b : out.bid_changes)
+      publish_bid(b, b.state, market::bid_state_name(b.state), market::failure_reason_name(b.state_reason));
   }
   // Log search (docs/operations.md "Logs"): each step of a bid's story carries bid=<id> and vm=<uuid>.
   auto sent = send_targets(out);
@@ -319,7 +344,8 @@ std::vector<std::string> MarketService::send_targets(const market::TickOutcome& 
     shifts_.push_back({host, o.command_id, o.vm_uuid, o.adjustments, "sent", v1::ErrorCode::ok, {}, o.issued_ns});
     while (shifts_.size() > 500) shifts_.pop_front();
     if (m_shifts_) m_shifts_->inc();
-    spdlog::info("vm={} host={} shift command {} sent ({} settings)", o.vm_uuid, host, o.command_id, o.adjustments.size());
+    spdlog::info("vm={} host={} shift command {} sent ({} settings)", o.vm_uuid, host, o.command_id,
+                 o.adjustments.size());
     if (!link_) return;
     // The messaging layer publishes shift.<host> "sent" once the command is on its way.
     link_->send_shift(host, std::move(o));
@@ -415,8 +441,9 @@ std::vector<market::Bid> MarketService::all_bids() const {
   out.reserve(market_.bids().size());
   for (auto& [id, b] : market_.bids())
     if (accounts_.contains(b.account)) out.push_back(b);
-  std::sort(out.begin(), out.end(),
-            [](const market::Bid& a, const market::Bid& b) { return std::tie(a.account, a.id) < std::tie(b.account, b.id); });
+  std::sort(out.begin(), out.end(), [](const market::Bid& a, const market::Bid& b) {
+    return std::tie(a.account, a.id) < std::tie(b.account, b.id);
+  });
   return out;
 }
 
@@ -436,7 +463,8 @@ flatbuffers::Offset<v1::AccountInfo> MarketService::account_info(flatbuffers::Fl
   auto bal = market_.balance(a);
   int64_t reserved = 0;
   for (auto& [id, al] : market_.allocations())
-    if (al.account == a) reserved += static_cast<int64_t>(static_cast<market::Wide>(al.quantity) * al.price * cfg_.market.tick_ms / 1000);
+    if (al.account == a)
+      reserved += static_cast<int64_t>(static_cast<market::Wide>(al.quantity) * al.price * cfg_.market.tick_ms / 1000);
   auto it = accounts_.find(a);
   return v1::CreateAccountInfoDirect(fbb, a.c_str(), it == accounts_.end() ? nullptr : it->second.display_name.c_str(),
                                      bal ? *bal : 0, reserved, it == accounts_.end() ? 0 : it->second.created_ns);
@@ -450,9 +478,9 @@ flatbuffers::Offset<v1::AllocationInfo> MarketService::alloc_info(flatbuffers::F
     if (t == 0) return 0;
     return t >= last ? now + (t - last) * tick_ns() : now - std::min<uint64_t>(now, (last - t) * tick_ns());
   };
-  return v1::CreateAllocationInfoDirect(fbb, a.host.c_str(), a.vm.c_str(), a.account.c_str(), a.bid_id, wire(a.resource),
-                                        a.quantity, a.price, at_tick(a.since), at_tick(a.since + cfg_.market.hold_ticks),
-                                        at_tick(a.notice_until));
+  return v1::CreateAllocationInfoDirect(fbb, a.host.c_str(), a.vm.c_str(), a.account.c_str(), a.bid_id,
+                                        wire(a.resource), a.quantity, a.price, at_tick(a.since),
+                                        at_tick(a.since + cfg_.market.hold_ticks), at_tick(a.notice_until));
 }
 
 void MarketService::log_bid_steps(const market::TickOutcome& out, const std::vector<const market::Allocation*>& prev,
@@ -484,17 +512,22 @@ void MarketService::log_bid_steps(const market::TickOutcome& out, const std::vec
     // A charge is logged at info when the allocation starts or changes; every tick's charge at debug.
     if (charged[i]) {
       if (changed)
-        spdlog::info("bid={} vm={} account={} charged {} ucredits at tick {} ({} x {} ucredits/unit-s; charged every tick "
-                     "while allocated)", a.bid_id, a.vm, a.account, *charged[i], out.tick, a.quantity, a.price);
+        spdlog::info(
+            "bid={} vm={} account={} charged {} ucredits at tick {} ({} x {} ucredits/unit-s; charged every tick "
+            "while allocated)",
+            a.bid_id, a.vm, a.account, *charged[i], out.tick, a.quantity, a.price);
       else
-        spdlog::debug("bid={} vm={} account={} charged {} ucredits at tick {}", a.bid_id, a.vm, a.account, *charged[i], out.tick);
+        spdlog::debug("bid={} vm={} account={} charged {} ucredits at tick {}", a.bid_id, a.vm, a.account, *charged[i],
+                      out.tick);
     }
   }
   // Ended since the last tick (a cancel drops the bid's holding from the market at once; it ends here).
   for (size_t j : ended) {
     const market::Allocation& a = last_allocs_[j];
-    spdlog::info("bid={} vm={} account={} allocation ended at tick {} (the VM returns to its baseline unless other bids "
-                 "hold it)", a.bid_id, a.vm, a.account, out.tick);
+    spdlog::info(
+        "bid={} vm={} account={} allocation ended at tick {} (the VM returns to its baseline unless other bids "
+        "hold it)",
+        a.bid_id, a.vm, a.account, out.tick);
   }
 }
 
@@ -510,8 +543,10 @@ void MarketService::publish_bid(const market::Bid& b, market::BidState state, st
     failure_logged_.erase(b.id);
   }
   const std::string why = reason.empty() ? "" : ": " + reason;
-  if (repeated || outcome == "submitted") spdlog::debug("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
-  else spdlog::info("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
+  if (repeated || outcome == "submitted")
+    spdlog::debug("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
+  else
+    spdlog::info("bid={} vm={} account={} {}{}", b.id, b.vm, b.account, outcome, why);
   if (!link_) return;
   link_->publish_event("bid." + b.account, v1::MarketEventBody::BidOutcome,
                        [this, b, state, outcome, reason](flatbuffers::FlatBufferBuilder& fbb) {
@@ -523,8 +558,10 @@ void MarketService::publish_bid(const market::Bid& b, market::BidState state, st
 
 Result<ReplyBody> MarketService::policy_reply(const std::string& vm, flatbuffers::FlatBufferBuilder& fbb) const {
   rescue::SlaPolicy p;
-  if (auto it = policies_.find(vm); it != policies_.end()) p = it->second;
-  else p.rescue = false;  // no policy set: no rescue
+  if (auto it = policies_.find(vm); it != policies_.end())
+    p = it->second;
+  else
+    p.rescue = false;    // no policy set: no rescue
   market::BidId rb = 0;  // the newest rescue in force for the VM, whichever signal raised it
   for (auto it = rescue_bid_.lower_bound({vm, 0}); it != rescue_bid_.end() && it->first.first == vm; ++it)
     rb = std::max(rb, it->second);
@@ -547,7 +584,9 @@ Result<ReplyBody> MarketService::quote(const v1::QuoteQuery& q, flatbuffers::Fla
   if (host.empty()) return refuse(Errc::invalid_argument, "quote needs a VM or a host");
   if (!hosts_.contains(host)) return refuse(Errc::not_found, "unknown host " + host);
   auto r = from_wire(q.resource());
-  if (!r) return refuse(Errc::invalid_argument, "resource " + std::string(v1::EnumNameResource(q.resource())) + " is not traded");
+  if (!r)
+    return refuse(Errc::invalid_argument,
+                  "resource " + std::string(v1::EnumNameResource(q.resource())) + " is not traded");
   auto tier = market::parse_tier(tier_text(q.tier()));
   if (!tier) return refuse(Errc::invalid_argument, "unknown tier");
   int64_t qty = q.quantity() > 0 ? q.quantity() : 1;
@@ -579,7 +618,8 @@ Result<ReplyBody> MarketService::quote(const v1::QuoteQuery& q, flatbuffers::Fla
   if (auto it = prices_.find({host, *r, *tier}); it != prices_.end()) {
     size_t n = std::min<size_t>(it->second.size(), q.history());
     for (auto p = it->second.end() - static_cast<std::ptrdiff_t>(n); p != it->second.end(); ++p)
-      hist.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(*r), wire(*tier), p->price, params.supply, p->sold, p->tick));
+      hist.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(*r), wire(*tier), p->price, params.supply,
+                                               p->sold, p->tick));
   }
   auto cost = static_cast<int64_t>(static_cast<market::Wide>(price) * got * cfg_.market.tick_ms / 1000);
   auto body = v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, cost,
@@ -591,8 +631,8 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
                                         flatbuffers::FlatBufferBuilder& fbb) {
   std::lock_guard lk(mu_);
   auto deny = [&](const std::string& acct) {
-    return refuse(Errc::permission_denied, (caller.name.empty() ? std::string("caller") : caller.name) +
-                                               " may not act on account " + acct);
+    return refuse(Errc::permission_denied,
+                  (caller.name.empty() ? std::string("caller") : caller.name) + " may not act on account " + acct);
   };
   auto admin_only = [&](const char* what) {
     return refuse(Errc::permission_denied, std::string(what) + " is for admins only");
@@ -607,7 +647,9 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       auto* r = request.body_as_AccountCreate();
       if (caller.role != msg::Role::admin) return admin_only("creating an account");
       std::string id(sv(r->account()));
-      if (!msg::valid_name(id)) return refuse(Errc::invalid_argument, "account name '" + id + "' is not valid (letters, digits, '-', '_', '.')");
+      if (!msg::valid_name(id))
+        return refuse(Errc::invalid_argument,
+                      "account name '" + id + "' is not valid (letters, digits, '-', '_', '.')");
       const uint64_t created = msg::now_ns();
       MORPH_TRY(exchange_.open_account({id, 0}, std::string(sv(r->display_name())), created));
       accounts_[id] = {std::string(sv(r->display_name())), created};
@@ -640,9 +682,17 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       std::string acct(sv(r->account()));
       if (!caller.may_act_on(acct)) return deny(acct);
       auto res = from_wire(r->resource());
-      if (!res) return refuse(Errc::invalid_argument, std::string("resource ") + v1::EnumNameResource(r->resource()) + " is not traded on the market");
-      market::BidRequest req{acct, std::string(sv(r->vm_uuid())), *res, tier_text(r->tier()), r->quantity(),
-                             r->min_quantity(), r->max_price_ucredits(), 0};
+      if (!res)
+        return refuse(Errc::invalid_argument,
+                      std::string("resource ") + v1::EnumNameResource(r->resource()) + " is not traded on the market");
+      market::BidRequest req{acct,
+                             std::string(sv(r->vm_uuid())),
+                             *res,
+                             tier_text(r->tier()),
+                             r->quantity(),
+                             r->min_quantity(),
+                             r->max_price_ucredits(),
+                             0};
       if (r->tier() > v1::BidTier::MAX) req.tier = std::to_string(static_cast<int>(r->tier()));
       if (r->expires_ns()) {
         uint64_t now = msg::now_ns();
@@ -667,8 +717,10 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (r->max_price_ucredits()) ch.max_price = *r->max_price_ucredits();
       if (r->expires_ns()) {
         uint64_t now = msg::now_ns();
-        ch.expiry = *r->expires_ns() == 0 ? 0
-                                          : market_.last_tick() + std::max<uint64_t>(1, (*r->expires_ns() > now ? *r->expires_ns() - now : 0) / tick_ns());
+        ch.expiry = *r->expires_ns() == 0
+                        ? 0
+                        : market_.last_tick() +
+                              std::max<uint64_t>(1, (*r->expires_ns() > now ? *r->expires_ns() - now : 0) / tick_ns());
       }
       MORPH_TRY_ASSIGN(auto bid, exchange_.amend(acct, r->bid_id(), ch));
       publish_bid(bid, bid.state, "amended", "");
@@ -683,7 +735,8 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       MORPH_TRY(exchange_.cancel(copy.account, id));
       rescue_ids_.erase(id);
       publish_bid(copy, market::BidState::cancelled, "cancelled", "");
-      return ReplyBody{v1::ApiReplyBody::BidReply, v1::CreateBidReply(fbb, bid_info(fbb, copy, market::BidState::cancelled)).Union()};
+      return ReplyBody{v1::ApiReplyBody::BidReply,
+                       v1::CreateBidReply(fbb, bid_info(fbb, copy, market::BidState::cancelled)).Union()};
     }
     case v1::ApiRequestBody::BidList: {
       auto* r = request.body_as_BidList();
@@ -691,7 +744,8 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       if (!acct.empty() && !caller.may_act_on(acct)) return deny(acct);
       std::vector<market::Bid> out;
       for (auto& b : all_bids())
-        if ((acct.empty() || b.account == acct) && (vm.empty() || b.vm == vm) && caller.may_act_on(b.account)) out.push_back(b);
+        if ((acct.empty() || b.account == acct) && (vm.empty() || b.vm == vm) && caller.may_act_on(b.account))
+          out.push_back(b);
       return bid_list_reply(out);
     }
     case v1::ApiRequestBody::PricesQuery: {
@@ -711,7 +765,8 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       std::vector<flatbuffers::Offset<v1::AllocationInfo>> v;
       std::map<market::BidId, market::Allocation> sorted(market_.allocations().begin(), market_.allocations().end());
       for (auto& [id, a] : sorted) {
-        if ((!host.empty() && a.host != host) || (!vm.empty() && a.vm != vm) || (!acct.empty() && a.account != acct)) continue;
+        if ((!host.empty() && a.host != host) || (!vm.empty() && a.vm != vm) || (!acct.empty() && a.account != acct))
+          continue;
         if (!caller.may_act_on(a.account)) continue;
         v.push_back(alloc_info(fbb, a));
       }
@@ -769,21 +824,25 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       // Detection counts and step sizes: each named in the refusal, with its range (docs/market.md).
       auto count_in = [](const auto& v) { return !v || (*v >= kMinIntervals && *v <= kMaxIntervals); };
       auto step_in = [](const auto& v) { return !v || (*v >= 1 && *v <= kMaxStep); };
-      for (auto [name, v] : {std::pair{"breach_intervals", r->breach_intervals()}, {"recover_intervals", r->recover_intervals()}})
+      for (auto [name, v] :
+           {std::pair{"breach_intervals", r->breach_intervals()}, {"recover_intervals", r->recover_intervals()}})
         if (!count_in(v))
           return refuse(Errc::invalid_argument, std::string(name) + " " + std::to_string(*v) + " out of range (" +
-                                                    std::to_string(kMinIntervals) + ".." + std::to_string(kMaxIntervals) + ")");
-      for (auto [name, v] : {std::pair{"cpu_step", r->cpu_step()}, {"disk_iops_step", r->disk_iops_step()},
+                                                    std::to_string(kMinIntervals) + ".." +
+                                                    std::to_string(kMaxIntervals) + ")");
+      for (auto [name, v] : {std::pair{"cpu_step", r->cpu_step()},
+                             {"disk_iops_step", r->disk_iops_step()},
                              {"net_kbps_step", r->net_kbps_step()}})
         if (!step_in(v))
-          return refuse(Errc::invalid_argument,
-                        std::string(name) + " " + std::to_string(*v) + " out of range (1.." + std::to_string(kMaxStep) + ")");
+          return refuse(Errc::invalid_argument, std::string(name) + " " + std::to_string(*v) + " out of range (1.." +
+                                                    std::to_string(kMaxStep) + ")");
       if (r->breach_intervals()) p.breach_intervals = *r->breach_intervals();
       if (r->recover_intervals()) p.recover_intervals = *r->recover_intervals();
       if (r->cpu_step()) p.cpu_step = *r->cpu_step();
       if (r->disk_iops_step()) p.disk_iops_step = *r->disk_iops_step();
       if (r->net_kbps_step()) p.net_kbps_step = *r->net_kbps_step();
-      if (p.rescue && p.max_price <= 0) return refuse(Errc::invalid_argument, "rescue needs a max price (max_price_ucredits > 0)");
+      if (p.rescue && p.max_price <= 0)
+        return refuse(Errc::invalid_argument, "rescue needs a max price (max_price_ucredits > 0)");
       {
         rescue::RescueEvaluator check;  // validate before it is stored
         MORPH_TRY(check.set_policy(p));
@@ -793,13 +852,15 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
                                      p.net_kbps_step, p.max_price, p.budget_per_hour, p.funds_horizon_s}));
       MORPH_TRY(rescue_.set_policy(p));
       policies_[vm] = p;
-      spdlog::info("vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h, breach {} "
-                   "recover {} intervals, steps cpu {} mc disk {} iops net {} kbps",
-                   vm, p.rescue, p.runq_wait_permille, p.max_price, p.budget_per_hour, p.breach_intervals,
-                   p.recover_intervals, p.cpu_step, p.disk_iops_step, p.net_kbps_step);
+      spdlog::info(
+          "vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h, breach {} "
+          "recover {} intervals, steps cpu {} mc disk {} iops net {} kbps",
+          vm, p.rescue, p.runq_wait_permille, p.max_price, p.budget_per_hour, p.breach_intervals, p.recover_intervals,
+          p.cpu_step, p.disk_iops_step, p.net_kbps_step);
       return policy_reply(vm, fbb);
     }
-    case v1::ApiRequestBody::QuoteQuery: return quote(*request.body_as_QuoteQuery(), fbb);
+    case v1::ApiRequestBody::QuoteQuery:
+      return quote(*request.body_as_QuoteQuery(), fbb);
     case v1::ApiRequestBody::ShiftsQuery: {
       auto* r = request.body_as_ShiftsQuery();
       std::string host(sv(r->host()));
@@ -813,9 +874,11 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       std::vector<flatbuffers::Offset<v1::ShiftRecord>> v;
       for (auto* s : rows) {
         std::vector<flatbuffers::Offset<v1::Adjustment>> adj;
-        for (auto& a : s->adjustments) adj.push_back(v1::CreateAdjustment(fbb, a.resource, a.value, fbb.CreateString(a.target)));
+        for (auto& a : s->adjustments)
+          adj.push_back(v1::CreateAdjustment(fbb, a.resource, a.value, fbb.CreateString(a.target)));
         auto err = v1::CreateErrorDirect(fbb, s->error, s->message.c_str());
-        v.push_back(v1::CreateShiftRecordDirect(fbb, s->host.c_str(), s->command_id, s->vm.c_str(), &adj, s->phase.c_str(), err, s->ts));
+        v.push_back(v1::CreateShiftRecordDirect(fbb, s->host.c_str(), s->command_id, s->vm.c_str(), &adj,
+                                                s->phase.c_str(), err, s->ts));
       }
       return ReplyBody{v1::ApiReplyBody::ShiftsReply, v1::CreateShiftsReplyDirect(fbb, &v).Union()};
     }
@@ -825,26 +888,28 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       std::string vm(sv(r->vm_uuid())), acct(sv(r->account()));
       if (!vms_.contains(vm)) return refuse(Errc::not_found, "unknown VM " + vm);
       if (!accounts_.contains(acct)) return refuse(Errc::not_found, "unknown account " + acct);
-      MORPH_TRY(ledger_->put_owner_override({vm, acct, caller.name.empty() ? "local admin" : caller.name, msg::now_ns()}));
+      MORPH_TRY(
+          ledger_->put_owner_override({vm, acct, caller.name.empty() ? "local admin" : caller.name, msg::now_ns()}));
       owner_override_[vm] = acct;
       feed_inventory();
       spdlog::info("vm={} owner set to {} by admin", vm, acct);
       return policy_reply(vm, fbb);
     }
     default:
-      return refuse(Errc::invalid_argument, std::string(v1::EnumNameApiRequestBody(request.body_type())) +
-                                                ": not a market request");
+      return refuse(Errc::invalid_argument,
+                    std::string(v1::EnumNameApiRequestBody(request.body_type())) + ": not a market request");
   }
 }
 
-void MarketService::snapshot(flatbuffers::FlatBufferBuilder& fbb, std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
+void MarketService::snapshot(flatbuffers::FlatBufferBuilder& fbb,
+                             std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                              std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) {
   std::lock_guard lk(mu_);
   for (auto& [k, h] : prices_) {
     if (h.empty()) continue;
     auto& [host, r, t] = k;
-    prices.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(r), wire(t), h.back().price, market_.supply(host, r),
-                                               h.back().sold, h.back().tick));
+    prices.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(r), wire(t), h.back().price,
+                                               market_.supply(host, r), h.back().sold, h.back().tick));
   }
   for (auto& [id, a] : market_.allocations()) allocations.push_back(alloc_info(fbb, a));
 }
@@ -864,8 +929,13 @@ void MarketService::on_host_change(const std::string& host, bool up) {
   if (it == hosts_.end() || it->second.up == up) return;
   it->second.up = up;
   hosts_changed_ = true;
-  if (up) spdlog::info("host={} market: back up; it offers its capacity again from the next tick", host);
-  else spdlog::warn("host={} market: down; it offers nothing until it is back, so its allocations end at the next tick and are no longer charged", host);
+  if (up)
+    spdlog::info("host={} market: back up; it offers its capacity again from the next tick", host);
+  else
+    spdlog::warn(
+        "host={} market: down; it offers nothing until it is back, so its allocations end at the next tick and are no "
+        "longer charged",
+        host);
 }
 
 void MarketService::on_host_hello(const v1::HostHello& hello) {
@@ -952,7 +1022,8 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
             market::Bid copy = *b;
             if (auto st = exchange_.cancel(copy.account, copy.id); !st)
               spdlog::warn("vm={} bid={} rescue retire: {}", vm, copy.id, st.error().what());
-            else publish_bid(copy, market::BidState::cancelled, "rescue_retired", a.why);
+            else
+              publish_bid(copy, market::BidState::cancelled, "rescue_retired", a.why);
           }
           spdlog::info("vm={} bid={} rescue retired: {}", vm, it->second, a.why);
           rescue_ids_.erase(it->second);
@@ -970,11 +1041,12 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
             probe.quantity = a.bid.quantity;
             probe.max_price = a.bid.max_price;
             std::string why = a.why;
-            link_->publish_event("bid." + owner, v1::MarketEventBody::BidOutcome, [this, probe, why](flatbuffers::FlatBufferBuilder& fbb) {
-              std::lock_guard lk2(mu_);
-              auto info = bid_info(fbb, probe, market::BidState::cancelled);
-              return v1::CreateBidOutcomeDirect(fbb, info, "rescue_refused", why.c_str()).Union();
-            });
+            link_->publish_event("bid." + owner, v1::MarketEventBody::BidOutcome,
+                                 [this, probe, why](flatbuffers::FlatBufferBuilder& fbb) {
+                                   std::lock_guard lk2(mu_);
+                                   auto info = bid_info(fbb, probe, market::BidState::cancelled);
+                                   return v1::CreateBidOutcomeDirect(fbb, info, "rescue_refused", why.c_str()).Union();
+                                 });
           }
           break;
         }

@@ -75,22 +75,41 @@ class MarketService final : public MarketApi, public KpiObserver {
   void on_kpi_report(const v1::KpiReport& report, uint64_t received_ns) override;
 
  private:
-  struct AccountMeta { std::string display_name; uint64_t created_ns = 0; };
+  struct AccountMeta {
+    std::string display_name;
+    uint64_t created_ns = 0;
+  };
   struct VmEntry {
     std::string host, owner_meta;
     market::ResourceVector baseline{};
     market::ResourceVector ceiling{};  // what the agent says the VM can use at most; 0: not said
   };
-  struct HostEntry { market::ResourceVector capacity{}; bool up = true; };
-  struct PricePoint { market::Tick tick; market::Micros price; int64_t sold; };
+  struct HostEntry {
+    market::ResourceVector capacity{};
+    bool up = true;
+  };
+  struct PricePoint {
+    market::Tick tick;
+    market::Micros price;
+    int64_t sold;
+  };
   struct ShiftRow {
-    std::string host; uint64_t command_id; std::string vm; std::vector<msg::ResourceSetting> adjustments;
-    std::string phase; v1::ErrorCode error = v1::ErrorCode::ok; std::string message; uint64_t ts;
+    std::string host;
+    uint64_t command_id;
+    std::string vm;
+    std::vector<msg::ResourceSetting> adjustments;
+    std::string phase;
+    v1::ErrorCode error = v1::ErrorCode::ok;
+    std::string message;
+    uint64_t ts;
   };
   struct VmTarget {
-    std::string host; market::ResourceVector increment{}; uint64_t command_id = 0;
+    std::string host;
+    market::ResourceVector increment{};
+    uint64_t command_id = 0;
     // send_targets' scratch: this tick's increment, and whether the VM holds anything this tick / is new.
-    market::ResourceVector next{}; bool held = false, fresh = false;
+    market::ResourceVector next{};
+    bool held = false, fresh = false;
   };
 
   MarketService(MarketServiceConfig cfg, std::unique_ptr<ledger::Ledger> ledger, metrics::Registry* metrics);
@@ -109,7 +128,8 @@ class MarketService final : public MarketApi, public KpiObserver {
   flatbuffers::Offset<v1::BidInfo> bid_info(flatbuffers::FlatBufferBuilder& fbb, const market::Bid& b,
                                             market::BidState state) const;
   flatbuffers::Offset<v1::AccountInfo> account_info(flatbuffers::FlatBufferBuilder& fbb, const std::string& a) const;
-  flatbuffers::Offset<v1::AllocationInfo> alloc_info(flatbuffers::FlatBufferBuilder& fbb, const market::Allocation& a) const;
+  flatbuffers::Offset<v1::AllocationInfo> alloc_info(flatbuffers::FlatBufferBuilder& fbb,
+                                                     const market::Allocation& a) const;
   void publish_bid(const market::Bid& b, market::BidState state, std::string outcome, std::string reason);
   std::vector<market::Bid> all_bids() const;
   Result<ReplyBody> quote(const v1::QuoteQuery& q, flatbuffers::FlatBufferBuilder& fbb) const;
@@ -130,7 +150,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   std::map<std::string, std::vector<std::string>> host_vms_;  // VMs by the host that last reported them
   std::map<std::string, std::string> owner_override_;
   std::set<std::string> unfed_vms_;  // logged once: no owner account yet
-  bool hosts_changed_ = false;  // a host went down or came back since the last tick: feed the market
+  bool hosts_changed_ = false;       // a host went down or came back since the last tick: feed the market
   std::map<std::string, rescue::SlaPolicy> policies_;
   std::map<std::pair<std::string, int>, market::BidId> rescue_bid_;  // (vm, rescue::Signal) → rescue bid in force
   std::set<market::BidId> rescue_ids_;

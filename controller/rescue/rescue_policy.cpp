@@ -6,10 +6,14 @@ namespace morph::rescue {
 
 const char* signal_name(Signal s) noexcept {
   switch (s) {
-    case Signal::runq_wait: return "runq_wait";
-    case Signal::blk_latency: return "blk_p99";
-    case Signal::tx_drops: return "tx_drops";
-    case Signal::rx_drops: return "rx_drops";
+    case Signal::runq_wait:
+      return "runq_wait";
+    case Signal::blk_latency:
+      return "blk_p99";
+    case Signal::tx_drops:
+      return "tx_drops";
+    case Signal::rx_drops:
+      return "rx_drops";
   }
   return "unknown";
 }
@@ -22,10 +26,14 @@ std::optional<Signal> parse_signal(std::string_view name) noexcept {
 
 Resource relief_for(Signal s) noexcept {
   switch (s) {
-    case Signal::runq_wait: return Resource::cpu;
-    case Signal::blk_latency: return Resource::disk_iops;
-    case Signal::tx_drops: return Resource::net_out_kbps;  // guest transmit = host outbound from the VM
-    case Signal::rx_drops: return Resource::net_in_kbps;
+    case Signal::runq_wait:
+      return Resource::cpu;
+    case Signal::blk_latency:
+      return Resource::disk_iops;
+    case Signal::tx_drops:
+      return Resource::net_out_kbps;  // guest transmit = host outbound from the VM
+    case Signal::rx_drops:
+      return Resource::net_in_kbps;
   }
   return Resource::cpu;
 }
@@ -71,7 +79,9 @@ Status RescueEvaluator::restore_rescue(const std::string& vm, Signal s, int64_t 
   return {};
 }
 
-void RescueEvaluator::remove_policy(const std::string& vm) { vms_.erase(vm); }
+void RescueEvaluator::remove_policy(const std::string& vm) {
+  vms_.erase(vm);
+}
 
 void RescueEvaluator::abandon(const std::string& vm, Signal s) {
   auto it = vms_.find(vm);
@@ -159,7 +169,8 @@ std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micro
     if (p.budget_per_hour > 0 && qty * per_unit_hour > room) qty = std::max<Micros>(room, 0) / per_unit_hour;
     if (qty < 1) {
       a.kind = RescueAction::Kind::refused;
-      a.why = seen[static_cast<size_t>(i)] + "; hourly rescue budget " + std::to_string(p.budget_per_hour) + " exhausted";
+      a.why =
+          seen[static_cast<size_t>(i)] + "; hourly rescue budget " + std::to_string(p.budget_per_hour) + " exhausted";
     } else if (balance < qty * p.max_price * static_cast<Micros>(p.funds_horizon_s)) {
       a.kind = RescueAction::Kind::refused;
       a.why = seen[static_cast<size_t>(i)] + "; balance " + std::to_string(balance) + " does not cover " +

@@ -30,19 +30,19 @@ struct SlaPolicy {
   std::string account;
   bool rescue = true;
   // Thresholds. 0 disables a signal.
-  uint32_t runq_wait_permille = 200;   // cpu_wait / (cpu_run + cpu_wait), per mille
-  uint64_t blk_p99_us = 20'000;        // block request latency, 99th percentile
-  uint64_t drops_per_s = 50;           // packets dropped per second (either direction; the policer's too)
-  uint32_t breach_intervals = 3;       // consecutive intervals over threshold before a rescue
-  uint32_t recover_intervals = 5;      // consecutive healthy intervals (each signal under kRecoverPercent of
-                                       // its threshold) before the rescue is retired
+  uint32_t runq_wait_permille = 200;  // cpu_wait / (cpu_run + cpu_wait), per mille
+  uint64_t blk_p99_us = 20'000;       // block request latency, 99th percentile
+  uint64_t drops_per_s = 50;          // packets dropped per second (either direction; the policer's too)
+  uint32_t breach_intervals = 3;      // consecutive intervals over threshold before a rescue
+  uint32_t recover_intervals = 5;     // consecutive healthy intervals (each signal under kRecoverPercent of
+                                      // its threshold) before the rescue is retired
   // What a rescue asks for.
-  int64_t cpu_step = 500;              // millicores
+  int64_t cpu_step = 500;  // millicores
   int64_t disk_iops_step = 200;
   int64_t net_kbps_step = 10'000;
-  Micros max_price = 0;                // per unit per second
-  Micros budget_per_hour = 0;          // cap on what rescue bids may cost per hour at max_price
-  uint32_t funds_horizon_s = 60;       // the balance must cover the bid at max_price this long
+  Micros max_price = 0;           // per unit per second
+  Micros budget_per_hour = 0;     // cap on what rescue bids may cost per hour at max_price
+  uint32_t funds_horizon_s = 60;  // the balance must cover the bid at max_price this long
 };
 
 // A rescued VM is healthy only under this share of each threshold (level hysteresis; docs/market.md).
@@ -60,8 +60,8 @@ struct RescueAction {
   Kind kind = Kind::raise;
   Signal signal = Signal::runq_wait;
   std::string vm;
-  market::BidRequest bid;      // raise: what to submit (tier sla)
-  std::string why;             // operator-readable: the measurement, or why it was refused
+  market::BidRequest bid;  // raise: what to submit (tier sla)
+  std::string why;         // operator-readable: the measurement, or why it was refused
 };
 
 // Percentile from a log2 µs histogram: the upper edge of the bucket holding it (conservative).

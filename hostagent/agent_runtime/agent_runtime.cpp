@@ -117,9 +117,11 @@ Result<std::unique_ptr<HostRuntime>> make_host_runtime(const RuntimeContext& ctx
   }
   rt->mechanisms = std::move(mech).value();
   shifter::ShiftEngine::Options eo;
-  eo.on_expiry = cfg.get_string("lease.on_expiry") == "hold" ? shifter::ExpiryPolicy::hold : shifter::ExpiryPolicy::revert;
+  eo.on_expiry =
+      cfg.get_string("lease.on_expiry") == "hold" ? shifter::ExpiryPolicy::hold : shifter::ExpiryPolicy::revert;
   eo.state_file = cfg.get_string("lease.state_file");
-  rt->engine = std::make_shared<shifter::ShiftEngine>(*rt->mechanisms, [] { return shifter::WallClock::now(); }, eo);
+  rt->engine = std::make_shared<shifter::ShiftEngine>(
+      *rt->mechanisms, [] { return shifter::WallClock::now(); }, eo);
   // Leases that ran out while the agent was down are ended now; the events are reported once connected.
   if (auto ev = rt->engine->reconcile(); !ev) {
     spdlog::warn("lease.state_file {}: {}", eo.state_file, ev.error().what());

@@ -16,15 +16,24 @@ uint64_t to_ns(sh::TimePoint t) {
 
 Result<sh::Resource> to_shifter_resource(msg::Resource r) {
   switch (r) {
-    case msg::Resource::cpu: return sh::Resource::cpu_millicores;
-    case msg::Resource::memory: return sh::Resource::memory_mib;
-    case msg::Resource::disk_iops: return sh::Resource::disk_iops;
-    case msg::Resource::disk_bps: return sh::Resource::disk_bps;
-    case msg::Resource::net_out_kbps: return sh::Resource::net_out_kbps;
-    case msg::Resource::net_in_kbps: return sh::Resource::net_in_kbps;
-    case msg::Resource::storage_tier: return sh::Resource::storage_tier;
-    case msg::Resource::vcpu_pin: return sh::Resource::vcpu_pin;
-    case msg::Resource::migrate: break;
+    case msg::Resource::cpu:
+      return sh::Resource::cpu_millicores;
+    case msg::Resource::memory:
+      return sh::Resource::memory_mib;
+    case msg::Resource::disk_iops:
+      return sh::Resource::disk_iops;
+    case msg::Resource::disk_bps:
+      return sh::Resource::disk_bps;
+    case msg::Resource::net_out_kbps:
+      return sh::Resource::net_out_kbps;
+    case msg::Resource::net_in_kbps:
+      return sh::Resource::net_in_kbps;
+    case msg::Resource::storage_tier:
+      return sh::Resource::storage_tier;
+    case msg::Resource::vcpu_pin:
+      return sh::Resource::vcpu_pin;
+    case msg::Resource::migrate:
+      break;
   }
   return Error(Errc::unavailable, std::string("this agent cannot shift ") + msg::resource_name(r));
 }
@@ -35,8 +44,9 @@ Result<sh::ShiftRequest> to_shift_request(const msg::ShiftOrder& order, std::chr
   sh::ShiftRequest req;
   req.command_id = order.command_id;
   req.vm = order.vm_uuid;
-  req.lease = order.lease_ns ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(order.lease_ns))
-                             : default_lease;
+  req.lease = order.lease_ns
+                  ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(order.lease_ns))
+                  : default_lease;
   if (req.lease.count() <= 0) req.lease = std::chrono::milliseconds(1);
   for (const msg::ResourceSetting& s : order.adjustments) {
     MORPH_TRY_ASSIGN(sh::Resource r, to_shifter_resource(s.resource));
@@ -111,8 +121,7 @@ msg::ShiftOutcome to_revert_report(const sh::LeaseEvent& ev) {
   return r;
 }
 
-EngineShiftHandler::EngineShiftHandler(std::shared_ptr<sh::ShiftEngine> engine, Options options,
-                                       metrics::Registry& reg)
+EngineShiftHandler::EngineShiftHandler(std::shared_ptr<sh::ShiftEngine> engine, Options options, metrics::Registry& reg)
     : engine_(std::move(engine)), opt_(options) {
   auto& shifts = reg.counter("morph_agent_shifts_total", "Shift commands handled, by result", {"result"});
   applied_ = shifts.with({"applied"});
@@ -126,7 +135,9 @@ EngineShiftHandler::EngineShiftHandler(std::shared_ptr<sh::ShiftEngine> engine, 
               .with({});
 }
 
-EngineShiftHandler::~EngineShiftHandler() { stop(); }
+EngineShiftHandler::~EngineShiftHandler() {
+  stop();
+}
 
 void EngineShiftHandler::start(Report report, ControllerUp controller_up) {
   report_ = std::move(report);
@@ -186,11 +197,13 @@ void EngineShiftHandler::shift_loop() {
     }
     const auto t0 = std::chrono::steady_clock::now();
     sh::ShiftOutcome out = engine_->shift(*req);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
     for (auto& w : out.warnings) spdlog::warn("vm={} shift {}: {}", order.vm_uuid, order.command_id, w);
     if (out.ok()) {
       applied_->inc();
-      spdlog::info("vm={} shift {} applied in {} ms: {}", order.vm_uuid, order.command_id, ms, sh::describe(out.in_force));
+      spdlog::info("vm={} shift {} applied in {} ms: {}", order.vm_uuid, order.command_id, ms,
+                   sh::describe(out.in_force));
     } else {
       failed_->inc();
       spdlog::warn("vm={} shift {} failed: {}", order.vm_uuid, order.command_id, out.error->what());
@@ -213,8 +226,9 @@ void EngineShiftHandler::lease_loop() {
     }
     for (const msg::LeaseRenewal& r : renewals) {
       renewals_->inc();
-      const auto lease = r.lease_ns ? std::chrono::duration_cast<sh::WallClock::duration>(std::chrono::nanoseconds(r.lease_ns))
-                                    : std::chrono::duration_cast<sh::WallClock::duration>(opt_.default_lease);
+      const auto lease = r.lease_ns
+                             ? std::chrono::duration_cast<sh::WallClock::duration>(std::chrono::nanoseconds(r.lease_ns))
+                             : std::chrono::duration_cast<sh::WallClock::duration>(opt_.default_lease);
       const sh::TimePoint expiry = sh::WallClock::now() + lease;
       Status st;
       if (!r.vm_uuid.empty()) {

@@ -46,7 +46,9 @@ ProbeKpiSource::ProbeKpiSource(std::unique_ptr<KpiProbes> probes, std::unique_pt
   registry_.gauge("morph_agent_vms", "VMs the probes measure").with({});
 }
 
-ProbeKpiSource::~ProbeKpiSource() { source_->watch(nullptr); }
+ProbeKpiSource::~ProbeKpiSource() {
+  source_->watch(nullptr);
+}
 
 Status ProbeKpiSource::start() {
   auto q = queue_;
@@ -119,8 +121,10 @@ Result<std::vector<VmKpis>> ProbeKpiSource::collect(uint64_t interval_ns) {
   (void)interval_ns;  // the probes measure the real interval since their last read
   const std::string before = signature();
   const bool resync = apply_changes();
-  if (resync || !events_ || ++intervals_ % kReconcileEveryIntervals == 0) reconcile();
-  else if (auto st = probes_->refresh_cgroups(); !st) spdlog::warn("{}", st.error().what());
+  if (resync || !events_ || ++intervals_ % kReconcileEveryIntervals == 0)
+    reconcile();
+  else if (auto st = probes_->refresh_cgroups(); !st)
+    spdlog::warn("{}", st.error().what());
   if (changed_ && signature() != before) changed_(vms());
   MORPH_TRY_ASSIGN(auto kpis, probes_->read());
   // A VM that joined just before this read has a sliver of an interval (seen: 0.7-0.9 ms when another VM

@@ -53,7 +53,7 @@ class ProbeKpiSource final : public KpiSource {
   bool events_ = false;
   uint64_t intervals_ = 0;
   mutable std::mutex vms_mu_;
-  std::map<std::string, VmInfo> vms_;  // by uuid
+  std::map<std::string, VmInfo> vms_;            // by uuid
   std::map<std::string, std::string> exported_;  // uuid -> name with gauges
   std::unique_ptr<Gauges> gauges_;
   VmsChanged changed_;

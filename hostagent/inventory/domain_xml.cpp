@@ -156,7 +156,6 @@ std::vector<VmDisk> parse_disks(const xmlNode* devices) {
   return disks;
 }
 
-
 // <cputune><period>P</period><quota>Q</quota></cputune> caps each vCPU at Q/P of a host CPU (libvirt's
 // per-vCPU bandwidth; quota <= 0 means no cap). The VM's CPU baseline is that share times its vCPUs.
 Result<uint32_t> baseline_cpu_millicores(const xmlNode* cputune, uint32_t vcpus) {

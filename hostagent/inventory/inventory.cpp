@@ -427,8 +427,8 @@ VmEvent Inventory::Impl::build(RawEvent raw) {
     if (d.ok())
       fresh = std::move(*d);
     else
-      spdlog::debug("vm={} name={}: cannot re-read after {} event: {}", raw.uuid, raw.name, vm_event_kind_name(raw.kind),
-                    d.error().what());
+      spdlog::debug("vm={} name={}: cannot re-read after {} event: {}", raw.uuid, raw.name,
+                    vm_event_kind_name(raw.kind), d.error().what());
   }
   std::lock_guard lk(c.cache_mu);
   auto it = c.cache.find(raw.uuid);
@@ -474,9 +474,8 @@ void Inventory::Impl::run_dispatcher() {
       try {
         (*cb)(ev);
       } catch (const std::exception& e) {
-        spdlog::error("inventory event subscriber threw on {} for vm={} name={}: {}", vm_event_kind_name(ev.kind), ev.vm.uuid,
-                      ev.vm.name,
-                      e.what());
+        spdlog::error("inventory event subscriber threw on {} for vm={} name={}: {}", vm_event_kind_name(ev.kind),
+                      ev.vm.uuid, ev.vm.name, e.what());
       }
     }
   }

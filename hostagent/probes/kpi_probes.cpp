@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -19,8 +19,8 @@
 #include <sstream>
 
 #include "common/log.h"
-#include "morph_kpi_bpf.skel.h"
 #include "morph_kpi.h"
+#include "morph_kpi_bpf.skel.h"
 #include "policer.h"
 
 namespace morph::agent {
@@ -34,7 +34,9 @@ uint64_t monotonic_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
-uint64_t sub0(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+uint64_t sub0(uint64_t a, uint64_t b) {
+  return a > b ? a - b : 0;
+}
 
 uint64_t read_u64_file(const std::string& path) {
   std::ifstream in(path);
@@ -110,8 +112,7 @@ Result<uint64_t> cgroup_id_of(const std::string& dir) {
   auto* fh = reinterpret_cast<file_handle*>(buf);
   fh->handle_bytes = sizeof(uint64_t);
   int mount_id = 0;
-  if (name_to_handle_at(AT_FDCWD, dir.c_str(), fh, &mount_id, 0) != 0)
-    return Error::from_errno("cgroup id of " + dir);
+  if (name_to_handle_at(AT_FDCWD, dir.c_str(), fh, &mount_id, 0) != 0) return Error::from_errno("cgroup id of " + dir);
   uint64_t id = 0;
   std::memcpy(&id, buf + sizeof(file_handle), sizeof(id));
   return id;
@@ -135,8 +136,8 @@ Status KpiProbes::load(const ProbeOptions& options) {
   const bool has_io_start = btf_has_typedef(vmlinux, "btf_trace_block_io_start");
   // CONFIG_SCHED_INFO: the kernel's own enqueue stamp and run delay per task.
   // The rq clock is read through the task's se.cfs_rq (CONFIG_FAIR_GROUP_SCHED, which cgroup CPU control needs).
-  const bool has_sched_info = btf_has_member(vmlinux, "sched_info", "last_queued") &&
-                              btf_has_member(vmlinux, "sched_entity", "cfs_rq");
+  const bool has_sched_info =
+      btf_has_member(vmlinux, "sched_info", "last_queued") && btf_has_member(vmlinux, "sched_entity", "cfs_rq");
   // BPF_MAP_TYPE_CGRP_STORAGE (6.2+).
   const bool has_cgrp_storage = btf_has_member(vmlinux, "cgroup", "bpf_cgrp_storage");
   btf__free(vmlinux);
@@ -152,8 +153,8 @@ Status KpiProbes::load(const ProbeOptions& options) {
   skel_->rodata->use_runq_baseline = options.runq_baseline;
 
   auto* pr = &skel_->progs;
-  for (bpf_program* tp : {pr->morph_sched_switch, pr->morph_block_io_start, pr->morph_block_rq_issue,
-                          pr->morph_block_rq_complete})
+  for (bpf_program* tp :
+       {pr->morph_sched_switch, pr->morph_block_io_start, pr->morph_block_rq_issue, pr->morph_block_rq_complete})
     bpf_program__set_autoload(tp, !raw_tp_);
   for (bpf_program* raw : {pr->morph_sched_switch_raw, pr->morph_block_io_start_raw, pr->morph_block_rq_issue_raw,
                            pr->morph_block_rq_complete_raw})
@@ -189,8 +190,8 @@ Status KpiProbes::load(const ProbeOptions& options) {
     bpf_map__set_autocreate(m, false);
   int err = morph_kpi_bpf__load(skel_);
   if (err)
-    return Error(Errc::unavailable, std::string("loading BPF programs (") + attach_mode() + ", run-queue wait from " +
-                                        runq_source() + ")",
+    return Error(Errc::unavailable,
+                 std::string("loading BPF programs (") + attach_mode() + ", run-queue wait from " + runq_source() + ")",
                  -err);
 
   // Every CPU starts "nothing seen": the first switch on each looks the outgoing task up.
@@ -205,8 +206,8 @@ Status KpiProbes::load(const ProbeOptions& options) {
 
   if (err = morph_kpi_bpf__attach(skel_); err) return Error(Errc::system, "attaching BPF programs", -err);
   spdlog::info("KPI probes attached: {} programs, run-queue wait from {}, slots by {}, block start at {}, faults {}",
-               attach_mode(), runq_source(),
-               cgrp_storage_ ? "cgroup storage" : "cgroup-id hash", block_start_, options.count_faults ? "on" : "off");
+               attach_mode(), runq_source(), cgrp_storage_ ? "cgroup storage" : "cgroup-id hash", block_start_,
+               options.count_faults ? "on" : "off");
   return {};
 }
 
@@ -239,8 +240,8 @@ Status KpiProbes::map_cgroups(Vm& vm) {
       // sched_switch's view: cgroup local storage, keyed by an fd of the cgroup's directory.
       int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return Error::from_errno("opening cgroup " + dir + " of vm=" + vm.info.name);
-      int err = bpf_map__update_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), &vm.slot, sizeof(vm.slot),
-                                     BPF_ANY);
+      int err =
+          bpf_map__update_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), &vm.slot, sizeof(vm.slot), BPF_ANY);
       int saved = errno;
       close(fd);
       if (err != 0) return Error::from_errno("setting the slot of cgroup " + dir + " of vm=" + vm.info.name, saved);
@@ -262,18 +263,22 @@ Status KpiProbes::map_cgroups(Vm& vm) {
 Status KpiProbes::attach_tap(Tap& tap) {
   {
     // One clsact qdisc serves both hooks; EEXIST: someone (the policer, libvirt) created it already.
-    LIBBPF_OPTS(bpf_tc_hook, both, .ifindex = int(tap.ifindex), .attach_point = bpf_tc_attach_point(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    LIBBPF_OPTS(bpf_tc_hook, both, .ifindex = int(tap.ifindex),
+                .attach_point = bpf_tc_attach_point(BPF_TC_INGRESS | BPF_TC_EGRESS));
     int err = bpf_tc_hook_create(&both);
     if (err && err != -EEXIST) return Error(Errc::system, "creating clsact on " + tap.dev, -err);
   }
   for (bool ingress : {true, false}) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = int(tap.ifindex),
                 .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(ingress ? skel_->progs.morph_tc_tap_ingress
-                                                                        : skel_->progs.morph_tc_tap_egress),
-                .flags = BPF_TC_F_REPLACE, .handle = MORPH_KPI_TC_HANDLE, .priority = MORPH_KPI_TC_PRIORITY);
+    LIBBPF_OPTS(
+        bpf_tc_opts, opts,
+        .prog_fd = bpf_program__fd(ingress ? skel_->progs.morph_tc_tap_ingress : skel_->progs.morph_tc_tap_egress),
+        .flags = BPF_TC_F_REPLACE, .handle = MORPH_KPI_TC_HANDLE, .priority = MORPH_KPI_TC_PRIORITY);
     int err = bpf_tc_attach(&hook, &opts);
-    if (err) return Error(Errc::system, std::string("attaching tc ") + (ingress ? "ingress" : "egress") + " on " + tap.dev, -err);
+    if (err)
+      return Error(Errc::system, std::string("attaching tc ") + (ingress ? "ingress" : "egress") + " on " + tap.dev,
+                   -err);
     (ingress ? tap.attached_ingress : tap.attached_egress) = true;
   }
   return {};
@@ -443,7 +448,10 @@ void KpiProbes::add_host_counters(const Vm& vm, Totals& t) const {
     bool any = false;
     auto add = [&](const std::string& dir) {
       auto kv = read_flat_keyed(dir + "/" + file);
-      if (auto f = kv.find(key); f != kv.end()) { sum += f->second * scale; any = true; }
+      if (auto f = kv.find(key); f != kv.end()) {
+        sum += f->second * scale;
+        any = true;
+      }
     };
     add(root);
     for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
@@ -485,8 +493,8 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
   uint32_t count = nslots, out_batch = 0;
   LIBBPF_OPTS(bpf_map_batch_opts, bopts);
   // One syscall for every slot's per-CPU counters.
-  int err = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.vm_stats), nullptr, &out_batch, keys.data(),
-                                 values.data(), &count, &bopts);
+  int err = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.vm_stats), nullptr, &out_batch, keys.data(), values.data(),
+                                 &count, &bopts);
   if (err && errno != ENOENT) return Error::from_errno("batch read of vm_stats");
 
   // Slices still running: credit now - since to the VM on each CPU (the next switch credits the whole
@@ -494,8 +502,8 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
   std::vector<morph_cpu_state> cpus(ncpu);
   uint32_t zero = 0;
   now_ns = monotonic_ns();
-  if (bpf_map__lookup_elem(skel_->maps.cpu_state, &zero, sizeof(zero), cpus.data(), cpus.size() * sizeof(morph_cpu_state),
-                           0) != 0)
+  if (bpf_map__lookup_elem(skel_->maps.cpu_state, &zero, sizeof(zero), cpus.data(),
+                           cpus.size() * sizeof(morph_cpu_state), 0) != 0)
     return Error::from_errno("reading cpu_state");
 
   std::map<uint32_t, Totals> out;

@@ -1,16 +1,15 @@
 #pragma once
-// KpiProbes: the one owner of Morph's BPF skeleton (bpf/*.bpf.c -> morph.bpf.o; skeleton morph_kpi_bpf.skel.h) in the agent.
-// It owns: loading (tp_btf, or raw_tp where the kernel lacks it), attaching the tracing programs, the VM
-// slot table, the cgroup-id -> slot and ifindex -> slot maps, the tc clsact filters on VM taps, and the
-// batched per-interval read of per-VM deltas into VmKpis.
-// It must never: parse libvirt XML or talk to libvirt (VmInfo arrives resolved from a VmSource), touch
-// another component's tc filters or qdiscs, or send per-event data to user space.
+// KpiProbes: the one owner of Morph's BPF skeleton (bpf/*.bpf.c -> morph.bpf.o; skeleton morph_kpi_bpf.skel.h) in the
+// agent. It owns: loading (tp_btf, or raw_tp where the kernel lacks it), attaching the tracing programs, the VM slot
+// table, the cgroup-id -> slot and ifindex -> slot maps, the tc clsact filters on VM taps, and the batched per-interval
+// read of per-VM deltas into VmKpis. It must never: parse libvirt XML or talk to libvirt (VmInfo arrives resolved from
+// a VmSource), touch another component's tc filters or qdiscs, or send per-event data to user space.
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,8 +22,8 @@ struct morph_kpi_bpf;
 namespace morph::agent {
 
 struct ProbeOptions {
-  bool force_raw_tp = false;   // load the raw_tp programs even where tp_btf works (tests, old kernels)
-  bool count_faults = true;    // sample task fault counters at switch-out
+  bool force_raw_tp = false;  // load the raw_tp programs even where tp_btf works (tests, old kernels)
+  bool count_faults = true;   // sample task fault counters at switch-out
   // Run-queue wait from the kernel's sched_info (sched_switch alone) where the kernel has it; false forces
   // the wakeup fallback (sched_wakeup/sched_wakeup_new and per-task stamps), as on kernels without it.
   bool sched_info = true;
@@ -32,7 +31,7 @@ struct ProbeOptions {
   // VM switch-in, ~15 ns here), so the part of a wait before the kernel moved the waiting thread to
   // another CPU counts too. false: only the wait in progress at switch-in (cheaper, misses those parts).
   bool runq_baseline = true;
-  bool block = true;           // block request programs
+  bool block = true;                                    // block request programs
   std::string cgroup2_root = "/sys/fs/cgroup/unified";  // cgroup v2 mount (unified hierarchy)
   std::string cgroup1_root = "/sys/fs/cgroup";          // v1 controllers (cpu, memory) when not on v2
 };

@@ -2,14 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <thread>
-#include <condition_variable>
-#include <mutex>
 
 namespace morph::agent {
 
@@ -23,9 +23,12 @@ Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
   }
   const std::string unit = text.substr(pos);
   double ms = 0;
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else return Error(Errc::invalid_argument, "interval '" + text + "': unit must be ms or s");
+  if (unit.empty() || unit == "s")
+    ms = v * 1000;
+  else if (unit == "ms")
+    ms = v;
+  else
+    return Error(Errc::invalid_argument, "interval '" + text + "': unit must be ms or s");
   if (ms < double(kMinKpiInterval.count()))
     return Error(Errc::invalid_argument, "interval '" + text + "' is below the minimum of 100ms");
   return std::chrono::milliseconds(int64_t(ms));
@@ -75,12 +78,13 @@ void print_text(const VmKpis& k, std::ostream& out) {
                 "%-20s cpu %6.1f%% wait %6.1f%% thr %6.1fms | blk r %8.1fKiB/s w %8.1fKiB/s %6.0f iops | "
                 "net rx %8.1fKiB/s tx %8.1fKiB/s drops %llu/%llu | flt maj %llu min %llu rss %lluMiB\n",
                 k.name.c_str(), 100.0 * double(k.cpu_run_ns) / double(k.interval_ns ? k.interval_ns : 1),
-                100.0 * double(k.cpu_wait_ns) / double(k.interval_ns ? k.interval_ns : 1), double(k.cpu_throttled_ns) / 1e6,
-                double(k.blk_read_bytes) / 1024 / sec, double(k.blk_write_bytes) / 1024 / sec,
-                double(k.blk_read_ops + k.blk_write_ops) / sec, double(k.net_rx_bytes) / 1024 / sec,
-                double(k.net_tx_bytes) / 1024 / sec, (unsigned long long)k.net_rx_drops,
-                (unsigned long long)k.net_tx_drops, (unsigned long long)k.mem_major_faults,
-                (unsigned long long)k.mem_minor_faults, (unsigned long long)(k.mem_rss_bytes >> 20));
+                100.0 * double(k.cpu_wait_ns) / double(k.interval_ns ? k.interval_ns : 1),
+                double(k.cpu_throttled_ns) / 1e6, double(k.blk_read_bytes) / 1024 / sec,
+                double(k.blk_write_bytes) / 1024 / sec, double(k.blk_read_ops + k.blk_write_ops) / sec,
+                double(k.net_rx_bytes) / 1024 / sec, double(k.net_tx_bytes) / 1024 / sec,
+                (unsigned long long)k.net_rx_drops, (unsigned long long)k.net_tx_drops,
+                (unsigned long long)k.mem_major_faults, (unsigned long long)k.mem_minor_faults,
+                (unsigned long long)(k.mem_rss_bytes >> 20));
   out << line;
 }
 }  // namespace
@@ -195,7 +199,9 @@ std::shared_ptr<KpisCli> add_kpis_command(CLI::App& app) {
 
 namespace {
 volatile bool g_stop = false;
-void on_signal(int) { g_stop = true; }
+void on_signal(int) {
+  g_stop = true;
+}
 }  // namespace
 
 int run_kpis_command(const KpisCli& cli, const VmSourceFactory& default_source) {
@@ -215,7 +221,8 @@ int run_kpis_command(const KpisCli& cli, const VmSourceFactory& default_source) 
     }
     source = std::make_unique<StaticVmSource>(std::move(s).value());
   } else {
-    auto s = default_source ? default_source() : Result<std::unique_ptr<VmSource>>(Error(Errc::unavailable, "no VM source"));
+    auto s =
+        default_source ? default_source() : Result<std::unique_ptr<VmSource>>(Error(Errc::unavailable, "no VM source"));
     if (!s) {
       spdlog::error("VM source: {}", s.error().what());
       return 1;

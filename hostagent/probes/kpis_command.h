@@ -2,17 +2,15 @@
 // `morph-agent kpis`: prints every registered VM's KPIs once per interval, as text or as JSON lines
 // (one object per VM per interval, field names of hostagent/kpi.h). The VM list comes from a VmSource.
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/error.h"
 #include "hostagent/kpi.h"

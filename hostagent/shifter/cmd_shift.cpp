@@ -35,8 +35,8 @@ void print(const InForce& f) {
       "cpu_millicores  {} (vcpu_quota {} / vcpu_period {})\ncpu_shares      {}\nvcpu_pin        {}\n"
       "memory_mib      {} (balloon actual {})\ndisk_iops       {}\ndisk_bps        {}\n"
       "net_out_kbps    {}\nnet_in_kbps     {}\nstorage_tier    {}\n",
-      f.cpu_millicores, f.vcpu_quota_us, f.vcpu_period_us, f.cpu_shares, f.vcpu_pin, f.memory_mib,
-      f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps, f.storage_tier);
+      f.cpu_millicores, f.vcpu_quota_us, f.vcpu_period_us, f.cpu_shares, f.vcpu_pin, f.memory_mib, f.balloon_actual_mib,
+      f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps, f.storage_tier);
 }
 
 // "cpu_millicores|cpu_shares|...", every resource the engine shifts.
@@ -56,7 +56,8 @@ std::shared_ptr<ShiftCli> add_shift_command(CLI::App& app) {
   cli->command->add_option("value", cli->value, "integer (0 = unlimited for limits); host cpu list for vcpu_pin")
       ->required();
   cli->command->add_option("--lease", cli->lease, "hold for this long (e.g. 30s, 500ms), then revert to baseline");
-  cli->command->add_option("--on-expiry", cli->on_expiry, "revert (default) or hold")->check(CLI::IsMember({"revert", "hold"}));
+  cli->command->add_option("--on-expiry", cli->on_expiry, "revert (default) or hold")
+      ->check(CLI::IsMember({"revert", "hold"}));
   cli->command->add_option("--connect", cli->uri, "libvirt URI");
   return cli;
 }

@@ -4,7 +4,6 @@
 // the lease to run out (or Ctrl-C) and reverts the VM to its baseline.
 
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <string>
 

@@ -44,7 +44,8 @@ Result<Domain> lookup(virConnectPtr conn, const std::string& vm) {
 }
 
 // Text of the first `attr='value'` inside the first <tag ...> after `from` and before `until`.
-std::string attr_in(const std::string& xml, size_t from, size_t until, const std::string& tag, const std::string& attr) {
+std::string attr_in(const std::string& xml, size_t from, size_t until, const std::string& tag,
+                    const std::string& attr) {
   size_t t = xml.find("<" + tag + " ", from);
   if (t == std::string::npos || t > until) return {};
   size_t close = xml.find('>', t);
@@ -77,7 +78,9 @@ Result<std::unique_ptr<LibvirtMechanisms>> LibvirtMechanisms::connect(const Opti
   return std::unique_ptr<LibvirtMechanisms>(new LibvirtMechanisms(conn, options, net));
 }
 
-LibvirtMechanisms::~LibvirtMechanisms() { virConnectClose(conn_); }
+LibvirtMechanisms::~LibvirtMechanisms() {
+  virConnectClose(conn_);
+}
 
 Result<VmTarget> LibvirtMechanisms::resolve(const std::string& vm) {
   MORPH_TRY_ASSIGN(Domain dom, lookup(conn_, vm));
@@ -141,7 +144,8 @@ Result<InForce> LibvirtMechanisms::read(const VmTarget& vm) {
   {  // vCPU placement
     const int maplen = VIR_CPU_MAPLEN(static_cast<int>(vm.host_cpus));
     std::vector<unsigned char> maps(static_cast<size_t>(maplen) * vm.vcpus);
-    int got = virDomainGetVcpuPinInfo(dom.get(), static_cast<int>(vm.vcpus), maps.data(), maplen, VIR_DOMAIN_AFFECT_LIVE);
+    int got =
+        virDomainGetVcpuPinInfo(dom.get(), static_cast<int>(vm.vcpus), maps.data(), maplen, VIR_DOMAIN_AFFECT_LIVE);
     if (got < 0) return libvirt_error("reading vCPU placement of " + vm.name);
     uint64_t mask = 0;
     for (int v = 0; v < got; ++v)
@@ -198,8 +202,10 @@ Result<InForce> LibvirtMechanisms::read_changed(const VmTarget& vm, const InForc
   // values stay as read at the start of the command. Anything else changed: read everything.
   bool disk = false;
   for (Resource r : changed) {
-    if (r == Resource::disk_iops || r == Resource::disk_bps) disk = true;
-    else if (r != Resource::net_out_kbps && r != Resource::net_in_kbps) return read(vm);
+    if (r == Resource::disk_iops || r == Resource::disk_bps)
+      disk = true;
+    else if (r != Resource::net_out_kbps && r != Resource::net_in_kbps)
+      return read(vm);
   }
   InForce f = before;
   if (disk) {
@@ -239,7 +245,8 @@ Result<std::string> LibvirtMechanisms::apply(const VmTarget& vm, const Adjustmen
       const long long quota =
           full ? -1 : static_cast<long long>(value * opt_.vcpu_period_us / (1000ULL * std::max(vm.vcpus, 1U)));
       virTypedParamsAddULLong(&tp.p, &tp.n, &tp.cap, VIR_DOMAIN_SCHEDULER_VCPU_PERIOD, opt_.vcpu_period_us);
-      virTypedParamsAddLLong(&tp.p, &tp.n, &tp.cap, VIR_DOMAIN_SCHEDULER_VCPU_QUOTA, full ? -1 : std::max(quota, 1000LL));
+      virTypedParamsAddLLong(&tp.p, &tp.n, &tp.cap, VIR_DOMAIN_SCHEDULER_VCPU_QUOTA,
+                             full ? -1 : std::max(quota, 1000LL));
       return sched();
     }
     case Resource::cpu_shares:

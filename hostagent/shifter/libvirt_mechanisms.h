@@ -41,7 +41,8 @@ class LibvirtMechanisms final : public Mechanisms {
   Result<InForce> read(const VmTarget& vm) override;
   Result<std::string> apply(const VmTarget& vm, const Adjustment& adj) override;
   // Only disk and network limits are read back alone; any other change reads everything (read()).
-  Result<InForce> read_changed(const VmTarget& vm, const InForce& before, const std::vector<Resource>& changed) override;
+  Result<InForce> read_changed(const VmTarget& vm, const InForce& before,
+                               const std::vector<Resource>& changed) override;
 
   virConnectPtr connection() const { return conn_; }
 

@@ -18,10 +18,10 @@ struct VmTarget {
   uint32_t vcpus = 0;
   uint64_t max_memory_mib = 0;
   uint32_t host_cpus = 0;
-  std::string disk;                    // guest target of the disk that iotune applies to ("vda"); empty if none
-  std::vector<uint32_t> tap_ifindexes; // host taps the policer applies to; empty if none
-  bool net_limiter = false;            // a policer is loaded on this host
-  int64_t disk_tier = -1;              // storage tier of `disk`'s pool (storage_tier.h); -1: in neither pool
+  std::string disk;                     // guest target of the disk that iotune applies to ("vda"); empty if none
+  std::vector<uint32_t> tap_ifindexes;  // host taps the policer applies to; empty if none
+  bool net_limiter = false;             // a policer is loaded on this host
+  int64_t disk_tier = -1;               // storage tier of `disk`'s pool (storage_tier.h); -1: in neither pool
 };
 
 class Mechanisms {

@@ -52,7 +52,9 @@ NetPolicer::~NetPolicer() {
   morph_policer__destroy(skel_);
 }
 
-int NetPolicer::test_prog_fd() const { return bpf_program__fd(skel_->progs.policer_test_verdict); }
+int NetPolicer::test_prog_fd() const {
+  return bpf_program__fd(skel_->progs.policer_test_verdict);
+}
 
 Status NetPolicer::attach(uint32_t ifindex) {
   if (attached_.count(ifindex)) return {};
@@ -69,7 +71,8 @@ Status NetPolicer::attach(uint32_t ifindex) {
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE,
                 .handle = POLICER_TC_HANDLE, .priority = POLICER_TC_PRIORITY);
     int err = bpf_tc_attach(&hook, &opts);
-    if (err) return Error::from_errno(fmt::format("attaching {} on ifindex {}", bpf_program__name(prog), ifindex), -err);
+    if (err)
+      return Error::from_errno(fmt::format("attaching {} on ifindex {}", bpf_program__name(prog), ifindex), -err);
   }
   attached_.insert(ifindex);
   spdlog::debug("policer attached to ifindex {}", ifindex);

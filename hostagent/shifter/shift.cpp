@@ -1,23 +1,32 @@
 #include "hostagent/shifter/shift.h"
 
+#include <fmt/format.h>
+
 #include <bit>
 #include <charconv>
-
-#include <fmt/format.h>
 
 namespace morph::agent::shifter {
 
 const char* resource_name(Resource r) noexcept {
   switch (r) {
-    case Resource::cpu_millicores: return "cpu_millicores";
-    case Resource::cpu_shares: return "cpu_shares";
-    case Resource::vcpu_pin: return "vcpu_pin";
-    case Resource::memory_mib: return "memory_mib";
-    case Resource::disk_iops: return "disk_iops";
-    case Resource::disk_bps: return "disk_bps";
-    case Resource::net_out_kbps: return "net_out_kbps";
-    case Resource::net_in_kbps: return "net_in_kbps";
-    case Resource::storage_tier: return "storage_tier";
+    case Resource::cpu_millicores:
+      return "cpu_millicores";
+    case Resource::cpu_shares:
+      return "cpu_shares";
+    case Resource::vcpu_pin:
+      return "vcpu_pin";
+    case Resource::memory_mib:
+      return "memory_mib";
+    case Resource::disk_iops:
+      return "disk_iops";
+    case Resource::disk_bps:
+      return "disk_bps";
+    case Resource::net_out_kbps:
+      return "net_out_kbps";
+    case Resource::net_in_kbps:
+      return "net_in_kbps";
+    case Resource::storage_tier:
+      return "storage_tier";
   }
   return "unknown";
 }
@@ -35,18 +44,26 @@ std::optional<Resource> parse_resource(std::string_view name) noexcept {
 
 int64_t InForce::value(Resource r) const noexcept {
   switch (r) {
-    case Resource::cpu_millicores: return cpu_millicores;
-    case Resource::cpu_shares: return static_cast<int64_t>(cpu_shares);
+    case Resource::cpu_millicores:
+      return cpu_millicores;
+    case Resource::cpu_shares:
+      return static_cast<int64_t>(cpu_shares);
     case Resource::vcpu_pin: {
       auto m = parse_cpu_list(vcpu_pin);
       return m ? std::popcount(*m) : 0;
     }
-    case Resource::memory_mib: return static_cast<int64_t>(memory_mib);
-    case Resource::disk_iops: return static_cast<int64_t>(disk_iops);
-    case Resource::disk_bps: return static_cast<int64_t>(disk_bps);
-    case Resource::net_out_kbps: return static_cast<int64_t>(net_out_kbps);
-    case Resource::net_in_kbps: return static_cast<int64_t>(net_in_kbps);
-    case Resource::storage_tier: return storage_tier;
+    case Resource::memory_mib:
+      return static_cast<int64_t>(memory_mib);
+    case Resource::disk_iops:
+      return static_cast<int64_t>(disk_iops);
+    case Resource::disk_bps:
+      return static_cast<int64_t>(disk_bps);
+    case Resource::net_out_kbps:
+      return static_cast<int64_t>(net_out_kbps);
+    case Resource::net_in_kbps:
+      return static_cast<int64_t>(net_in_kbps);
+    case Resource::storage_tier:
+      return storage_tier;
   }
   return 0;
 }
@@ -56,8 +73,7 @@ std::string describe(const InForce& f) {
       "cpu_millicores={} (vcpu_quota={} vcpu_period={}) cpu_shares={} vcpu_pin={} memory_mib={} "
       "balloon_actual_mib={} disk_iops={} disk_bps={} net_out_kbps={} net_in_kbps={} storage_tier={}",
       f.cpu_millicores, f.vcpu_quota_us, f.vcpu_period_us, f.cpu_shares, f.vcpu_pin.empty() ? "-" : f.vcpu_pin,
-      f.memory_mib, f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps,
-      f.storage_tier);
+      f.memory_mib, f.balloon_actual_mib, f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps, f.storage_tier);
 }
 
 Result<uint64_t> parse_cpu_list(std::string_view list) {

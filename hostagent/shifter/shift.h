@@ -37,9 +37,9 @@ enum class Resource {
 const char* resource_name(Resource r) noexcept;
 std::optional<Resource> parse_resource(std::string_view name) noexcept;
 inline constexpr Resource kAllResources[] = {
-    Resource::cpu_millicores, Resource::cpu_shares, Resource::vcpu_pin,     Resource::memory_mib,
-    Resource::disk_iops,      Resource::disk_bps,   Resource::net_out_kbps, Resource::net_in_kbps,
-    Resource::storage_tier,
+    Resource::cpu_millicores, Resource::cpu_shares,  Resource::vcpu_pin,
+    Resource::memory_mib,     Resource::disk_iops,   Resource::disk_bps,
+    Resource::net_out_kbps,   Resource::net_in_kbps, Resource::storage_tier,
 };
 
 struct Adjustment {
@@ -57,17 +57,17 @@ struct ShiftRequest {
 
 // What is in force on a VM right now, read back from libvirt and the policer.
 struct InForce {
-  int64_t cpu_millicores = 0;    // from vcpu_quota/vcpu_period x vCPUs; vCPUs x 1000 when uncapped
-  int64_t vcpu_quota_us = -1;    // raw libvirt values behind cpu_millicores
+  int64_t cpu_millicores = 0;  // from vcpu_quota/vcpu_period x vCPUs; vCPUs x 1000 when uncapped
+  int64_t vcpu_quota_us = -1;  // raw libvirt values behind cpu_millicores
   uint64_t vcpu_period_us = 0;
   uint64_t cpu_shares = 0;
-  std::string vcpu_pin;          // union of the vCPUs' host cpu lists, e.g. "0-1"
-  uint64_t memory_mib = 0;       // balloon size now (the "actual" stat when the guest reports one)
+  std::string vcpu_pin;             // union of the vCPUs' host cpu lists, e.g. "0-1"
+  uint64_t memory_mib = 0;          // balloon size now (the "actual" stat when the guest reports one)
   uint64_t balloon_actual_mib = 0;  // memory stat "actual"; 0 when the guest reports none
-  uint64_t disk_iops = 0;        // total_iops_sec of the VM's first disk; 0 = unlimited
-  uint64_t disk_bps = 0;         // total_bytes_sec
-  uint64_t net_out_kbps = 0;     // policer on the tap ingress; 0 = off
-  uint64_t net_in_kbps = 0;      // policer on the tap egress
+  uint64_t disk_iops = 0;           // total_iops_sec of the VM's first disk; 0 = unlimited
+  uint64_t disk_bps = 0;            // total_bytes_sec
+  uint64_t net_out_kbps = 0;        // policer on the tap ingress; 0 = off
+  uint64_t net_in_kbps = 0;         // policer on the tap egress
   int64_t storage_tier = 0;
 
   // The value of one resource in the units of Adjustment::value (vcpu_pin: number of host cpus).
@@ -80,9 +80,9 @@ std::string describe(const InForce& f);
 struct ShiftOutcome {
   uint64_t command_id = 0;
   std::string vm_uuid;
-  std::optional<Error> error;          // empty on success
-  InForce in_force;                    // read back after the shift (or after the rollback)
-  std::vector<std::string> warnings;   // e.g. "guest did not follow balloon target"
+  std::optional<Error> error;         // empty on success
+  InForce in_force;                   // read back after the shift (or after the rollback)
+  std::vector<std::string> warnings;  // e.g. "guest did not follow balloon target"
   std::optional<TimePoint> lease_expiry;
 
   bool ok() const noexcept { return !error.has_value(); }

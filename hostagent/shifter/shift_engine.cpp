@@ -16,7 +16,9 @@ namespace {
 int64_t to_ms(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-TimePoint from_ms(int64_t ms) { return TimePoint(std::chrono::milliseconds(ms)); }
+TimePoint from_ms(int64_t ms) {
+  return TimePoint(std::chrono::milliseconds(ms));
+}
 
 // The adjustment that puts a resource back to what `f` says was in force.
 Adjustment restoring(Resource r, const InForce& f) {
@@ -26,12 +28,11 @@ Adjustment restoring(Resource r, const InForce& f) {
 }
 
 nlohmann::json to_json(const InForce& f) {
-  return {{"cpu_millicores", f.cpu_millicores}, {"vcpu_quota_us", f.vcpu_quota_us},
-          {"vcpu_period_us", f.vcpu_period_us}, {"cpu_shares", f.cpu_shares},
-          {"vcpu_pin", f.vcpu_pin},             {"memory_mib", f.memory_mib},
-          {"disk_iops", f.disk_iops},           {"disk_bps", f.disk_bps},
-          {"net_out_kbps", f.net_out_kbps},     {"net_in_kbps", f.net_in_kbps},
-          {"storage_tier", f.storage_tier}};
+  return {
+      {"cpu_millicores", f.cpu_millicores}, {"vcpu_quota_us", f.vcpu_quota_us}, {"vcpu_period_us", f.vcpu_period_us},
+      {"cpu_shares", f.cpu_shares},         {"vcpu_pin", f.vcpu_pin},           {"memory_mib", f.memory_mib},
+      {"disk_iops", f.disk_iops},           {"disk_bps", f.disk_bps},           {"net_out_kbps", f.net_out_kbps},
+      {"net_in_kbps", f.net_in_kbps},       {"storage_tier", f.storage_tier}};
 }
 
 InForce in_force_from_json(const nlohmann::json& j) {
@@ -52,7 +53,9 @@ InForce in_force_from_json(const nlohmann::json& j) {
 
 }  // namespace
 
-const char* expiry_policy_name(ExpiryPolicy p) noexcept { return p == ExpiryPolicy::hold ? "hold" : "revert"; }
+const char* expiry_policy_name(ExpiryPolicy p) noexcept {
+  return p == ExpiryPolicy::hold ? "hold" : "revert";
+}
 
 std::optional<int64_t> cpu_shares_following(const InForce& baseline, int64_t millicores) noexcept {
   constexpr int64_t kMinShares = 2, kMaxShares = 262144;
@@ -97,7 +100,8 @@ Status ShiftEngine::validate(const VmTarget& vm, const ShiftRequest& req) const 
       }
       case Resource::memory_mib:
         if (v < 16) return bad(a, "below 16 MiB");
-        if (v > vm.max_memory_mib) return bad(a, fmt::format("above the domain's maximum of {} MiB", vm.max_memory_mib));
+        if (v > vm.max_memory_mib)
+          return bad(a, fmt::format("above the domain's maximum of {} MiB", vm.max_memory_mib));
         break;
       case Resource::disk_iops:
       case Resource::disk_bps:
@@ -163,8 +167,9 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
       auto known = vms_.find(vm->uuid);
       const InForce& base = known != vms_.end() ? known->second.baseline : *before;
       if (auto shares = cpu_shares_following(base, cpu->value)) {
-        spdlog::debug("shift command={} vm={} name={}: cpu_millicores={} brings cpu_shares={} (baseline {} mc, {} shares)",
-                      req.command_id, vm->uuid, vm->name, cpu->value, *shares, base.cpu_millicores, base.cpu_shares);
+        spdlog::debug(
+            "shift command={} vm={} name={}: cpu_millicores={} brings cpu_shares={} (baseline {} mc, {} shares)",
+            req.command_id, vm->uuid, vm->name, cpu->value, *shares, base.cpu_millicores, base.cpu_shares);
         adjustments.push_back({Resource::cpu_shares, *shares, {}});
       }
     }
@@ -177,8 +182,10 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   std::optional<VmState> previous;
   {
     auto [it, fresh] = vms_.try_emplace(vm->uuid);
-    if (fresh) it->second.baseline = *before;  // captured before the first shift of this lease period
-    else previous = it->second;
+    if (fresh)
+      it->second.baseline = *before;  // captured before the first shift of this lease period
+    else
+      previous = it->second;
     VmState& st = it->second;
     st.target = *vm;
     for (const Adjustment& a : adjustments) st.shifted.insert(a.resource);
@@ -192,8 +199,10 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   for (const Adjustment& a : adjustments) {
     auto r = mech_.apply(*vm, a);
     if (!r) {
-      if (previous) vms_[vm->uuid] = *previous;
-      else vms_.erase(vm->uuid);
+      if (previous)
+        vms_[vm->uuid] = *previous;
+      else
+        vms_.erase(vm->uuid);
       persist_locked();
       std::string rollback;
       for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
@@ -219,7 +228,8 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
   } else {
     out.warnings.push_back("applied, but reading back failed: " + now.error().what());
   }
-  for (const auto& w : out.warnings) spdlog::warn("shift command={} vm={} name={}: {}", req.command_id, vm->uuid, vm->name, w);
+  for (const auto& w : out.warnings)
+    spdlog::warn("shift command={} vm={} name={}: {}", req.command_id, vm->uuid, vm->name, w);
   spdlog::info("shift command={} vm={} name={} applied; in force: {}", req.command_id, vm->uuid, vm->name,
                describe(out.in_force));
   return out;
@@ -272,10 +282,11 @@ LeaseEvent ShiftEngine::end_lease_locked(VmState& st, TimePoint now) {
   }
   if (auto f = mech_.read(st.target)) ev.in_force = *f;
   if (ev.error) {
-    spdlog::error("lease of vm={} name={} expired; revert incomplete: {}", st.target.uuid, st.target.name, ev.error->what());
+    spdlog::error("lease of vm={} name={} expired; revert incomplete: {}", st.target.uuid, st.target.name,
+                  ev.error->what());
   } else {
-    spdlog::info("lease of vm={} name={} (command={}) expired; {}; in force: {}", st.target.uuid, st.target.name, st.last_command,
-                 opt_.on_expiry == ExpiryPolicy::revert ? "reverted to baseline" : "holding values",
+    spdlog::info("lease of vm={} name={} (command={}) expired; {}; in force: {}", st.target.uuid, st.target.name,
+                 st.last_command, opt_.on_expiry == ExpiryPolicy::revert ? "reverted to baseline" : "holding values",
                  describe(ev.in_force));
   }
   events_.push_back(ev);
@@ -380,16 +391,15 @@ Status ShiftEngine::load_locked() {
     // Renewals may name the command rather than the VM.
     if (st.last_command != 0) command_vm_[st.last_command] = st.target.uuid;
     const std::string lease =
-        st.lease ? fmt::format("lease ends in {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(*st.lease - clock_()).count())
+        st.lease ? fmt::format("lease ends in {} ms",
+                               std::chrono::duration_cast<std::chrono::milliseconds>(*st.lease - clock_()).count())
                  : std::string("held");
     if (auto now = mech_.read(st.target)) {
-      spdlog::info("shifter: vm={} name={} after restart (command={}, {}), in force: {}", st.target.uuid, st.target.name,
-                   st.last_command, lease,
-                   describe(*now));
+      spdlog::info("shifter: vm={} name={} after restart (command={}, {}), in force: {}", st.target.uuid,
+                   st.target.name, st.last_command, lease, describe(*now));
     } else {
-      spdlog::warn("shifter: vm={} name={} after restart (command={}, {}): cannot read what is in force: {}", st.target.uuid,
-                   st.target.name,
-                   st.last_command, lease, now.error().what());
+      spdlog::warn("shifter: vm={} name={} after restart (command={}, {}): cannot read what is in force: {}",
+                   st.target.uuid, st.target.name, st.last_command, lease, now.error().what());
     }
     vms_[st.target.uuid] = std::move(st);
   }

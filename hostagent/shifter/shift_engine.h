@@ -29,11 +29,11 @@ enum class ExpiryPolicy { revert, hold };
 // What happened to a VM when its lease ran out; kept until taken so it can be reported on reconnect.
 struct LeaseEvent {
   std::string vm_uuid;
-  uint64_t command_id = 0;             // the last command whose lease expired
+  uint64_t command_id = 0;  // the last command whose lease expired
   TimePoint expired_at;
   ExpiryPolicy action = ExpiryPolicy::revert;
-  std::optional<Error> error;          // a revert step that failed
-  InForce in_force;                    // read back after the revert/hold
+  std::optional<Error> error;  // a revert step that failed
+  InForce in_force;            // read back after the revert/hold
 };
 
 class ShiftEngine {
@@ -97,8 +97,8 @@ class ShiftEngine {
   Mechanisms& mech_;
   Clock clock_;
   Options opt_;
-  mutable std::mutex mu_;  // one command at a time: keeps per-VM order and rollback simple
-  std::map<std::string, VmState> vms_;               // by UUID
+  mutable std::mutex mu_;               // one command at a time: keeps per-VM order and rollback simple
+  std::map<std::string, VmState> vms_;  // by UUID
   std::unordered_map<uint64_t, ShiftOutcome> outcomes_;
   std::deque<uint64_t> outcome_order_;
   std::unordered_map<uint64_t, std::string> command_vm_;

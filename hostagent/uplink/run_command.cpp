@@ -29,10 +29,12 @@ std::shared_ptr<RunOptions> add_run_command(CLI::App& app, std::string version) 
   c->add_option("--key", o->key_file, "this agent's secret key file (default: security.keys_dir/<host_id>.key)");
   c->add_option("--server-key", o->server_key_file,
                 "the controller's public key file (default: security.keys_dir/controller.pub)");
-  c->add_option("--interval-ms", o->interval_ms, "KPI interval in ms (same as --interval)")->check(CLI::Range(100, 60000));
+  c->add_option("--interval-ms", o->interval_ms, "KPI interval in ms (same as --interval)")
+      ->check(CLI::Range(100, 60000));
   c->add_option("--synthetic-vms", o->synthetic_vms, "publish made-up KPIs for N synthetic VMs (no libvirt, no BPF)")
       ->check(CLI::Range(0, 4096));
-  c->add_option("--vm", o->static_vms, "measure this cgroup as a VM instead of asking libvirt: NAME:CGROUP_PATH[:TAP,...]");
+  c->add_option("--vm", o->static_vms,
+                "measure this cgroup as a VM instead of asking libvirt: NAME:CGROUP_PATH[:TAP,...]");
   c->add_flag("--raw-tp", o->raw_tp, "use the raw_tp programs even where tp_btf works");
   o->command = c;
   return o;
@@ -47,7 +49,9 @@ std::vector<std::pair<msg::Resource, int64_t>> host_cpu_memory_capacity() {
 
 namespace {
 
-bool is_tcp(const std::string& ep) { return ep.rfind("tcp://", 0) == 0; }
+bool is_tcp(const std::string& ep) {
+  return ep.rfind("tcp://", 0) == 0;
+}
 
 // CURVE keys: explicit files win; otherwise keys_dir/<host>.key and keys_dir/controller.pub, which are
 // required when an endpoint is tcp:// (the controller refuses plaintext there) and used when present.

@@ -8,7 +8,6 @@
 // tests can run the same code path with --synthetic-vms and no libvirt or BPF.
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,9 +22,9 @@ namespace morph::agent {
 struct RunOptions {
   CLI::App* command = nullptr;
   std::unique_ptr<config::CommandLine> cli;  // --config, --set and the typed flags
-  std::string key_file;         // this agent's NAME.key (default: security.keys_dir/<host_id>.key)
-  std::string server_key_file;  // the controller's NAME.pub (default: security.keys_dir/controller.pub)
-  int interval_ms = 0;          // legacy --interval-ms; 0 = unset (agent.interval)
+  std::string key_file;                      // this agent's NAME.key (default: security.keys_dir/<host_id>.key)
+  std::string server_key_file;               // the controller's NAME.pub (default: security.keys_dir/controller.pub)
+  int interval_ms = 0;                       // legacy --interval-ms; 0 = unset (agent.interval)
   int synthetic_vms = 0;
   std::vector<std::string> static_vms;  // --vm NAME:CGROUP_PATH[:TAP,...]: measure cgroups, no libvirt
   bool raw_tp = false;

@@ -17,7 +17,8 @@ inline std::vector<VmInfo> synthetic_vms(const std::string& host, int n) {
   for (int i = 0; i < n; ++i) {
     VmInfo vm;
     char uuid[40];
-    std::snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012x", static_cast<unsigned>(std::hash<std::string>{}(host) % 0xfffff) * 4096u + static_cast<unsigned>(i));
+    std::snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012x",
+                  static_cast<unsigned>(std::hash<std::string>{}(host) % 0xfffff) * 4096u + static_cast<unsigned>(i));
     vm.uuid = uuid;
     vm.name = host + "-synthetic-vm" + std::to_string(i);
     vm.libvirt_id = i + 1;

@@ -28,10 +28,13 @@ Uplink::Uplink(UplinkConfig cfg, HostDescription host, std::shared_ptr<KpiSource
       ctx_(1),
       host_(std::move(host)) {}
 
-Uplink::~Uplink() { stop(); }
+Uplink::~Uplink() {
+  stop();
+}
 
 Status Uplink::start() {
-  if (!msg::valid_name(cfg_.host)) return Error(Errc::invalid_argument, "host id '" + cfg_.host + "' must match [A-Za-z0-9._-]{1,255}");
+  if (!msg::valid_name(cfg_.host))
+    return Error(Errc::invalid_argument, "host id '" + cfg_.host + "' must match [A-Za-z0-9._-]{1,255}");
   if (cfg_.interval_ns < msg::Limits::kMinIntervalNs || cfg_.interval_ns > msg::Limits::kMaxIntervalNs)
     return Error(Errc::invalid_argument, "KPI interval must be within [100 ms, 60 s]");
   msg::SocketOptions po;
@@ -116,7 +119,8 @@ void Uplink::run() {
     if (now >= next_hb) {
       send_heartbeat(now);
       // Until the controller answers, probe faster so a (re)connection converges well within 3 s.
-      next_hb = now + (stats_.controller_up ? cfg_.heartbeat_ns : std::min<uint64_t>(cfg_.heartbeat_ns, 200'000'000ULL));
+      next_hb =
+          now + (stats_.controller_up ? cfg_.heartbeat_ns : std::min<uint64_t>(cfg_.heartbeat_ns, 200'000'000ULL));
       if (stats_.controller_up && now > controller_seen_ns_ + cfg_.peer_timeout_ns) {
         stats_.controller_up = false;
         spdlog::warn("uplink: controller silent for 3 s; it is down (reconnecting)");
@@ -183,7 +187,8 @@ void Uplink::send_hello() {
       }
       std::string owner = vm.ownership.owner;
       if (!owner.empty() && !msg::valid_name(owner)) {
-        spdlog::warn("vm={} name={} owner '{}' is not a valid account name; announced without owner", vm.uuid, vm.name, owner);
+        spdlog::warn("vm={} name={} owner '{}' is not a valid account name; announced without owner", vm.uuid, vm.name,
+                     owner);
         owner.clear();
       }
       std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{
@@ -194,17 +199,19 @@ void Uplink::send_hello() {
       if (vm.baseline.vcpus > 0)
         ceiling.push_back(v1::CreateResourceAmount(fbb_, msg::Resource::cpu, int64_t{vm.baseline.vcpus} * 1000));
       if (vm.baseline.max_memory_kib > 0)
-        ceiling.push_back(v1::CreateResourceAmount(fbb_, msg::Resource::memory, int64_t(vm.baseline.max_memory_kib / 1024)));
+        ceiling.push_back(
+            v1::CreateResourceAmount(fbb_, msg::Resource::memory, int64_t(vm.baseline.max_memory_kib / 1024)));
       vms.push_back(v1::CreateVmBaselineInfoDirect(fbb_, vm.uuid.c_str(), vm.name.substr(0, 255).c_str(),
                                                    owner.empty() ? nullptr : owner.c_str(),
                                                    vm.ownership.sla_class.substr(0, 255).c_str(), vm.libvirt_id >= 0,
                                                    &base, vm.baseline.max_memory_kib / 1024, &ceiling));
     }
   }
-  auto hello = v1::CreateHostHelloDirect(fbb_, cfg_.host.c_str(), incarnation_, msg::now_ns(), cfg_.agent_version.c_str(), &cap, &vms,
-                                         cfg_.interval_ns);
+  auto hello = v1::CreateHostHelloDirect(fbb_, cfg_.host.c_str(), incarnation_, msg::now_ns(),
+                                         cfg_.agent_version.c_str(), &cap, &vms, cfg_.interval_ns);
   fbb_.Finish(hello, v1::HostHelloIdentifier());
-  std::array<std::string_view, 2> p{msg::topic::kHello, {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
+  std::array<std::string_view, 2> p{msg::topic::kHello,
+                                    {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
   if (msg::send_parts(dealer_, p)) {
     ++stats_.hellos_sent;
     spdlog::info("uplink: sent HostHello ({} VMs)", vms.size());
@@ -214,7 +221,8 @@ void Uplink::send_hello() {
 void Uplink::send_heartbeat(uint64_t now) {
   fbb_.Clear();
   fbb_.Finish(v1::CreateHeartbeatDirect(fbb_, cfg_.host.c_str(), incarnation_, now, seq_), v1::HeartbeatIdentifier());
-  std::array<std::string_view, 2> p{msg::topic::kHeartbeat, {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
+  std::array<std::string_view, 2> p{msg::topic::kHeartbeat,
+                                    {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
   msg::send_parts(dealer_, p);
 }
 
@@ -228,14 +236,17 @@ void Uplink::publish_kpis(uint64_t now) {
   msg::encode_kpi_report(fbb_, {cfg_.host, ++seq_, incarnation_, cfg_.interval_ns, now}, *kpis);
   std::string topic = std::string(msg::topic::kKpiPrefix) + cfg_.host;
   std::array<std::string_view, 2> p{topic, {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
-  if (msg::send_parts(pub_, p)) ++stats_.reports_sent;
-  else ++stats_.reports_dropped;
+  if (msg::send_parts(pub_, p))
+    ++stats_.reports_sent;
+  else
+    ++stats_.reports_dropped;
 }
 
 bool Uplink::send_result(const msg::ShiftOutcome& r) {
   fbb_.Clear();
   msg::encode_shift_result(fbb_, cfg_.host, r);
-  std::array<std::string_view, 2> p{msg::topic::kShiftResult, {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
+  std::array<std::string_view, 2> p{msg::topic::kShiftResult,
+                                    {reinterpret_cast<const char*>(fbb_.GetBufferPointer()), fbb_.GetSize()}};
   spdlog::trace("uplink: ShiftResult for command {}", r.command_id);
   if (msg::send_parts(dealer_, p)) {
     ++stats_.results_sent;

@@ -8,8 +8,6 @@
 // restarted) or comes back, the uplink sends HostHello again so the controller's state converges.
 // Other threads talk to it through thread-safe calls that queue work and wake the thread.
 
-#include <zmq.hpp>
-
 #include <atomic>
 #include <deque>
 #include <map>
@@ -17,6 +15,7 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
 #include "common/msg/socket.h"
 #include "hostagent/inventory/vm.h"
@@ -31,9 +30,9 @@ struct HostDescription {
 };
 
 struct UplinkConfig {
-  std::string host;                    // host id; with CURVE it must equal the agent key's allow-list name
-  std::string ingest_endpoint;         // controller's ingest (XSUB)
-  std::string control_endpoint;        // controller's control (ROUTER)
+  std::string host;              // host id; with CURVE it must equal the agent key's allow-list name
+  std::string ingest_endpoint;   // controller's ingest (XSUB)
+  std::string control_endpoint;  // controller's control (ROUTER)
   msg::ClientSecurity security;
   uint64_t interval_ns = 1'000'000'000ULL;
   uint64_t heartbeat_ns = 1'000'000'000ULL;
@@ -43,8 +42,8 @@ struct UplinkConfig {
 };
 
 struct UplinkStats {
-  std::atomic<uint64_t> reports_sent{0}, reports_dropped{0}, hellos_sent{0}, heartbeats_received{0},
-      shifts_received{0}, results_sent{0}, bad_messages{0}, controller_restarts{0};
+  std::atomic<uint64_t> reports_sent{0}, reports_dropped{0}, hellos_sent{0}, heartbeats_received{0}, shifts_received{0},
+      results_sent{0}, bad_messages{0}, controller_restarts{0};
   std::atomic<bool> controller_up{false};
 };
 

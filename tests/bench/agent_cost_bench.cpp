@@ -39,7 +39,9 @@ double process_cpu_seconds() {
   return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
-int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+int run(const std::string& cmd) {
+  return std::system((cmd + " >/dev/null 2>&1").c_str());
+}
 
 class NullBuf final : public std::streambuf {
  protected:
@@ -87,8 +89,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", st.error().what().c_str());
     return 1;
   }
-  std::printf("agent KPI loop, %d VMs, 1 s interval, %.1f s: %.3f s CPU (user+system) = %.3f%% of one core "
-              "(%.2f ms per interval)\n",
-              int((*probes)->vm_count()), wall, cpu, 100.0 * cpu / wall, 1000.0 * cpu / seconds);
+  std::printf(
+      "agent KPI loop, %d VMs, 1 s interval, %.1f s: %.3f s CPU (user+system) = %.3f%% of one core "
+      "(%.2f ms per interval)\n",
+      int((*probes)->vm_count()), wall, cpu, 100.0 * cpu / wall, 1000.0 * cpu / seconds);
   return 0;
 }

@@ -101,8 +101,12 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-bool is_sched(const std::string& name) { return name.find("sched_") != std::string::npos || name.find("runq") != std::string::npos; }
-bool is_switch(const std::string& name) { return name.find("sched_switch") != std::string::npos; }
+bool is_sched(const std::string& name) {
+  return name.find("sched_") != std::string::npos || name.find("runq") != std::string::npos;
+}
+bool is_switch(const std::string& name) {
+  return name.find("sched_switch") != std::string::npos;
+}
 
 struct RunResult {
   std::map<std::string, double> ours_ns, ours_rate, theirs_ns, theirs_rate;
@@ -325,9 +329,10 @@ int main(int argc, char** argv) {
   std::string fb_mode;
   const bool have_fb = one_run(fallback, rel, dir, windows, window_ms, fb, fb_mode);
 
-  std::printf("\nBPF cost per event, pipe ping-pong load in a VM cgroup; %d runs x %d windows of %d ms, medians "
-              "(of each run's window median)\n",
-              runs, windows, window_ms);
+  std::printf(
+      "\nBPF cost per event, pipe ping-pong load in a VM cgroup; %d runs x %d windows of %d ms, medians "
+      "(of each run's window median)\n",
+      runs, windows, window_ms);
   std::printf("\n[%s]\n", mode.c_str());
   print_run_table(results);
   std::printf("\n[%s]\n", lean_mode.c_str());

@@ -308,10 +308,11 @@ int full_loop(int argc, char** argv) {
     else
       rounds = std::atoi(argv[i]);
   }
-  if (rounds < 1 || tick_ms < 100 || offset_ms < 0 || offset_ms >= tick_ms || interval_ms < 100 || threshold < 1 || threshold > 999 || breach_intervals < 1 ||
-      breach_intervals > 100 || prefix.empty()) {
+  if (rounds < 1 || tick_ms < 100 || offset_ms < 0 || offset_ms >= tick_ms || interval_ms < 100 || threshold < 1 ||
+      threshold > 999 || breach_intervals < 1 || breach_intervals > 100 || prefix.empty()) {
     std::fprintf(stderr,
-                 "closed_loop_bench --full: bad arguments (ROUNDS >= 1, --tick/--interval >= 100 ms, 0 <= --tick-offset < --tick, "
+                 "closed_loop_bench --full: bad arguments (ROUNDS >= 1, --tick/--interval >= 100 ms, 0 <= "
+                 "--tick-offset < --tick, "
                  "--threshold 1..999 permille, --breach-intervals 1..100, --prefix non-empty)\n");
     return 2;
   }
@@ -463,11 +464,13 @@ int full_loop(int argc, char** argv) {
     return fail("policy set");
 
   std::printf(
-      "full loop: tick %d ms (%d ms after each wall-clock multiple), KPI interval %d ms, rescue when runq wait share > %d permille for %d "
+      "full loop: tick %d ms (%d ms after each wall-clock multiple), KPI interval %d ms, rescue when runq wait share > "
+      "%d permille for %d "
       "consecutive intervals (policy breach_intervals, set through PolicySet), lease %lld ms; baseline %lld mc, "
       "quota %lld us, shares %llu\n",
-      tick_ms, offset_ms, interval_ms, threshold, breach_intervals, static_cast<long long>(mc.lease.count() / 1'000'000),
-      static_cast<long long>(kBaselineMc), base.quota, base.shares);
+      tick_ms, offset_ms, interval_ms, threshold, breach_intervals,
+      static_cast<long long>(mc.lease.count() / 1'000'000), static_cast<long long>(kBaselineMc), base.quota,
+      base.shares);
   std::fflush(stdout);
   std::vector<double> to_breach, to_raise, to_sent, to_result, to_force, raise_to_force, sent_to_force;
   std::vector<double> phases;  // ms into the agent's interval at the guest's onset
@@ -547,16 +550,19 @@ int full_loop(int argc, char** argv) {
     const auto wall_onset = std::chrono::system_clock::now() - (Clock::now() - *guest);
     const double phase =
         double(std::chrono::duration_cast<std::chrono::microseconds>(wall_onset.time_since_epoch()).count() %
-               (int64_t(interval_ms) * 1000)) / 1000.0;
+               (int64_t(interval_ms) * 1000)) /
+        1000.0;
     phases.push_back(phase);
     g_breach.push_back(ms_between(*guest, *breach));
     g_raise.push_back(ms_between(*guest, *raise));
     g_sent.push_back(ms_between(*guest, *sent));
     g_force.push_back(ms_between(*guest, *t_force));
     std::printf(
-        "round %2d: guest onset %4.0f ms after the control write, %3.0f ms into an interval; from it: breach %5.0f  raised %5.0f  sent %5.0f  "
+        "round %2d: guest onset %4.0f ms after the control write, %3.0f ms into an interval; from it: breach %5.0f  "
+        "raised %5.0f  sent %5.0f  "
         "in force %5.0f ms (quota %lld, shares %llu)\n",
-        r, to_guest.back(), phase, g_breach.back(), g_raise.back(), g_sent.back(), g_force.back(), want.quota, want.shares);
+        r, to_guest.back(), phase, g_breach.back(), g_raise.back(), g_sent.back(), g_force.back(), want.quota,
+        want.shares);
     std::fflush(stdout);
   }
   set_cpu(0);

@@ -4,7 +4,8 @@
 // per host) and bid state changes (1%). Prints per size and variant: median and p99 commit time, rows
 // written per tick and bytes appended to the WAL per tick (frames x (page size + 24)). The variants are
 // applied to the same ledger code through its handle, so they run side by side in one invocation:
-//   journal_table  the previous design, re-created (with SQLite's default 2 MiB page cache): a journal table (id AUTOINCREMENT, indexes
+//   journal_table  the previous design, re-created (with SQLite's default 2 MiB page cache): a journal table (id
+//   AUTOINCREMENT, indexes
 //                  journal_by_account(account,id) and journal_by_tick(tick)) with one row per charge and
 //                  failure (written by AFTER INSERT triggers), no failures_by_account index
 //   journal_table_no_tick_index   the same without journal_by_tick
@@ -94,7 +95,8 @@ bool apply_variant(sqlite3* db, const std::string& v) {
            (v == "journal_table_no_tick_index" || exec(db, "CREATE INDEX journal_by_tick ON journal_table(tick)"));
   std::fprintf(stderr,
                "ledger_tick_bench: unknown variant '%s' (journal_table, journal_table_no_tick_index, view_cache2m, "
-               "shipped)\n", v.c_str());
+               "shipped)\n",
+               v.c_str());
   return false;
 }
 
@@ -173,8 +175,9 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
   bool journal_rows = false;
   {
     sqlite3_stmt* s = nullptr;
-    sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'journal_table')",
-                       -1, &s, nullptr);
+    sqlite3_prepare_v2(
+        db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'journal_table')", -1, &s,
+        nullptr);
     journal_rows = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
     sqlite3_finalize(s);
   }
@@ -185,9 +188,9 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
   const int warmup = 2;
   for (int i = 1; i <= ticks + warmup; ++i) {
     TickOutcome o = make_tick(static_cast<Tick>(i), allocations, accounts);
-    rows = 1 + static_cast<long>(o.charges.size()) * 2 /* charge, debit */ +
-           static_cast<long>(o.allocations.size()) + static_cast<long>(o.failures.size()) +
-           static_cast<long>(o.prices.size()) + static_cast<long>(o.bid_changes.size());
+    rows = 1 + static_cast<long>(o.charges.size()) * 2 /* charge, debit */ + static_cast<long>(o.allocations.size()) +
+           static_cast<long>(o.failures.size()) + static_cast<long>(o.prices.size()) +
+           static_cast<long>(o.bid_changes.size());
     if (journal_rows) rows += static_cast<long>(o.charges.size() + o.failures.size());
     const long before = wal.restarted ? 0 : wal.frames_now;
     wal.restarted = false;
@@ -237,10 +240,14 @@ int main(int argc, char** argv) {
   int ticks = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--sizes") sizes = argv[i + 1];
-    else if (a == "--ticks") ticks = std::atoi(argv[i + 1]);
-    else if (a == "--variants") variants = argv[i + 1];
+    if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--sizes")
+      sizes = argv[i + 1];
+    else if (a == "--ticks")
+      ticks = std::atoi(argv[i + 1]);
+    else if (a == "--variants")
+      variants = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--variants V,..]\n");
       return 2;
@@ -252,8 +259,8 @@ int main(int argc, char** argv) {
   }
   std::printf("# SQLite %s, dir %s; commit_tick wall time per tick (fsync included), medians over %d ticks\n",
               sqlite3_libversion(), dir.c_str(), ticks);
-  std::printf("%-8s %-28s %5s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms",
-              "rows", "wal_bytes", "acct_pg", "since_pg", "audit");
+  std::printf("%-8s %-28s %5s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms", "rows",
+              "wal_bytes", "acct_pg", "since_pg", "audit");
   for (const auto& s : split(sizes))
     for (const auto& v : split(variants)) {
       // Big ticks take seconds each: fewer of them.

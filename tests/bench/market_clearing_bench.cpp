@@ -5,9 +5,9 @@
 //   market_clearing_bench [--scales 1,2,5,10] [--ticks 15]
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <random>
 #include <sstream>
 #include <string>
@@ -52,8 +52,11 @@ void run(int scale, int ticks) {
     HostSpec hs{"h" + std::to_string(h), {64000, 262144, 50000, 2000000, 40000, 40000, 8}};
     (void)m.upsert_host(hs);
     for (int v = 0; v < vms_per_host; ++v) {
-      VmSpec vm{hs.id + "v" + std::to_string(v), "acct" + std::to_string(pick(0, accounts - 1)), hs.id,
-                {1000, 4096, 500, 20000, 500, 500, 0}, {8000, 32768, 5000, 200000, 5000, 5000, 1}};
+      VmSpec vm{hs.id + "v" + std::to_string(v),
+                "acct" + std::to_string(pick(0, accounts - 1)),
+                hs.id,
+                {1000, 4096, 500, 20000, 500, 500, 0},
+                {8000, 32768, 5000, 200000, 5000, 5000, 1}};
       (void)m.upsert_vm(vm);
       for (int b = 0; b < bids_per_vm; ++b) {
         // Every resource, several bids per VM on some: books of ~14 bids each, demand > supply on most.
@@ -104,8 +107,9 @@ int main(int argc, char** argv) {
       ticks = std::atoi(argv[i + 1]);
     }
   }
-  std::printf("# Market::clear per tick; 20 VMs/host, 5 bids/VM; ms; clear_cpu = median thread CPU time, others wall\n");
-  std::printf("%6s %9s %9s %9s %10s %10s %10s %10s %10s\n", "scale", "hosts", "bids", "allocs", "setup",
-              "clear_cpu", "clear_p50", "clear_p95", "apply_p50");
+  std::printf(
+      "# Market::clear per tick; 20 VMs/host, 5 bids/VM; ms; clear_cpu = median thread CPU time, others wall\n");
+  std::printf("%6s %9s %9s %9s %10s %10s %10s %10s %10s\n", "scale", "hosts", "bids", "allocs", "setup", "clear_cpu",
+              "clear_p50", "clear_p95", "apply_p50");
   for (int s : scales) run(s, ticks);
 }

@@ -114,16 +114,22 @@ int main(int argc, char** argv) {
   std::string glpsol = "/usr/bin/glpsol", keep;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--instances") instances = std::atoi(argv[i + 1]);
-    else if (k == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--glpsol") glpsol = argv[i + 1];
-    else if (k == "--keep") keep = argv[i + 1];
+    if (k == "--instances")
+      instances = std::atoi(argv[i + 1]);
+    else if (k == "--seed")
+      seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (k == "--glpsol")
+      glpsol = argv[i + 1];
+    else if (k == "--keep")
+      keep = argv[i + 1];
   }
   if (access(glpsol.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "market_quality_bench: %s not found (apt-get install glpk-utils)\n", glpsol.c_str());
     return 77;
   }
-  std::string dir = keep.empty() ? (std::filesystem::temp_directory_path() / ("morph-mip-" + std::to_string(getpid()))).string() : keep;
+  std::string dir = keep.empty()
+                        ? (std::filesystem::temp_directory_path() / ("morph-mip-" + std::to_string(getpid()))).string()
+                        : keep;
   std::filesystem::create_directories(dir);
 
   std::mt19937_64 rng(seed);
@@ -172,22 +178,27 @@ int main(int argc, char** argv) {
   }
   if (keep.empty()) std::filesystem::remove_all(dir);
   if (solved == 0) return 1;
-  std::printf("(the optimum is lexicographic by tier, so its total welfare can be below ours when ours\n"
-              " gives up SLA-tier value for more in lower tiers; per-tier rows and the lexicographic check\n"
-              " are the fair comparison)\n");
+  std::printf(
+      "(the optimum is lexicographic by tier, so its total welfare can be below ours when ours\n"
+      " gives up SLA-tier value for more in lower tiers; per-tier rows and the lexicographic check\n"
+      " are the fair comparison)\n");
   std::printf("%-34s %12s %12s\n", "", "ours", "glpsol (MIP)");
   std::printf("%-34s %12ld %12ld\n", "total welfare (sum max_price*units)", ours_total, opt_total);
   for (int t = 0; t < kTierCount; ++t)
-    std::printf("%-34s %12ld %12ld  (%.2f%%)\n", (std::string("  welfare of tier ") + tier_name(static_cast<Tier>(t))).c_str(),
+    std::printf("%-34s %12ld %12ld  (%.2f%%)\n",
+                (std::string("  welfare of tier ") + tier_name(static_cast<Tier>(t))).c_str(),
                 ours_tier[static_cast<size_t>(t)], opt_tier[static_cast<size_t>(t)],
-                100.0 * static_cast<double>(ours_tier[static_cast<size_t>(t)]) / static_cast<double>(std::max(1L, opt_tier[static_cast<size_t>(t)])));
-  std::printf("%-34s %11.2f%% %12s\n", "welfare / optimum (aggregate)", 100.0 * static_cast<double>(ours_total) / static_cast<double>(opt_total), "100%");
+                100.0 * static_cast<double>(ours_tier[static_cast<size_t>(t)]) /
+                    static_cast<double>(std::max(1L, opt_tier[static_cast<size_t>(t)])));
+  std::printf("%-34s %11.2f%% %12s\n", "welfare / optimum (aggregate)",
+              100.0 * static_cast<double>(ours_total) / static_cast<double>(opt_total), "100%");
   std::printf("%-34s %11.2f%% %12s\n", "welfare / optimum (mean)", 100.0 * sum_ratio / solved, "100%");
   std::printf("%-34s %11.2f%% %12s\n", "welfare / optimum (worst)", 100.0 * worst, "100%");
   std::printf("%-34s %8d/%d %12s\n", "instances optimal on every tier", optimal, solved, "all");
   std::printf("%-34s %8d/%d %12s\n", "instances optimal on SLA tier", tier_order_same, solved, "all");
   std::printf("%-34s %10d %12s\n", "lexicographically above the MIP", beats_optimum, "(must be 0)");
-  std::printf("%-34s %12.2f %12.1f\n", "mean time per instance (us)", 1000.0 * ours_ms / solved, 1000.0 * glpk_ms / solved);
+  std::printf("%-34s %12.2f %12.1f\n", "mean time per instance (us)", 1000.0 * ours_ms / solved,
+              1000.0 * glpk_ms / solved);
   std::printf("(glpsol time is wall time of its processes, one per tier, start-up included)\n");
   return 0;
 }

@@ -64,9 +64,12 @@ double pct(std::vector<double> v, double p) {
 struct CountingLink final : controller::ControllerLink {
   long alloc = 0, bid = 0, price = 0, shifts = 0, renewals = 0;
   void publish_event(std::string topic, v1::MarketEventBody, controller::EventBodyBuilder) override {
-    if (topic.starts_with("alloc.")) ++alloc;
-    else if (topic.starts_with("bid.")) ++bid;
-    else if (topic.starts_with("price.")) ++price;
+    if (topic.starts_with("alloc."))
+      ++alloc;
+    else if (topic.starts_with("bid."))
+      ++bid;
+    else if (topic.starts_with("price."))
+      ++price;
   }
   void send_shift(std::string, msg::ShiftOrder) override { ++shifts; }
   void renew_lease(std::string, msg::LeaseRenewal) override { ++renewals; }
@@ -82,7 +85,8 @@ struct Fleet {
   std::vector<std::pair<std::string, std::string>> vms;  // (vm, owner)
 };
 
-std::vector<flatbuffers::Offset<v1::ResourceAmount>> amounts(flatbuffers::FlatBufferBuilder& b, const ResourceVector& v) {
+std::vector<flatbuffers::Offset<v1::ResourceAmount>> amounts(flatbuffers::FlatBufferBuilder& b,
+                                                             const ResourceVector& v) {
   std::vector<flatbuffers::Offset<v1::ResourceAmount>> out;
   for (Resource r : kAllResources) out.push_back(v1::CreateResourceAmount(b, static_cast<v1::Resource>(r), at(v, r)));
   return out;
@@ -142,7 +146,8 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
       (void)m.upsert_host(hs);
       fleet.hosts.push_back(hs.id);
       for (int v = 0; v < kVmsPerHost; ++v) {
-        VmSpec vm{hs.id + "v" + std::to_string(v), "acct" + std::to_string(pick(0, kAccounts - 1)), hs.id, kBaseline, kCeiling};
+        VmSpec vm{hs.id + "v" + std::to_string(v), "acct" + std::to_string(pick(0, kAccounts - 1)), hs.id, kBaseline,
+                  kCeiling};
         (void)m.upsert_vm(vm);
         fleet.vms.push_back({vm.id, vm.owner});
         for (int b = 0; b < kBidsPerVm; ++b) {
@@ -183,7 +188,8 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     for (int v = 0; v < kVmsPerHost; ++v) {
       auto& [id, owner] = fleet.vms[static_cast<size_t>(h * kVmsPerHost + v)];
       auto base = amounts(b, kBaseline), ceil = amounts(b, kCeiling);
-      vms.push_back(v1::CreateVmBaselineInfoDirect(b, id.c_str(), id.c_str(), owner.c_str(), "", true, &base, 0, &ceil));
+      vms.push_back(
+          v1::CreateVmBaselineInfoDirect(b, id.c_str(), id.c_str(), owner.c_str(), "", true, &base, 0, &ceil));
     }
     auto cap = amounts(b, kCapacity);
     b.Finish(v1::CreateHostHelloDirect(b, fleet.hosts[static_cast<size_t>(h)].c_str(), 1, 1, "bench", &cap, &vms, 0));
@@ -211,7 +217,9 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
         const auto tier = static_cast<v1::BidTier>(pick(0, 2));
         const int64_t price = pick(5, 500);
         auto id = call(svc, v1::ApiRequestBody::BidSubmit, [&](flatbuffers::FlatBufferBuilder& b) {
-          return v1::CreateBidSubmitDirect(b, owner.c_str(), vm.c_str(), static_cast<v1::Resource>(r), q, 0, price, tier).Union();
+          return v1::CreateBidSubmitDirect(b, owner.c_str(), vm.c_str(), static_cast<v1::Resource>(r), q, 0, price,
+                                           tier)
+              .Union();
         });
         if (id) live.push_back(id);
       } else if (!live.empty()) {
@@ -227,9 +235,8 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
             return ab.Finish().Union();
           });
         } else {  // cancelled
-          call(svc, v1::ApiRequestBody::BidCancel, [&](flatbuffers::FlatBufferBuilder& b) {
-            return v1::CreateBidCancel(b, id).Union();
-          });
+          call(svc, v1::ApiRequestBody::BidCancel,
+               [&](flatbuffers::FlatBufferBuilder& b) { return v1::CreateBidCancel(b, id).Union(); });
           live[k] = live.back();
           live.pop_back();
         }
@@ -251,10 +258,10 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     book_ms.push_back(wall - run);
   }
   const double per = static_cast<double>(ticks);
-  std::printf("%8zu %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.2f %8.2f %8.1f %7.0f %7.0f %7.0f %7.0f\n",
-              live.size(), hosts, setup_s, pct(tick_ms, 0.5), pct(tick_ms, 0.99), pct(tick_cpu, 0.5), pct(run_ms, 0.5),
-              pct(book_ms, 0.5), pct(book_ms, 0.99), static_cast<double>(churned) / per,
-              static_cast<double>(link.alloc - alloc0) / per, static_cast<double>(link.alloc + link.bid - events0) / per,
+  std::printf("%8zu %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.2f %8.2f %8.1f %7.0f %7.0f %7.0f %7.0f\n", live.size(), hosts,
+              setup_s, pct(tick_ms, 0.5), pct(tick_ms, 0.99), pct(tick_cpu, 0.5), pct(run_ms, 0.5), pct(book_ms, 0.5),
+              pct(book_ms, 0.99), static_cast<double>(churned) / per, static_cast<double>(link.alloc - alloc0) / per,
+              static_cast<double>(link.alloc + link.bid - events0) / per,
               static_cast<double>(link.shifts - shifts0) / per, static_cast<double>(link.renewals - renew0) / per);
   std::fflush(stdout);
   opened->reset();
@@ -286,27 +293,35 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::string v = argv[++i];
-    if (k == "--sizes") sizes = ints(v);
-    else if (k == "--ticks") ticks = std::max(1, std::atoi(v.c_str()));
-    else if (k == "--churn") churn = std::atof(v.c_str());
-    else if (k == "--dir") dir = v;
-    else if (k == "--metrics") with_metrics = v != "0";
+    if (k == "--sizes")
+      sizes = ints(v);
+    else if (k == "--ticks")
+      ticks = std::max(1, std::atoi(v.c_str()));
+    else if (k == "--churn")
+      churn = std::atof(v.c_str());
+    else if (k == "--dir")
+      dir = v;
+    else if (k == "--metrics")
+      with_metrics = v != "0";
     else {
-      std::fprintf(stderr, "market_tick_bench: unknown option %s (--sizes, --ticks, --churn, --dir, --metrics)\n", k.c_str());
+      std::fprintf(stderr, "market_tick_bench: unknown option %s (--sizes, --ticks, --churn, --dir, --metrics)\n",
+                   k.c_str());
       return 2;
     }
   }
   auto null_logger = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   null_logger->set_level(spdlog::level::info);
   spdlog::set_default_logger(null_logger);
-  std::printf("# MarketService::tick_once, %d VMs/host, %d bids/VM, %d accounts, %d timed ticks, churn %.3f of the bids "
-              "per tick; ms\n# tick = tick_once wall, cpu = its thread CPU, run = Exchange::run_tick wall (clearing + "
-              "ledger commit), book = tick - run (the service's bookkeeping); per tick: churned requests, alloc. "
-              "events, alloc.+bid. events, shift commands, lease renewals\n",
-              kVmsPerHost, kBidsPerVm, kAccounts, ticks, churn);
+  std::printf(
+      "# MarketService::tick_once, %d VMs/host, %d bids/VM, %d accounts, %d timed ticks, churn %.3f of the bids "
+      "per tick; ms\n# tick = tick_once wall, cpu = its thread CPU, run = Exchange::run_tick wall (clearing + "
+      "ledger commit), book = tick - run (the service's bookkeeping); per tick: churned requests, alloc. "
+      "events, alloc.+bid. events, shift commands, lease renewals\n",
+      kVmsPerHost, kBidsPerVm, kAccounts, ticks, churn);
   if (!with_metrics) std::printf("# no metrics registry: run and book are not measured (0)\n");
   std::printf("%8s %6s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s\n", "bids", "hosts", "setup_s", "tick_p50",
-              "tick_p99", "cpu_p50", "run_p50", "book_p50", "book_p99", "churn", "alloc_e", "events", "shifts", "renews");
+              "tick_p99", "cpu_p50", "run_p50", "book_p50", "book_p99", "churn", "alloc_e", "events", "shifts",
+              "renews");
   for (int s : sizes)
     if (!run(s, ticks, churn, dir, with_metrics)) return 1;
 }

@@ -7,18 +7,18 @@
 // Usage: msg_ingest_bench [seconds-per-run=3] [vms=50]
 #include <dirent.h>
 #include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
-#include <mutex>
 #include <thread>
 
 #include "common/msg/socket.h"
@@ -205,11 +205,13 @@ int main(int argc, char** argv) {
   double d = decode_only(reports, secs);
   std::printf("decode+verify+apply only (1 thread, CPU 0):      %9.0f reports/s  (%.2f us/report)\n", d, 1e6 / d);
   auto off = end_to_end(false, reports, secs, 1);
-  std::printf("end to end tcp, CURVE off (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
-              off.reports_per_s, off.reports_per_cpu_s);
+  std::printf(
+      "end to end tcp, CURVE off (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
+      off.reports_per_s, off.reports_per_cpu_s);
   auto on = end_to_end(true, reports, secs, 1);
-  std::printf("end to end tcp, CURVE on  (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
-              on.reports_per_s, on.reports_per_cpu_s);
+  std::printf(
+      "end to end tcp, CURVE on  (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
+      on.reports_per_s, on.reports_per_cpu_s);
   std::printf("CURVE on / off: %.2f (wall), %.2f (per CPU-second)\n", on.reports_per_s / off.reports_per_s,
               on.reports_per_cpu_s / off.reports_per_cpu_s);
   std::printf("target >= 20000 reports/s per core with CURVE: %s\n", on.reports_per_cpu_s >= 20000 ? "met" : "NOT met");

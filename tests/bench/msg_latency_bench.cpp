@@ -83,8 +83,10 @@ int main(int argc, char** argv) {
   }
   std::sort(l.begin(), l.end());
   auto pct = [&](double q) { return double(l[std::min(l.size() - 1, size_t(q * double(l.size())))]) / 1000.0; };
-  std::printf("agent->controller over loopback tcp, CURVE on, %d VMs/report, %d reports/s, %zu samples\n", vms, rate, l.size());
-  std::printf("latency (encode+send -> verified, decoded, applied): p50 %.1f us  p90 %.1f us  p99 %.1f us  max %.1f us\n",
-              pct(0.50), pct(0.90), pct(0.99), double(l.back()) / 1000.0);
+  std::printf("agent->controller over loopback tcp, CURVE on, %d VMs/report, %d reports/s, %zu samples\n", vms, rate,
+              l.size());
+  std::printf(
+      "latency (encode+send -> verified, decoded, applied): p50 %.1f us  p90 %.1f us  p99 %.1f us  max %.1f us\n",
+      pct(0.50), pct(0.90), pct(0.99), double(l.back()) / 1000.0);
   return 0;
 }

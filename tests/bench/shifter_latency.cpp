@@ -14,6 +14,7 @@
 //   sudo build/tests/bench/shifter_latency [ROUNDS] [--calls] [--state-file]
 #include <libvirt/libvirt.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,8 +27,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
@@ -59,7 +58,9 @@ struct Stats {
 };
 Stats stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))]; };
+  auto pct = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  };
   return {pct(0.50), pct(0.99), v.back()};
 }
 
@@ -97,11 +98,13 @@ void time_calls(virConnectPtr conn, const std::string& vm, int n) {
       virTypedParamsFree(p, np);
     });
     int count = 0;
-    timed("virDomainGetBlockIoTune (count)", [&] { virDomainGetBlockIoTune(d, "vda", nullptr, &count, VIR_DOMAIN_AFFECT_LIVE); });
+    timed("virDomainGetBlockIoTune (count)",
+          [&] { virDomainGetBlockIoTune(d, "vda", nullptr, &count, VIR_DOMAIN_AFFECT_LIVE); });
     timed("virDomainGetBlockIoTune (values)", [&] {
       std::vector<virTypedParameter> p(32);
       int np = static_cast<int>(p.size());
-      if (virDomainGetBlockIoTune(d, "vda", p.data(), &np, VIR_DOMAIN_AFFECT_LIVE) == 0) virTypedParamsClear(p.data(), np);
+      if (virDomainGetBlockIoTune(d, "vda", p.data(), &np, VIR_DOMAIN_AFFECT_LIVE) == 0)
+        virTypedParamsClear(p.data(), np);
     });
     timed("virDomainMemoryStats", [&] {
       virDomainMemoryStatStruct s[VIR_DOMAIN_MEMORY_STAT_NR];

@@ -65,9 +65,17 @@ TEST_F(KpiHelpers, Log2MicrosecondBuckets) {
     uint64_t ns;
     uint64_t bucket;
   } rows[] = {
-      {0, 0},           {999, 0},           {1'000, 0},          {1'999, 0},
-      {2'000, 1},       {3'999, 1},         {4'000, 2},          {1'000'000, 9},   // 1000 µs: 2^9 <= 1000 < 2^10
-      {1'024'000, 10},  {(1ull << 26) * 1000, 26},                {(1ull << 27) * 1000, 26},  // clamped
+      {0, 0},
+      {999, 0},
+      {1'000, 0},
+      {1'999, 0},
+      {2'000, 1},
+      {3'999, 1},
+      {4'000, 2},
+      {1'000'000, 9},  // 1000 µs: 2^9 <= 1000 < 2^10
+      {1'024'000, 10},
+      {(1ull << 26) * 1000, 26},
+      {(1ull << 27) * 1000, 26},  // clamped
       {~0ull, 26},
   };
   for (const Row& r : rows) EXPECT_EQ(run({.op = MORPH_TEST_LOG2_BUCKET, .a = r.ns}).out, r.bucket) << r.ns << " ns";
@@ -85,19 +93,26 @@ TEST_F(KpiHelpers, OnCpuTimeAndFaultsCreditedToOutgoingSlot) {
     uint64_t next_runtime, next_min, next_maj;
     uint32_t prev_slot;  // expected: the slot credited (kNo: nobody)
   } rows[] = {
-      {0, 0, 0, 0, /*->*/ 100, 1, 1'000, 10, 1, kNo},            // idle -> VM 1's thread 100
-      {100, 4'000, 15, 1, /*->*/ 200, kNo, 7, 7, 7, 1},          // 100 ran 3000 ns, 5 minor faults
-      {200, 99, 99, 99, /*->*/ 300, 2, 50'000, 100, 0, kNo},     // a non-VM thread ran: nobody
-      {300, 51'000, 100, 2, /*->*/ 100, 1, 4'000, 15, 1, 2},     // VM 2: 1000 ns, 2 major faults
-      {100, 4'500, 20, 1, /*->*/ 101, 1, 7'000, 0, 0, 1},        // VM 1: 500 ns, 5 minor (same VM next)
-      {101, 9'000, 3, 0, /*->*/ 0, kNo, 0, 0, 0, 1},             // VM 1: 2000 ns, 3 minor; then idle
-      {0, 0, 0, 0, /*->*/ 102, 1, 500, 40, 0, kNo},              // idle -> 102
-      {102, 400, 30, 0, /*->*/ 0, kNo, 0, 0, 0, 1},              // counters behind the baselines: no credit
-      {555, 1, 1, 1, /*->*/ 0, kNo, 0, 0, 0, MORPH_SLOT_UNKNOWN}, // not the thread switched in: unknown
+      {0, 0, 0, 0, /*->*/ 100, 1, 1'000, 10, 1, kNo},              // idle -> VM 1's thread 100
+      {100, 4'000, 15, 1, /*->*/ 200, kNo, 7, 7, 7, 1},            // 100 ran 3000 ns, 5 minor faults
+      {200, 99, 99, 99, /*->*/ 300, 2, 50'000, 100, 0, kNo},       // a non-VM thread ran: nobody
+      {300, 51'000, 100, 2, /*->*/ 100, 1, 4'000, 15, 1, 2},       // VM 2: 1000 ns, 2 major faults
+      {100, 4'500, 20, 1, /*->*/ 101, 1, 7'000, 0, 0, 1},          // VM 1: 500 ns, 5 minor (same VM next)
+      {101, 9'000, 3, 0, /*->*/ 0, kNo, 0, 0, 0, 1},               // VM 1: 2000 ns, 3 minor; then idle
+      {0, 0, 0, 0, /*->*/ 102, 1, 500, 40, 0, kNo},                // idle -> 102
+      {102, 400, 30, 0, /*->*/ 0, kNo, 0, 0, 0, 1},                // counters behind the baselines: no credit
+      {555, 1, 1, 1, /*->*/ 0, kNo, 0, 0, 0, MORPH_SLOT_UNKNOWN},  // not the thread switched in: unknown
   };
   for (const Row& r : rows) {
-    morph_test_ctx ctx{.op = MORPH_TEST_SWITCH, .slot = r.next_slot, .a = r.prev_tid, .b = r.prev_runtime,
-                       .c = r.next_tid, .d = r.next_runtime, .e = r.prev_min, .f = r.prev_maj, .g = r.next_min,
+    morph_test_ctx ctx{.op = MORPH_TEST_SWITCH,
+                       .slot = r.next_slot,
+                       .a = r.prev_tid,
+                       .b = r.prev_runtime,
+                       .c = r.next_tid,
+                       .d = r.next_runtime,
+                       .e = r.prev_min,
+                       .f = r.prev_maj,
+                       .g = r.next_min,
                        .h = r.next_maj};
     EXPECT_EQ(run(ctx).out, r.prev_slot) << "switch " << r.prev_tid << " -> " << r.next_tid;
   }
@@ -124,9 +139,9 @@ TEST_F(KpiHelpers, RunQueueWaitFromSchedInfo) {
   // switch-in, counting the wait in progress (rq clock - last_queued, which sched_info_arrive adds next).
   const uint32_t slot = 3;
   struct Row {
-    uint64_t task, start_time;       // test task slot and the task it holds
+    uint64_t task, start_time;  // test task slot and the task it holds
     uint64_t clock, last_queued, run_delay;
-    uint64_t wait;                   // expected
+    uint64_t wait;  // expected
   } rows[] = {
       {1, 77, 5'000, 1'000, 50'000, 4'000},            // first seen: the wait in progress only (4 µs)
       {1, 77, 10'500, 10'000, 54'000, 500},            // 0.5 µs
@@ -135,23 +150,28 @@ TEST_F(KpiHelpers, RunQueueWaitFromSchedInfo) {
       // Moved while waiting: the kernel folded 3 µs into run_delay and restarted last_queued on the new
       // CPU (clocks of different CPUs): 3 µs + 6 µs.
       {1, 77, 900'000, 894'000, 2'054'500 + 3'000, 9'000},
-      {2, 88, 1'000, 2'000, 0, 0},                     // stamp ahead of this clock: nothing
-      {1, 99, 5'000, 1'000, 10, 4'000},                // a new task in that pid's state: first seen again
+      {2, 88, 1'000, 2'000, 0, 0},       // stamp ahead of this clock: nothing
+      {1, 99, 5'000, 1'000, 10, 4'000},  // a new task in that pid's state: first seen again
   };
   uint64_t expected_wait = 0;
   std::vector<uint64_t> expected_hist(MORPH_HIST_BUCKETS);
   for (const Row& r : rows) {
-    run({.op = MORPH_TEST_RUNQ_WAIT, .slot = slot, .a = r.clock, .b = r.last_queued, .c = r.run_delay,
-         .d = r.start_time, .e = r.task});
+    run({.op = MORPH_TEST_RUNQ_WAIT,
+         .slot = slot,
+         .a = r.clock,
+         .b = r.last_queued,
+         .c = r.run_delay,
+         .d = r.start_time,
+         .e = r.task});
     expected_wait += r.wait;
     if (r.wait) expected_hist[bucket_of(r.wait)]++;
   }
   morph_vm_stats s = stats(slot);
   EXPECT_EQ(s.cpu_wait_ns, expected_wait);
   for (int b = 0; b < MORPH_HIST_BUCKETS; b++) EXPECT_EQ(s.runq_hist[b], expected_hist[b]) << "bucket " << b;
-  EXPECT_EQ(s.runq_hist[2], 2u);   // 4 µs twice
+  EXPECT_EQ(s.runq_hist[2], 2u);  // 4 µs twice
   EXPECT_EQ(s.runq_hist[0], 1u);
-  EXPECT_EQ(s.runq_hist[3], 1u);   // 9 µs: one sample for the whole wait across the move
+  EXPECT_EQ(s.runq_hist[3], 1u);  // 9 µs: one sample for the whole wait across the move
   EXPECT_EQ(s.runq_hist[10], 1u);
   // Not a VM's: nothing anywhere.
   run({.op = MORPH_TEST_RUNQ_WAIT, .slot = MORPH_NO_SLOT, .a = 9'000, .b = 1'000, .c = 0, .d = 5, .e = 3});
@@ -164,10 +184,10 @@ TEST_F(KpiHelpers, RunQueueWaitWakeupFallback) {
     uint64_t enqueue_ns;  // 0: no enqueue before this dequeue
     uint64_t dequeue_ns;
   } rows[] = {
-      {1'000, 5'000},            // 4 µs -> bucket 2
-      {10'000, 10'500},          // 0.5 µs -> bucket 0
-      {0, 20'000},               // running again without being enqueued: no wait
-      {100'000, 2'100'000},      // 2 ms -> bucket 10 (2000 µs)
+      {1'000, 5'000},        // 4 µs -> bucket 2
+      {10'000, 10'500},      // 0.5 µs -> bucket 0
+      {0, 20'000},           // running again without being enqueued: no wait
+      {100'000, 2'100'000},  // 2 ms -> bucket 10 (2000 µs)
   };
   uint64_t expected_wait = 0;
   std::vector<uint64_t> expected_hist(MORPH_HIST_BUCKETS);
@@ -191,11 +211,11 @@ TEST_F(KpiHelpers, BlockRequestsAttributedAtSubmission) {
     uint64_t op;
     uint64_t start_ns, done_ns, bytes;
   } rows[] = {
-      {0x1000, 5, MORPH_REQ_OP_READ, 1'000, 3'001'000, 4096},     // 3000 µs -> bucket 11
-      {0x2000, 5, MORPH_REQ_OP_WRITE, 2'000, 12'000, 65536},      // 10 µs -> bucket 3
-      {0x3000, 6, MORPH_REQ_OP_WRITE, 2'000, 4'000, 512},         // other VM
-      {0x4000, 5, 3 /* discard */, 2'000, 4'000, 1 << 20},        // not accounted
-      {0x5000, MORPH_NO_SLOT, MORPH_REQ_OP_READ, 1, 2, 4096},     // not a VM's
+      {0x1000, 5, MORPH_REQ_OP_READ, 1'000, 3'001'000, 4096},  // 3000 µs -> bucket 11
+      {0x2000, 5, MORPH_REQ_OP_WRITE, 2'000, 12'000, 65536},   // 10 µs -> bucket 3
+      {0x3000, 6, MORPH_REQ_OP_WRITE, 2'000, 4'000, 512},      // other VM
+      {0x4000, 5, 3 /* discard */, 2'000, 4'000, 1 << 20},     // not accounted
+      {0x5000, MORPH_NO_SLOT, MORPH_REQ_OP_READ, 1, 2, 4096},  // not a VM's
   };
   for (const Row& r : rows) run({.op = MORPH_TEST_BLK_START, .slot = r.slot, .a = r.rq, .b = r.start_ns, .c = r.op});
   for (const Row& r : rows) run({.op = MORPH_TEST_BLK_DONE, .a = r.rq, .b = r.done_ns, .c = r.bytes, .d = r.bytes});
@@ -244,7 +264,9 @@ TEST_F(KpiHelpers, CgroupAttributionLookup) {
     uint32_t slot;
   } mapped[] = {{4242, 7}, {4243, 7}, {9000, 8}};
   for (const Row& r : mapped)
-    ASSERT_EQ(bpf_map__update_elem(skel_->maps.cgroup_slots, &r.cgroup_id, sizeof(r.cgroup_id), &r.slot, sizeof(r.slot), 0), 0);
+    ASSERT_EQ(
+        bpf_map__update_elem(skel_->maps.cgroup_slots, &r.cgroup_id, sizeof(r.cgroup_id), &r.slot, sizeof(r.slot), 0),
+        0);
   for (const Row& r : mapped) EXPECT_EQ(run({.op = MORPH_TEST_CGROUP_SLOT, .a = r.cgroup_id}).out, r.slot);
   EXPECT_EQ(run({.op = MORPH_TEST_CGROUP_SLOT, .a = 1}).out, MORPH_NO_SLOT);
 }

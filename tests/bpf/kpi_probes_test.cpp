@@ -1,6 +1,8 @@
 // KpiProbes against the real kernel: the full skeleton loaded and attached (tp_btf and the raw_tp
 // fallback), a test cgroup registered as a VM, and busy children whose own kernel accounting
 // (/proc/<pid>/schedstat, /proc/<pid>/stat) is the reference for on-CPU time, run-queue wait and faults.
+#include "hostagent/probes/kpi_probes.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -14,9 +16,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,7 +26,6 @@
 #include <thread>
 #include <vector>
 
-#include "hostagent/probes/kpi_probes.h"
 #include "morph_kpi.h"
 #include "morph_kpi_bpf.skel.h"
 #include "tests/support/requirements.h"
@@ -91,7 +92,8 @@ Worker spawn(int cpu, int busy_ms, int touch_mib = 0, int direct_mib = 0, const 
     }
     if (touch_mib) {
       size_t len = size_t(touch_mib) << 20;
-      auto* p = static_cast<volatile char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      auto* p =
+          static_cast<volatile char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
       for (size_t off = 0; off < len; off += 4096) p[off] = 1;
     }
     if (direct_mib) {
@@ -149,7 +151,9 @@ void go(Worker& w) {
 // Waits for the worker to exit, reads its accounting while it is a zombie, then reaps it.
 // The absolute slack of the run-queue comparisons: the wakeup fallback (per-task stamps, as on kernels
 // without sched_info) misses a few ms that the kernel's own run_delay has on a quiet host.
-double wait_slack_ns(bool sched_info) { return sched_info ? 5e6 : 12e6; }
+double wait_slack_ns(bool sched_info) {
+  return sched_info ? 5e6 : 12e6;
+}
 
 TaskRef finish(const Worker& w) {
   TaskRef ref;
@@ -227,7 +231,8 @@ TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
   EXPECT_GT(k.cpu_run_ns, 250'000'000u);
   // Run-queue wait: the growth of the kernel's run_delay since it joined (a wait in progress then counts
   // whole on both sides).
-  EXPECT_NEAR(double(k.cpu_wait_ns), double(ref.wait_ns), 0.10 * double(ref.wait_ns) + wait_slack_ns(GetParam().sched_info));
+  EXPECT_NEAR(double(k.cpu_wait_ns), double(ref.wait_ns),
+              0.10 * double(ref.wait_ns) + wait_slack_ns(GetParam().sched_info));
   uint64_t hist_total = 0;
   for (uint64_t v : k.runq_lat_us) hist_total += v;
   // At least the wakeup by go(), when it waited at all: on an idle machine the kernel's own run_delay can
@@ -244,11 +249,12 @@ TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
   uint64_t blk_hist_total = 0;
   for (uint64_t v : k.blk_lat_us) blk_hist_total += v;
   EXPECT_EQ(blk_hist_total, k.blk_read_ops + k.blk_write_ops);
-  std::printf("on-cpu ours=%.1fms kernel=%.1fms | wait ours=%.2fms kernel=%.2fms | minflt ours=%llu task=%llu | "
-              "blk write %llu B in %llu ops\n",
-              k.cpu_run_ns / 1e6, ref.run_ns / 1e6, k.cpu_wait_ns / 1e6, ref.wait_ns / 1e6,
-              (unsigned long long)k.mem_minor_faults, (unsigned long long)ref.minflt,
-              (unsigned long long)k.blk_write_bytes, (unsigned long long)k.blk_write_ops);
+  std::printf(
+      "on-cpu ours=%.1fms kernel=%.1fms | wait ours=%.2fms kernel=%.2fms | minflt ours=%llu task=%llu | "
+      "blk write %llu B in %llu ops\n",
+      k.cpu_run_ns / 1e6, ref.run_ns / 1e6, k.cpu_wait_ns / 1e6, ref.wait_ns / 1e6,
+      (unsigned long long)k.mem_minor_faults, (unsigned long long)ref.minflt, (unsigned long long)k.blk_write_bytes,
+      (unsigned long long)k.blk_write_ops);
 }
 
 TEST_P(KpiProbesTest, RunQueueWaitRisesWhenThreeShareOneCpu) {
@@ -270,7 +276,8 @@ TEST_P(KpiProbesTest, RunQueueWaitRisesWhenThreeShareOneCpu) {
     VmKpis k = read_one();
     std::printf("%d busy on cpu %d: run ours=%.1fms kernel=%.1fms wait ours=%.1fms kernel=%.1fms\n", n, cpu,
                 k.cpu_run_ns / 1e6, kernel_run / 1e6, k.cpu_wait_ns / 1e6, kernel_wait / 1e6);
-    EXPECT_NEAR(double(k.cpu_wait_ns), double(kernel_wait), 0.15 * double(kernel_wait) + wait_slack_ns(GetParam().sched_info));
+    EXPECT_NEAR(double(k.cpu_wait_ns), double(kernel_wait),
+                0.15 * double(kernel_wait) + wait_slack_ns(GetParam().sched_info));
     EXPECT_NEAR(double(k.cpu_run_ns), double(kernel_run), 0.05 * double(kernel_run) + 5e6);
     return double(k.cpu_wait_ns) / double(std::max<uint64_t>(k.cpu_run_ns, 1));
   };
@@ -332,7 +339,8 @@ TEST_P(KpiProbesTest, ThreadAlreadyRunningWhenItsCgroupIsMapped) {
 TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
   const std::string a = "mkt" + std::to_string(getpid() % 100000), b = a + "p";
   ASSERT_EQ(std::system(("ip link add " + a + " type veth peer name " + b + " && ip link set " + a +
-                         " up && ip link set " + b + " up").c_str()),
+                         " up && ip link set " + b + " up")
+                            .c_str()),
             0);
   const uint32_t ifindex = if_nametoindex(a.c_str());
   ASSERT_NE(ifindex, 0u);

@@ -116,8 +116,8 @@ TEST_F(PolicerBpfTest, NewRateRestartsBucketFullAndZeroRemovesLimit) {
 }
 
 TEST(PolicerBurst, CoversAGsoPacketAndTwentyMilliseconds) {
-  EXPECT_EQ(NetPolicer::burst_for(1'250'000), 64u * 1024);       // 10 Mbit/s: 25 kB < 64 KiB
-  EXPECT_EQ(NetPolicer::burst_for(125'000'000), 2'500'000u);     // 1 Gbit/s: 20 ms
+  EXPECT_EQ(NetPolicer::burst_for(1'250'000), 64u * 1024);    // 10 Mbit/s: 25 kB < 64 KiB
+  EXPECT_EQ(NetPolicer::burst_for(125'000'000), 2'500'000u);  // 1 Gbit/s: 20 ms
 }
 
 }  // namespace

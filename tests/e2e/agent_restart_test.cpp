@@ -45,10 +45,10 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Received = std::pair<msg::ShiftOutcome, Clock::time_point>;
 
-constexpr int64_t kCpuCap = 300;          // millicores (the VM has 1 vCPU: uncapped is 1000)
-constexpr int64_t kNetOutKbps = 10000;    // 1.25 MB/s on the wire
+constexpr int64_t kCpuCap = 300;        // millicores (the VM has 1 vCPU: uncapped is 1000)
+constexpr int64_t kNetOutKbps = 10000;  // 1.25 MB/s on the wire
 constexpr int64_t kDiskIops = 50;
-constexpr auto kLease = 5000ms;           // also lease.default: an agent restart under load takes seconds
+constexpr auto kLease = 5000ms;  // also lease.default: an agent restart under load takes seconds
 
 // Shift results as the controller received them, with when.
 class Recorder final : public controller::MarketApi {
@@ -181,11 +181,11 @@ class AgentRestartE2e : public ::testing::Test {
   void start_agent(const std::string& on_expiry, bool wait_up = true) {
     const int n = ++agent_starts;
     agent = std::make_unique<test::AgentProcess>(
-        std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest",
-                                 cc.endpoints.ingest, "--control", cc.endpoints.control, "--interval", "500ms",
-                                 "--metrics-listen", "127.0.0.1:0", "--lease-state-file", (dir / "leases.json").string(),
-                                 "--set", "lease.default=" + std::to_string(kLease.count()) + "ms", "--set",
-                                 "lease.on_expiry=" + on_expiry},
+        std::vector<std::string>{
+            test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest", cc.endpoints.ingest,
+            "--control", cc.endpoints.control, "--interval", "500ms", "--metrics-listen", "127.0.0.1:0",
+            "--lease-state-file", (dir / "leases.json").string(), "--set",
+            "lease.default=" + std::to_string(kLease.count()) + "ms", "--set", "lease.on_expiry=" + on_expiry},
         (dir / ("agent" + std::to_string(n) + ".out")).string());
     if (wait_up) {
       ASSERT_TRUE(test::wait_until([&] { return server->stats().hosts_up >= 1 || !agent->alive(); }, 30s))
@@ -299,8 +299,8 @@ class AgentRestartE2e : public ::testing::Test {
     double arrived = 0, offered = 0, passed = 0, dropped = 0;
   };
   friend std::ostream& operator<<(std::ostream& os, const Tx& t) {
-    return os << "{arrived " << t.arrived << ", offered " << t.offered << ", policer passed " << t.passed
-              << " dropped " << t.dropped << "}";
+    return os << "{arrived " << t.arrived << ", offered " << t.offered << ", policer passed " << t.passed << " dropped "
+              << t.dropped << "}";
   }
   Tx tx_rate(const DiscardSink& sink, std::chrono::milliseconds window) const {
     auto stats = [&] {
@@ -372,7 +372,8 @@ TEST_F(AgentRestartE2e, RenewedLimitsSurviveKillAndRestartAndRevertWhenRenewalsS
   ASSERT_NO_FATAL_FAILURE(start_agent("revert", false));
   std::optional<Received> restated;
   ASSERT_TRUE(test::wait_until([&] { return (restated = recorder->result(id, false, killed)).has_value(); }, 20s))
-      << "the restarted agent did not report what is in force\n" << agent->log();
+      << "the restarted agent did not report what is in force\n"
+      << agent->log();
   const double restart_s = std::chrono::duration<double>(restated->second - killed).count();
   EXPECT_EQ(restated->first.error, v1::ErrorCode::ok) << restated->first.error_message;
   EXPECT_EQ(restated->first.vm_uuid, uuid);
@@ -384,7 +385,8 @@ TEST_F(AgentRestartE2e, RenewedLimitsSurviveKillAndRestartAndRevertWhenRenewalsS
   EXPECT_GT(restated->first.lease_expires_ns, msg::now_ns()) << "the reloaded lease has already run out";
   EXPECT_FALSE(recorder->result(id, true).has_value()) << "a lease ran out across the restart\n" << agent->log();
   EXPECT_NE(agent->log().find("after restart (command=" + std::to_string(id)), std::string::npos)
-      << "the restarted agent did not log what it reloaded\n" << agent->log();
+      << "the restarted agent did not log what it reloaded\n"
+      << agent->log();
 
   // (b) Renewals reach the new agent: the limits outlive a whole lease after the restart.
   std::this_thread::sleep_for(kLease + 1s);
@@ -432,8 +434,7 @@ TEST_F(AgentRestartE2e, HoldKeepsLimitsAcrossRestartAndAfterTheLeaseRunsOut) {
   ASSERT_EQ(agent->stop(SIGKILL), 128 + SIGKILL);
   const auto killed = Clock::now();
   ASSERT_NO_FATAL_FAILURE(start_agent("hold", false));
-  ASSERT_TRUE(test::wait_until([&] { return recorder->result(id, false, killed).has_value(); }, 20s))
-      << agent->log();
+  ASSERT_TRUE(test::wait_until([&] { return recorder->result(id, false, killed).has_value(); }, 20s)) << agent->log();
   const auto last = stop_renewing();
   // The lease runs out; hold keeps every value, and the event is reported with the values kept.
   std::optional<Received> held;
@@ -474,7 +475,8 @@ TEST_F(AgentRestartE2e, ControllerGoneAtRestartRevertsAtTheLeaseDeadlineAndRepor
   ASSERT_NO_FATAL_FAILURE(start_controller());
   std::optional<Received> reverted;
   ASSERT_TRUE(test::wait_until([&] { return (reverted = recorder->result(id, true)).has_value(); }, 15s))
-      << "the revert was not reported on reconnect\n" << agent->log();
+      << "the revert was not reported on reconnect\n"
+      << agent->log();
   EXPECT_EQ(reverted->first.error, v1::ErrorCode::ok) << reverted->first.error_message;
   EXPECT_EQ(reverted->first.vm_uuid, uuid);
   EXPECT_EQ(setting(reverted->first, msg::Resource::cpu), 1000);

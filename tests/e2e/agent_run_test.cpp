@@ -94,8 +94,8 @@ class AgentRunE2e : public ::testing::Test {
     agent = std::make_unique<test::AgentProcess>(
         std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest",
                                  cc.endpoints.ingest, "--control", cc.endpoints.control, "--interval", "500ms",
-                                 "--metrics-listen", "127.0.0.1:0", "--lease-state-file", (dir / "leases.json").string(),
-                                 "--set", "lease.default=2s"},
+                                 "--metrics-listen", "127.0.0.1:0", "--lease-state-file",
+                                 (dir / "leases.json").string(), "--set", "lease.default=2s"},
         (dir / "agent.out").string());
     ASSERT_TRUE(test::wait_until([&] { return server->stats().hosts_up >= 1 || !agent->alive(); }, 20s))
         << agent->log();
@@ -248,7 +248,8 @@ TEST_F(AgentRunE2e, UnrenewedLeaseIsBackAtBaselineWithinLeasePlusOneSecond) {
   EXPECT_LE(*back_after, 3.0);
   // The revert reached the controller.
   std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> rev;
-  ASSERT_TRUE(test::wait_until([&] { return (rev = recorder->result(renewed, true)).has_value(); }, 5s)) << agent->log();
+  ASSERT_TRUE(test::wait_until([&] { return (rev = recorder->result(renewed, true)).has_value(); }, 5s))
+      << agent->log();
   EXPECT_EQ(rev->first.error, v1::ErrorCode::ok) << rev->first.error_message;
   EXPECT_EQ(rev->first.vm_uuid, uuid);
 }

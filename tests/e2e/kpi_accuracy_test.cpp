@@ -54,12 +54,14 @@ std::string run(const std::string& cmd, int* status) {
 }
 
 uint64_t realtime_ns() {
-  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count());
+  return uint64_t(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
-double pct_diff(double ours, double theirs) { return theirs > 0 ? 100.0 * (ours - theirs) / theirs : 0; }
+double pct_diff(double ours, double theirs) {
+  return theirs > 0 ? 100.0 * (ours - theirs) / theirs : 0;
+}
 
 // The kernel's run-queue delay (schedstat field 2) of every thread of a process, split into the vCPU
 // threads (comm "CPU n/TCG" or "CPU n/KVM", the threads libvirt's vcpu.N.delay reads) and the rest.
@@ -118,15 +120,15 @@ struct Window {
 class KpiAccuracy : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!test::is_root() || !test::bpf_unavailable_reason().empty() ||
-        !test::libvirtd_unavailable_reason().empty())
+    if (!test::is_root() || !test::bpf_unavailable_reason().empty() || !test::libvirtd_unavailable_reason().empty())
       return;  // each test skips with the reason
     prefix = "kpiacc-" + std::to_string(getpid());
     const std::string tb = test::source_dir() + "/scripts/testbed";
     g_teardown = tb + " down --prefix " + prefix + " >/dev/null 2>&1";
     for (int sig : {SIGINT, SIGTERM, SIGABRT, SIGSEGV})
       std::signal(sig, [](int s) {
-        if (std::system(g_teardown.c_str()) != 0) {}
+        if (std::system(g_teardown.c_str()) != 0) {
+        }
         std::signal(s, SIG_DFL);
         std::raise(s);
       });
@@ -308,13 +310,14 @@ TEST_F(KpiAccuracy, RunQueueWaitRisesUnderContentionAndAgreesWithLibvirtWithinTw
     const uint64_t kernel_vcpu = busy.delay_after[name].vcpu_ns - busy.delay_before[name].vcpu_ns;
     const double ours = double(busy.ours[name].cpu_wait_ns);
     const double reference = double(vcpu_delay + other);
-    std::printf("runq %s: wait share idle %.2f%% -> busy %.2f%% | ours %.1f ms vs libvirt vcpu.delay %.1f ms + "
-                "other threads %.1f ms = %.1f ms, diff %+.2f%% (kernel vCPU run_delay %.1f ms)\n",
-                name.c_str(), 100 * idle_share, 100 * share, ours / 1e6, vcpu_delay / 1e6, other / 1e6,
-                reference / 1e6, pct_diff(ours, reference), kernel_vcpu / 1e6);
+    std::printf(
+        "runq %s: wait share idle %.2f%% -> busy %.2f%% | ours %.1f ms vs libvirt vcpu.delay %.1f ms + "
+        "other threads %.1f ms = %.1f ms, diff %+.2f%% (kernel vCPU run_delay %.1f ms)\n",
+        name.c_str(), 100 * idle_share, 100 * share, ours / 1e6, vcpu_delay / 1e6, other / 1e6, reference / 1e6,
+        pct_diff(ours, reference), kernel_vcpu / 1e6);
     EXPECT_GT(a.size(), 0u) << "libvirt reports no vcpu.N.delay";
-    EXPECT_GT(share, 0.10) << name;                     // three runnable guests on two cores: ~1/3 waiting
-    EXPECT_GT(share, 3 * idle_share + 0.05) << name;    // far above its idle level
+    EXPECT_GT(share, 0.10) << name;                   // three runnable guests on two cores: ~1/3 waiting
+    EXPECT_GT(share, 3 * idle_share + 0.05) << name;  // far above its idle level
     EXPECT_NEAR(ours, reference, 0.20 * reference) << name;
   }
 }

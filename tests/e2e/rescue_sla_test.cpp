@@ -67,7 +67,9 @@ std::string sh(const std::string& cmd, int* status) {
 // the market): one row per report holding all of them.
 class KpiTap final : public controller::KpiObserver {
  public:
-  struct Sample { double run = 0, wait = 0, interval = 0; };
+  struct Sample {
+    double run = 0, wait = 0, interval = 0;
+  };
   KpiTap(std::shared_ptr<controller::MarketService> m, std::vector<std::string> uuids)
       : market_(std::move(m)), uuids_(std::move(uuids)) {}
   void on_kpi_report(const v1::KpiReport& r, uint64_t received) override {
@@ -87,7 +89,9 @@ class KpiTap final : public controller::KpiObserver {
   }
   // Per VM over the last n rows (pooled sums): the wait share wait / (run + wait) the policy watches, the
   // wait per CPU-second wait / run, and the host cores it ran on.
-  struct Window { std::vector<double> wait_share, wait_per_run, cores; };
+  struct Window {
+    std::vector<double> wait_share, wait_per_run, cores;
+  };
   Window recent(size_t n) {
     std::lock_guard lk(mu_);
     Window w{std::vector<double>(uuids_.size()), std::vector<double>(uuids_.size()),
@@ -224,14 +228,16 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   zmq::context_t zctx;
   msg::ApiClient api(zctx, cc.endpoints.api, {});
   ASSERT_TRUE(api.connect());
-  auto call = [&](v1::ApiRequestBody type, std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> b) {
+  auto call = [&](v1::ApiRequestBody type,
+                  std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> b) {
     auto m = api.call(type, b, 5s);
     EXPECT_TRUE(m) << (m ? "" : m.error().what());
     return m;
   };
   auto reply_of = [](const zmq::message_t& m) { return flatbuffers::GetRoot<v1::ApiReply>(m.data()); };
   for (const char* a : {"tenant", "other"}) {
-    auto m = call(v1::ApiRequestBody::AccountCreate, [&](auto& b) { return v1::CreateAccountCreateDirect(b, a).Union(); });
+    auto m =
+        call(v1::ApiRequestBody::AccountCreate, [&](auto& b) { return v1::CreateAccountCreateDirect(b, a).Union(); });
     ASSERT_TRUE(m && !reply_of(*m)->error()) << a;
     m = call(v1::ApiRequestBody::AccountDeposit,
              [&](auto& b) { return v1::CreateAccountDepositDirect(b, a, 1'000'000'000, "e2e").Union(); });
@@ -248,15 +254,18 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   // The market has CPU to sell on this host: capacity minus the VMs' baselines (their <cputune> quotas).
   // A quote answers whether or not any bid exists yet (price rows only exist for books with bids).
   int64_t available = 0;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::QuoteQuery, [&](auto& b) {
-      return v1::CreateQuoteQueryDirect(b, sla_vm.c_str(), "bed", v1::Resource::cpu, v1::BidTier::sla_critical, 100)
-          .Union();
-    });
-    auto* q = m ? reply_of(*m)->body_as_QuoteReply() : nullptr;
-    available = q ? q->available() : 0;
-    return available > 0;
-  }, 10s)) << "host cpu supply is 0: capacity minus the VMs' baselines leaves nothing for a rescue to buy";
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto m = call(v1::ApiRequestBody::QuoteQuery, [&](auto& b) {
+          return v1::CreateQuoteQueryDirect(b, sla_vm.c_str(), "bed", v1::Resource::cpu, v1::BidTier::sla_critical, 100)
+              .Union();
+        });
+        auto* q = m ? reply_of(*m)->body_as_QuoteReply() : nullptr;
+        available = q ? q->available() : 0;
+        return available > 0;
+      },
+      10s))
+      << "host cpu supply is 0: capacity minus the VMs' baselines leaves nothing for a rescue to buy";
 
   // The SLA policy: rescue when the wait share is over 15 % for 3 intervals.
   {
@@ -269,53 +278,69 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
       pb.add_max_price_ucredits(100);
       return pb.Finish().Union();
     });
-    ASSERT_TRUE(m && !reply_of(*m)->error()) << (m && reply_of(*m)->error() ? reply_of(*m)->error()->message()->str() : "");
+    ASSERT_TRUE(m && !reply_of(*m)->error())
+        << (m && reply_of(*m)->error() ? reply_of(*m)->error()->message()->str() : "");
   }
   uint64_t bid = 0;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::BidList, [&](auto& b) { return v1::CreateBidListDirect(b, "tenant", sla_vm.c_str()).Union(); });
-    auto* l = m ? reply_of(*m)->body_as_BidListReply() : nullptr;
-    if (!l || !l->bids()) return false;
-    for (const auto* x : *l->bids())
-      if (x->rescue() && x->tier() == v1::BidTier::sla_critical) bid = x->bid_id();
-    return bid != 0;
-  }, 30s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto m = call(v1::ApiRequestBody::BidList,
+                      [&](auto& b) { return v1::CreateBidListDirect(b, "tenant", sla_vm.c_str()).Union(); });
+        auto* l = m ? reply_of(*m)->body_as_BidListReply() : nullptr;
+        if (!l || !l->bids()) return false;
+        for (const auto* x : *l->bids())
+          if (x->rescue() && x->tier() == v1::BidTier::sla_critical) bid = x->bid_id();
+        return bid != 0;
+      },
+      30s));
   // It wins, and the agent applies the raised cpu.
   int64_t won = 0;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::AllocationsQuery,
-                  [&](auto& b) { return v1::CreateAllocationsQueryDirect(b, "", sla_vm.c_str(), "").Union(); });
-    auto* a = m ? reply_of(*m)->body_as_AllocationsReply() : nullptr;
-    if (!(a && a->allocations() && a->allocations()->size() == 1 && a->allocations()->Get(0)->bid_id() == bid))
-      return false;
-    won = a->allocations()->Get(0)->quantity();
-    return true;
-  }, 10s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto m = call(v1::ApiRequestBody::AllocationsQuery,
+                      [&](auto& b) { return v1::CreateAllocationsQueryDirect(b, "", sla_vm.c_str(), "").Union(); });
+        auto* a = m ? reply_of(*m)->body_as_AllocationsReply() : nullptr;
+        if (!(a && a->allocations() && a->allocations()->size() == 1 && a->allocations()->Get(0)->bid_id() == bid))
+          return false;
+        won = a->allocations()->Get(0)->quantity();
+        return true;
+      },
+      10s));
   std::cout << "rescue allocation: +" << won << " mc\n";
-  ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::ShiftsQuery, [](auto& b) { return v1::CreateShiftsQueryDirect(b, "bed", 50).Union(); });
-    auto* s = m ? reply_of(*m)->body_as_ShiftsReply() : nullptr;
-    if (!s || !s->shifts()) return false;
-    for (const auto* x : *s->shifts())
-      if (x->vm_uuid()->str() == sla_vm && x->phase()->str() == "applied") return true;
-    return false;
-  }, 10s)) << agent.log();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto m = call(v1::ApiRequestBody::ShiftsQuery,
+                      [](auto& b) { return v1::CreateShiftsQueryDirect(b, "bed", 50).Union(); });
+        auto* s = m ? reply_of(*m)->body_as_ShiftsReply() : nullptr;
+        if (!s || !s->shifts()) return false;
+        for (const auto* x : *s->shifts())
+          if (x->vm_uuid()->str() == sla_vm && x->phase()->str() == "applied") return true;
+        return false;
+      },
+      10s))
+      << agent.log();
   // Charged in the ledger.
-  ASSERT_TRUE(test::wait_until([&] {
-    auto m = call(v1::ApiRequestBody::LedgerQuery, [](auto& b) { return v1::CreateLedgerQueryDirect(b, "tenant", 0, 100).Union(); });
-    auto* l = m ? reply_of(*m)->body_as_LedgerReply() : nullptr;
-    if (!l || !l->entries()) return false;
-    for (const auto* e : *l->entries())
-      if (e->kind()->str() == "charge" && e->bid_id() == bid && e->amount_ucredits() < 0) return true;
-    return false;
-  }, 10s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto m = call(v1::ApiRequestBody::LedgerQuery,
+                      [](auto& b) { return v1::CreateLedgerQueryDirect(b, "tenant", 0, 100).Union(); });
+        auto* l = m ? reply_of(*m)->body_as_LedgerReply() : nullptr;
+        if (!l || !l->entries()) return false;
+        for (const auto* e : *l->entries())
+          if (e->kind()->str() == "charge" && e->bid_id() == bid && e->amount_ucredits() < 0) return true;
+        return false;
+      },
+      10s));
   // In force in libvirt: quota 750 mc x 100 ms and the weight in the same proportion as the baseline.
   const long long want_quota = (250 + won) * 100;
   std::pair<long long, long long> raised;
-  ASSERT_TRUE(test::wait_until([&] {
-    raised = sched_in_force(sla_name);
-    return raised.first == want_quota;
-  }, 5s)) << "vcpu_quota " << raised.first << ", wanted " << want_quota;
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        raised = sched_in_force(sla_name);
+        return raised.first == want_quota;
+      },
+      5s))
+      << "vcpu_quota " << raised.first << ", wanted " << want_quota;
   EXPECT_EQ(raised.second, (baseline_sched.second * want_quota + 12500) / 25000)
       << "cpu_shares should scale with the quota from the baseline's " << baseline_sched.second;
   std::cout << "in force: vcpu_quota " << baseline_sched.first << " -> " << raised.first << ", cpu_shares "
@@ -346,10 +371,13 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   // The market stops renewing: at the lease's end (3 s) the agent puts the baseline quota and weight back.
   market->stop();
   std::pair<long long, long long> back;
-  EXPECT_TRUE(test::wait_until([&] {
-    back = sched_in_force(sla_name);
-    return back == baseline_sched;
-  }, 10s)) << "after the lease: vcpu_quota " << back.first << ", cpu_shares " << back.second;
+  EXPECT_TRUE(test::wait_until(
+      [&] {
+        back = sched_in_force(sla_name);
+        return back == baseline_sched;
+      },
+      10s))
+      << "after the lease: vcpu_quota " << back.first << ", cpu_shares " << back.second;
   server.stop();
   agent.stop(SIGTERM);
   for (auto& [name, uuid] : vms) sh(tb + " load " + name + " cpu=0", &st);

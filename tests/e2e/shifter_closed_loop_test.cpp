@@ -31,9 +31,9 @@ struct Window {
   double net_tx_bytes = 0;      // B/s the guest sent (before the policer, as libvirt counts)
   double net_tx_delivered = 0;  // B/s let out: net_tx_bytes - net_tx_policed_bytes
   // libvirt's, the referee.
-  double vcpu_pct = 0;          // vCPU threads only, % of one core
-  double rd_req = 0;            // the disk's read requests/s
-  double tap_tx_bytes = 0;      // B/s the guest sent
+  double vcpu_pct = 0;      // vCPU threads only, % of one core
+  double rd_req = 0;        // the disk's read requests/s
+  double tap_tx_bytes = 0;  // B/s the guest sent
 };
 
 class ShifterClosedLoop : public ::testing::Test {
@@ -71,16 +71,17 @@ class ShifterClosedLoop : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
     // The agent reads the policer's drops from its pinned maps; this one is not pinned, so read it directly.
-    probes->set_policer_source([pol = policer.get()](uint32_t ifindex, bool guest_rx)
-                                   -> std::optional<agent::KpiProbes::PolicerCounts> {
-      auto s = pol->stats(ifindex, guest_rx ? NetDirection::guest_in : NetDirection::guest_out);
-      if (!s) return std::nullopt;
-      return agent::KpiProbes::PolicerCounts{s->drop_packets, s->drop_bytes};
-    });
+    probes->set_policer_source(
+        [pol = policer.get()](uint32_t ifindex, bool guest_rx) -> std::optional<agent::KpiProbes::PolicerCounts> {
+          auto s = pol->stats(ifindex, guest_rx ? NetDirection::guest_in : NetDirection::guest_out);
+          if (!s) return std::nullopt;
+          return agent::KpiProbes::PolicerCounts{s->drop_packets, s->drop_bytes};
+        });
     auto m = LibvirtMechanisms::connect({}, policer.get());
     ASSERT_TRUE(m.ok()) << m.error().what();
     mech = std::move(m).value();
-    engine = std::make_unique<ShiftEngine>(*mech, [] { return WallClock::now(); }, ShiftEngine::Options{});
+    engine = std::make_unique<ShiftEngine>(
+        *mech, [] { return WallClock::now(); }, ShiftEngine::Options{});
   }
   void TearDown() override {
     if (engine) engine->controller_lost();  // back to baseline whatever happened
@@ -206,9 +207,8 @@ TEST_F(ShifterClosedLoop, UnrenewedLeaseRevertsToBaselineWithinLeasePlusOneSecon
   ASSERT_TRUE(baseline.ok());
   constexpr auto kLease = 2000ms;
   const auto t0 = std::chrono::steady_clock::now();
-  ShiftOutcome out = shift({{Resource::cpu_millicores, 300, {}}, {Resource::disk_iops, 80, {}},
-                            {Resource::net_out_kbps, 5000, {}}},
-                           kLease);
+  ShiftOutcome out = shift(
+      {{Resource::cpu_millicores, 300, {}}, {Resource::disk_iops, 80, {}}, {Resource::net_out_kbps, 5000, {}}}, kLease);
   ASSERT_TRUE(out.ok()) << out.error->what();
   ASSERT_NE(out.in_force, *baseline);
   // The agent's lease timer: expire_due every 100 ms. The check reads libvirt and the policer directly.

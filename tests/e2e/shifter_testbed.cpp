@@ -45,7 +45,8 @@ ShiftTestbed::ShiftTestbed(const std::string& tag) {
   g_teardown = tb + " down --prefix " + prefix_ + " >/dev/null 2>&1";
   for (int sig : {SIGINT, SIGTERM, SIGABRT, SIGSEGV})
     std::signal(sig, [](int s) {
-      if (std::system(g_teardown.c_str()) != 0) {}
+      if (std::system(g_teardown.c_str()) != 0) {
+      }
       std::signal(s, SIG_DFL);
       std::raise(s);
     });

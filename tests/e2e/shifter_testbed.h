@@ -33,9 +33,9 @@ class ShiftTestbed {
   // `scripts/testbed load VM targets...`; false on failure.
   bool load(const std::string& targets) const;
   // Counters (monotonic totals).
-  uint64_t vcpu_time_ns() const;     // sum of vCPU thread times
-  uint64_t disk_read_reqs() const;   // rd_req of the first disk
-  uint64_t tap_rx_bytes() const;     // host tap received = guest sent (before tc ingress)
+  uint64_t vcpu_time_ns() const;    // sum of vCPU thread times
+  uint64_t disk_read_reqs() const;  // rd_req of the first disk
+  uint64_t tap_rx_bytes() const;    // host tap received = guest sent (before tc ingress)
 
  private:
   std::string prefix_, vm_, error_, disk_ = "vda", tap_, uuid_;

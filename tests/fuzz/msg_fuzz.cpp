@@ -39,12 +39,24 @@ void walk(const v1::HostHello* h) {
   if (h->vms())
     for (auto* vm : *h->vms()) sink += vm->uuid()->size() + (vm->baseline() ? vm->baseline()->size() : 0);
 }
-void walk(const v1::Heartbeat* h) { sink += h->sender()->size(); }
-void walk(const v1::ShiftCommand* c) { sink += msg::to_shift_order(*c).adjustments.size(); }
-void walk(const v1::ShiftResult* r) { sink += msg::to_shift_outcome(*r).in_force.size(); }
-void walk(const v1::LeaseRenew* l) { sink += msg::to_lease_renewal(*l).command_ids.size(); }
-void walk(const v1::ApiRequest* r) { sink += static_cast<uint64_t>(r->body_type()) + r->request_id(); }
-void walk(const v1::ApiReply* r) { sink += static_cast<uint64_t>(r->body_type()); }
+void walk(const v1::Heartbeat* h) {
+  sink += h->sender()->size();
+}
+void walk(const v1::ShiftCommand* c) {
+  sink += msg::to_shift_order(*c).adjustments.size();
+}
+void walk(const v1::ShiftResult* r) {
+  sink += msg::to_shift_outcome(*r).in_force.size();
+}
+void walk(const v1::LeaseRenew* l) {
+  sink += msg::to_lease_renewal(*l).command_ids.size();
+}
+void walk(const v1::ApiRequest* r) {
+  sink += static_cast<uint64_t>(r->body_type()) + r->request_id();
+}
+void walk(const v1::ApiReply* r) {
+  sink += static_cast<uint64_t>(r->body_type());
+}
 void walk(const v1::MarketEvent* e) {
   // The nested report is header-checked only: consumers decode it leniently, from an aligned copy.
   if (auto* k = e->body_as_KpiUpdate()) {

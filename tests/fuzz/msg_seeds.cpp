@@ -46,14 +46,16 @@ int main(int argc, char** argv) {
   put(dir, "decode_market_event", ev);
   f.Clear();
   std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{v1::CreateResourceAmount(f, v1::Resource::cpu, 1000)};
-  std::vector<flatbuffers::Offset<v1::VmBaselineInfo>> vms{v1::CreateVmBaselineInfoDirect(f, uuid, "vm", "acct", "gold", true, &base, 1024)};
+  std::vector<flatbuffers::Offset<v1::VmBaselineInfo>> vms{
+      v1::CreateVmBaselineInfoDirect(f, uuid, "vm", "acct", "gold", true, &base, 1024)};
   f.Finish(v1::CreateHostHelloDirect(f, "host-a", 1, 1, "0.1", &base, &vms, 1'000'000'000), v1::HostHelloIdentifier());
   put(dir, "decode_host_hello", f);
   f.Clear();
   f.Finish(v1::CreateHeartbeatDirect(f, "host-a", 1, 1, 1), v1::HeartbeatIdentifier());
   put(dir, "decode_heartbeat", f);
   f.Clear();
-  msg::ShiftOrder o{1, uuid, {{v1::Resource::cpu, 1500, ""}, {v1::Resource::migrate, 0, "host-b"}}, 5'000'000'000ULL, 1};
+  msg::ShiftOrder o{
+      1, uuid, {{v1::Resource::cpu, 1500, ""}, {v1::Resource::migrate, 0, "host-b"}}, 5'000'000'000ULL, 1};
   msg::encode_shift_command(f, o);
   put(dir, "decode_shift_command", f);
   f.Clear();

@@ -61,9 +61,9 @@ TEST_F(AgentRun, StartsFromConfigPublishesAndServesMetrics) {
                           cc.endpoints.ingest + "\"\ncontrol = \"" + cc.endpoints.control +
                           "\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n[lease]\nstate_file = \"" + path("leases.json") +
                           "\"\n");
-  test::AgentProcess agent({agent_bin, "run", "--config", path("agent.toml"), "--set", "log.level=debug",
-                            "--synthetic-vms", "2"},
-                           path("agent.out"));
+  test::AgentProcess agent(
+      {agent_bin, "run", "--config", path("agent.toml"), "--set", "log.level=debug", "--synthetic-vms", "2"},
+      path("agent.out"));
   std::optional<uint16_t> port;
   ASSERT_TRUE(test::wait_until([&] { return (port = agent.metrics_port()).has_value() || !agent.alive(); }, 10s));
   ASSERT_TRUE(port) << agent.log();

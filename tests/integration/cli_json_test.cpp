@@ -5,9 +5,9 @@
 // to morphctl without --json or an example, or without an entry below, fails this test. Also: exit codes and
 // errors that name what was wrong (1 refused, 2 usage, 3 unreachable).
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "tests/integration/process_support.h"
@@ -24,9 +24,9 @@ const std::set<std::string> kWriteCommands = {"keys gen",    "vms set-owner", "a
                                               "bids submit", "bids amend",    "bids cancel",     "policy set"};
 
 struct ReadCommand {
-  std::vector<std::string> args;     // after the command path ({vm}, {ipc} are substituted)
-  bool array = true;                 // top-level JSON array (else an object)
-  std::vector<std::string> fields;   // every element (or the object) has these
+  std::vector<std::string> args;    // after the command path ({vm}, {ipc} are substituted)
+  bool array = true;                // top-level JSON array (else an object)
+  std::vector<std::string> fields;  // every element (or the object) has these
 };
 
 const std::map<std::string, ReadCommand> kReadCommands = {
@@ -41,8 +41,12 @@ const std::map<std::string, ReadCommand> kReadCommands = {
     {"ledger show", {{"--account", "demo"}, true, {"tick", "account", "kind", "amount_ucredits", "bid_id"}}},
     {"shifts list", {{}, true, {"host", "command_id", "vm", "phase", "settings"}}},
     {"policy get", {{"{vm}"}, false, {"vm", "rescue", "runq_wait_permille", "max_price_ucredits"}}},
-    {"quote", {{"--vm", "{vm}", "--quantity", "100"}, false, {"host", "resource", "tier", "available", "price_ucredits", "history"}}},
-    {"top", {{"--ipc-dir", "{ipc}", "--count", "1"}, false, {"hosts", "vms", "allocations", "prices", "shifts", "bids"}}},
+    {"quote",
+     {{"--vm", "{vm}", "--quantity", "100"},
+      false,
+      {"host", "resource", "tier", "available", "price_ucredits", "history"}}},
+    {"top",
+     {{"--ipc-dir", "{ipc}", "--count", "1"}, false, {"hosts", "vms", "allocations", "prices", "shifts", "bids"}}},
     {"commands", {{}, true, {"command", "json", "example"}}},
 };
 
@@ -64,29 +68,36 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
   ASSERT_NO_FATAL_FAILURE(env.start("info", 2));
   // Data for every list: the synthetic VMs (owner "demo"), an account, a bid that wins, a policy.
   std::string vm;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto j = js(env.morphctl({"vms", "list", "--json"}));
-    if (!j.is_array() || j.size() != 2) return false;
-    vm = j[0]["vm"];
-    return true;
-  }, 15s)) << env.agent->err();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto j = js(env.morphctl({"vms", "list", "--json"}));
+        if (!j.is_array() || j.size() != 2) return false;
+        vm = j[0]["vm"];
+        return true;
+      },
+      15s))
+      << env.agent->err();
   auto r = env.morphctl({"accounts", "create", "demo", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(js(r)["account"], "demo");
   r = env.morphctl({"accounts", "deposit", "demo", "100000000", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(js(r)["balance_ucredits"], 100000000);
-  r = env.morphctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
+  r = env.morphctl(
+      {"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_TRUE(js(r).contains("bid_id")) << r.out;
   r = env.morphctl({"policy", "set", vm, "--rescue", "off", "--runq-wait-permille", "300", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(js(r)["runq_wait_permille"], 300);
-  ASSERT_TRUE(test::wait_until([&] {
-    auto a = js(env.morphctl({"allocations", "list", "--json"}));
-    auto s = js(env.morphctl({"shifts", "list", "--json"}));
-    return a.is_array() && !a.empty() && s.is_array() && !s.empty();
-  }, 15s)) << "the bid did not win: " << env.controller->err();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto a = js(env.morphctl({"allocations", "list", "--json"}));
+        auto s = js(env.morphctl({"shifts", "list", "--json"}));
+        return a.is_array() && !a.empty() && s.is_array() && !s.empty();
+      },
+      15s))
+      << "the bid did not win: " << env.controller->err();
 
   // The command tree, from morphctl itself.
   r = env.morphctl({"commands", "--json"});
@@ -110,7 +121,8 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
     auto h = env.morphctl(argv);
     EXPECT_EQ(h.rc, 0) << h.err;
     EXPECT_NE(h.out.find("Example"), std::string::npos) << "no example in --help:\n" << h.out;
-    EXPECT_NE(h.out.find("  morphctl " + path), std::string::npos) << "the example does not show the command:\n" << h.out;
+    EXPECT_NE(h.out.find("  morphctl " + path), std::string::npos) << "the example does not show the command:\n"
+                                                                   << h.out;
     EXPECT_EQ(c["example"].get<std::string>().rfind("morphctl " + path, 0), 0u) << c.dump();
 
     if (!read) continue;
@@ -130,7 +142,8 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
         for (auto& f : rc.fields) EXPECT_TRUE(e.contains(f)) << "field " << f << " missing in " << e.dump();
     } else {
       ASSERT_TRUE(j.is_object()) << out.out;
-      for (auto& f : rc.fields) EXPECT_TRUE(j.contains(f)) << "field " << f << " missing in " << j.dump().substr(0, 400);
+      for (auto& f : rc.fields)
+        EXPECT_TRUE(j.contains(f)) << "field " << f << " missing in " << j.dump().substr(0, 400);
     }
   }
   // Every command this test knows still exists (a renamed command must be renamed here too).

@@ -4,8 +4,8 @@
 // agent receives the ShiftCommand (and answers it), events are published, and bad bids are refused with
 // their reason and exit status 1. A second test runs the api over tcp with CURVE: a tenant acts only on
 // its own account.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -91,13 +91,20 @@ class MarketProcesses : public ::testing::Test {
   void TearDown() override {
     agent_.reset();
     ctl_.reset();
-    if (!HasFailure()) std::filesystem::remove_all(dir_);
-    else std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+    if (!HasFailure())
+      std::filesystem::remove_all(dir_);
+    else
+      std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
   }
   void start_controller(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {MORPH_CONTROLLER, "--log-level", "debug", "run", "--tick", "200ms", "--lease", "2s",
-                                     "--set", "ledger.path=" + dir_ + "/ledger.db", "--set", "metrics.listen=127.0.0.1:0",
-                                     "--set", "market.reserve.cpu=2", "--set", "dashboard.listen="};
+    std::vector<std::string> argv = {MORPH_CONTROLLER, "--log-level",
+                                     "debug",          "run",
+                                     "--tick",         "200ms",
+                                     "--lease",        "2s",
+                                     "--set",          "ledger.path=" + dir_ + "/ledger.db",
+                                     "--set",          "metrics.listen=127.0.0.1:0",
+                                     "--set",          "market.reserve.cpu=2",
+                                     "--set",          "dashboard.listen="};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ctl_ = std::make_unique<Process>(argv, dir_ + "/ctl.out");
     ASSERT_TRUE(wait_until([&] { return slurp(dir_ + "/ctl.out").find("events ") != std::string::npos; }, 10s))
@@ -113,20 +120,22 @@ class MarketProcesses : public ::testing::Test {
   void start_agent(int vms = 2) {
     agent_ = std::make_unique<Process>(
         std::vector<std::string>{MSG_AGENT_PROC, "run", "--host", "h1", "--ingest", bound("ingest"), "--control",
-                                 bound("control"), "--synthetic-vms", std::to_string(vms), "--interval", "200ms", "--set",
-                                 "metrics.listen=", "--set", "lease.state_file="},
+                                 bound("control"), "--synthetic-vms", std::to_string(vms), "--interval", "200ms",
+                                 "--set", "metrics.listen=", "--set", "lease.state_file="},
         dir_ + "/agent.out");
   }
   // The agent started, its two synthetic VMs known to the controller (`vm`: the first), and their owner
   // "demo" created and funded.
   void start_agent_with_funded_owner(std::string& vm) {
     start_agent();
-    ASSERT_TRUE(wait_until([&] {
-      auto j = ctl({"vms", "list", "--json"}).js();
-      if (!j.is_array() || j.size() != 2) return false;
-      vm = j[0]["vm"];
-      return true;
-    }, 10s));
+    ASSERT_TRUE(wait_until(
+        [&] {
+          auto j = ctl({"vms", "list", "--json"}).js();
+          if (!j.is_array() || j.size() != 2) return false;
+          vm = j[0]["vm"];
+          return true;
+        },
+        10s));
     ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
     ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
   }
@@ -158,13 +167,15 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
 
   // The synthetic VMs (owner "demo") reach the controller.
   std::string vm;
-  ASSERT_TRUE(wait_until([&] {
-    auto r = ctl({"vms", "list", "--json"});
-    auto j = r.js();
-    if (r.rc != 0 || !j.is_array() || j.size() != 2) return false;
-    vm = j[0]["vm"];
-    return true;
-  }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = ctl({"vms", "list", "--json"});
+        auto j = r.js();
+        if (r.rc != 0 || !j.is_array() || j.size() != 2) return false;
+        vm = j[0]["vm"];
+        return true;
+      },
+      10s));
 
   // Accounts: create, refuse a duplicate, fund.
   auto r = ctl({"accounts", "create", "demo", "--json"});
@@ -194,7 +205,10 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   EXPECT_NE(r.err.find("unknown account ghost"), std::string::npos) << r.err;
   // Usage errors are 2, an unreachable controller 3.
   EXPECT_EQ(ctl({"bids", "submit", "--account", "demo"}).rc, 2);
-  EXPECT_EQ(ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "5", "--max-price", "9", "--tier", "gold"}).rc, 2);
+  EXPECT_EQ(
+      ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "5", "--max-price", "9", "--tier", "gold"})
+          .rc,
+      2);
   {
     std::vector<std::string> saved = prefix_;
     prefix_ = {"--connect", "ipc://" + dir_ + "/nowhere/api", "--timeout-ms", "500"};
@@ -214,10 +228,13 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   uint64_t bid = r.js()["bid_id"];
-  ASSERT_TRUE(wait_until([&] {
-    auto a = ctl({"allocations", "list", "--json"}).js();
-    return a.is_array() && a.size() == 1 && a[0]["quantity"] == 500 && a[0]["price_ucredits"] == 2 && a[0]["bid_id"] == bid;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto a = ctl({"allocations", "list", "--json"}).js();
+        return a.is_array() && a.size() == 1 && a[0]["quantity"] == 500 && a[0]["price_ucredits"] == 2 &&
+               a[0]["bid_id"] == bid;
+      },
+      5s));
   auto bl = ctl({"bids", "list", "--account", "demo", "--json"}).js();
   ASSERT_TRUE(bl.is_array() && bl.size() == 1);
   EXPECT_EQ(bl[0]["filled"], 500);
@@ -225,27 +242,33 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   // The agent received the ShiftCommand: baseline 1000 + 500 millicores; its answer came back under the
   // same command id (the synthetic agent has no shifting engine, so it refuses to apply it).
   uint64_t cmd = 0;
-  ASSERT_TRUE(wait_until([&] {
-    auto s = ctl({"shifts", "list", "--json"}).js();
-    if (!s.is_array()) return false;
-    for (auto& x : s)
-      if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1500) cmd = x["command_id"];
-    for (auto& x : s)
-      if (cmd && x["command_id"] == cmd && x["phase"] == "failed") return true;
-    return false;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = ctl({"shifts", "list", "--json"}).js();
+        if (!s.is_array()) return false;
+        for (auto& x : s)
+          if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1500)
+            cmd = x["command_id"];
+        for (auto& x : s)
+          if (cmd && x["command_id"] == cmd && x["phase"] == "failed") return true;
+        return false;
+      },
+      5s));
   std::this_thread::sleep_for(1s);  // a few charged ticks
 
   // Cancel; the allocation ends and the baseline is sent back.
   r = ctl({"bids", "cancel", std::to_string(bid)});
   ASSERT_EQ(r.rc, 0) << r.err;
   ASSERT_TRUE(wait_until([&] { return ctl({"allocations", "list", "--json"}).js() == json::array(); }, 5s));
-  ASSERT_TRUE(wait_until([&] {
-    auto s = ctl({"shifts", "list", "--json"}).js();
-    for (auto& x : s)
-      if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1000) return true;
-    return false;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = ctl({"shifts", "list", "--json"}).js();
+        for (auto& x : s)
+          if (x["phase"] == "sent" && x["vm"] == vm && x["settings"].size() == 1 && x["settings"][0]["value"] == 1000)
+            return true;
+        return false;
+      },
+      5s));
 
   // The ledger: every charge is exactly 500 × 2 µcr × 0.2 s = 200, and the balance fell by exactly their sum.
   auto led = ctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"}).js();
@@ -382,7 +405,11 @@ TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
   };
 
   agent_->stop(SIGKILL);
-  ASSERT_TRUE(wait_until([&] { return ctl({"allocations", "list", "--json"}).js() == json::array(); }, 10s))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return ctl({"allocations", "list", "--json"}).js() == json::array();
+      },
+      10s))
       << "the allocation of a down host did not end";
   const int charged = charges();
   EXPECT_GT(charged, 0);
@@ -417,7 +444,8 @@ TEST_F(MarketProcesses, GoneVmsBidsSitOutUntilItIsBack) {
   ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
   std::map<std::string, uint64_t> bid_of;
   for (auto& vm : both) {
-    auto r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
+    auto r =
+        ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
     ASSERT_EQ(r.rc, 0) << r.err;
     bid_of[vm] = r.js()["bid_id"];
   }
@@ -471,12 +499,14 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   ASSERT_EQ(r.rc, 0) << r.err;
 
   json rescue;
-  ASSERT_TRUE(wait_until([&] {
-    auto b = ctl({"bids", "list", "--vm", vm, "--json"}).js();
-    if (!b.is_array() || b.size() != 1) return false;
-    rescue = b[0];
-    return true;
-  }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto b = ctl({"bids", "list", "--vm", vm, "--json"}).js();
+        if (!b.is_array() || b.size() != 1) return false;
+        rescue = b[0];
+        return true;
+      },
+      10s));
   EXPECT_EQ(rescue["rescue"], true);
   EXPECT_EQ(rescue["tier"], "sla");
   EXPECT_EQ(rescue["account"], "demo");
@@ -484,15 +514,19 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   uint64_t bid = rescue["bid_id"];
   EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["rescue_bid_id"], bid);
   // It wins: an allocation for the rescue bid, charged in the ledger.
-  ASSERT_TRUE(wait_until([&] {
-    auto a = ctl({"allocations", "list", "--vm", vm, "--json"}).js();
-    return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid && a[0]["quantity"] == rescue["quantity"];
-  }, 5s));
-  ASSERT_TRUE(wait_until([&] {
-    for (auto& e : ctl({"ledger", "show", "--account", "demo", "--json"}).js())
-      if (e["kind"] == "charge" && e["bid_id"] == bid) return true;
-    return false;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto a = ctl({"allocations", "list", "--vm", vm, "--json"}).js();
+        return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid && a[0]["quantity"] == rescue["quantity"];
+      },
+      5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (auto& e : ctl({"ledger", "show", "--account", "demo", "--json"}).js())
+          if (e["kind"] == "charge" && e["bid_id"] == bid) return true;
+        return false;
+      },
+      5s));
 
   // Recovery: nothing is over the threshold any more; the rescue is retired and the allocation ends.
   ASSERT_EQ(ctl({"policy", "set", vm, "--runq-wait-permille", "1000"}).rc, 0);
@@ -543,31 +577,45 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   // vm2 belongs to "other" by an admin override; it bids with an expiry an hour away.
   auto r = ctl({"vms", "set-owner", vm2, "other"});
   ASSERT_EQ(r.rc, 0) << r.err;
-  r = ctl({"bids", "submit", "--account", "other", "--vm", vm2, "--quantity", "300", "--max-price", "7",
-           "--expires-in", "1h", "--json"});
+  r = ctl({"bids", "submit", "--account", "other", "--vm", vm2, "--quantity", "300", "--max-price", "7", "--expires-in",
+           "1h", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const uint64_t other_bid = r.js()["bid_id"];
   const uint64_t expires_ns = r.js()["expires_ns"];
   // vm1: a rescue policy that breaches at once (the synthetic KPIs wait a few per mille), with a budget.
-  r = ctl({"policy", "set", vm1, "--rescue", "on", "--runq-wait-permille", "1", "--blk-p99-us", "0", "--max-price", "20",
-           "--budget-per-hour", "90000000", "--breach-intervals", "2", "--recover-intervals", "4", "--cpu-step", "400",
-           "--disk-iops-step", "250", "--net-kbps-step", "3000"});
+  r = ctl({"policy",   "set",
+           vm1,        "--rescue",
+           "on",       "--runq-wait-permille",
+           "1",        "--blk-p99-us",
+           "0",        "--max-price",
+           "20",       "--budget-per-hour",
+           "90000000", "--breach-intervals",
+           "2",        "--recover-intervals",
+           "4",        "--cpu-step",
+           "400",      "--disk-iops-step",
+           "250",      "--net-kbps-step",
+           "3000"});
   ASSERT_EQ(r.rc, 0) << r.err;
   json rescue;
-  ASSERT_TRUE(wait_until([&] {
-    auto b = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
-    if (!b.is_array() || b.size() != 1) return false;
-    rescue = b[0];
-    return true;
-  }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto b = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
+        if (!b.is_array() || b.size() != 1) return false;
+        rescue = b[0];
+        return true;
+      },
+      10s));
   ASSERT_EQ(rescue["rescue"], true);
   const uint64_t rescue_bid = rescue["bid_id"];
   // Both bids are charged for a few ticks.
-  ASSERT_TRUE(wait_until([&] {
-    std::set<uint64_t> charged;
-    for (auto& e : ctl({"ledger", "show", "--kind", "charge", "--limit", "1000", "--json"}).js()) charged.insert(e["bid_id"].get<uint64_t>());
-    return charged.contains(rescue_bid) && charged.contains(other_bid);
-  }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::set<uint64_t> charged;
+        for (auto& e : ctl({"ledger", "show", "--kind", "charge", "--limit", "1000", "--json"}).js())
+          charged.insert(e["bid_id"].get<uint64_t>());
+        return charged.contains(rescue_bid) && charged.contains(other_bid);
+      },
+      10s));
   std::this_thread::sleep_for(600ms);
   auto quote_before = ctl({"quote", "--vm", vm2, "--quantity", "1", "--history", "5", "--json"}).js();
   ASSERT_TRUE(quote_before["history"].is_array() && !quote_before["history"].empty()) << quote_before.dump();
@@ -599,7 +647,8 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   ASSERT_TRUE(ob.is_array() && ob.size() == 1) << ob.dump();
   EXPECT_EQ(ob[0]["bid_id"], other_bid);
   // Expiry counts ticks: the restart adds at most the downtime plus a tick or two.
-  const int64_t drift_ms = (static_cast<int64_t>(ob[0]["expires_ns"].get<uint64_t>()) - static_cast<int64_t>(expires_ns)) / 1'000'000;
+  const int64_t drift_ms =
+      (static_cast<int64_t>(ob[0]["expires_ns"].get<uint64_t>()) - static_cast<int64_t>(expires_ns)) / 1'000'000;
   EXPECT_GT(drift_ms, -2'000) << drift_ms;
   EXPECT_LT(drift_ms, 30'000) << drift_ms;
   auto rb = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
@@ -629,7 +678,8 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   std::vector<uint64_t> paged;
   std::string before;
   for (int page = 0; page < 1000; ++page) {
-    std::vector<std::string> args = {"ledger", "show", "--account", "other", "--kind", "charge", "--limit", "2", "--json"};
+    std::vector<std::string> args = {"ledger", "show",    "--account", "other", "--kind",
+                                     "charge", "--limit", "2",         "--json"};
     if (!before.empty()) args.insert(args.end(), {"--before", before});
     r = ctl(args);
     ASSERT_EQ(r.rc, 0) << r.err;
@@ -653,8 +703,10 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   EXPECT_TRUE(old_tick) << q.dump();
   // The balance is exactly deposits minus every charge in the ledger.
   int64_t sum = 0;
-  for (auto& e : ctl({"ledger", "show", "--account", "demo", "--limit", "10000", "--json"}).js()) sum += e["amount_ucredits"].get<int64_t>();
-  EXPECT_LE(ctl({"accounts", "get", "demo", "--json"}).js()["balance_ucredits"].get<int64_t>(), sum);  // later ticks only lower it
+  for (auto& e : ctl({"ledger", "show", "--account", "demo", "--limit", "10000", "--json"}).js())
+    sum += e["amount_ucredits"].get<int64_t>();
+  EXPECT_LE(ctl({"accounts", "get", "demo", "--json"}).js()["balance_ucredits"].get<int64_t>(),
+            sum);  // later ticks only lower it
   EXPECT_GT(sum, 0);
 
   // Recovery retires the restored rescue.

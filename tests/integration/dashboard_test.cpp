@@ -7,13 +7,15 @@
 // generated key), a port clash on dashboard.listen (a start-up error naming the key), start_dashboard() as a
 // library, morph-dashboard as its own process, and `morphctl top --count 2` (run_top) printing the three VMs
 // with numbers. Needs Debian's chromium for the browser part.
-#include <gtest/gtest.h>
+#include "controller/dashboard/dashboard.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/wait.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,7 +25,6 @@
 #include <thread>
 
 #include "controller/cli/top.h"
-#include "controller/dashboard/dashboard.h"
 #include "tests/integration/msg_support.h"
 #include "tests/integration/process_support.h"
 #include "tests/support/requirements.h"
@@ -96,9 +97,18 @@ bool has_vms_with_kpis(const nlohmann::json& j, const std::string& host, size_t 
 }
 
 std::vector<std::string> chromium_argv(const fs::path& profile) {
-  return {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--user-data-dir=" + profile.string(), "--virtual-time-budget=5000", "--window-size=1400,1100",
+  return {"/usr/bin/chromium",
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--user-data-dir=" + profile.string(),
+          "--virtual-time-budget=5000",
+          "--window-size=1400,1100",
           "--hide-scrollbars"};
 }
 
@@ -113,10 +123,10 @@ class Dashboard : public ::testing::Test {
     std::string agent = test::binary_dir() + "/hostagent/morph-agent";
     for (auto& b : {controller, agent})
       if (access(b.c_str(), X_OK) != 0) GTEST_FAIL() << b << " is not built";
-    ctl = std::make_unique<Child>(std::vector<std::string>{controller, "run", "--ipc-dir", ipc.string(), "--ledger",
-                                                           (dir / "ledger.db").string(), "--metrics-listen", "",
-                                                           "--dashboard-listen", "127.0.0.1:0"},
-                                  dir / "controller.out");
+    ctl = std::make_unique<Child>(
+        std::vector<std::string>{controller, "run", "--ipc-dir", ipc.string(), "--ledger", (dir / "ledger.db").string(),
+                                 "--metrics-listen", "", "--dashboard-listen", "127.0.0.1:0"},
+        dir / "controller.out");
     ASSERT_TRUE(wait_until([&] { return !(url = printed_url(dir / "controller.out")).empty(); }, 10s))
         << slurp(dir / "controller.out") << slurp(dir / "controller.out.err");
     agt = std::make_unique<Child>(
@@ -165,13 +175,16 @@ TEST_F(Dashboard, PageInHeadlessChromiumShowsHostsVmsKpiChartsAndTheMarket) {
     ASSERT_EQ(rc, 0) << out << slurp(dir / "morphctl.out.err");
   }
   uint64_t bid = nlohmann::json::parse(slurp(dir / "morphctl.out"))["bid_id"];
-  ASSERT_TRUE(wait_until([&] {
-    st = state_of(url);
-    if (!st.is_object() || st["allocations"].empty() || st["shifts"].empty() || st["bids"].empty()) return false;
-    for (auto& p : st["prices"])
-      if (p["t"].size() >= 2) return true;
-    return false;
-  }, 20s)) << "no allocation, shift, bid outcome or price history on the dashboard: " << st.dump().substr(0, 600);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        st = state_of(url);
+        if (!st.is_object() || st["allocations"].empty() || st["shifts"].empty() || st["bids"].empty()) return false;
+        for (auto& p : st["prices"])
+          if (p["t"].size() >= 2) return true;
+        return false;
+      },
+      20s))
+      << "no allocation, shift, bid outcome or price history on the dashboard: " << st.dump().substr(0, 600);
 
   auto argv = chromium_argv(dir / "profile");
   argv.push_back("--dump-dom");
@@ -184,7 +197,8 @@ TEST_F(Dashboard, PageInHeadlessChromiumShowsHostsVmsKpiChartsAndTheMarket) {
   // The charts drew points: data-points on the CPU and run-queue canvases, ≥ 3 VMs × 5 samples.
   for (auto* id : {"chart-cpu", "chart-runq"}) {
     std::smatch m;
-    std::regex re(std::string("id=\"") + id + "\"[^>]*data-points=\"([0-9]+)\"|data-points=\"([0-9]+)\"[^>]*id=\"" + id + "\"");
+    std::regex re(std::string("id=\"") + id + "\"[^>]*data-points=\"([0-9]+)\"|data-points=\"([0-9]+)\"[^>]*id=\"" +
+                  id + "\"");
     ASSERT_TRUE(std::regex_search(dom, m, re)) << id << " has no data-points attribute";
     long n = std::stol(m[1].matched ? m[1].str() : m[2].str());
     EXPECT_GE(n, 15) << id;
@@ -206,7 +220,8 @@ TEST_F(Dashboard, PageInHeadlessChromiumShowsHostsVmsKpiChartsAndTheMarket) {
   EXPECT_NE(shifts.find("cpu="), std::string::npos) << "the shift's settings: " << shifts;
   for (auto [id, min] : {std::pair{"chart-price", 2}, std::pair{"chart-alloc", 1}}) {
     std::smatch m;
-    std::regex re(std::string("id=\"") + id + "\"[^>]*data-points=\"([0-9]+)\"|data-points=\"([0-9]+)\"[^>]*id=\"" + id + "\"");
+    std::regex re(std::string("id=\"") + id + "\"[^>]*data-points=\"([0-9]+)\"|data-points=\"([0-9]+)\"[^>]*id=\"" +
+                  id + "\"");
     ASSERT_TRUE(std::regex_search(dom, m, re)) << id << " has no data-points attribute";
     EXPECT_GE(std::stol(m[1].matched ? m[1].str() : m[2].str()), min) << id;
   }
@@ -226,7 +241,8 @@ TEST_F(Dashboard, PageInHeadlessChromiumShowsHostsVmsKpiChartsAndTheMarket) {
 TEST_F(Dashboard, StateJsonCarriesKpiHistoryPerVm) {
   auto d = dashboard::start_dashboard({fleet::ipc_options(ipc.string()), "127.0.0.1:0"});
   ASSERT_TRUE(d) << d.error().describe();
-  ASSERT_TRUE((*d)->fleet().wait_for([](const fleet::FleetState& s) { return s.vms.size() == 3 && s.vms.begin()->second.kpis.size() >= 4; }, 15s));
+  ASSERT_TRUE((*d)->fleet().wait_for(
+      [](const fleet::FleetState& s) { return s.vms.size() == 3 && s.vms.begin()->second.kpis.size() >= 4; }, 15s));
   auto j = dashboard::state_json((*d)->fleet().state(), 3);
   ASSERT_EQ(j["vms"].size(), 3u);
   for (auto& vm : j["vms"]) {
@@ -272,10 +288,13 @@ TEST_F(Dashboard, MorphDashboardProcessServesHealthz) {
   // Page and state over real HTTP, through Chromium's network stack, are covered above; here the process
   // must come up, say where it serves, and become healthy once the controller's data arrives.
   std::string health;
-  ASSERT_TRUE(wait_until([&] {
-    health = http_get(db_url, "/healthz");
-    return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
-  }, 10s)) << health;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        health = http_get(db_url, "/healthz");
+        return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
+      },
+      10s))
+      << health;
   auto page = http_get(db_url, "/");
   EXPECT_NE(page.find("<title>Morph dashboard</title>"), std::string::npos);
   EXPECT_EQ(page.find("<script src="), std::string::npos) << "the page must be self-contained";
@@ -284,14 +303,18 @@ TEST_F(Dashboard, MorphDashboardProcessServesHealthz) {
 
 TEST_F(Dashboard, ControllerDashboardAnswersHealthzAndPage) {
   std::string health;
-  ASSERT_TRUE(wait_until([&] {
-    health = http_get(url, "/healthz");
-    return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
-  }, 10s)) << health;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        health = http_get(url, "/healthz");
+        return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
+      },
+      10s))
+      << health;
   auto page = http_get(url, "/");
   EXPECT_NE(page.find("<title>Morph dashboard</title>"), std::string::npos);
   auto bad = http_get(url, "/api/state?points=x");
-  EXPECT_TRUE(bad.starts_with("HTTP/1.1 400") && bad.find("points: expected a whole number") != std::string::npos) << bad;
+  EXPECT_TRUE(bad.starts_with("HTTP/1.1 400") && bad.find("points: expected a whole number") != std::string::npos)
+      << bad;
   // Read-only: nothing but GET is served.
   for (auto* m : {"POST", "PUT", "DELETE"}) {
     auto r = http_get(url, "/api/state", m);
@@ -310,21 +333,56 @@ TEST(DashboardCurve, ControllerOnTcpWithCurveServesItsDashboard) {
   auto ep = [] { return "tcp://127.0.0.1:" + std::to_string(test::free_port()); };
   std::string ingest = ep(), control = ep(), api = ep(), events = ep();
   fs::path out = keys.dir / "controller.out";
-  Child ctl({controller, "run", "--key", keys.path("controller.key"), "--allow", keys.path("allow"), "--ingest", ingest,
-             "--control", control, "--api", api, "--events", events, "--ledger", keys.path("ledger.db"),
-             "--metrics-listen", "", "--dashboard-listen", "127.0.0.1:0"},
+  Child ctl({controller,
+             "run",
+             "--key",
+             keys.path("controller.key"),
+             "--allow",
+             keys.path("allow"),
+             "--ingest",
+             ingest,
+             "--control",
+             control,
+             "--api",
+             api,
+             "--events",
+             events,
+             "--ledger",
+             keys.path("ledger.db"),
+             "--metrics-listen",
+             "",
+             "--dashboard-listen",
+             "127.0.0.1:0"},
             out);
   std::string url;
-  ASSERT_TRUE(wait_until([&] { return !(url = printed_url(out)).empty(); }, 10s)) << slurp(out) << slurp(out.string() + ".err");
+  ASSERT_TRUE(wait_until([&] { return !(url = printed_url(out)).empty(); }, 10s))
+      << slurp(out) << slurp(out.string() + ".err");
   EXPECT_NE(slurp(out.string() + ".err").find("CURVE on"), std::string::npos) << "the endpoints must be on CURVE";
-  Child agt({agent, "run", "--host", "host-a", "--ingest", ingest, "--control", control, "--key", keys.path("host-a.key"),
-             "--server-key", keys.path("controller.pub"), "--interval-ms", "200", "--synthetic-vms", "3",
-             "--metrics-listen", "", "--lease-state-file", ""},
+  Child agt({agent,
+             "run",
+             "--host",
+             "host-a",
+             "--ingest",
+             ingest,
+             "--control",
+             control,
+             "--key",
+             keys.path("host-a.key"),
+             "--server-key",
+             keys.path("controller.pub"),
+             "--interval-ms",
+             "200",
+             "--synthetic-vms",
+             "3",
+             "--metrics-listen",
+             "",
+             "--lease-state-file",
+             ""},
             keys.dir / "agent.out");
   nlohmann::json st;
   ASSERT_TRUE(wait_until([&] { return has_vms_with_kpis(st = state_of(url), "host-a", 3, 3); }, 20s))
-      << "the in-process dashboard saw no KPIs over CURVE: " << st.dump().substr(0, 400) << "\ncontroller: "
-      << slurp(out.string() + ".err") << "\nagent: " << slurp(keys.dir / "agent.out.err");
+      << "the in-process dashboard saw no KPIs over CURVE: " << st.dump().substr(0, 400)
+      << "\ncontroller: " << slurp(out.string() + ".err") << "\nagent: " << slurp(keys.dir / "agent.out.err");
   EXPECT_GE(st["snapshots"].get<uint64_t>(), 1u) << "the api endpoint answered the dashboard's snapshot request";
   EXPECT_EQ(st["error"], "");
   EXPECT_TRUE(ctl.alive());
@@ -346,10 +404,10 @@ TEST(DashboardCurve, PortClashOnDashboardListenIsAStartUpErrorNamingTheKey) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   fs::path dir = tmpl;
   int status = -1;
-  std::string out = run_capture({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir",
-                                 (dir / "ipc").string(), "--ledger", (dir / "ledger.db").string(), "--metrics-listen", "",
-                                 "--dashboard-listen", taken},
-                                dir / "controller.out", 20s, &status);
+  std::string out =
+      run_capture({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir", (dir / "ipc").string(),
+                   "--ledger", (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", taken},
+                  dir / "controller.out", 20s, &status);
   std::string err = slurp(dir / "controller.out.err");
   ::close(fd);
   EXPECT_EQ(status, 2) << err;
@@ -369,8 +427,8 @@ TEST(DashboardCurve, NonLoopbackListenIsServedWithAWarning) {
   fs::path out = dir / "controller.out";
   std::string url;
   {
-    Child ctl({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir", (dir / "ipc").string(), "--ledger",
-               (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", "0.0.0.0:0"},
+    Child ctl({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir", (dir / "ipc").string(),
+               "--ledger", (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", "0.0.0.0:0"},
               out);
     ASSERT_TRUE(wait_until([&] { return !(url = printed_url(out)).empty(); }, 10s)) << slurp(out.string() + ".err");
     EXPECT_TRUE(url.starts_with("http://127.0.0.1:")) << url;

@@ -32,7 +32,9 @@ MarketConfig config() {
   return c;
 }
 
-std::string account(int i) { return "acct" + std::to_string(i); }
+std::string account(int i) {
+  return "acct" + std::to_string(i);
+}
 
 void say(const std::string& line) {
   std::string l = line + "\n";
@@ -54,10 +56,14 @@ int main(int argc, char** argv) {
   long sleep_us = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
-    if (k == "--db") db = argv[i + 1];
-    else if (k == "--until") until = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--seed") seed = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--sleep-us") sleep_us = std::strtol(argv[i + 1], nullptr, 10);
+    if (k == "--db")
+      db = argv[i + 1];
+    else if (k == "--until")
+      until = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (k == "--seed")
+      seed = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (k == "--sleep-us")
+      sleep_us = std::strtol(argv[i + 1], nullptr, 10);
   }
   if (db.empty() || until == 0) {
     std::fprintf(stderr, "usage: ledger_crash_driver --db PATH --until TICK [--seed N] [--sleep-us N]\n");
@@ -77,8 +83,11 @@ int main(int argc, char** argv) {
     HostSpec hs{"h" + std::to_string(h), {4000, 8192, 2000, 200000, 1000, 1000, 3}};
     if (auto st = market.upsert_host(hs); !st.ok()) return fail(st.error());
     for (int v = 0; v < kVmsPerHost; ++v) {
-      VmSpec vm{hs.id + "-vm" + std::to_string(v), account((h * kVmsPerHost + v) % kAccounts), hs.id,
-                {200, 512, 100, 10000, 50, 50, 0}, {1500, 3072, 800, 80000, 400, 400, 1}};
+      VmSpec vm{hs.id + "-vm" + std::to_string(v),
+                account((h * kVmsPerHost + v) % kAccounts),
+                hs.id,
+                {200, 512, 100, 10000, 50, 50, 0},
+                {1500, 3072, 800, 80000, 400, 400, 1}};
       if (auto st = market.upsert_vm(vm); !st.ok()) return fail(st.error());
     }
   }
@@ -92,8 +101,14 @@ int main(int argc, char** argv) {
       int h = static_cast<int>(pick(0, kHosts - 1)), v = static_cast<int>(pick(0, kVmsPerHost - 1));
       std::string vm = "h" + std::to_string(h) + "-vm" + std::to_string(v);
       int64_t q = pick(1, 300);
-      BidRequest req{account((h * kVmsPerHost + v) % kAccounts), vm, kAllResources[static_cast<size_t>(pick(0, 6))],
-                     tiers[pick(0, 2)], q, pick(0, 1) ? 0 : pick(1, q), pick(5, 40), 0};
+      BidRequest req{account((h * kVmsPerHost + v) % kAccounts),
+                     vm,
+                     kAllResources[static_cast<size_t>(pick(0, 6))],
+                     tiers[pick(0, 2)],
+                     q,
+                     pick(0, 1) ? 0 : pick(1, q),
+                     pick(5, 40),
+                     0};
       if (pick(0, 3) == 0) req.expiry = market.last_tick() + static_cast<Tick>(pick(1, 20));
       auto r = ex.submit(req);
       if (!r.ok() && r.error().code() == Errc::io) return fail(r.error());  // refusals are expected

@@ -20,9 +20,9 @@ namespace morph::ledger {
 namespace {
 
 struct DriverRun {
-  bool exited = false;            // reached --until by itself
-  long recovered = -1;            // tick it said it recovered at
-  long last_reported = -1;        // last "committed N" read before the kill
+  bool exited = false;      // reached --until by itself
+  long recovered = -1;      // tick it said it recovered at
+  long last_reported = -1;  // last "committed N" read before the kill
   long reported = 0;
 };
 
@@ -36,8 +36,8 @@ DriverRun run_driver(const std::string& db, long until, uint64_t seed, int ms) {
     ::close(fds[0]);
     ::close(fds[1]);
     std::string u = std::to_string(until), s = std::to_string(seed);
-    ::execl(LEDGER_CRASH_DRIVER, "ledger_crash_driver", "--db", db.c_str(), "--until", u.c_str(), "--seed",
-            s.c_str(), "--sleep-us", "500", static_cast<char*>(nullptr));
+    ::execl(LEDGER_CRASH_DRIVER, "ledger_crash_driver", "--db", db.c_str(), "--until", u.c_str(), "--seed", s.c_str(),
+            "--sleep-us", "500", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -128,7 +128,8 @@ TEST(LedgerCrash, SigkillAtRandomPointsLosesNothingAndChargesNothingTwice) {
   ASSERT_TRUE(led.ok());
   auto a = (*led)->audit();
   ASSERT_TRUE(a.ok());
-  std::printf("restarts %d, SIGKILLs %d, ticks committed %ld, %s\n", restarts, kills, last_known, a->describe().c_str());
+  std::printf("restarts %d, SIGKILLs %d, ticks committed %ld, %s\n", restarts, kills, last_known,
+              a->describe().c_str());
   EXPECT_GT(a->total_charges, 0) << "the driver's market never traded";
   EXPECT_EQ(last_known, kTicks);
   EXPECT_GE(kills, 10);

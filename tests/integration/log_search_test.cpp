@@ -4,8 +4,8 @@
 // ended) and the test then greps their real stderr, exactly as an operator would with grep 'bid=<id>' and
 // grep 'vm=<uuid>'.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "tests/integration/process_support.h"
@@ -52,45 +52,61 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   env.agent = std::make_unique<test::ChildProcess>(
       std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "--log-level", "debug", "run", "--host",
                                "host-a", "--ingest", "ipc://" + (env.ipc / "ingest").string(), "--control",
-                               "ipc://" + (env.ipc / "control").string(), "--interval-ms", "200", "--synthetic-vms", "2",
-                               "--metrics-listen", "", "--lease-state-file", ""},
+                               "ipc://" + (env.ipc / "control").string(), "--interval-ms", "200", "--synthetic-vms",
+                               "2", "--metrics-listen", "", "--lease-state-file", ""},
       env.dir / "agent.out");
   std::string vm, other_vm;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto j = js(env.morphctl({"vms", "list", "--json"}));
-    if (!j.is_array() || j.size() != 2) return false;
-    vm = j[0]["vm"];
-    other_vm = j[1]["vm"];
-    return true;
-  }, 15s)) << env.agent->err();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto j = js(env.morphctl({"vms", "list", "--json"}));
+        if (!j.is_array() || j.size() != 2) return false;
+        vm = j[0]["vm"];
+        other_vm = j[1]["vm"];
+        return true;
+      },
+      15s))
+      << env.agent->err();
   ASSERT_EQ(env.morphctl({"accounts", "create", "demo"}).rc, 0);
   ASSERT_EQ(env.morphctl({"accounts", "deposit", "demo", "100000000"}).rc, 0);
   // One bid that wins, and one that fails every tick (with the winner's 2000 more than the host's 16000
   // millicores can supply, all or nothing, at a lower price), so the
   // failure path is logged too.
-  auto r = env.morphctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "2000", "--max-price", "10", "--json"});
+  auto r = env.morphctl(
+      {"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "2000", "--max-price", "10", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   uint64_t bid = js(r)["bid_id"];
-  r = env.morphctl({"bids", "submit", "--account", "demo", "--vm", other_vm, "--quantity", "15000", "--max-price", "3", "--json"});
+  r = env.morphctl(
+      {"bids", "submit", "--account", "demo", "--vm", other_vm, "--quantity", "15000", "--max-price", "3", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   uint64_t losing = js(r)["bid_id"];
-  ASSERT_TRUE(test::wait_until([&] {
-    auto a = js(env.morphctl({"allocations", "list", "--json"}));
-    return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid;
-  }, 15s)) << env.controller->err();
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto a = js(env.morphctl({"allocations", "list", "--json"}));
+        return a.is_array() && a.size() == 1 && a[0]["bid_id"] == bid;
+      },
+      15s))
+      << env.controller->err();
   // Charged for a few ticks (the ledger has one charge per tick); the shift command reaches the agent.
   size_t charges = 0;
-  ASSERT_TRUE(test::wait_until([&] {
-    charges = 0;
-    for (auto& e : js(env.morphctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"})))
-      charges += e["kind"] == "charge" && e["bid_id"] == bid;
-    return charges >= 5;
-  }, 20s)) << charges << " charges";
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        charges = 0;
+        for (auto& e : js(env.morphctl({"ledger", "show", "--account", "demo", "--limit", "1000", "--json"})))
+          charges += e["kind"] == "charge" && e["bid_id"] == bid;
+        return charges >= 5;
+      },
+      20s))
+      << charges << " charges";
   const std::string agent_err = (env.dir / "agent.out.err").string();
-  ASSERT_TRUE(test::wait_until([&] { return test::slurp_file(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
+  ASSERT_TRUE(test::wait_until(
+      [&] { return test::slurp_file(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(bid)}).rc, 0);
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(losing)}).rc, 0);
-  ASSERT_TRUE(test::wait_until([&] { return js(env.morphctl({"allocations", "list", "--json"})) == json::array(); }, 10s));
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        return js(env.morphctl({"allocations", "list", "--json"})) == json::array();
+      },
+      10s));
   // The next tick ends the allocation and sends the VM back to its baseline; the agent receives that command.
   const std::string ctl_err = (env.dir / "controller.out.err").string();
   auto lines_with = [](const std::string& text, const std::string& a, const std::string& b) {
@@ -99,11 +115,15 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
     for (std::string l; std::getline(in, l);) n += l.find(a) != std::string::npos && l.find(b) != std::string::npos;
     return n;
   };
-  ASSERT_TRUE(test::wait_until([&] {
-    auto c = test::slurp_file(ctl_err);
-    return c.find("bid=" + std::to_string(bid) + " vm=" + vm + " account=demo allocation ended") != std::string::npos &&
-           lines_with(test::slurp_file(agent_err), "vm=" + vm + " shift command", "received") >= 2;
-  }, 15s)) << test::slurp_file(agent_err);
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        auto c = test::slurp_file(ctl_err);
+        return c.find("bid=" + std::to_string(bid) + " vm=" + vm + " account=demo allocation ended") !=
+                   std::string::npos &&
+               lines_with(test::slurp_file(agent_err), "vm=" + vm + " shift command", "received") >= 2;
+      },
+      15s))
+      << test::slurp_file(agent_err);
   env.stop();  // SIGTERM: both flush their logs
   std::string ctl_log = test::slurp_file(env.dir / "controller.out.err");
   std::string agent_log = test::slurp_file(env.dir / "agent.out.err");
@@ -139,7 +159,8 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   // It failed at every tick of its life (over a second of 200 ms ticks), but a failure is logged at info once per
   // reason (the reason names the market price, which may move once while the winner's allocation settles).
   EXPECT_GE(count_with(lost, "failed"), 1u) << joined(lost);
-  EXPECT_LE(count_with(lost, "failed"), 2u) << "a failure repeated every tick is logged once at info:\n" << joined(lost);
+  EXPECT_LE(count_with(lost, "failed"), 2u) << "a failure repeated every tick is logged once at info:\n"
+                                            << joined(lost);
   EXPECT_EQ(count_with(lost, "cancelled"), 1u) << joined(lost);
   EXPECT_EQ(count_with(lost, "charged"), 0u) << joined(lost);
 
@@ -159,7 +180,8 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   ASSERT_GE(commands.size(), 2u) << "the increment and the return to baseline:\n" << joined(ctl_vm);
   for (auto& c : commands)
     EXPECT_EQ(count_with(agent_vm, "shift command " + c + " received"), 1u)
-        << "the agent's log has no line for command " << c << " of vm=" << vm << ":\n" << joined(agent_vm);
+        << "the agent's log has no line for command " << c << " of vm=" << vm << ":\n"
+        << joined(agent_vm);
   // And nothing about the other VM leaks into this VM's lines.
   for (auto& l : ctl_vm) EXPECT_EQ(l.find(other_vm), std::string::npos) << l;
 }

@@ -3,18 +3,17 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -213,8 +212,9 @@ TEST(MetricsServer, ServesMetricsAndHealth) {
 }
 
 TEST(MetricsPrometheus, RealPrometheusScrapesAndAnswersQueries) {
-  MORPH_REQUIRE(fs::exists(kPrometheus) ? std::string()
-                                        : std::string(kPrometheus) + " is missing (scripts/setup-deps installs prometheus)");
+  MORPH_REQUIRE(fs::exists(kPrometheus)
+                    ? std::string()
+                    : std::string(kPrometheus) + " is missing (scripts/setup-deps installs prometheus)");
   Registry r;
   auto cpu = r.gauge("morph_vm_cpu_run_seconds", "CPU time of the VM.", {"vm"}).with({"t1"});
   cpu->set(42.5);
@@ -234,8 +234,8 @@ TEST(MetricsPrometheus, RealPrometheusScrapesAndAnswersQueries) {
       if (last == want) return std::string();
       std::this_thread::sleep_for(250ms);
     }
-    return "query " + q + " gave " + (last ? *last : std::string("no sample")) + " instead of " + want +
-           " within " + std::to_string(limit.count()) + " s; prometheus log:\n" + prom.log_tail();
+    return "query " + q + " gave " + (last ? *last : std::string("no sample")) + " instead of " + want + " within " +
+           std::to_string(limit.count()) + " s; prometheus log:\n" + prom.log_tail();
   };
   std::string why = wait_for("morph_vm_cpu_run_seconds{vm=\"t1\"}", "42.5", 60s);
   ASSERT_TRUE(why.empty()) << why;

@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <sys/stat.h>
 
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
@@ -125,7 +125,8 @@ class MsgCurve : public ::testing::Test {
   }
 
   // One api call as the admin; returns the verified reply buffer.
-  zmq::message_t api(v1::ApiRequestBody type, std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> b,
+  zmq::message_t api(v1::ApiRequestBody type,
+                     std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)> b,
                      const msg::KeyPair* as = nullptr) {
     msg::ApiClient c(ctx, server->endpoints().api, keys.as(as ? *as : keys.admin));
     EXPECT_TRUE(c.connect());
@@ -167,7 +168,12 @@ TEST_F(MsgCurve, AgentIsIngestedQueriedAndRepublished) {
   ASSERT_TRUE(wait_until([&] { return server->stats().hellos >= 1 && up.stats().controller_up; }, 5s));
   // Keep feeding until reports flow (PUB/SUB drops what is sent before the subscription arrives).
   uint64_t cpu = 1000;
-  ASSERT_TRUE(wait_until([&] { src->push({kpis(++cpu)}); return server->stats().kpi_reports >= 3; }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        src->push({kpis(++cpu)});
+        return server->stats().kpi_reports >= 3;
+      },
+      5s));
 
   std::vector<zmq::message_t> parts;
   ASSERT_TRUE(wait_until([&] { return msg::recv_parts(sub, parts); }, 5s));
@@ -208,8 +214,8 @@ TEST_F(MsgCurve, AgentIsIngestedQueriedAndRepublished) {
   EXPECT_EQ(msg::sv(s->vms()->Get(0)->vm()->owner()), "acct-1");
 
   // Market requests reach the seam with the caller's identity and come back as "unavailable".
-  auto bid = api(v1::ApiRequestBody::BidList, [](auto& f) { return v1::CreateBidListDirect(f, "acct-1").Union(); },
-                 &keys.tenant);
+  auto bid = api(
+      v1::ApiRequestBody::BidList, [](auto& f) { return v1::CreateBidListDirect(f, "acct-1").Union(); }, &keys.tenant);
   auto br = msg::decode_api_reply(msg::bytes_of(bid));
   ASSERT_TRUE(br);
   EXPECT_EQ((*br)->error()->code(), v1::ErrorCode::unavailable);
@@ -222,10 +228,16 @@ TEST_F(MsgCurve, ShiftCommandIsAppliedOnceAndAnswered) {
   auto shifter = std::make_shared<EchoShifter>();
   auto& up = start_agent("host-a", keys.as(keys.host_a), nullptr, shifter);
   ASSERT_TRUE(wait_until([&] { return host_up("host-a"); }, 5s));
-  msg::ShiftOrder o{77, kUuid, {{msg::Resource::cpu, 2500, ""}, {msg::Resource::disk_iops, 800, ""}}, 5'000'000'000ULL, 0};
+  msg::ShiftOrder o{
+      77, kUuid, {{msg::Resource::cpu, 2500, ""}, {msg::Resource::disk_iops, 800, ""}}, 5'000'000'000ULL, 0};
   server->send_shift("host-a", o);
   server->send_shift("host-a", o);  // a duplicate is answered from the agent's cache
-  ASSERT_TRUE(wait_until([&] { std::lock_guard lk(market->mu); return market->results.size() >= 2; }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lk(market->mu);
+        return market->results.size() >= 2;
+      },
+      5s));
   EXPECT_EQ(shifter->applied.load(), 1);
   EXPECT_EQ(up.stats().shifts_received.load(), 2u);
   {
@@ -238,7 +250,12 @@ TEST_F(MsgCurve, ShiftCommandIsAppliedOnceAndAnswered) {
   }
   // A shift for an unknown host fails back to the market, not into the void.
   server->send_shift("host-zz", o);
-  ASSERT_TRUE(wait_until([&] { std::lock_guard lk(market->mu); return market->results.size() >= 3; }, 3s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::lock_guard lk(market->mu);
+        return market->results.size() >= 3;
+      },
+      3s));
   std::lock_guard lk(market->mu);
   EXPECT_EQ(market->results[2].first, "host-zz");
   EXPECT_EQ(market->results[2].second.error, v1::ErrorCode::unavailable);
@@ -247,10 +264,10 @@ TEST_F(MsgCurve, ShiftCommandIsAppliedOnceAndAnswered) {
 TEST_F(MsgCurve, RefusesStrangerPlaintextWrongServerKeyAndTenantAsAgent) {
   // A legitimate agent alongside proves the controller is serving while it refuses the others.
   start_agent("host-a", keys.as(keys.host_a));
-  start_agent("stranger", keys.as(keys.stranger));                                      // key not listed
-  start_agent("host-b", {keys.host_b, keys.stranger.public_z85, false});                 // wrong server key
-  start_agent("tenant1", keys.as(keys.tenant));                                         // tenant acting as agent
-  start_agent("host-x", {std::nullopt, "", true});                                      // plaintext (explicitly allowed client-side)
+  start_agent("stranger", keys.as(keys.stranger));                        // key not listed
+  start_agent("host-b", {keys.host_b, keys.stranger.public_z85, false});  // wrong server key
+  start_agent("tenant1", keys.as(keys.tenant));                           // tenant acting as agent
+  start_agent("host-x", {std::nullopt, "", true});                        // plaintext (explicitly allowed client-side)
   ASSERT_TRUE(wait_until([&] { return host_up("host-a"); }, 5s));
   std::this_thread::sleep_for(2500ms);  // several heartbeats and reconnect attempts of the refused peers
   auto hosts = api(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); });
@@ -266,10 +283,12 @@ TEST_F(MsgCurve, RefusesStrangerPlaintextWrongServerKeyAndTenantAsAgent) {
   // An agent key may not use the api; a plaintext api client gets no answer either.
   msg::ApiClient as_agent(ctx, server->endpoints().api, keys.as(keys.host_a));
   ASSERT_TRUE(as_agent.connect());
-  EXPECT_FALSE(as_agent.call(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
+  EXPECT_FALSE(as_agent.call(
+      v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
   msg::ApiClient plain(ctx, server->endpoints().api, {std::nullopt, "", true});
   ASSERT_TRUE(plain.connect());
-  EXPECT_FALSE(plain.call(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
+  EXPECT_FALSE(plain.call(
+      v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
 }
 
 TEST_F(MsgCurve, ZapHandlerDeathStopsTheController) {
@@ -284,7 +303,8 @@ TEST_F(MsgCurve, ZapHandlerDeathStopsTheController) {
   // Nobody is answered any more, not even a listed admin.
   msg::ApiClient c(ctx, server->endpoints().api, keys.as(keys.admin));
   ASSERT_TRUE(c.connect());
-  EXPECT_FALSE(c.call(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
+  EXPECT_FALSE(c.call(
+      v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
 }
 
 TEST_F(MsgCurve, MalformedInputIsCountedAndDroppedWhileServing) {
@@ -300,21 +320,26 @@ TEST_F(MsgCurve, MalformedInputIsCountedAndDroppedWhileServing) {
     return std::vector<uint8_t>(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
   };
   uint64_t seq = 0;
-  ASSERT_TRUE(wait_until([&] { send("kpi.host-a", good(++seq)); return server->stats().kpi_reports >= 1; }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        send("kpi.host-a", good(++seq));
+        return server->stats().kpi_reports >= 1;
+      },
+      5s));
   std::this_thread::sleep_for(100ms);
   const uint64_t reports_before = server->stats().kpi_reports, bad_before = server->stats().bad_messages;
 
   auto valid = good(++seq);
   std::vector<std::vector<uint8_t>> bad;
-  bad.emplace_back(valid.begin(), valid.begin() + valid.size() / 3);        // truncated
-  bad.emplace_back(std::vector<uint8_t>(5u << 20, 0));                       // oversized (5 MiB)
+  bad.emplace_back(valid.begin(), valid.begin() + valid.size() / 3);  // truncated
+  bad.emplace_back(std::vector<uint8_t>(5u << 20, 0));                // oversized (5 MiB)
   std::memcpy(bad.back().data() + 4, "MKPI", 4);
   bad.push_back(valid);
-  std::memcpy(bad.back().data() + 4, "MHHL", 4);                             // wrong identifier
+  std::memcpy(bad.back().data() + 4, "MHHL", 4);  // wrong identifier
   std::vector<uint8_t> junk(700);
   for (size_t i = 0; i < junk.size(); ++i) junk[i] = uint8_t(i * 131 + 7);
-  bad.push_back(junk);                                                       // random bytes
-  bad.push_back(good(++seq, 5'000'000));                                     // interval 5 ms: out of range
+  bad.push_back(junk);                    // random bytes
+  bad.push_back(good(++seq, 5'000'000));  // interval 5 ms: out of range
   // (A bad VM entry drops only that VM: KpiReportWithBadVmsKeepsTheGoodVms.)
   bad.push_back(good(++seq));  // valid buffer, but published under another host's topic
   for (size_t i = 0; i < bad.size(); ++i) send(i + 1 == bad.size() ? "kpi.host-b" : "kpi.host-a", bad[i]);
@@ -327,12 +352,14 @@ TEST_F(MsgCurve, MalformedInputIsCountedAndDroppedWhileServing) {
   // Garbage on the control channel and the api: counted, and the api answers with a protocol error.
   auto dealer = msg::make_socket(ctx, zmq::socket_type::dealer);
   ASSERT_TRUE(msg::connect_endpoint(dealer, server->endpoints().control, keys.as(keys.host_a)));
-  std::array<std::string_view, 2> hb{"heartbeat", std::string_view(reinterpret_cast<const char*>(junk.data()), junk.size())};
+  std::array<std::string_view, 2> hb{"heartbeat",
+                                     std::string_view(reinterpret_cast<const char*>(junk.data()), junk.size())};
   msg::send_parts(dealer, hb);
   ASSERT_TRUE(wait_until([&] { return server->stats().bad_messages >= bad_before + bad.size() + 1; }, 3s));
   auto dapi = msg::make_socket(ctx, zmq::socket_type::dealer);
   ASSERT_TRUE(msg::connect_endpoint(dapi, server->endpoints().api, keys.as(keys.admin)));
-  std::array<std::string_view, 3> req{"", "api.req", std::string_view(reinterpret_cast<const char*>(junk.data()), junk.size())};
+  std::array<std::string_view, 3> req{"", "api.req",
+                                      std::string_view(reinterpret_cast<const char*>(junk.data()), junk.size())};
   msg::send_parts(dapi, req);
   std::vector<zmq::message_t> parts;
   ASSERT_TRUE(wait_until([&] { return msg::recv_parts(dapi, parts); }, 3s));
@@ -400,7 +427,12 @@ TEST_F(MsgCurveLogged, KpiReportWithBadVmsKeepsTheGoodVms) {
   // Good reports until both the ingest PUB and the events SUB are connected (PUB/SUB drops before that).
   std::vector<zmq::message_t> parts;
   uint64_t seq = 0;
-  ASSERT_TRUE(wait_until([&] { send(++seq, {vm(0, 1)}); return msg::recv_parts(sub, parts); }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        send(++seq, {vm(0, 1)});
+        return msg::recv_parts(sub, parts);
+      },
+      5s));
   std::this_thread::sleep_for(200ms);
   while (msg::recv_parts(sub, parts)) {
   }
@@ -427,21 +459,23 @@ TEST_F(MsgCurveLogged, KpiReportWithBadVmsKeepsTheGoodVms) {
   // The events stream carries the same report, holding only the good VMs, and passing the strict checks.
   const v1::KpiReport* nested = nullptr;
   std::vector<uint8_t> copy;
-  ASSERT_TRUE(wait_until([&] {
-    while (msg::recv_parts(sub, parts)) {
-      auto ev = msg::decode_market_event(msg::bytes_of(parts[1]));
-      if (!ev || (*ev)->body_type() != v1::MarketEventBody::KpiUpdate) continue;
-      auto* r = (*ev)->body_as_KpiUpdate()->report();
-      copy.assign(r->begin(), r->end());
-      auto rep = msg::decode_kpi_report(copy);
-      EXPECT_TRUE(rep) << rep.error().describe();
-      if (rep && (*rep)->seq() == mixed) {
-        nested = *rep;
-        return true;
-      }
-    }
-    return false;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        while (msg::recv_parts(sub, parts)) {
+          auto ev = msg::decode_market_event(msg::bytes_of(parts[1]));
+          if (!ev || (*ev)->body_type() != v1::MarketEventBody::KpiUpdate) continue;
+          auto* r = (*ev)->body_as_KpiUpdate()->report();
+          copy.assign(r->begin(), r->end());
+          auto rep = msg::decode_kpi_report(copy);
+          EXPECT_TRUE(rep) << rep.error().describe();
+          if (rep && (*rep)->seq() == mixed) {
+            nested = *rep;
+            return true;
+          }
+        }
+        return false;
+      },
+      5s));
   ASSERT_EQ(nested->vms()->size(), 2u);
   EXPECT_EQ(msg::sv(nested->vms()->Get(0)->uuid()), vm(0, 0).uuid);
   EXPECT_EQ(msg::sv(nested->vms()->Get(1)->uuid()), vm(2, 0).uuid);
@@ -503,7 +537,12 @@ TEST(MsgIpc, AgentConnectsOverIpcInPrivateDirAndLooseDirIsRefused) {
   auto src = std::make_shared<agent::QueuedKpiSource>();
   agent::Uplink up(c, {}, src, nullptr);
   ASSERT_TRUE(up.start());
-  EXPECT_TRUE(wait_until([&] { src->push({kpis(7)}); return server.stats().hellos >= 1 && server.stats().kpi_reports >= 1; }, 5s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        src->push({kpis(7)});
+        return server.stats().hellos >= 1 && server.stats().kpi_reports >= 1;
+      },
+      5s));
   up.stop();
   server.stop();
 

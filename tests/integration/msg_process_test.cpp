@@ -2,8 +2,8 @@
 // separately an agent; the other side must reconnect within 3 s and the state converge (HostHello
 // re-sent, snapshot holding the host and its VMs). Also runs scripts/events-subscriber.py against a live
 // controller, as a third party would.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -90,9 +90,9 @@ class MsgProcess : public ::testing::Test {
 
   std::unique_ptr<Process> start_controller() {
     auto p = std::make_unique<Process>(
-        std::vector<std::string>{controller_bin, "run", "--key", keys.path("controller.key"), "--allow", keys.path("allow"),
-                                 "--ingest", ingest, "--control", control, "--api", api_ep, "--events", events,
-                                 "--no-market", "--metrics-listen", "", "--dashboard-listen", ""},
+        std::vector<std::string>{controller_bin, "run", "--key", keys.path("controller.key"), "--allow",
+                                 keys.path("allow"), "--ingest", ingest, "--control", control, "--api", api_ep,
+                                 "--events", events, "--no-market", "--metrics-listen", "", "--dashboard-listen", ""},
         keys.path("controller.out"));
     // Ready when it has printed its bound endpoints.
     EXPECT_TRUE(wait_until([&] { return slurp(keys.path("controller.out")).find("events ") != std::string::npos; }, 5s))
@@ -101,9 +101,9 @@ class MsgProcess : public ::testing::Test {
   }
   std::unique_ptr<Process> start_agent() {
     return std::make_unique<Process>(
-        std::vector<std::string>{agent_bin, "run", "--host", "host-a", "--ingest", ingest, "--control", control, "--key",
-                                 keys.path("host-a.key"), "--server-key", keys.path("controller.pub"), "--interval-ms",
-                                 "200", "--synthetic-vms", "3"},
+        std::vector<std::string>{agent_bin, "run", "--host", "host-a", "--ingest", ingest, "--control", control,
+                                 "--key", keys.path("host-a.key"), "--server-key", keys.path("controller.pub"),
+                                 "--interval-ms", "200", "--synthetic-vms", "3"},
         keys.path("agent.out"));
   }
 
@@ -111,7 +111,8 @@ class MsgProcess : public ::testing::Test {
     HostView v;
     msg::ApiClient c(ctx, api_ep, keys.as(keys.admin));
     if (!c.connect()) return v;
-    auto r = c.call(v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 300ms);
+    auto r = c.call(
+        v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 300ms);
     if (!r) return v;
     auto rep = msg::decode_api_reply(msg::bytes_of(*r));
     if (!rep || (*rep)->body_type() != v1::ApiReplyBody::HostsReply) return v;
@@ -140,31 +141,37 @@ TEST_F(MsgProcess, ControllerKilledAndRestartedConvergesWithin3s) {
   ASSERT_TRUE(msg::connect_endpoint(sub, events, keys.as(keys.tenant)));
   std::vector<zmq::message_t> parts;
   uint64_t first_incarnation = 0;
-  ASSERT_TRUE(wait_until([&] {
-    while (msg::recv_parts(sub, parts))
-      if (auto e = msg::decode_market_event(msg::bytes_of(parts[1]))) first_incarnation = (*e)->incarnation();
-    return first_incarnation != 0;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        while (msg::recv_parts(sub, parts))
+          if (auto e = msg::decode_market_event(msg::bytes_of(parts[1]))) first_incarnation = (*e)->incarnation();
+        return first_incarnation != 0;
+      },
+      5s));
 
   ctl->kill(SIGKILL);
   ctl = start_controller();
   auto restarted = Clock::now();
   ASSERT_TRUE(wait_until([&] { return converged(); }, 10s));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restarted);
-  std::printf("controller restart: host-a back with 3 VMs and KPIs after %lld ms\n", static_cast<long long>(took.count()));
+  std::printf("controller restart: host-a back with 3 VMs and KPIs after %lld ms\n",
+              static_cast<long long>(took.count()));
   EXPECT_LT(took, 3000ms);
 
   // The subscriber reconnected by itself, sees the new incarnation, and resyncs from a snapshot.
   uint64_t new_incarnation = 0;
-  ASSERT_TRUE(wait_until([&] {
-    while (msg::recv_parts(sub, parts))
-      if (auto e = msg::decode_market_event(msg::bytes_of(parts[1])); e && (*e)->incarnation() != first_incarnation)
-        new_incarnation = (*e)->incarnation();
-    return new_incarnation != 0;
-  }, 5s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        while (msg::recv_parts(sub, parts))
+          if (auto e = msg::decode_market_event(msg::bytes_of(parts[1])); e && (*e)->incarnation() != first_incarnation)
+            new_incarnation = (*e)->incarnation();
+        return new_incarnation != 0;
+      },
+      5s));
   msg::ApiClient api(ctx, api_ep, keys.as(keys.tenant));
   ASSERT_TRUE(api.connect());
-  auto snap = api.call(v1::ApiRequestBody::SnapshotRequest, [](auto& f) { return v1::CreateSnapshotRequest(f).Union(); });
+  auto snap =
+      api.call(v1::ApiRequestBody::SnapshotRequest, [](auto& f) { return v1::CreateSnapshotRequest(f).Union(); });
   ASSERT_TRUE(snap) << snap.error().describe();
   auto s = (*msg::decode_api_reply(msg::bytes_of(*snap)))->body_as_SnapshotReply();
   ASSERT_NE(s, nullptr);
@@ -184,7 +191,12 @@ TEST_F(MsgProcess, AgentKilledIsDownAfter3sAndRestartedConvergesWithin3s) {
 
   agent->kill(SIGKILL);
   auto killed = Clock::now();
-  ASSERT_TRUE(wait_until([&] { auto v = view("host-a"); return v.known && !v.up; }, 6s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto v = view("host-a");
+        return v.known && !v.up;
+      },
+      6s));
   auto down_after = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
   std::printf("agent kill: host-a marked down after %lld ms\n", static_cast<long long>(down_after.count()));
   EXPECT_GE(down_after, 2500ms) << "a peer is down only after 3 s of silence";
@@ -193,7 +205,8 @@ TEST_F(MsgProcess, AgentKilledIsDownAfter3sAndRestartedConvergesWithin3s) {
   auto restarted = Clock::now();
   ASSERT_TRUE(wait_until([&] { return converged(old_incarnation); }, 10s));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - restarted);
-  std::printf("agent restart: host-a up with its new incarnation after %lld ms\n", static_cast<long long>(took.count()));
+  std::printf("agent restart: host-a up with its new incarnation after %lld ms\n",
+              static_cast<long long>(took.count()));
   EXPECT_LT(took, 3000ms);
 }
 

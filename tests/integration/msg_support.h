@@ -14,9 +14,9 @@
 #include <memory>
 #include <thread>
 
-#include "tests/support/wait.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/socket.h"
+#include "tests/support/wait.h"
 
 namespace morph::test {
 
@@ -31,7 +31,8 @@ struct KeySet {
     std::filesystem::create_directories(dir);
     std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
     std::string text;
-    auto make = [&](msg::KeyPair& kp, const std::string& name, const char* role, const std::string& account, bool listed) {
+    auto make = [&](msg::KeyPair& kp, const std::string& name, const char* role, const std::string& account,
+                    bool listed) {
       kp = *msg::generate_keypair();
       EXPECT_TRUE(msg::write_keypair(dir.string(), name, kp));
       if (!listed) return;

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/wait.h"
 #include "tests/support/requirements.h"
+#include "tests/support/wait.h"
 
 extern char** environ;
 
@@ -122,13 +122,28 @@ class ControllerAndAgent {
     ipc = dir / "ipc";
     for (auto* b : {"/controller/morph-controller", "/hostagent/morph-agent", "/controller/cli/morphctl"})
       ASSERT_EQ(access((binary_dir() + b).c_str(), X_OK), 0) << binary_dir() + b << " is not built";
-    std::vector<std::string> c = {binary_dir() + "/controller/morph-controller", "--log-level", log_level, "run",
-                                  "--ipc-dir", ipc.string(), "--ledger", (dir / "ledger.db").string(), "--tick", "200ms",
-                                  "--lease", "2s", "--metrics-listen", "", "--dashboard-listen", "", "--set",
+    std::vector<std::string> c = {binary_dir() + "/controller/morph-controller",
+                                  "--log-level",
+                                  log_level,
+                                  "run",
+                                  "--ipc-dir",
+                                  ipc.string(),
+                                  "--ledger",
+                                  (dir / "ledger.db").string(),
+                                  "--tick",
+                                  "200ms",
+                                  "--lease",
+                                  "2s",
+                                  "--metrics-listen",
+                                  "",
+                                  "--dashboard-listen",
+                                  "",
+                                  "--set",
                                   "market.reserve.cpu=2"};
     c.insert(c.end(), controller_extra.begin(), controller_extra.end());
     controller = std::make_unique<ChildProcess>(c, dir / "controller.out");
-    ASSERT_TRUE(wait_until([&] { return controller->out().find("events ") != std::string::npos; }, std::chrono::seconds(15)))
+    ASSERT_TRUE(
+        wait_until([&] { return controller->out().find("events ") != std::string::npos; }, std::chrono::seconds(15)))
         << controller->err();
     agent = std::make_unique<ChildProcess>(
         std::vector<std::string>{binary_dir() + "/hostagent/morph-agent", "--log-level", log_level, "run", "--host",
@@ -145,8 +160,10 @@ class ControllerAndAgent {
   void cleanup(bool failed) {
     stop();
     std::error_code ec;
-    if (!failed && !dir.empty()) std::filesystem::remove_all(dir, ec);
-    else if (failed) std::fprintf(stderr, "logs kept in %s\n", dir.c_str());
+    if (!failed && !dir.empty())
+      std::filesystem::remove_all(dir, ec);
+    else if (failed)
+      std::fprintf(stderr, "logs kept in %s\n", dir.c_str());
   }
   RunResult morphctl(std::vector<std::string> args) {
     std::vector<std::string> argv = {binary_dir() + "/controller/cli/morphctl", "--connect",

@@ -7,8 +7,10 @@
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  if (const char* lvl = std::getenv("MORPH_TEST_LOG")) spdlog::set_level(spdlog::level::from_str(lvl));
-  else spdlog::set_level(spdlog::level::warn);
+  if (const char* lvl = std::getenv("MORPH_TEST_LOG"))
+    spdlog::set_level(spdlog::level::from_str(lvl));
+  else
+    spdlog::set_level(spdlog::level::warn);
   int rc = RUN_ALL_TESTS();
   if (rc == 0) {
     auto* ut = ::testing::UnitTest::GetInstance();

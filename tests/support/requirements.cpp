@@ -2,13 +2,13 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <linux/magic.h>
 
 namespace morph::test {
 
@@ -17,7 +17,9 @@ bool in_ci() {
   return ci != nullptr && (std::strcmp(ci, "true") == 0 || std::strcmp(ci, "1") == 0);
 }
 
-bool is_root() { return geteuid() == 0; }
+bool is_root() {
+  return geteuid() == 0;
+}
 
 std::string bpf_unavailable_reason() {
   if (!is_root()) return "loading BPF programs needs root";

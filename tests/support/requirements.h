@@ -20,13 +20,13 @@ std::string binary_dir();
 
 }  // namespace morph::test
 
-#define MORPH_REQUIRE(reason_expr)                                                   \
-  do {                                                                               \
-    const std::string morph_reason_ = (reason_expr);                                 \
-    if (!morph_reason_.empty()) {                                                    \
-      if (::morph::test::in_ci()) FAIL() << "required under CI: " << morph_reason_;  \
-      GTEST_SKIP() << morph_reason_;                                                 \
-    }                                                                                \
+#define MORPH_REQUIRE(reason_expr)                                                  \
+  do {                                                                              \
+    const std::string morph_reason_ = (reason_expr);                                \
+    if (!morph_reason_.empty()) {                                                   \
+      if (::morph::test::in_ci()) FAIL() << "required under CI: " << morph_reason_; \
+      GTEST_SKIP() << morph_reason_;                                                \
+    }                                                                               \
   } while (0)
 
 #define MORPH_REQUIRE_ROOT() \

@@ -69,8 +69,8 @@ TEST(ConfigDocs, OperationsKeyTablesMatchTheSchemas) {
       doc.replace(b, e - b, want);
       std::ofstream(path, std::ios::binary) << doc;
     }
-    EXPECT_EQ(doc.substr(b, doc.find(end) - b), want) << "the " << s->program() << " table of " << path
-                                                      << " differs from the schema" << kHint;
+    EXPECT_EQ(doc.substr(b, doc.find(end) - b), want)
+        << "the " << s->program() << " table of " << path << " differs from the schema" << kHint;
   }
 }
 

@@ -3,9 +3,9 @@
 
 #include "common/config.h"
 
-#include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -155,7 +155,8 @@ TEST(Config, InvalidValuesSayWhatWasExpected) {
       {"[agent]\nverbose = \"yes\"\n", "a.toml:2:11: agent.verbose: expected true or false, got string \"yes\""},
       {"[market.reserve]\ncpu = 1001\n",
        "a.toml:2:7: market.reserve.cpu: expected an integer from 0 to 1000, got integer 1001"},
-      {"[market.reserve]\ncpu = -1\n", "a.toml:2:7: market.reserve.cpu: expected an integer from 0 to 1000, got integer -1"},
+      {"[market.reserve]\ncpu = -1\n",
+       "a.toml:2:7: market.reserve.cpu: expected an integer from 0 to 1000, got integer -1"},
       {"[lease]\non_expiry = \"forget\"\n",
        "a.toml:2:13: lease.on_expiry: expected one of revert, hold, got string \"forget\""},
       {"[endpoints]\ningest = \"tcp://nohost\"\n",
@@ -164,8 +165,9 @@ TEST(Config, InvalidValuesSayWhatWasExpected) {
       {"[buffer]\nsize = \"1KiB\"\n",
        "a.toml:2:8: buffer.size: expected a size like 1048576, \"64KiB\" or \"1MiB\" of at least 4KiB, got "
        "string \"1KiB\""},
-      {"[agent]\ninterval = { a = 1 }\n", "a.toml:2:12: agent.interval: expected a duration like \"1s\", \"100ms\" "
-                                          "or \"5m\" from 100ms to 1m, got a table"},
+      {"[agent]\ninterval = { a = 1 }\n",
+       "a.toml:2:12: agent.interval: expected a duration like \"1s\", \"100ms\" "
+       "or \"5m\" from 100ms to 1m, got a table"},
       {"agent = 3\n", "a.toml:1:1: unknown key 'agent' in the configuration of morph-test"},
   };
   for (const auto& c : cases) {
@@ -186,7 +188,8 @@ TEST(Config, SyntaxErrorNamesFileAndLine) {
 
 TEST(Config, OverridesWinOverFileInOrder) {
   Schema s = test_schema();
-  std::vector<Override> o = {{"agent.interval", "300ms", "--set"}, {"agent.interval", "400ms", "--interval"},
+  std::vector<Override> o = {{"agent.interval", "300ms", "--set"},
+                             {"agent.interval", "400ms", "--interval"},
                              {"agent.name", "\"h2\"", "--set"}};
   auto c = parse(s, "[agent]\ninterval = \"2s\"\nname = \"h1\"\n", "a.toml", o);
   ASSERT_TRUE(c.ok()) << c.error().what();
@@ -217,8 +220,9 @@ TEST(Config, CommandLineBindsSetAndTypedFlags) {
   cl.add_set_option(app);
   cl.add_flag(app, "--interval", "agent.interval");
   EXPECT_THROW(cl.add_flag(app, "--nope", "agent.nope"), std::logic_error);
-  std::vector<std::string> args = {"t", "--config", file.string(), "--set", "agent.verbose=true", "--set",
-                                   "agent.interval=700ms", "--interval", "500ms"};
+  std::vector<std::string> args = {
+      "t",          "--config", file.string(), "--set", "agent.verbose=true", "--set", "agent.interval=700ms",
+      "--interval", "500ms"};
   std::vector<const char*> argv;
   for (auto& a : args) argv.push_back(a.c_str());
   ASSERT_NO_THROW(app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data())));

@@ -33,10 +33,11 @@ struct EventBuilder {
     flatbuffers::FlatBufferBuilder inner;
     auto vm = v1::CreateVmKpiDirect(inner, uuid.c_str(), ("vm-" + uuid).c_str(), 1'000'000'000ULL, run_ns, wait_ns);
     std::vector<flatbuffers::Offset<v1::VmKpi>> vms{vm};
-    inner.Finish(v1::CreateKpiReportDirect(inner, "host-a", seq + 1, 1, 1'000'000'000ULL, t + 1'000'000'000ULL, &vms), "MKPI");
+    inner.Finish(v1::CreateKpiReportDirect(inner, "host-a", seq + 1, 1, 1'000'000'000ULL, t + 1'000'000'000ULL, &vms),
+                 "MKPI");
     std::vector<uint8_t> bytes(inner.GetBufferPointer(), inner.GetBufferPointer() + inner.GetSize());
-    return apply(s, v1::MarketEventBody::KpiUpdate,
-                 [&](auto& f) { return v1::CreateKpiUpdateDirect(f, &bytes).Union(); }, o);
+    return apply(
+        s, v1::MarketEventBody::KpiUpdate, [&](auto& f) { return v1::CreateKpiUpdateDirect(f, &bytes).Union(); }, o);
   }
 
   bool alloc(FleetState& s, uint64_t bid, const std::string& uuid, int64_t qty, bool granted) {

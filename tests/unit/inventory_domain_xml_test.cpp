@@ -122,7 +122,10 @@ TEST(DomainXml, CpuBaselineFromCputuneQuota) {
   ASSERT_TRUE(plain.ok()) << plain.error().describe();
   EXPECT_EQ(plain->vm.baseline.cpu_millicores, 2000u);
 
-  struct Row { const char* cputune; uint32_t millicores; };
+  struct Row {
+    const char* cputune;
+    uint32_t millicores;
+  };
   for (const Row& row : {Row{"<cputune><period>100000</period><quota>30000</quota></cputune>", 600u},
                          Row{"<cputune><quota>50000</quota></cputune>", 1000u},  // default period 100 ms
                          Row{"<cputune><period>50000</period><quota>-1</quota></cputune>", 2000u},

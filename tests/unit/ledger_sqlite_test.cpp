@@ -227,14 +227,20 @@ TEST_F(LedgerTest, JournalHoldsTheCommittedHistoryWithFiltersAndPaging) {
   EXPECT_TRUE(audit->ok()) << audit->describe();
   // The journal is the charges, failures and credits themselves (a view); a journal id that two of them
   // share would break the paging cursor and is caught by the audit.
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE failures SET rowid = (SELECT MAX(rowid) FROM charges) "
-                         "WHERE rowid = (SELECT MAX(rowid) FROM failures)", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(),
+                         "UPDATE failures SET rowid = (SELECT MAX(rowid) FROM charges) "
+                         "WHERE rowid = (SELECT MAX(rowid) FROM failures)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   audit = ledger_->audit();
   ASSERT_TRUE(audit.ok());
   EXPECT_EQ(audit->journal_mismatch, 1);
   EXPECT_FALSE(audit->ok());
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(), "UPDATE failures SET rowid = (SELECT MAX(rowid) + 1 FROM failures) "
-                         "WHERE rowid = (SELECT MAX(rowid) FROM charges)", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(),
+                         "UPDATE failures SET rowid = (SELECT MAX(rowid) + 1 FROM failures) "
+                         "WHERE rowid = (SELECT MAX(rowid) FROM charges)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   // Tenant isolation: an account's journal holds only its own entries.
   auto alice_all = ledger_->journal({"alice", 0, "", 0, 100});
   ASSERT_TRUE(alice_all.ok());
@@ -290,19 +296,23 @@ void make_older(sqlite3* db, bool with_journal_table) {
       "DROP VIEW journal;"
       // Per-table sequences, as SQLite assigned them before the shared one.
       "CREATE TEMP TABLE m AS SELECT rowid AS old, ROW_NUMBER() OVER (ORDER BY rowid) AS n FROM charges;"
-      "UPDATE charges SET rowid = -rowid; UPDATE charges SET rowid = (SELECT n FROM m WHERE old = -charges.rowid); DROP TABLE m;"
+      "UPDATE charges SET rowid = -rowid; UPDATE charges SET rowid = (SELECT n FROM m WHERE old = -charges.rowid); "
+      "DROP TABLE m;"
       "CREATE TEMP TABLE m AS SELECT rowid AS old, ROW_NUMBER() OVER (ORDER BY rowid) AS n FROM failures;"
-      "UPDATE failures SET rowid = -rowid; UPDATE failures SET rowid = (SELECT n FROM m WHERE old = -failures.rowid); DROP TABLE m;"
+      "UPDATE failures SET rowid = -rowid; UPDATE failures SET rowid = (SELECT n FROM m WHERE old = -failures.rowid); "
+      "DROP TABLE m;"
       "CREATE TEMP TABLE m AS SELECT id AS old, ROW_NUMBER() OVER (ORDER BY id) AS n FROM credits;"
       "UPDATE credits SET id = -id; UPDATE credits SET id = (SELECT n FROM m WHERE old = -credits.id); DROP TABLE m;"
       "ALTER TABLE ticks DROP COLUMN ts_ns; ALTER TABLE credits DROP COLUMN ts_ns;"
       "PRAGMA user_version = 0;";
   if (with_journal_table)
-    sql += "CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, tick INTEGER NOT NULL, account TEXT NOT NULL,"
-           " kind TEXT NOT NULL, amount INTEGER NOT NULL, bid_id INTEGER NOT NULL, reason TEXT NOT NULL, ts_ns INTEGER NOT NULL);"
-           "CREATE INDEX journal_by_account ON journal(account, id); CREATE INDEX journal_by_tick ON journal(tick);"
-           "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns)"
-           " SELECT tick, account, kind, amount, bid_id, reason, ts_ns FROM old_journal ORDER BY id;";
+    sql +=
+        "CREATE TABLE journal(id INTEGER PRIMARY KEY AUTOINCREMENT, tick INTEGER NOT NULL, account TEXT NOT NULL,"
+        " kind TEXT NOT NULL, amount INTEGER NOT NULL, bid_id INTEGER NOT NULL, reason TEXT NOT NULL, ts_ns INTEGER "
+        "NOT NULL);"
+        "CREATE INDEX journal_by_account ON journal(account, id); CREATE INDEX journal_by_tick ON journal(tick);"
+        "INSERT INTO journal(tick, account, kind, amount, bid_id, reason, ts_ns)"
+        " SELECT tick, account, kind, amount, bid_id, reason, ts_ns FROM old_journal ORDER BY id;";
   sql += "DROP TABLE old_journal;";
   char* err = nullptr;
   ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");

@@ -268,8 +268,7 @@ TEST(MarketExamples, DocTablesMatchTheMarket) {
     Example& ex = examples.back();
     std::smatch m;
     if (std::regex_search(line, m, supply_re)) ex.supply = std::stoll(m[1]);
-    if (std::regex_search(line, m, reserve_re))
-      ex.reserve = {std::stoll(m[1]), std::stoll(m[2]), std::stoll(m[3])};
+    if (std::regex_search(line, m, reserve_re)) ex.reserve = {std::stoll(m[1]), std::stoll(m[2]), std::stoll(m[3])};
     if (line.rfind("| bid | tier | qty | min_fill | max_price | → fill | pays/unit | charge | failure |", 0) == 0) {
       in_table = true;
       continue;

@@ -2,10 +2,10 @@
 // amended and cancelled, and accounts running dry) must satisfy the rules of docs/market.md at every tick.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
-#include <cstdio>
 
 #include "controller/market/market.h"
 
@@ -25,7 +25,9 @@ class RandomMarket {
     std::uniform_int_distribution<int> hosts(1, 3), vms(1, 4), accounts(2, 5);
     n_accounts_ = accounts(rng_);
     for (int a = 0; a < n_accounts_; ++a)
-      EXPECT_TRUE(market_.add_account({"acct" + std::to_string(a), pick(0, 3) == 0 ? pick(0, 20000) : pick(0, 3'000'000)}).ok());
+      EXPECT_TRUE(
+          market_.add_account({"acct" + std::to_string(a), pick(0, 3) == 0 ? pick(0, 20000) : pick(0, 3'000'000)})
+              .ok());
     int nh = hosts(rng_);
     for (int h = 0; h < nh; ++h) {
       HostSpec hs{"h" + std::to_string(h), {}};
@@ -82,7 +84,9 @@ class RandomMarket {
         if (c.ok()) market_.put_bid(*c);
       }
     }
-    if (pick(0, 5) == 0) { ASSERT_TRUE(market_.credit("acct" + std::to_string(pick(0, n_accounts_ - 1)), pick(1, 50000)).ok()); }
+    if (pick(0, 5) == 0) {
+      ASSERT_TRUE(market_.credit("acct" + std::to_string(pick(0, n_accounts_ - 1)), pick(1, 50000)).ok());
+    }
   }
 
   std::vector<Bid> all_bids() const {
@@ -128,7 +132,8 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
       ++cov.broke;
     }
     if (f.reason == FailureReason::no_capacity || f.reason == FailureReason::price_below_market) ++cov.losers;
-    if (f.reason == FailureReason::insufficient_funds || f.reason == FailureReason::suspended) out_of_play.insert(f.bid_id);
+    if (f.reason == FailureReason::insufficient_funds || f.reason == FailureReason::suspended)
+      out_of_play.insert(f.bid_id);
   }
   for (const Bid& b : o.bid_changes) out_of_play.insert(b.id);
 
@@ -144,11 +149,17 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
     EXPECT_LE(a.price, b.max_price) << "paid above max, bid " << b.id;
     fill[a.bid_id] = a.quantity;
     ++cov.allocations;
-    if (a.quantity < b.quantity) { ++cov.partial; }
-    if (a.notice_until == tick + cfg.notice_ticks && cfg.notice_ticks > 0) { ++cov.notices; }
+    if (a.quantity < b.quantity) {
+      ++cov.partial;
+    }
+    if (a.notice_until == tick + cfg.notice_ticks && cfg.notice_ticks > 0) {
+      ++cov.notices;
+    }
     used[{a.host, a.resource}] += a.quantity;
     Key k{a.host, a.resource, a.tier};
-    if (alloc_price.contains(k)) { EXPECT_EQ(alloc_price[k], a.price) << "price not uniform"; }
+    if (alloc_price.contains(k)) {
+      EXPECT_EQ(alloc_price[k], a.price) << "price not uniform";
+    }
     alloc_price[k] = a.price;
   }
   for (const auto& [hr, q] : used) EXPECT_LE(q, m.supply(hr.first, hr.second)) << "capacity exceeded on " << hr.first;
@@ -166,7 +177,9 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
   for (const PriceQuote& p : o.prices) {
     Key k{p.host, p.resource, p.tier};
     const Micros reserve = cfg.reserve[static_cast<size_t>(p.resource)][static_cast<size_t>(p.tier)];
-    if (alloc_price.contains(k)) { EXPECT_EQ(alloc_price[k], p.price); }
+    if (alloc_price.contains(k)) {
+      EXPECT_EQ(alloc_price[k], p.price);
+    }
     if (p.sold == 0) {
       EXPECT_EQ(p.price, reserve);
       continue;
@@ -174,7 +187,9 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
     ASSERT_TRUE(lose_win.contains(k));
     auto [lose, win] = lose_win[k];
     EXPECT_EQ(p.price, std::max(reserve, std::min(lose, win)));
-    if (p.price > reserve) { ++cov.priced_by_loser; }
+    if (p.price > reserve) {
+      ++cov.priced_by_loser;
+    }
   }
 
   // Tier order (without notices, which by design outrank newer higher-tier demand for a while): a bid
@@ -188,8 +203,10 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
       for (const Allocation& a : o.allocations)
         if (a.host == b.host && a.resource == b.resource && a.tier <= b.tier) higher_or_same += a.quantity;
       int64_t spare = m.supply(b.host, b.resource) - higher_or_same;
-      if (f > 0) { EXPECT_EQ(spare, 0) << "partly filled bid " << id << " while lower tiers or free capacity had units"; }
-      else EXPECT_LT(spare, b.min_fill) << "unfilled bid " << id << " could have had its minimum from lower tiers";
+      if (f > 0) {
+        EXPECT_EQ(spare, 0) << "partly filled bid " << id << " while lower tiers or free capacity had units";
+      } else
+        EXPECT_LT(spare, b.min_fill) << "unfilled bid " << id << " could have had its minimum from lower tiers";
     }
   }
 
@@ -236,10 +253,14 @@ TEST_P(MarketProperties, HoldOnRandomMarkets) {
   EXPECT_GT(cov.losers, 100);
   EXPECT_GT(cov.broke, 10);
   EXPECT_GT(cov.priced_by_loser, 100);
-  if (notice) { EXPECT_GT(cov.notices, 10); }
+  if (notice) {
+    EXPECT_GT(cov.notices, 10);
+  }
 }
 
-std::string notice_name(const ::testing::TestParamInfo<bool>& p) { return p.param ? "with_notice" : "without_notice"; }
+std::string notice_name(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "with_notice" : "without_notice";
+}
 INSTANTIATE_TEST_SUITE_P(Notice, MarketProperties, ::testing::Values(false, true), notice_name);
 
 }  // namespace

@@ -11,7 +11,10 @@ namespace morph::metrics {
 namespace {
 
 TEST(MetricsFormat, Escaping) {
-  EXPECT_EQ(escape_label_value(R"(a\b"c)" "\n" "d"), R"(a\\b\"c\nd)");
+  EXPECT_EQ(escape_label_value(R"(a\b"c)"
+                               "\n"
+                               "d"),
+            R"(a\\b\"c\nd)");
   EXPECT_EQ(escape_help("line\\one\nline \"two\""), "line\\\\one\\nline \"two\"");  // quotes stay in HELP
   EXPECT_EQ(format_value(1.0), "1");
   EXPECT_EQ(format_value(0.25), "0.25");
@@ -50,8 +53,7 @@ TEST(MetricsFormat, FamiliesSortedWithHelpTypeAndEscapedLabels) {
 
 TEST(MetricsFormat, HistogramBucketsSumAndCount) {
   Registry r;
-  auto h = r.histogram("morph_tick_seconds", "Clearing time.", {"phase"}, {0.1, 0.5, 1})
-               .with({"clear"});
+  auto h = r.histogram("morph_tick_seconds", "Clearing time.", {"phase"}, {0.1, 0.5, 1}).with({"clear"});
   for (double v : {0.05, 0.1, 0.3, 0.7, 2.0}) h->observe(v);
   std::string want =
       "# HELP morph_tick_seconds Clearing time.\n"

@@ -158,26 +158,36 @@ TEST(Wire, KpiReportWithOneBadVmKeepsTheGoodOnes) {
   constexpr uint64_t kSecond = 1'000'000'000ULL;
   const std::string u1 = vm(1).uuid;
   const std::vector<Case> cases{
-      {"run-queue wait beyond interval x 4096 cpus", [](agent::VmKpis& k) { k.cpu_wait_ns = 4097 * kSecond; },
+      {"run-queue wait beyond interval x 4096 cpus",
+       [](agent::VmKpis& k) { k.cpu_wait_ns = 4097 * kSecond; },
        {"vm=" + u1, "cpu_wait_ns=4097000000000"}},
-      {"run time beyond interval x 4096 cpus", [](agent::VmKpis& k) { k.cpu_run_ns = 5000 * kSecond; },
+      {"run time beyond interval x 4096 cpus",
+       [](agent::VmKpis& k) { k.cpu_run_ns = 5000 * kSecond; },
        {"vm=" + u1, "cpu_run_ns=", "cpu time"}},
-      {"uuid that is not a UUID", [](agent::VmKpis& k) { k.uuid = "../../etc"; },
+      {"uuid that is not a UUID",
+       [](agent::VmKpis& k) { k.uuid = "../../etc"; },
        {"vm #1 uuid=\"../../etc\"", "uuid is not a UUID"}},
-      {"uuid that is not printable", [](agent::VmKpis& k) { k.uuid = std::string("\x01\x7f x", 4); },
+      {"uuid that is not printable",
+       [](agent::VmKpis& k) { k.uuid = std::string("\x01\x7f x", 4); },
        {"vm #1 (uuid not printable)", "uuid is not a UUID"}},
-      {"VM interval below 50 ms", [](agent::VmKpis& k) { k.interval_ns = 10'000'000; },
+      {"VM interval below 50 ms",
+       [](agent::VmKpis& k) { k.interval_ns = 10'000'000; },
        {"vm=" + u1, "interval_ns=10000000"}},
-      {"VM interval above 120 s", [](agent::VmKpis& k) { k.interval_ns = 121 * kSecond; },
+      {"VM interval above 120 s",
+       [](agent::VmKpis& k) { k.interval_ns = 121 * kSecond; },
        {"vm=" + u1, "interval_ns=121000000000"}},
       {"name longer than 255", [](agent::VmKpis& k) { k.name = std::string(256, 'n'); }, {"vm=" + u1, "name"}},
-      {"absurd byte counter", [](agent::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
+      {"absurd byte counter",
+       [](agent::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
        {"vm=" + u1, "net_rx_bytes=" + std::to_string(1ULL << 62)}},
-      {"absurd policed byte counter", [](agent::VmKpis& k) { k.net_tx_policed_bytes = 1ULL << 62; },
+      {"absurd policed byte counter",
+       [](agent::VmKpis& k) { k.net_tx_policed_bytes = 1ULL << 62; },
        {"vm=" + u1, "net_tx_policed_bytes=" + std::to_string(1ULL << 62)}},
-      {"absurd event counter", [](agent::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
+      {"absurd event counter",
+       [](agent::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
        {"vm=" + u1, "mem_minor_faults="}},
-      {"absurd memory gauge", [](agent::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; },
+      {"absurd memory gauge",
+       [](agent::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; },
        {"vm=" + u1, "mem_balloon_kib="}},
   };
   for (const auto& c : cases) {
@@ -223,7 +233,8 @@ TEST(Wire, KpiReportWithBadHistogramsAndEveryVmBadKeepsTheHeader) {
   EXPECT_NE(r->dropped[0].reason.find("vm=11111111-2222-4333-8444-000000000000: runq_lat_us: histogram has 26 buckets"),
             std::string::npos)
       << r->dropped[0].reason;
-  EXPECT_NE(r->dropped[1].reason.find("blk_lat_us: histogram has 28 buckets"), std::string::npos) << r->dropped[1].reason;
+  EXPECT_NE(r->dropped[1].reason.find("blk_lat_us: histogram has 28 buckets"), std::string::npos)
+      << r->dropped[1].reason;
   flatbuffers::FlatBufferBuilder out;
   rebuild_kpi_report(out, *r->report, r->dropped);
   auto good = decode_kpi_report(span_of(out));
@@ -312,7 +323,11 @@ TEST(Wire, MarketEventKpiUpdateWithOneBadVmIsKeptForTheConsumerToFilter) {
 }
 
 TEST(Wire, ShiftCommandRoundTripAndLimits) {
-  ShiftOrder o{9, "11111111-2222-4333-8444-555555555555", {{Resource::cpu, 1500, ""}, {Resource::vcpu_pin, 2, "2-3"}}, 5'000'000'000ULL, 1};
+  ShiftOrder o{9,
+               "11111111-2222-4333-8444-555555555555",
+               {{Resource::cpu, 1500, ""}, {Resource::vcpu_pin, 2, "2-3"}},
+               5'000'000'000ULL,
+               1};
   flatbuffers::FlatBufferBuilder fbb;
   encode_shift_command(fbb, o);
   auto c = decode_shift_command(span_of(fbb));
@@ -363,7 +378,8 @@ TEST(Wire, ApiRequestRefusesBadAmountsAndAcceptsQueries) {
   fbb.Finish(v1::CreateApiRequest(fbb, 1, v1::ApiRequestBody::AccountDeposit, dep.Union()), v1::ApiRequestIdentifier());
   EXPECT_NE(decode_api_request(span_of(fbb)).error().message().find("positive"), std::string::npos);
   fbb.Clear();
-  auto bid = v1::CreateBidSubmitDirect(fbb, "acct-1", "11111111-2222-4333-8444-555555555555", Resource::cpu, 500, 600, 40);
+  auto bid =
+      v1::CreateBidSubmitDirect(fbb, "acct-1", "11111111-2222-4333-8444-555555555555", Resource::cpu, 500, 600, 40);
   fbb.Finish(v1::CreateApiRequest(fbb, 2, v1::ApiRequestBody::BidSubmit, bid.Union()), v1::ApiRequestIdentifier());
   EXPECT_FALSE(decode_api_request(span_of(fbb)));  // min_quantity above quantity
   fbb.Clear();
@@ -396,7 +412,8 @@ TEST(Keys, GeneratedPairLoadsAndLooseSecretIsRefusedByName) {
 
 TEST(Keys, AllowListParsesRolesAndRejectsBadLines) {
   auto a = *generate_keypair(), t = *generate_keypair();
-  auto al = AllowList::parse("# comment\nagent host-a " + a.public_z85 + "\n\ntenant alice " + t.public_z85 + " acct-alice\n", "allow");
+  auto al = AllowList::parse(
+      "# comment\nagent host-a " + a.public_z85 + "\n\ntenant alice " + t.public_z85 + " acct-alice\n", "allow");
   ASSERT_TRUE(al) << al.error().describe();
   EXPECT_EQ(al->size(), 2u);
   EXPECT_EQ(al->find_by_key(t.public_z85)->account, "acct-alice");

@@ -1,8 +1,8 @@
 // RescueEvaluator: breach streaks raise SLA rescue bids only when policy, budget and funds allow;
 // recovery retires them only after a healthy streak (hysteresis).
-#include <gtest/gtest.h>
-
 #include "controller/rescue/rescue_policy.h"
+
+#include <gtest/gtest.h>
 
 namespace morph::rescue {
 namespace {
@@ -187,7 +187,8 @@ TEST(RescuePolicy, RestoredRescueIsRetiredOnRecoveryAndNotRaisedTwice) {
   EXPECT_FALSE(ev.restore_rescue("vm1", Signal::runq_wait, 0).ok());
   ASSERT_TRUE(ev.restore_rescue("vm1", Signal::runq_wait, 500).ok());
   EXPECT_TRUE(ev.active("vm1", Signal::runq_wait));
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(ev.observe(sample(300), kRich).empty()) << i;  // still breached: no second bid
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(ev.observe(sample(300), kRich).empty()) << i;  // still breached: no second bid
   // The budget (one cpu step) is used by the restored rescue: a latency breach cannot add a disk bid.
   std::vector<RescueAction> got;
   for (int i = 0; i < 3; ++i) {

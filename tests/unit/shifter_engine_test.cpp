@@ -2,10 +2,10 @@
 // with an injected clock, and reconciliation from the state file after a restart.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
-#include <unistd.h>
 
 #include "hostagent/shifter/mechanisms.h"
 #include "hostagent/shifter/shift_engine.h"
@@ -39,15 +39,33 @@ class HostModel {
   Result<std::string> apply(const VmTarget& t, const Adjustment& a) {
     InForce& f = vms.at(t.uuid).second;
     switch (a.resource) {
-      case Resource::cpu_millicores: f.cpu_millicores = a.value; break;
-      case Resource::cpu_shares: f.cpu_shares = static_cast<uint64_t>(a.value); break;
-      case Resource::vcpu_pin: f.vcpu_pin = a.target; break;
-      case Resource::memory_mib: f.memory_mib = static_cast<uint64_t>(a.value); break;
-      case Resource::disk_iops: f.disk_iops = static_cast<uint64_t>(a.value); break;
-      case Resource::disk_bps: f.disk_bps = static_cast<uint64_t>(a.value); break;
-      case Resource::net_out_kbps: f.net_out_kbps = static_cast<uint64_t>(a.value); break;
-      case Resource::net_in_kbps: f.net_in_kbps = static_cast<uint64_t>(a.value); break;
-      case Resource::storage_tier: f.storage_tier = a.value; break;
+      case Resource::cpu_millicores:
+        f.cpu_millicores = a.value;
+        break;
+      case Resource::cpu_shares:
+        f.cpu_shares = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::vcpu_pin:
+        f.vcpu_pin = a.target;
+        break;
+      case Resource::memory_mib:
+        f.memory_mib = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::disk_iops:
+        f.disk_iops = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::disk_bps:
+        f.disk_bps = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::net_out_kbps:
+        f.net_out_kbps = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::net_in_kbps:
+        f.net_in_kbps = static_cast<uint64_t>(a.value);
+        break;
+      case Resource::storage_tier:
+        f.storage_tier = a.value;
+        break;
     }
     return std::string{};
   }
@@ -70,7 +88,8 @@ class ShifterEngineTest : public ::testing::Test {
  protected:
   void SetUp() override { mech.delegate_to(host); }
   ShiftEngine make(ShiftEngine::Options opt = {}) {
-    return ShiftEngine(mech, [this] { return now; }, std::move(opt));
+    return ShiftEngine(
+        mech, [this] { return now; }, std::move(opt));
   }
   InForce& vm1() { return host.vms.at("uuid-1").second; }
 
@@ -81,8 +100,8 @@ class ShifterEngineTest : public ::testing::Test {
 
 TEST_F(ShifterEngineTest, AppliesInOrderAndReportsWhatIsReadBack) {
   auto engine = make();
-  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::disk_iops, 200, {}}},
-                                   std::chrono::seconds(5)});
+  ShiftOutcome out = engine.shift(
+      {1, "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::disk_iops, 200, {}}}, std::chrono::seconds(5)});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.vm_uuid, "uuid-1");
   EXPECT_EQ(out.in_force.cpu_millicores, 500);
@@ -127,22 +146,35 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         InvalidCase{"unknown vm", "nope", {{Resource::cpu_millicores, 500, {}}}, Errc::not_found, "no domain"},
         // The first adjustment is valid: nothing may be applied when a later one is not.
-        InvalidCase{"memory above max", "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::memory_mib, 2048, {}}},
-                    Errc::invalid_argument, "above the domain's maximum of 1024 MiB"},
+        InvalidCase{"memory above max",
+                    "uuid-1",
+                    {{Resource::cpu_millicores, 500, {}}, {Resource::memory_mib, 2048, {}}},
+                    Errc::invalid_argument,
+                    "above the domain's maximum of 1024 MiB"},
         InvalidCase{"negative", "uuid-1", {{Resource::disk_iops, -1, {}}}, Errc::invalid_argument, "negative"},
-        InvalidCase{"cpu above vcpus", "uuid-1", {{Resource::cpu_millicores, 2001, {}}}, Errc::invalid_argument,
+        InvalidCase{"cpu above vcpus",
+                    "uuid-1",
+                    {{Resource::cpu_millicores, 2001, {}}},
+                    Errc::invalid_argument,
                     "outside 10..2000"},
         InvalidCase{"cpu too small", "uuid-1", {{Resource::cpu_millicores, 5, {}}}, Errc::invalid_argument, "outside"},
-        InvalidCase{"twice", "uuid-1", {{Resource::disk_iops, 1, {}}, {Resource::disk_iops, 2, {}}},
-                    Errc::invalid_argument, "twice"},
+        InvalidCase{"twice",
+                    "uuid-1",
+                    {{Resource::disk_iops, 1, {}}, {Resource::disk_iops, 2, {}}},
+                    Errc::invalid_argument,
+                    "twice"},
         InvalidCase{"pin beyond host", "uuid-1", {{Resource::vcpu_pin, 1, "5"}}, Errc::invalid_argument, "beyond"},
         InvalidCase{"bad cpu list", "uuid-1", {{Resource::vcpu_pin, 1, "1-x"}}, Errc::invalid_argument, "cpu list"},
         InvalidCase{"no adjustments", "uuid-1", {}, Errc::invalid_argument, "without adjustments"},
-        InvalidCase{"storage tier outside any pool", "uuid-1", {{Resource::storage_tier, 1, {}}},
-                    Errc::invalid_argument, "neither storage pool"}),
+        InvalidCase{"storage tier outside any pool",
+                    "uuid-1",
+                    {{Resource::storage_tier, 1, {}}},
+                    Errc::invalid_argument,
+                    "neither storage pool"}),
     [](const auto& p) {
       std::string n = p.param.what;
-      for (char& ch : n) if (ch == ' ') ch = '_';
+      for (char& ch : n)
+        if (ch == ' ') ch = '_';
       return n;
     });
 
@@ -152,10 +184,11 @@ TEST_F(ShifterEngineTest, RollsBackAppliedStepsWhenALaterOneFails) {
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::memory_mib)))
       .WillOnce(Return(Result<std::string>(Error(Errc::system, "balloon device gone"))));
-  ShiftOutcome out = engine.shift({7, "uuid-1",
-                                   {{Resource::cpu_millicores, 300, {}}, {Resource::cpu_shares, 50, {}},
-                                    {Resource::memory_mib, 512, {}}},
-                                   std::chrono::seconds(5)});
+  ShiftOutcome out = engine.shift(
+      {7,
+       "uuid-1",
+       {{Resource::cpu_millicores, 300, {}}, {Resource::cpu_shares, 50, {}}, {Resource::memory_mib, 512, {}}},
+       std::chrono::seconds(5)});
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(out.error->message(), HasSubstr("balloon device gone"));
   EXPECT_THAT(out.error->message(), HasSubstr("cpu_shares rolled back, cpu_millicores rolled back"));
@@ -191,8 +224,11 @@ TEST_F(ShifterEngineTest, LeaseExpiryRevertsToBaselineCapturedBeforeFirstShift) 
   const InForce baseline = vm1();
   ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}}, std::chrono::seconds(5)}).ok());
   now += std::chrono::seconds(2);
-  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::memory_mib, 512, {}}, {Resource::net_out_kbps, 10000, {}}},
-                            std::chrono::seconds(5)})
+  ASSERT_TRUE(engine
+                  .shift({2,
+                          "uuid-1",
+                          {{Resource::memory_mib, 512, {}}, {Resource::net_out_kbps, 10000, {}}},
+                          std::chrono::seconds(5)})
                   .ok());
   EXPECT_EQ(*engine.baseline("uuid-1"), baseline);  // the second shift did not recapture
 
@@ -271,17 +307,17 @@ TEST(ShifterCpuShares, ScaleWithMillicoresFromTheBaseline) {
   InForce base;
   base.cpu_millicores = 600;
   base.cpu_shares = 1024;
-  EXPECT_EQ(cpu_shares_following(base, 600), 1024);   // the baseline's own value gives its shares back
-  EXPECT_EQ(cpu_shares_following(base, 800), 1365);   // +200 mc on 600: 1024 x 4/3, rounded to nearest
+  EXPECT_EQ(cpu_shares_following(base, 600), 1024);  // the baseline's own value gives its shares back
+  EXPECT_EQ(cpu_shares_following(base, 800), 1365);  // +200 mc on 600: 1024 x 4/3, rounded to nearest
   EXPECT_EQ(cpu_shares_following(base, 1000), 1707);
-  EXPECT_EQ(cpu_shares_following(base, 300), 1024);   // a cap below the baseline keeps the baseline weight
+  EXPECT_EQ(cpu_shares_following(base, 300), 1024);  // a cap below the baseline keeps the baseline weight
   EXPECT_EQ(cpu_shares_following(base, 10), 1024);
   base.cpu_shares = 1;
-  EXPECT_EQ(cpu_shares_following(base, 600), 2);      // never below cgroup v1's minimum
+  EXPECT_EQ(cpu_shares_following(base, 600), 2);  // never below cgroup v1's minimum
   base.cpu_shares = 200000;
   EXPECT_EQ(cpu_shares_following(base, 6000), 262144);  // nor above its maximum
   base.cpu_shares = 0;
-  EXPECT_FALSE(cpu_shares_following(base, 800));      // nothing to scale from
+  EXPECT_FALSE(cpu_shares_following(base, 800));  // nothing to scale from
   base.cpu_shares = 1024;
   base.cpu_millicores = 0;
   EXPECT_FALSE(cpu_shares_following(base, 800));
@@ -348,8 +384,11 @@ TEST_F(ShifterCpuSharesTest, ControllerLossRevertsTheSharesToo) {
 TEST_F(ShifterCpuSharesTest, ExplicitSharesWinAndTheOptionTurnsItOff) {
   {
     auto engine = make();
-    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}, {Resource::cpu_shares, 300, {}}},
-                              std::chrono::seconds(5)})
+    ASSERT_TRUE(engine
+                    .shift({1,
+                            "uuid-1",
+                            {{Resource::cpu_millicores, 1600, {}}, {Resource::cpu_shares, 300, {}}},
+                            std::chrono::seconds(5)})
                     .ok());
     EXPECT_EQ(vm1().cpu_shares, 300u);
     now += std::chrono::seconds(5);
@@ -388,8 +427,11 @@ TEST_F(ShifterRestartTest, ExpiredLeaseWhileDownIsRevertedOnReconcile) {
   const InForce baseline = vm1();
   {
     auto engine = make({.state_file = state});
-    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}, {Resource::disk_bps, 1'000'000, {}}},
-                              std::chrono::seconds(5)})
+    ASSERT_TRUE(engine
+                    .shift({1,
+                            "uuid-1",
+                            {{Resource::cpu_millicores, 200, {}}, {Resource::disk_bps, 1'000'000, {}}},
+                            std::chrono::seconds(5)})
                     .ok());
   }  // agent stops; values stay in force
   EXPECT_EQ(vm1().cpu_millicores, 200);
@@ -431,8 +473,11 @@ TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
       if (++calls == 2) std::filesystem::copy_file(state, at_kill, std::filesystem::copy_options::overwrite_existing);
       return host.apply(t, a);
     }));
-    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}, {Resource::disk_iops, 50, {}}},
-                              std::chrono::seconds(5)})
+    ASSERT_TRUE(engine
+                    .shift({1,
+                            "uuid-1",
+                            {{Resource::cpu_millicores, 200, {}}, {Resource::disk_iops, 50, {}}},
+                            std::chrono::seconds(5)})
                     .ok());
   }
   ASSERT_TRUE(std::filesystem::exists(at_kill)) << "the state file was not written before the first apply";
@@ -455,8 +500,8 @@ TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
       .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
-  ShiftOutcome out = engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
-                                   std::chrono::seconds(60)});
+  ShiftOutcome out = engine.shift(
+      {2, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}}, std::chrono::seconds(60)});
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(vm1().cpu_millicores, 500);  // rolled back to what command 1 set
   // The record is command 1's: its lease, and disk_iops is not marked shifted.
@@ -476,8 +521,11 @@ TEST_F(ShifterRestartTest, FailedFirstCommandLeavesNoRecord) {
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
       .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
-  ASSERT_FALSE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
-                             std::chrono::seconds(5)})
+  ASSERT_FALSE(engine
+                   .shift({1,
+                           "uuid-1",
+                           {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
+                           std::chrono::seconds(5)})
                    .ok());
   EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
   auto restarted = make({.state_file = state});

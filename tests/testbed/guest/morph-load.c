@@ -33,16 +33,15 @@
 #include <unistd.h>
 
 enum { kTargetCpu, kTargetDiskRead, kTargetDiskWrite, kTargetNetTx, kTargetNetRx, kTargetCount };
-static const char *const kTargetNames[kTargetCount] = {"cpu", "disk_read", "disk_write", "net_tx",
-                                                       "net_rx"};
+static const char* const kTargetNames[kTargetCount] = {"cpu", "disk_read", "disk_write", "net_tx", "net_rx"};
 static _Atomic uint64_t g_target[kTargetCount];
 
 static char g_host[64] = "169.254.0.1";
 static int g_port = 8080;
 static char g_vm[128] = "?";
-static FILE *g_console;
+static FILE* g_console;
 
-#define kDiskReadSpan (64ull << 20)  /* the host allocates this much of the disk for reads */
+#define kDiskReadSpan (64ull << 20) /* the host allocates this much of the disk for reads */
 #define kIoAlign 4096u
 #define kMaxIoChunk (256u << 10)
 
@@ -58,10 +57,10 @@ static void sleep_ns(uint64_t ns) {
   }
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...) {
+static void say(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char* fmt, ...) {
   va_list ap;
-  FILE *out = g_console ? g_console : stderr;
+  FILE* out = g_console ? g_console : stderr;
   fprintf(out, "morph-load[%s]: ", g_vm);
   va_start(ap, fmt);
   vfprintf(out, fmt, ap);
@@ -77,7 +76,7 @@ struct pacer {
   double credit;
 };
 
-static int pace_wait(struct pacer *p, uint64_t rate, uint64_t chunk) {
+static int pace_wait(struct pacer* p, uint64_t rate, uint64_t chunk) {
   for (;;) {
     uint64_t now = now_ns();
     if (rate == 0) {
@@ -110,7 +109,7 @@ static uint64_t io_chunk_for(uint64_t rate) {
 }
 
 /* ---- CPU: in each 10 ms period, spin for cpu% of it and sleep the rest. ---- */
-static void *cpu_main(void *arg) {
+static void* cpu_main(void* arg) {
   (void)arg;
   const uint64_t period = 10000000ull;
   volatile uint64_t sink = 0;
@@ -135,9 +134,9 @@ struct disk_job {
   uint64_t span_start, span_len;
 };
 
-static void *disk_main(void *arg) {
-  struct disk_job *job = arg;
-  void *buf = NULL;
+static void* disk_main(void* arg) {
+  struct disk_job* job = arg;
+  void* buf = NULL;
   if (posix_memalign(&buf, kIoAlign, kMaxIoChunk) != 0) {
     say("%s: cannot allocate an aligned buffer", kTargetNames[job->target]);
     return NULL;
@@ -155,12 +154,11 @@ static void *disk_main(void *arg) {
     }
     if (r < 0) continue;
     if (off + chunk > job->span_len) off = 0;
-    ssize_t n = job->target == kTargetDiskRead
-                    ? pread(job->fd, buf, chunk, (off_t)(job->span_start + off))
-                    : pwrite(job->fd, buf, chunk, (off_t)(job->span_start + off));
+    ssize_t n = job->target == kTargetDiskRead ? pread(job->fd, buf, chunk, (off_t)(job->span_start + off))
+                                               : pwrite(job->fd, buf, chunk, (off_t)(job->span_start + off));
     if (n < 0) {
-      say("%s on /dev/vda at %llu failed: %s", kTargetNames[job->target],
-          (unsigned long long)(job->span_start + off), strerror(errno));
+      say("%s on /dev/vda at %llu failed: %s", kTargetNames[job->target], (unsigned long long)(job->span_start + off),
+          strerror(errno));
       sleep_ns(1000000000ull);
     }
     off += chunk;
@@ -175,7 +173,7 @@ static struct sockaddr_in host_addr(int port) {
 }
 
 /* ---- Network transmit: UDP datagrams to the host's discard port. ---- */
-static void *net_tx_main(void *arg) {
+static void* net_tx_main(void* arg) {
   (void)arg;
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) {
@@ -195,7 +193,7 @@ static void *net_tx_main(void *arg) {
     }
     if (r < 0) continue;
     /* Unconnected: the host's ICMP port-unreachable replies do not turn into send errors. */
-    sendto(fd, payload, sizeof payload, 0, (struct sockaddr *)&dst, sizeof dst);
+    sendto(fd, payload, sizeof payload, 0, (struct sockaddr*)&dst, sizeof dst);
   }
   return NULL;
 }
@@ -208,21 +206,21 @@ static int tcp_connect(int timeout_s, int rcvbuf) {
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   struct sockaddr_in a = host_addr(g_port);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  if (connect(fd, (struct sockaddr*)&a, sizeof a) != 0) {
     close(fd);
     return -1;
   }
   return fd;
 }
 
-static int send_get(int fd, const char *path) {
+static int send_get(int fd, const char* path) {
   char req[256];
   int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, g_host);
   return send(fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
 /* ---- Network receive: an endless download from the host, read no faster than the target. ---- */
-static void *net_rx_main(void *arg) {
+static void* net_rx_main(void* arg) {
   (void)arg;
   static char buf[64 << 10];
   struct pacer p = {0};
@@ -285,13 +283,13 @@ static int poll_targets(uint64_t out[kTargetCount]) {
   close(fd);
   resp[have] = '\0';
   if (strncmp(resp, "HTTP/1.", 7) != 0 || strstr(resp, " 200") == NULL) return -1;
-  char *body = strstr(resp, "\r\n\r\n");
+  char* body = strstr(resp, "\r\n\r\n");
   if (body == NULL) return -1;
   body += 4;
   for (int i = 0; i < kTargetCount; i++) out[i] = 0;
-  char *save = NULL;
-  for (char *tok = strtok_r(body, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
-    char *eq = strchr(tok, '=');
+  char* save = NULL;
+  for (char* tok = strtok_r(body, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
+    char* eq = strchr(tok, '=');
     if (eq == NULL) continue;
     *eq = '\0';
     for (int i = 0; i < kTargetCount; i++) {
@@ -302,12 +300,12 @@ static int poll_targets(uint64_t out[kTargetCount]) {
 }
 
 static void read_cmdline(void) {
-  FILE *f = fopen("/proc/cmdline", "r");
+  FILE* f = fopen("/proc/cmdline", "r");
   if (f == NULL) return;
   char line[4096];
   if (fgets(line, sizeof line, f) != NULL) {
-    char *save = NULL;
-    for (char *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+    char* save = NULL;
+    for (char* tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
       if (strncmp(tok, "morph.host=", 11) == 0) snprintf(g_host, sizeof g_host, "%s", tok + 11);
       if (strncmp(tok, "morph.port=", 11) == 0) g_port = atoi(tok + 11);
       if (strncmp(tok, "morph.vm=", 9) == 0) snprintf(g_vm, sizeof g_vm, "%s", tok + 9);
@@ -356,14 +354,13 @@ int main(void) {
       failures = 0;
       if (memcmp(next, prev, sizeof next) != 0) {
         for (int i = 0; i < kTargetCount; i++) atomic_store(&g_target[i], next[i]);
-        say("targets cpu=%llu disk_read=%llu disk_write=%llu net_tx=%llu net_rx=%llu",
-            (unsigned long long)next[0], (unsigned long long)next[1], (unsigned long long)next[2],
-            (unsigned long long)next[3], (unsigned long long)next[4]);
+        say("targets cpu=%llu disk_read=%llu disk_write=%llu net_tx=%llu net_rx=%llu", (unsigned long long)next[0],
+            (unsigned long long)next[1], (unsigned long long)next[2], (unsigned long long)next[3],
+            (unsigned long long)next[4]);
         memcpy(prev, next, sizeof prev);
       }
     } else if (++failures == 20) {
-      say("control endpoint http://%s:%d/targets unreachable for 10 s; keeping the last targets",
-          g_host, g_port);
+      say("control endpoint http://%s:%d/targets unreachable for 10 s; keeping the last targets", g_host, g_port);
     }
     sleep_ns(500000000ull);
   }
