@@ -16,7 +16,7 @@
 #define MORPH_MAX_CGROUPS 8192  // cgroup ids over all VMs (a VM has 1 + vCPUs + a few)
 #define MORPH_MAX_TAPS 1024
 #define MORPH_MAX_INFLIGHT_IO 16384
-#define MORPH_HIST_BUCKETS 27  // log2 µs; must equal morph::agent::kHistBuckets
+#define MORPH_HIST_BUCKETS 27  // log2 µs; must equal morph::kpi::kHistBuckets
 #define MORPH_NO_SLOT 0xffffffffu
 #define MORPH_SLOT_UNKNOWN 0xfffffffeu  // sched_switch: the outgoing task's switch-in was not seen
 

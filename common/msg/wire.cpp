@@ -66,7 +66,7 @@ Status check_error(const v1::Error* e) {
 
 Status check_hist(const flatbuffers::Vector<uint32_t>* h, const char* what) {
   if (h == nullptr) return {};
-  if (h->size() != static_cast<uint32_t>(agent::kHistBuckets))
+  if (h->size() != static_cast<uint32_t>(kpi::kHistBuckets))
     return bad(std::string(what) + ": histogram has " + std::to_string(h->size()) + " buckets, not 27");
   return {};  // uint32 counts per interval cannot be absurd on their own
 }
@@ -442,11 +442,11 @@ Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf)
 }
 
 void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeader& h,
-                       const std::vector<agent::VmKpis>& vms) {
+                       const std::vector<kpi::VmKpis>& vms) {
   std::vector<flatbuffers::Offset<v1::VmKpi>> offs;
   offs.reserve(vms.size());
-  auto hist = [&](const agent::Log2Hist& buckets) {
-    std::array<uint32_t, agent::kHistBuckets> narrow;
+  auto hist = [&](const kpi::Log2Hist& buckets) {
+    std::array<uint32_t, kpi::kHistBuckets> narrow;
     for (size_t i = 0; i < buckets.size(); ++i)
       narrow[i] = static_cast<uint32_t>(std::min<uint64_t>(buckets[i], UINT32_MAX));
     return fbb.CreateVector(narrow.data(), narrow.size());
@@ -489,14 +489,14 @@ void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeade
   fbb.Finish(root, v1::KpiReportIdentifier());
 }
 
-agent::VmKpis to_vm_kpis(const v1::VmKpi& k) {
-  agent::VmKpis o;
+kpi::VmKpis to_vm_kpis(const v1::VmKpi& k) {
+  kpi::VmKpis o;
   o.uuid = std::string(sv(k.uuid()));
   apply_vm_kpis(o, k);
   return o;
 }
 
-void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k) {
+void apply_vm_kpis(kpi::VmKpis& o, const v1::VmKpi& k) {
   if (o.name != sv(k.name())) o.name = std::string(sv(k.name()));
   o.interval_ns = k.interval_ns();
   o.cpu_run_ns = k.cpu_run_ns();

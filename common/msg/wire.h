@@ -18,9 +18,9 @@
 #include "api_reply_generated.h"
 #include "api_request_generated.h"
 #include "common/error.h"
+#include "common/kpi/vm_kpis.h"
 #include "heartbeat_generated.h"
 #include "host_hello_generated.h"
-#include "hostagent/kpi.h"
 #include "kpi_report_generated.h"
 #include "lease_renew_generated.h"
 #include "market_event_generated.h"
@@ -104,10 +104,10 @@ struct KpiReportHeader {
   uint64_t timestamp_ns = 0;
 };
 void encode_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const KpiReportHeader& h,
-                       const std::vector<agent::VmKpis>& vms);
-agent::VmKpis to_vm_kpis(const v1::VmKpi& k);
+                       const std::vector<kpi::VmKpis>& vms);
+kpi::VmKpis to_vm_kpis(const v1::VmKpi& k);
 // The same, into an existing record (keeps its uuid; reuses its name's storage): ingest's hot path.
-void apply_vm_kpis(agent::VmKpis& o, const v1::VmKpi& k);
+void apply_vm_kpis(kpi::VmKpis& o, const v1::VmKpi& k);
 
 inline std::span<const uint8_t> span_of(const flatbuffers::FlatBufferBuilder& fbb) {
   return {fbb.GetBufferPointer(), fbb.GetSize()};

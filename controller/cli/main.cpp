@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "common/config.h"
+#include "common/kpi/derived.h"
 #include "common/msg/api_client.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/wire.h"
@@ -369,15 +370,14 @@ Examples:
         if (!rep->vms()) continue;
         for (const auto* k : *rep->vms()) {
           if (!kpi_vm.empty() && s(k->uuid()) != kpi_vm && s(k->name()) != kpi_vm) continue;
-          double busy = static_cast<double>(k->cpu_run_ns() + k->cpu_wait_ns());
           rows.push_back({{"host", s(rep->host())},
                           {"vm", s(k->uuid())},
                           {"name", s(k->name())},
                           {"cpu_run_ms", k->cpu_run_ns() / 1'000'000},
                           {"cpu_wait_ms", k->cpu_wait_ns() / 1'000'000},
-                          {"runq_wait_permille", busy > 0 ? static_cast<int>(1000.0 * k->cpu_wait_ns() / busy) : 0},
+                          {"runq_wait_permille", morph::kpi::runq_wait_permille(k->cpu_run_ns(), k->cpu_wait_ns())},
                           {"throttled_ms", k->cpu_throttled_ns() / 1'000'000},
-                          {"net_drops", k->net_rx_drops() + k->net_tx_drops()},
+                          {"net_drops", morph::kpi::net_drops(k->net_rx_drops(), k->net_tx_drops())},
                           {"rss_mib", k->mem_rss_bytes() >> 20}});
         }
       }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/kpi/derived.h"
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 
@@ -102,18 +103,16 @@ void apply_report(FleetState& s, const v1::KpiReport& rep, const FleetViewOption
     if (r.host.empty()) r.host = host;
     uint64_t t = rep.timestamp_ns();
     if (!r.kpis.empty() && r.kpis.back().t_ns >= t) continue;  // already have it (snapshot + event overlap)
-    double iv = static_cast<double>(k->interval_ns() ? k->interval_ns() : rep.interval_ns());
-    if (iv <= 0) continue;
-    double secs = iv / 1e9;
+    const uint64_t iv = k->interval_ns() ? k->interval_ns() : rep.interval_ns();
+    if (iv == 0) continue;
     KpiSample x;
     x.t_ns = t;
-    x.cpu_pct = 100.0 * static_cast<double>(k->cpu_run_ns()) / iv;
-    double runnable = static_cast<double>(k->cpu_run_ns() + k->cpu_wait_ns());
-    x.runq_wait_pct = runnable > 0 ? 100.0 * static_cast<double>(k->cpu_wait_ns()) / runnable : 0.0;
-    x.disk_read_Bps = static_cast<double>(k->blk_read_bytes()) / secs;
-    x.disk_write_Bps = static_cast<double>(k->blk_write_bytes()) / secs;
-    x.net_rx_Bps = static_cast<double>(k->net_rx_bytes()) / secs;
-    x.net_tx_Bps = static_cast<double>(k->net_tx_bytes()) / secs;
+    x.cpu_pct = 100.0 * kpi::cpu_share(k->cpu_run_ns(), iv);
+    x.runq_wait_pct = 100.0 * kpi::runq_wait_share(k->cpu_run_ns(), k->cpu_wait_ns());
+    x.disk_read_Bps = kpi::per_second(k->blk_read_bytes(), iv);
+    x.disk_write_Bps = kpi::per_second(k->blk_write_bytes(), iv);
+    x.net_rx_Bps = kpi::per_second(k->net_rx_bytes(), iv);
+    x.net_tx_Bps = kpi::per_second(k->net_tx_bytes(), iv);
     push_bounded(r.kpis, x, o.kpi_history);
   }
 }

@@ -32,8 +32,8 @@ namespace morph::fleet {
 // One VM's KPIs over one agent interval, as rates an operator reads.
 struct KpiSample {
   uint64_t t_ns = 0;
-  double cpu_pct = 0;        // on-CPU time / interval (100 = one core)
-  double runq_wait_pct = 0;  // cpu_wait / (cpu_run + cpu_wait): the share of runnable time spent waiting
+  double cpu_pct = 0;        // 100 x kpi::cpu_share of the on-CPU time (100 = one core)
+  double runq_wait_pct = 0;  // 100 x kpi::runq_wait_share: the share of runnable time spent waiting
   double disk_read_Bps = 0, disk_write_Bps = 0;
   double net_rx_Bps = 0, net_tx_Bps = 0;
 };

@@ -34,7 +34,7 @@ HostTable::Change HostTable::apply_hello(const v1::HostHello& hello, std::span<c
   e.up = true;
   // The VM set is replaced wholesale: drop KPIs of VMs the host no longer reports.
   if (hello.vms()) {
-    std::map<std::string, agent::VmKpis, std::less<>> keep;
+    std::map<std::string, kpi::VmKpis, std::less<>> keep;
     for (auto* vm : *hello.vms())
       if (auto it = e.vm_kpis.find(sv(vm->uuid())); it != e.vm_kpis.end()) keep.insert(std::move(*it));
     e.vm_kpis = std::move(keep);
@@ -82,7 +82,7 @@ uint64_t HostTable::apply_kpi_report(const v1::KpiReport& r, zmq::message_t&& m,
       auto it = e.vm_kpis.find(sv(k->uuid()));
       if (it == e.vm_kpis.end()) {
         if (e.vm_kpis.size() >= msg::Limits::kMaxVms) continue;
-        it = e.vm_kpis.emplace(std::string(sv(k->uuid())), agent::VmKpis{}).first;
+        it = e.vm_kpis.emplace(std::string(sv(k->uuid())), kpi::VmKpis{}).first;
         it->second.uuid = it->first;
       }
       msg::apply_vm_kpis(it->second, *k);

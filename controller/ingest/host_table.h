@@ -11,8 +11,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "common/kpi/vm_kpis.h"
 #include "common/msg/wire.h"
-#include "hostagent/kpi.h"
 
 namespace morph::controller {
 
@@ -30,7 +30,7 @@ struct HostEntry {
   uint64_t kpi_reports = 0;
   uint64_t kpi_gaps = 0;  // reports known missing from seq gaps
   uint64_t bad_messages = 0;
-  std::map<std::string, agent::VmKpis, std::less<>> vm_kpis;  // latest per VM uuid
+  std::map<std::string, kpi::VmKpis, std::less<>> vm_kpis;  // latest per VM uuid
 };
 
 class HostTable {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/kpi/derived.h"
+
 namespace morph::rescue {
 
 const char* signal_name(Signal s) noexcept {
@@ -36,20 +38,6 @@ Resource relief_for(Signal s) noexcept {
       return Resource::net_in_kbps;
   }
   return Resource::cpu;
-}
-
-uint64_t hist_percentile_us(const agent::Log2Hist& h, uint32_t permille) {
-  uint64_t total = 0;
-  for (uint64_t c : h) total += c;
-  if (total == 0) return 0;
-  // Smallest bucket whose cumulative count reaches the rank, rounded up.
-  const uint64_t rank = (total * permille + 999) / 1000;
-  uint64_t seen = 0;
-  for (size_t i = 0; i < h.size(); ++i) {
-    seen += h[i];
-    if (seen >= rank) return uint64_t{1} << (i + 1);
-  }
-  return uint64_t{1} << h.size();
 }
 
 Status RescueEvaluator::set_policy(const SlaPolicy& p) {
@@ -102,7 +90,7 @@ Micros RescueEvaluator::hourly_cost(const VmState& st) const {
   return c;
 }
 
-std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micros balance) {
+std::vector<RescueAction> RescueEvaluator::observe(const kpi::VmKpis& k, Micros balance) {
   std::vector<RescueAction> out;
   auto it = vms_.find(k.uuid);
   if (it == vms_.end()) it = vms_.find(k.name);
@@ -113,14 +101,13 @@ std::vector<RescueAction> RescueEvaluator::observe(const agent::VmKpis& k, Micro
   // Measurements of this interval, and whether each is over its threshold.
   std::array<bool, kSignalCount> over{};
   std::array<std::string, kSignalCount> seen{};
-  const uint64_t busy = k.cpu_run_ns + k.cpu_wait_ns;
-  const uint64_t wait_pm = busy == 0 ? 0 : k.cpu_wait_ns * 1000 / busy;
+  const uint64_t wait_pm = kpi::runq_wait_permille(k);
   over[0] = p.runq_wait_permille > 0 && wait_pm > p.runq_wait_permille;
   seen[0] = "run-queue wait " + std::to_string(wait_pm) + "‰ (threshold " + std::to_string(p.runq_wait_permille) + "‰)";
-  const uint64_t p99 = hist_percentile_us(k.blk_lat_us, 990);
+  const uint64_t p99 = kpi::hist_percentile_us(k.blk_lat_us, 990);
   over[1] = p.blk_p99_us > 0 && p99 > p.blk_p99_us;
   seen[1] = "block p99 <= " + std::to_string(p99) + " us (threshold " + std::to_string(p.blk_p99_us) + " us)";
-  auto per_s = [&](uint64_t n) { return n * 1'000'000'000ULL / k.interval_ns; };
+  auto per_s = [&](uint64_t n) { return kpi::per_second_floor(n, k.interval_ns); };
   over[2] = p.drops_per_s > 0 && per_s(k.net_tx_drops) > p.drops_per_s;
   seen[2] = "tx drops " + std::to_string(per_s(k.net_tx_drops)) + "/s";
   over[3] = p.drops_per_s > 0 && per_s(k.net_rx_drops) > p.drops_per_s;

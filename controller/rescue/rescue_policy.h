@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/kpi/vm_kpis.h"
 #include "controller/market/types.h"
-#include "hostagent/kpi.h"
 
 namespace morph::rescue {
 
@@ -30,8 +30,8 @@ struct SlaPolicy {
   std::string account;
   bool rescue = true;
   // Thresholds. 0 disables a signal.
-  uint32_t runq_wait_permille = 200;  // cpu_wait / (cpu_run + cpu_wait), per mille
-  uint64_t blk_p99_us = 20'000;       // block request latency, 99th percentile
+  uint32_t runq_wait_permille = 200;  // kpi::runq_wait_permille: cpu_wait / (cpu_run + cpu_wait)
+  uint64_t blk_p99_us = 20'000;       // block request latency, 99th percentile (kpi::hist_percentile_us)
   uint64_t drops_per_s = 50;          // packets dropped per second (either direction; the policer's too)
   uint32_t breach_intervals = 3;      // consecutive intervals over threshold before a rescue
   uint32_t recover_intervals = 5;     // consecutive healthy intervals (each signal under kRecoverPercent of
@@ -64,9 +64,6 @@ struct RescueAction {
   std::string why;         // operator-readable: the measurement, or why it was refused
 };
 
-// Percentile from a log2 µs histogram: the upper edge of the bucket holding it (conservative).
-uint64_t hist_percentile_us(const agent::Log2Hist& h, uint32_t permille);
-
 class RescueEvaluator {
  public:
   Status set_policy(const SlaPolicy& policy);
@@ -74,7 +71,7 @@ class RescueEvaluator {
 
   // One interval of one VM (matched to a policy by uuid, else name). `balance` is the owner's balance
   // now. The hourly budget counts this VM's rescues in force at max_price.
-  std::vector<RescueAction> observe(const agent::VmKpis& kpis, Micros balance);
+  std::vector<RescueAction> observe(const kpi::VmKpis& kpis, Micros balance);
 
   // After a restart: a rescue raised before it is still in force for (vm, signal) with this quantity, so
   // it counts against the budget and is retired on recovery. The VM's policy must be set first.

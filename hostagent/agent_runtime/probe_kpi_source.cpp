@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/kpi/derived.h"
 #include "common/msg/wire.h"
 
 namespace morph::agent {
@@ -33,7 +34,8 @@ ProbeKpiSource::ProbeKpiSource(std::unique_ptr<KpiProbes> probes, std::unique_pt
   const std::vector<std::string> l{"vm"};
   gauges_ = std::make_unique<Gauges>(Gauges{
       &r.gauge("morph_agent_vm_cpu_run_ratio", "Share of one host CPU the VM ran in the last interval", l),
-      &r.gauge("morph_agent_vm_cpu_wait_ratio", "Share of one host CPU the VM's threads waited runnable", l),
+      &r.gauge("morph_agent_vm_cpu_wait_ratio",
+               "Run-queue wait share: of the time the VM's threads were runnable, the part spent waiting", l),
       &r.gauge("morph_agent_vm_cpu_throttled_ratio", "Share of the last interval the VM was CFS-throttled", l),
       &r.gauge("morph_agent_vm_disk_read_bytes_per_second", "Block bytes read per second", l),
       &r.gauge("morph_agent_vm_disk_write_bytes_per_second", "Block bytes written per second", l),
@@ -117,7 +119,7 @@ bool ProbeKpiSource::apply_changes() {
   return resync;
 }
 
-Result<std::vector<VmKpis>> ProbeKpiSource::collect(uint64_t interval_ns) {
+Result<std::vector<kpi::VmKpis>> ProbeKpiSource::collect(uint64_t interval_ns) {
   (void)interval_ns;  // the probes measure the real interval since their last read
   const std::string before = signature();
   const bool resync = apply_changes();
@@ -130,32 +132,32 @@ Result<std::vector<VmKpis>> ProbeKpiSource::collect(uint64_t interval_ns) {
   // A VM that joined just before this read has a sliver of an interval (seen: 0.7-0.9 ms when another VM
   // started). The controller's decoder refuses a report holding a VM interval under half the minimum, and
   // with it every other VM's KPIs: leave the sliver out (its counts are a few ms of a new VM's life).
-  std::erase_if(kpis, [](const VmKpis& k) {
+  std::erase_if(kpis, [](const kpi::VmKpis& k) {
     const bool sliver = k.interval_ns != 0 && k.interval_ns < msg::Limits::kMinIntervalNs / 2;
     if (sliver) spdlog::debug("vm={} left out of this report: measured for only {} ns", k.uuid, k.interval_ns);
     return sliver;
   });
-  for (VmKpis& k : kpis)
+  for (kpi::VmKpis& k : kpis)
     if (auto kib = source_->balloon_kib(k.uuid)) k.mem_balloon_kib = *kib;
   export_kpis(kpis);
   return kpis;
 }
 
-void ProbeKpiSource::export_kpis(const std::vector<VmKpis>& kpis) {
+void ProbeKpiSource::export_kpis(const std::vector<kpi::VmKpis>& kpis) {
   std::map<std::string, std::string> now;
-  for (const VmKpis& k : kpis) {
+  for (const kpi::VmKpis& k : kpis) {
     const std::string name = k.name.empty() ? k.uuid : k.name;
     now[k.uuid] = name;
-    const double ns = k.interval_ns ? double(k.interval_ns) : 1e9, per_s = 1e9 / ns;
+    auto per_s = [&](uint64_t count) { return kpi::per_second(count, k.interval_ns); };
     const metrics::LabelValues l{name};
-    gauges_->cpu_run->with(l)->set(double(k.cpu_run_ns) / ns);
-    gauges_->cpu_wait->with(l)->set(double(k.cpu_wait_ns) / ns);
-    gauges_->cpu_throttled->with(l)->set(double(k.cpu_throttled_ns) / ns);
-    gauges_->blk_read->with(l)->set(double(k.blk_read_bytes) * per_s);
-    gauges_->blk_write->with(l)->set(double(k.blk_write_bytes) * per_s);
-    gauges_->net_rx->with(l)->set(double(k.net_rx_bytes) * per_s);
-    gauges_->net_tx->with(l)->set(double(k.net_tx_bytes) * per_s);
-    gauges_->net_drops->with(l)->set(double(k.net_rx_drops + k.net_tx_drops) * per_s);
+    gauges_->cpu_run->with(l)->set(kpi::cpu_share(k.cpu_run_ns, k.interval_ns));
+    gauges_->cpu_wait->with(l)->set(kpi::runq_wait_share(k));
+    gauges_->cpu_throttled->with(l)->set(kpi::cpu_share(k.cpu_throttled_ns, k.interval_ns));
+    gauges_->blk_read->with(l)->set(per_s(k.blk_read_bytes));
+    gauges_->blk_write->with(l)->set(per_s(k.blk_write_bytes));
+    gauges_->net_rx->with(l)->set(per_s(k.net_rx_bytes));
+    gauges_->net_tx->with(l)->set(per_s(k.net_tx_bytes));
+    gauges_->net_drops->with(l)->set(per_s(kpi::net_drops(k)));
     gauges_->rss->with(l)->set(double(k.mem_rss_bytes));
     gauges_->balloon->with(l)->set(double(k.mem_balloon_kib) * 1024);
   }

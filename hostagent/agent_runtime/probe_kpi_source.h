@@ -33,13 +33,13 @@ class ProbeKpiSource final : public KpiSource {
   // Called on the uplink thread (from collect) after the running set changed.
   void on_vms_changed(VmsChanged fn) { changed_ = std::move(fn); }
 
-  Result<std::vector<VmKpis>> collect(uint64_t interval_ns) override;
+  Result<std::vector<kpi::VmKpis>> collect(uint64_t interval_ns) override;
 
  private:
   struct Gauges;
   void reconcile();
   bool apply_changes();  // true when a resync was asked
-  void export_kpis(const std::vector<VmKpis>& kpis);
+  void export_kpis(const std::vector<kpi::VmKpis>& kpis);
   std::string signature() const;
 
   std::unique_ptr<KpiProbes> probes_;

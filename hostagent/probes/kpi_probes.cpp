@@ -26,7 +26,8 @@
 namespace morph::agent {
 namespace {
 
-static_assert(MORPH_HIST_BUCKETS == kHistBuckets, "bpf/morph_kpi.h and hostagent/kpi.h disagree on buckets");
+static_assert(MORPH_HIST_BUCKETS == kpi::kHistBuckets,
+              "bpf/morph_kpi.h and common/kpi/log2_hist.h disagree on buckets");
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -516,7 +517,7 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
       const morph_vm_stats& s = values[size_t(i) * ncpu + c];
       t.cpu_run_ns += s.cpu_run_ns;
       t.cpu_wait_ns += s.cpu_wait_ns;
-      for (int b = 0; b < kHistBuckets; b++) {
+      for (int b = 0; b < kpi::kHistBuckets; b++) {
         t.runq[b] += s.runq_hist[b];
         t.blk[b] += s.blk_hist[b];
       }
@@ -548,23 +549,23 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
   return out;
 }
 
-Result<std::vector<VmKpis>> KpiProbes::read() {
+Result<std::vector<kpi::VmKpis>> KpiProbes::read() {
   uint64_t now = 0;
   MORPH_TRY_ASSIGN(auto totals, read_totals(now));
-  std::vector<VmKpis> out;
+  std::vector<kpi::VmKpis> out;
   out.reserve(vms_.size());
   for (auto& [uuid, vm] : vms_) {
     Totals t = totals[vm.slot];
     add_host_counters(vm, t);
     const Totals& l = vm.last;
-    VmKpis k;
+    kpi::VmKpis k;
     k.uuid = vm.info.uuid;
     k.name = vm.info.name;
     k.interval_ns = sub0(now, vm.last_ns);
     k.cpu_run_ns = sub0(t.cpu_run_ns, l.cpu_run_ns);
     k.cpu_wait_ns = sub0(t.cpu_wait_ns, l.cpu_wait_ns);
     k.cpu_throttled_ns = sub0(t.cpu_throttled_ns, l.cpu_throttled_ns);
-    for (int b = 0; b < kHistBuckets; b++) {
+    for (int b = 0; b < kpi::kHistBuckets; b++) {
       k.runq_lat_us[b] = sub0(t.runq[b], l.runq[b]);
       k.blk_lat_us[b] = sub0(t.blk[b], l.blk[b]);
     }

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/kpi/vm_kpis.h"
 #include "hostagent/inventory/vm.h"
-#include "hostagent/kpi.h"
 
 struct morph_kpi_bpf;
 
@@ -61,7 +61,7 @@ class KpiProbes {
 
   // Per-VM deltas since the previous read (or since add_vm), one batched map read for all VMs. Gauges
   // (mem_rss_bytes) are current values; mem_balloon_kib is left 0 (libvirt's, filled by the caller).
-  Result<std::vector<VmKpis>> read();
+  Result<std::vector<kpi::VmKpis>> read();
 
   // Drops of the network policer (hostagent/shifter's NetPolicer, which loads the policer programs in its
   // own object): read() adds them to net_*_drops, and removes guest-rx drops from net_rx_* (our programs
@@ -91,7 +91,7 @@ class KpiProbes {
   // Running totals of one VM as read from every source; deltas of two of these make a VmKpis.
   struct Totals {
     uint64_t cpu_run_ns = 0, cpu_wait_ns = 0, cpu_throttled_ns = 0;
-    Log2Hist runq{}, blk{};
+    kpi::Log2Hist runq{}, blk{};
     uint64_t blk_read_bytes = 0, blk_write_bytes = 0, blk_read_ops = 0, blk_write_ops = 0;
     uint64_t net_rx_bytes = 0, net_tx_bytes = 0, net_rx_pkts = 0, net_tx_pkts = 0;
     uint64_t net_rx_drops = 0, net_tx_drops = 0;

@@ -11,6 +11,8 @@
 #include <ostream>
 #include <thread>
 
+#include "common/kpi/derived.h"
+
 namespace morph::agent {
 
 Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
@@ -34,7 +36,7 @@ Result<std::chrono::milliseconds> parse_interval(const std::string& text) {
   return std::chrono::milliseconds(int64_t(ms));
 }
 
-nlohmann::json kpis_to_json(const VmKpis& k, uint64_t timestamp_ns) {
+nlohmann::json kpis_to_json(const kpi::VmKpis& k, uint64_t timestamp_ns) {
   return nlohmann::json{
       {"timestamp_ns", timestamp_ns},
       {"uuid", k.uuid},
@@ -71,17 +73,15 @@ uint64_t realtime_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
-void print_text(const VmKpis& k, std::ostream& out) {
-  const double sec = k.interval_ns ? double(k.interval_ns) / 1e9 : 1.0;
+void print_text(const kpi::VmKpis& k, std::ostream& out) {
+  auto kib_per_s = [&](uint64_t bytes) { return kpi::per_second(bytes, k.interval_ns) / 1024; };
   char line[512];
   std::snprintf(line, sizeof(line),
                 "%-20s cpu %6.1f%% wait %6.1f%% thr %6.1fms | blk r %8.1fKiB/s w %8.1fKiB/s %6.0f iops | "
                 "net rx %8.1fKiB/s tx %8.1fKiB/s drops %llu/%llu | flt maj %llu min %llu rss %lluMiB\n",
-                k.name.c_str(), 100.0 * double(k.cpu_run_ns) / double(k.interval_ns ? k.interval_ns : 1),
-                100.0 * double(k.cpu_wait_ns) / double(k.interval_ns ? k.interval_ns : 1),
-                double(k.cpu_throttled_ns) / 1e6, double(k.blk_read_bytes) / 1024 / sec,
-                double(k.blk_write_bytes) / 1024 / sec, double(k.blk_read_ops + k.blk_write_ops) / sec,
-                double(k.net_rx_bytes) / 1024 / sec, double(k.net_tx_bytes) / 1024 / sec,
+                k.name.c_str(), 100.0 * kpi::cpu_share(k.cpu_run_ns, k.interval_ns), 100.0 * kpi::runq_wait_share(k),
+                double(k.cpu_throttled_ns) / 1e6, kib_per_s(k.blk_read_bytes), kib_per_s(k.blk_write_bytes),
+                kpi::per_second(kpi::blk_ops(k), k.interval_ns), kib_per_s(k.net_rx_bytes), kib_per_s(k.net_tx_bytes),
                 (unsigned long long)k.net_rx_drops, (unsigned long long)k.net_tx_drops,
                 (unsigned long long)k.mem_major_faults, (unsigned long long)k.mem_minor_faults,
                 (unsigned long long)(k.mem_rss_bytes >> 20));
@@ -166,7 +166,7 @@ Status run_kpis(KpiProbes& probes, VmSource& source, const KpisCommandOptions& o
     if (stop && *stop) break;
     MORPH_TRY_ASSIGN(auto kpis, probes.read());
     const uint64_t ts = realtime_ns();
-    for (VmKpis& k : kpis) {
+    for (kpi::VmKpis& k : kpis) {
       if (auto kib = source.balloon_kib(k.uuid)) k.mem_balloon_kib = *kib;
       if (options.json)
         out << kpis_to_json(k, ts).dump() << '\n';

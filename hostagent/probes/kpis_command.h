@@ -1,6 +1,6 @@
 #pragma once
 // `morph-agent kpis`: prints every registered VM's KPIs once per interval, as text or as JSON lines
-// (one object per VM per interval, field names of hostagent/kpi.h). The VM list comes from a VmSource.
+// (one object per VM per interval, field names of common/kpi/vm_kpis.h). The VM list comes from a VmSource.
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "hostagent/kpi.h"
+#include "common/kpi/vm_kpis.h"
 #include "hostagent/probes/kpi_probes.h"
 #include "hostagent/probes/vm_source.h"
 
@@ -30,7 +30,7 @@ struct KpisCommandOptions {
 // "1s", "250ms", "2" (seconds). Errc::invalid_argument below kMinKpiInterval or unparsable.
 Result<std::chrono::milliseconds> parse_interval(const std::string& text);
 
-nlohmann::json kpis_to_json(const VmKpis& k, uint64_t timestamp_ns);
+nlohmann::json kpis_to_json(const kpi::VmKpis& k, uint64_t timestamp_ns);
 
 // Runs the loop until `count` intervals have been printed or *stop becomes true.
 Status run_kpis(KpiProbes& probes, VmSource& source, const KpisCommandOptions& options, std::ostream& out,

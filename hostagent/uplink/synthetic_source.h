@@ -34,11 +34,11 @@ inline std::vector<VmInfo> synthetic_vms(const std::string& host, int n) {
 class SyntheticKpiSource final : public KpiSource {
  public:
   explicit SyntheticKpiSource(std::vector<VmInfo> vms) : vms_(std::move(vms)) {}
-  Result<std::vector<VmKpis>> collect(uint64_t interval_ns) override {
+  Result<std::vector<kpi::VmKpis>> collect(uint64_t interval_ns) override {
     ++round_;
-    std::vector<VmKpis> out;
+    std::vector<kpi::VmKpis> out;
     for (size_t i = 0; i < vms_.size(); ++i) {
-      VmKpis k;
+      kpi::VmKpis k;
       k.uuid = vms_[i].uuid;
       k.name = vms_[i].name;
       k.interval_ns = interval_ns;

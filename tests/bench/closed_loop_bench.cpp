@@ -46,6 +46,7 @@
 #include <thread>
 
 #include "api_reply_generated.h"
+#include "common/kpi/derived.h"
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
@@ -154,9 +155,8 @@ class ObservedMarket final : public controller::MarketApi, public controller::Kp
     if (r.vms())
       for (const auto* k : *r.vms())
         if (k->uuid() && k->uuid()->string_view() == t_.vm) {
-          const double total = double(k->cpu_run_ns() + k->cpu_wait_ns());
           std::lock_guard lk(t_.mu);
-          t_.reports.emplace_back(now, total > 0 ? double(k->cpu_wait_ns()) / total : 0.0);
+          t_.reports.emplace_back(now, kpi::runq_wait_share(k->cpu_run_ns(), k->cpu_wait_ns()));
         }
     m_->on_kpi_report(r, received);  // the rescue is raised in here
   }

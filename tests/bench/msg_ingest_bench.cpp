@@ -39,9 +39,9 @@ void pin(int cpu) {
 }
 
 std::vector<std::vector<uint8_t>> make_reports(const std::string& host, int vms, int n) {
-  std::vector<agent::VmKpis> ks;
+  std::vector<kpi::VmKpis> ks;
   for (int i = 0; i < vms; ++i) {
-    agent::VmKpis k;
+    kpi::VmKpis k;
     char uuid[40];
     std::snprintf(uuid, sizeof(uuid), "11111111-2222-4333-8444-%012d", i);
     k.uuid = uuid;
@@ -49,7 +49,7 @@ std::vector<std::vector<uint8_t>> make_reports(const std::string& host, int vms,
     k.interval_ns = 1'000'000'000;
     k.cpu_run_ns = 250'000'000 + i;
     k.cpu_wait_ns = 1'000'000;
-    for (int b = 0; b < agent::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b * 3 + i);
+    for (int b = 0; b < kpi::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b * 3 + i);
     k.blk_read_bytes = 1 << 20;
     k.net_rx_bytes = 1 << 18;
     k.mem_rss_bytes = 1ull << 30;

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   zmq::context_t ctx(1);
   auto pub = msg::make_socket(ctx, zmq::socket_type::pub);
   if (!msg::connect_endpoint(pub, server.endpoints().ingest, {agent_keys, ctl_keys.public_z85, false})) return 1;
-  std::vector<agent::VmKpis> ks(vms);
+  std::vector<kpi::VmKpis> ks(vms);
   for (int i = 0; i < vms; ++i) {
     char uuid[40];
     std::snprintf(uuid, sizeof(uuid), "11111111-2222-4333-8444-%012d", i);

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/kpi/derived.h"
 #include "morph_kpi.h"
 #include "morph_kpi_bpf.skel.h"
 #include "tests/support/requirements.h"
@@ -33,7 +34,8 @@
 using morph::agent::KpiProbes;
 using morph::agent::ProbeOptions;
 using morph::agent::VmInfo;
-using morph::agent::VmKpis;
+using morph::kpi::VmKpis;
+namespace kpi = morph::kpi;
 
 namespace {
 
@@ -233,8 +235,7 @@ TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
   // whole on both sides).
   EXPECT_NEAR(double(k.cpu_wait_ns), double(ref.wait_ns),
               0.10 * double(ref.wait_ns) + wait_slack_ns(GetParam().sched_info));
-  uint64_t hist_total = 0;
-  for (uint64_t v : k.runq_lat_us) hist_total += v;
+  const uint64_t hist_total = kpi::hist_count(k.runq_lat_us);
   // At least the wakeup by go(), when it waited at all: on an idle machine the kernel's own run_delay can
   // grow by 0 ns (woken onto an idle CPU on the same rq clock), and a zero wait is not a histogram sample.
   if (ref.wait_ns > 0) {
@@ -246,9 +247,7 @@ TEST_P(KpiProbesTest, OnCpuTimeFaultsAndBlockMatchTheKernel) {
   // 4 MiB of O_DIRECT writes from the worker.
   EXPECT_GE(k.blk_write_bytes, 4u << 20) << "write ops " << k.blk_write_ops;
   EXPECT_GE(k.blk_write_ops, 1u);
-  uint64_t blk_hist_total = 0;
-  for (uint64_t v : k.blk_lat_us) blk_hist_total += v;
-  EXPECT_EQ(blk_hist_total, k.blk_read_ops + k.blk_write_ops);
+  EXPECT_EQ(kpi::hist_count(k.blk_lat_us), kpi::blk_ops(k));
   std::printf(
       "on-cpu ours=%.1fms kernel=%.1fms | wait ours=%.2fms kernel=%.2fms | minflt ours=%llu task=%llu | "
       "blk write %llu B in %llu ops\n",
@@ -279,7 +278,7 @@ TEST_P(KpiProbesTest, RunQueueWaitRisesWhenThreeShareOneCpu) {
     EXPECT_NEAR(double(k.cpu_wait_ns), double(kernel_wait),
                 0.15 * double(kernel_wait) + wait_slack_ns(GetParam().sched_info));
     EXPECT_NEAR(double(k.cpu_run_ns), double(kernel_run), 0.05 * double(kernel_run) + 5e6);
-    return double(k.cpu_wait_ns) / double(std::max<uint64_t>(k.cpu_run_ns, 1));
+    return kpi::runq_wait_per_run(k.cpu_run_ns, k.cpu_wait_ns);
   };
   double alone = measure(1);
   double shared = measure(3);

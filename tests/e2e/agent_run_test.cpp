@@ -16,6 +16,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/kpi/derived.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
 #include "tests/e2e/shifter_testbed.h"
@@ -56,7 +57,7 @@ class Recorder final : public controller::MarketApi, public controller::KpiObser
   }
   std::mutex mu;
   std::vector<std::pair<msg::ShiftOutcome, Clock::time_point>> results;
-  std::vector<agent::VmKpis> kpis;
+  std::vector<kpi::VmKpis> kpis;
 
  private:
   std::string uuid_;
@@ -164,7 +165,7 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   {
     std::lock_guard lk(recorder->mu);
     const auto& k = recorder->kpis.back();
-    std::cout << "KPIs under cpu=50: cpu_run " << 100.0 * double(k.cpu_run_ns) / double(k.interval_ns) << "% of "
+    std::cout << "KPIs under cpu=50: cpu_run " << 100.0 * kpi::cpu_share(k.cpu_run_ns, k.interval_ns) << "% of "
               << k.interval_ns / 1'000'000 << " ms\n";
     EXPECT_GT(k.cpu_run_ns, k.interval_ns / 10) << "a VM at 50% load ran less than 10% of the interval";
   }
@@ -206,7 +207,7 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
     }
   }
   ASSERT_GT(interval_ns, 0u);
-  const double reported = 100.0 * double(run_ns) / double(interval_ns);
+  const double reported = 100.0 * kpi::cpu_share(run_ns, interval_ns);
   std::cout << "on-CPU %: libvirt's vCPU time before " << before << ", under the controller's 200 mc cap " << capped
             << "; the agent's reported cpu_run_ns (whole VM) under the cap " << reported << "\n";
   EXPECT_GT(before, 30.0) << "the guest did not get busy; nothing to cap";

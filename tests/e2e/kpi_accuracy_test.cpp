@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/kpi/derived.h"
 #include "hostagent/inventory/inventory.h"
 #include "hostagent/probes/inventory_vm_source.h"
 #include "hostagent/probes/kpi_probes.h"
@@ -111,7 +112,7 @@ class LineSink final : public std::streambuf {
 
 // One window: our deltas and libvirt's over the same span, per VM name.
 struct Window {
-  std::map<std::string, VmKpis> ours;
+  std::map<std::string, kpi::VmKpis> ours;
   std::map<std::string, LibvirtCounters> before, after;
   std::map<std::string, RunDelay> delay_before, delay_after;
   double seconds = 0;
@@ -253,7 +254,7 @@ TEST_F(KpiAccuracy, NetBytesPerDirectionWithinTwoPercentOfLibvirt) {
   Window w = measure(10s);
   const auto& name = vm(2);
   ASSERT_TRUE(w.ours.count(name) && !w.before[name].net.empty() && !w.after[name].net.empty());
-  const VmKpis& k = w.ours[name];
+  const kpi::VmKpis& k = w.ours[name];
   const double rx = double(w.after[name].net[0].rx_bytes - w.before[name].net[0].rx_bytes);
   const double tx = double(w.after[name].net[0].tx_bytes - w.before[name].net[0].tx_bytes);
   std::printf("net %s rx: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.3f%%\n", name.c_str(),
@@ -274,7 +275,7 @@ TEST_F(KpiAccuracy, BlockBytesWithinTenPercentOfLibvirt) {
   Window w = measure(10s);
   const auto& name = vm(3);
   ASSERT_TRUE(w.ours.count(name) && !w.before[name].block.empty() && !w.after[name].block.empty());
-  const VmKpis& k = w.ours[name];
+  const kpi::VmKpis& k = w.ours[name];
   const double rd = double(w.after[name].block[0].rd_bytes - w.before[name].block[0].rd_bytes);
   const double wr = double(w.after[name].block[0].wr_bytes - w.before[name].block[0].wr_bytes);
   std::printf("block %s read: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.2f%%\n", name.c_str(),
@@ -299,8 +300,9 @@ TEST_F(KpiAccuracy, RunQueueWaitRisesUnderContentionAndAgreesWithLibvirtWithinTw
   for (int i = 1; i <= 3; i++) {
     const auto& name = vm(i);
     ASSERT_TRUE(busy.ours.count(name) && idle.ours.count(name));
-    const double idle_share = double(idle.ours[name].cpu_wait_ns) / double(idle.ours[name].interval_ns);
-    const double share = double(busy.ours[name].cpu_wait_ns) / double(busy.ours[name].interval_ns);
+    // Waiting time per interval (above 1 when several threads wait at once), not the wait share.
+    const double idle_wait = kpi::cpu_share(idle.ours[name].cpu_wait_ns, idle.ours[name].interval_ns);
+    const double wait = kpi::cpu_share(busy.ours[name].cpu_wait_ns, busy.ours[name].interval_ns);
     uint64_t vcpu_delay = 0;
     const auto& b = busy.before[name].vcpu_delay_ns;
     const auto& a = busy.after[name].vcpu_delay_ns;
@@ -311,13 +313,13 @@ TEST_F(KpiAccuracy, RunQueueWaitRisesUnderContentionAndAgreesWithLibvirtWithinTw
     const double ours = double(busy.ours[name].cpu_wait_ns);
     const double reference = double(vcpu_delay + other);
     std::printf(
-        "runq %s: wait share idle %.2f%% -> busy %.2f%% | ours %.1f ms vs libvirt vcpu.delay %.1f ms + "
+        "runq %s: wait idle %.2f%% -> busy %.2f%% of the interval | ours %.1f ms vs libvirt vcpu.delay %.1f ms + "
         "other threads %.1f ms = %.1f ms, diff %+.2f%% (kernel vCPU run_delay %.1f ms)\n",
-        name.c_str(), 100 * idle_share, 100 * share, ours / 1e6, vcpu_delay / 1e6, other / 1e6, reference / 1e6,
+        name.c_str(), 100 * idle_wait, 100 * wait, ours / 1e6, vcpu_delay / 1e6, other / 1e6, reference / 1e6,
         pct_diff(ours, reference), kernel_vcpu / 1e6);
     EXPECT_GT(a.size(), 0u) << "libvirt reports no vcpu.N.delay";
-    EXPECT_GT(share, 0.10) << name;                   // three runnable guests on two cores: ~1/3 waiting
-    EXPECT_GT(share, 3 * idle_share + 0.05) << name;  // far above its idle level
+    EXPECT_GT(wait, 0.10) << name;                  // three runnable guests on two cores: ~1/3 waiting
+    EXPECT_GT(wait, 3 * idle_wait + 0.05) << name;  // far above its idle level
     EXPECT_NEAR(ours, reference, 0.20 * reference) << name;
   }
 }

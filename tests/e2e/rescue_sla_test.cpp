@@ -38,6 +38,7 @@
 #include <sstream>
 
 #include "api_reply_generated.h"
+#include "common/kpi/derived.h"
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
@@ -68,7 +69,7 @@ std::string sh(const std::string& cmd, int* status) {
 class KpiTap final : public controller::KpiObserver {
  public:
   struct Sample {
-    double run = 0, wait = 0, interval = 0;
+    uint64_t run = 0, wait = 0, interval = 0;
   };
   KpiTap(std::shared_ptr<controller::MarketService> m, std::vector<std::string> uuids)
       : market_(std::move(m)), uuids_(std::move(uuids)) {}
@@ -80,7 +81,7 @@ class KpiTap final : public controller::KpiObserver {
     for (const auto* k : *r.vms())
       for (size_t i = 0; i < uuids_.size(); ++i)
         if (k->uuid() && k->uuid()->str() == uuids_[i]) {
-          row[i] = {double(k->cpu_run_ns()), double(k->cpu_wait_ns()), double(k->interval_ns())};
+          row[i] = {k->cpu_run_ns(), k->cpu_wait_ns(), k->interval_ns()};
           ++found;
         }
     if (found != uuids_.size()) return;
@@ -104,9 +105,9 @@ class KpiTap final : public controller::KpiObserver {
         sum.wait += rows_[i][v].wait;
         sum.interval += rows_[i][v].interval;
       }
-      w.wait_share[v] = sum.run + sum.wait > 0 ? sum.wait / (sum.run + sum.wait) : 0;
-      w.wait_per_run[v] = sum.run > 0 ? sum.wait / sum.run : 0;
-      w.cores[v] = sum.interval > 0 ? sum.run / sum.interval : 0;
+      w.wait_share[v] = kpi::runq_wait_share(sum.run, sum.wait);
+      w.wait_per_run[v] = kpi::runq_wait_per_run(sum.run, sum.wait);
+      w.cores[v] = kpi::cpu_share(sum.run, sum.interval);
     }
     return w;
   }

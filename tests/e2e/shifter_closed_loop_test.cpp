@@ -10,6 +10,7 @@
 #include <memory>
 #include <thread>
 
+#include "common/kpi/derived.h"
 #include "hostagent/inventory/inventory.h"
 #include "hostagent/probes/kpi_probes.h"
 #include "hostagent/shifter/libvirt_mechanisms.h"
@@ -29,7 +30,7 @@ struct Window {
   double cpu_pct = 0;           // cpu_run_ns: the whole VM (vCPUs, emulator, I/O threads), % of one core
   double blk_read_ops = 0;      // ops/s
   double net_tx_bytes = 0;      // B/s the guest sent (before the policer, as libvirt counts)
-  double net_tx_delivered = 0;  // B/s let out: net_tx_bytes - net_tx_policed_bytes
+  double net_tx_delivered = 0;  // B/s let out: kpi::delivered_tx_bytes
   // libvirt's, the referee.
   double vcpu_pct = 0;      // vCPU threads only, % of one core
   double rd_req = 0;        // the disk's read requests/s
@@ -104,12 +105,11 @@ class ShifterClosedLoop : public ::testing::Test {
     w.tap_tx_bytes = static_cast<double>(tx1 - tx0) / sec;
     EXPECT_TRUE(k && k->size() == 1) << (k ? "not one VM in the KPIs" : k.error().describe());
     if (!k || k->size() != 1 || k->front().interval_ns == 0) return w;
-    const agent::VmKpis& v = k->front();
-    const double ksec = static_cast<double>(v.interval_ns) / 1e9;
-    w.cpu_pct = 100.0 * static_cast<double>(v.cpu_run_ns) / static_cast<double>(v.interval_ns);
-    w.blk_read_ops = static_cast<double>(v.blk_read_ops) / ksec;
-    w.net_tx_bytes = static_cast<double>(v.net_tx_bytes) / ksec;
-    w.net_tx_delivered = static_cast<double>(v.net_tx_bytes - std::min(v.net_tx_bytes, v.net_tx_policed_bytes)) / ksec;
+    const kpi::VmKpis& v = k->front();
+    w.cpu_pct = 100.0 * kpi::cpu_share(v.cpu_run_ns, v.interval_ns);
+    w.blk_read_ops = kpi::per_second(v.blk_read_ops, v.interval_ns);
+    w.net_tx_bytes = kpi::per_second(v.net_tx_bytes, v.interval_ns);
+    w.net_tx_delivered = kpi::per_second(kpi::delivered_tx_bytes(v), v.interval_ns);
     return w;
   }
 

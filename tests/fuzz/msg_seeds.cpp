@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   ::mkdir(dir.c_str(), 0700);
   const char* uuid = "11111111-2222-4333-8444-555555555555";
   flatbuffers::FlatBufferBuilder f;
-  agent::VmKpis k;
+  kpi::VmKpis k;
   k.uuid = uuid;
   k.name = "vm";
   k.cpu_run_ns = 1000;
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   put(dir, "decode_kpi_report", f);
   {
     flatbuffers::FlatBufferBuilder b;  // one bad VM between two good ones: the lenient path's case
-    agent::VmKpis spoilt = k;
+    kpi::VmKpis spoilt = k;
     spoilt.cpu_wait_ns = ~0ULL;
     msg::encode_kpi_report(b, {"host-a", 2, 1, 1'000'000'000, 1}, {k, spoilt, k});
     put(dir, "decode_kpi_report", b, "seed-bad-vm");

@@ -65,19 +65,19 @@ class RecordingKpiObserver final : public controller::KpiObserver {
     if (r.vms())
       for (auto* k : *r.vms()) vms.push_back(msg::to_vm_kpis(*k));
   }
-  std::optional<std::vector<agent::VmKpis>> report(uint64_t seq) {
+  std::optional<std::vector<kpi::VmKpis>> report(uint64_t seq) {
     std::lock_guard lk(mu);
     auto it = by_seq.find(seq);
     return it == by_seq.end() ? std::nullopt : std::optional(it->second);
   }
   std::mutex mu;
-  std::map<uint64_t, std::vector<agent::VmKpis>> by_seq;
+  std::map<uint64_t, std::vector<kpi::VmKpis>> by_seq;
 };
 
 const char* kUuid = "11111111-2222-4333-8444-555555555555";
 
-agent::VmKpis kpis(uint64_t cpu) {
-  agent::VmKpis k;
+kpi::VmKpis kpis(uint64_t cpu) {
+  kpi::VmKpis k;
   k.uuid = kUuid;
   k.name = "vm1";
   k.interval_ns = 100'000'000;
@@ -410,7 +410,7 @@ TEST_F(MsgCurveLogged, KpiReportWithBadVmsKeepsTheGoodVms) {
   ASSERT_TRUE(msg::connect_endpoint(sub, server->endpoints().events, keys.as(keys.tenant)));
   auto pub = msg::make_socket(ctx, zmq::socket_type::pub);
   ASSERT_TRUE(msg::connect_endpoint(pub, server->endpoints().ingest, keys.as(keys.host_a)));
-  auto send = [&](uint64_t seq, const std::vector<agent::VmKpis>& vms) {
+  auto send = [&](uint64_t seq, const std::vector<kpi::VmKpis>& vms) {
     flatbuffers::FlatBufferBuilder f;
     msg::encode_kpi_report(f, {"host-a", seq, 1, 1'000'000'000, msg::now_ns()}, vms);
     std::array<std::string_view, 2> p{"kpi.host-a", {reinterpret_cast<const char*>(f.GetBufferPointer()), f.GetSize()}};

@@ -15,8 +15,8 @@
 namespace morph::msg {
 namespace {
 
-agent::VmKpis vm(int i) {
-  agent::VmKpis k;
+kpi::VmKpis vm(int i) {
+  kpi::VmKpis k;
   k.uuid = "11111111-2222-4333-8444-" + std::to_string(100000000000 + i);
   k.name = "vm" + std::to_string(i);
   k.interval_ns = 1'000'000'000;
@@ -29,14 +29,14 @@ agent::VmKpis vm(int i) {
   return k;
 }
 
-std::vector<uint8_t> report(std::vector<agent::VmKpis> vms, uint64_t interval = 1'000'000'000) {
+std::vector<uint8_t> report(std::vector<kpi::VmKpis> vms, uint64_t interval = 1'000'000'000) {
   flatbuffers::FlatBufferBuilder fbb;
   encode_kpi_report(fbb, {"host-a", 7, 42, interval, now_ns()}, vms);
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
 TEST(Wire, KpiReportRoundTripsEveryField) {
-  std::vector<agent::VmKpis> in{vm(1), vm(2)};
+  std::vector<kpi::VmKpis> in{vm(1), vm(2)};
   auto buf = report(in);
   auto r = decode_kpi_report(buf);
   ASSERT_TRUE(r) << r.error().describe();
@@ -99,7 +99,7 @@ TEST(Wire, RefusesOutOfRangeValues) {
 }
 
 // Every field of two decoded VM entries, compared one by one.
-void expect_same_vm(const agent::VmKpis& a, const agent::VmKpis& b) {
+void expect_same_vm(const kpi::VmKpis& a, const kpi::VmKpis& b) {
   EXPECT_EQ(a.uuid, b.uuid);
   EXPECT_EQ(a.name, b.name);
   EXPECT_EQ(a.interval_ns, b.interval_ns);
@@ -127,7 +127,7 @@ void expect_same_vm(const agent::VmKpis& a, const agent::VmKpis& b) {
 }
 
 // A VM with every field set to a distinct non-zero value (so the encoder writes every field).
-agent::VmKpis full_vm(int i) {
+kpi::VmKpis full_vm(int i) {
   auto k = vm(i);
   uint64_t v = 1000 * uint64_t(i);
   k.cpu_throttled_ns = ++v;
@@ -145,54 +145,52 @@ agent::VmKpis full_vm(int i) {
   k.mem_balloon_kib = ++v;
   k.net_rx_policed_bytes = ++v;
   k.net_tx_policed_bytes = ++v;
-  for (int b = 0; b < agent::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b + i + 1);
+  for (int b = 0; b < kpi::kHistBuckets; ++b) k.runq_lat_us[b] = k.blk_lat_us[b] = uint64_t(b + i + 1);
   return k;
 }
 
 TEST(Wire, KpiReportWithOneBadVmKeepsTheGoodOnes) {
   struct Case {
     const char* what;
-    void (*spoil)(agent::VmKpis&);
+    void (*spoil)(kpi::VmKpis&);
     std::vector<std::string> reason_has;  // the VM and the field
   };
   constexpr uint64_t kSecond = 1'000'000'000ULL;
   const std::string u1 = vm(1).uuid;
   const std::vector<Case> cases{
       {"run-queue wait beyond interval x 4096 cpus",
-       [](agent::VmKpis& k) { k.cpu_wait_ns = 4097 * kSecond; },
+       [](kpi::VmKpis& k) { k.cpu_wait_ns = 4097 * kSecond; },
        {"vm=" + u1, "cpu_wait_ns=4097000000000"}},
       {"run time beyond interval x 4096 cpus",
-       [](agent::VmKpis& k) { k.cpu_run_ns = 5000 * kSecond; },
+       [](kpi::VmKpis& k) { k.cpu_run_ns = 5000 * kSecond; },
        {"vm=" + u1, "cpu_run_ns=", "cpu time"}},
       {"uuid that is not a UUID",
-       [](agent::VmKpis& k) { k.uuid = "../../etc"; },
+       [](kpi::VmKpis& k) { k.uuid = "../../etc"; },
        {"vm #1 uuid=\"../../etc\"", "uuid is not a UUID"}},
       {"uuid that is not printable",
-       [](agent::VmKpis& k) { k.uuid = std::string("\x01\x7f x", 4); },
+       [](kpi::VmKpis& k) { k.uuid = std::string("\x01\x7f x", 4); },
        {"vm #1 (uuid not printable)", "uuid is not a UUID"}},
       {"VM interval below 50 ms",
-       [](agent::VmKpis& k) { k.interval_ns = 10'000'000; },
+       [](kpi::VmKpis& k) { k.interval_ns = 10'000'000; },
        {"vm=" + u1, "interval_ns=10000000"}},
       {"VM interval above 120 s",
-       [](agent::VmKpis& k) { k.interval_ns = 121 * kSecond; },
+       [](kpi::VmKpis& k) { k.interval_ns = 121 * kSecond; },
        {"vm=" + u1, "interval_ns=121000000000"}},
-      {"name longer than 255", [](agent::VmKpis& k) { k.name = std::string(256, 'n'); }, {"vm=" + u1, "name"}},
+      {"name longer than 255", [](kpi::VmKpis& k) { k.name = std::string(256, 'n'); }, {"vm=" + u1, "name"}},
       {"absurd byte counter",
-       [](agent::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
+       [](kpi::VmKpis& k) { k.net_rx_bytes = 1ULL << 62; },
        {"vm=" + u1, "net_rx_bytes=" + std::to_string(1ULL << 62)}},
       {"absurd policed byte counter",
-       [](agent::VmKpis& k) { k.net_tx_policed_bytes = 1ULL << 62; },
+       [](kpi::VmKpis& k) { k.net_tx_policed_bytes = 1ULL << 62; },
        {"vm=" + u1, "net_tx_policed_bytes=" + std::to_string(1ULL << 62)}},
       {"absurd event counter",
-       [](agent::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
+       [](kpi::VmKpis& k) { k.mem_minor_faults = 1ULL << 40; },
        {"vm=" + u1, "mem_minor_faults="}},
-      {"absurd memory gauge",
-       [](agent::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; },
-       {"vm=" + u1, "mem_balloon_kib="}},
+      {"absurd memory gauge", [](kpi::VmKpis& k) { k.mem_balloon_kib = 1ULL << 60; }, {"vm=" + u1, "mem_balloon_kib="}},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
-    std::vector<agent::VmKpis> in{full_vm(0), full_vm(1), full_vm(2)};
+    std::vector<kpi::VmKpis> in{full_vm(0), full_vm(1), full_vm(2)};
     c.spoil(in[1]);
     auto buf = report(in);
     EXPECT_FALSE(decode_kpi_report(buf)) << "the strict decoder still refuses the whole report";
@@ -292,7 +290,7 @@ TEST(Wire, KpiReportHeaderFaultsStillRejectTheWholeReport) {
   flatbuffers::FlatBufferBuilder fbb;
   encode_kpi_report(fbb, {"host a/../b", 1, 1, 1'000'000'000, 1}, {vm(1)});
   EXPECT_NE(decode_kpi_report_lenient(span_of(fbb)).error().message().find("host"), std::string::npos);
-  std::vector<agent::VmKpis> many(Limits::kMaxVms + 1, vm(1));
+  std::vector<kpi::VmKpis> many(Limits::kMaxVms + 1, vm(1));
   fbb.Clear();
   encode_kpi_report(fbb, {"host-a", 1, 1, 1'000'000'000, 1}, many);
   EXPECT_NE(decode_kpi_report_lenient(span_of(fbb)).error().message().find("too many VMs"), std::string::npos);

@@ -25,8 +25,8 @@ SlaPolicy policy() {
   return p;
 }
 
-agent::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops = 0) {
-  agent::VmKpis k;
+kpi::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops = 0) {
+  kpi::VmKpis k;
   k.uuid = "vm1";
   k.interval_ns = kSecond;
   k.cpu_run_ns = (1000 - wait_pm) * 1'000'000;
@@ -39,15 +39,6 @@ agent::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops 
 }
 
 constexpr Micros kRich = 1'000'000'000;
-
-TEST(RescuePolicy, PercentileOfLog2Histogram) {
-  agent::Log2Hist h{};
-  EXPECT_EQ(hist_percentile_us(h, 990), 0u);
-  h[3] = 980;  // [8, 16) µs
-  h[14] = 20;  // [16384, 32768) µs
-  EXPECT_EQ(hist_percentile_us(h, 500), 16u);
-  EXPECT_EQ(hist_percentile_us(h, 990), 32768u);
-}
 
 TEST(RescuePolicy, RaisesAfterThreeConsecutiveBreachesOnly) {
   RescueEvaluator ev;
