@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "common/resource.h"
+
 namespace morph::config {
 
 namespace {
@@ -84,16 +86,18 @@ Schema make_controller_schema() {
         "Stream of KPIs, prices, allocations, shifts and bid outcomes (XPUB, binds).");
   s.add("ledger.path", Type::path, "/var/lib/morph/ledger.db",
         "SQLite ledger (WAL mode): one transaction per tick; its directory must exist.");
-  const char* units[] = {"millicore", "MiB", "IOPS", "byte/s", "kbit/s out", "kbit/s in", "storage-tier slot"};
   // Defaults (docs/market.md "Reserve prices"): the smallest non-zero price, 1 µcr per unit-second, where
   // that is a sensible price (a core-hour, a GiB-hour, 1,000 IOPS-hours each cost about 3.6 credits);
   // 0 where the unit is too fine for an integer price (1 µcr per byte/s or kbit/s would make 100 Mbit/s
   // cost as much as 100 cores); a fast-tier slot (a whole disk) at a core's price.
+  // In the order of kMarketResources.
   const char* defaults[] = {"1", "1", "1", "0", "0", "0", "1000"};
-  for (size_t i = 0; i < std::size(kReserveResources); ++i) {
-    std::string r(kReserveResources[i]);
+  static_assert(std::size(defaults) == kMarketResourceCount);
+  for (size_t i = 0; i < kMarketResourceCount; ++i) {
+    const Resource res = kMarketResources[i];
+    std::string r(resource_name(res));
     s.add("market.reserve." + r, Type::integer, defaults[i],
-          std::string("Reserve price of ") + r + " in µcredits per " + units[i] +
+          std::string("Reserve price of ") + r + " in µcredits per " + resource_unit(res) +
               " per second: bids below it are refused and it is the price when no bid loses (what an uncontested "
               "winner pays).")
         .min("0");

@@ -37,7 +37,7 @@ inline constexpr std::string_view control = "endpoints.control";
 inline constexpr std::string_view api = "endpoints.api";
 inline constexpr std::string_view events = "endpoints.events";
 inline constexpr std::string_view ledger_path = "ledger.path";
-// market.reserve.<resource> for each resource name of controller/market/types.h.
+// market.reserve.<resource> for each resource the market sells (kMarketResources, common/resource.h).
 inline constexpr std::string_view reserve_prefix = "market.reserve.";
 inline constexpr std::string_view min_hold_ticks = "market.min_hold_ticks";
 inline constexpr std::string_view speculative_notice_ticks = "market.speculative_notice_ticks";
@@ -48,9 +48,5 @@ inline constexpr std::string_view metrics_listen = "metrics.listen";
 inline constexpr std::string_view dashboard_listen = "dashboard.listen";
 inline constexpr std::string_view log_level = "log.level";
 }  // namespace controller_keys
-
-// The resources that have a market.reserve.<name> key, in the order of controller/market/types.h.
-inline constexpr std::string_view kReserveResources[] = {"cpu",          "memory",      "disk_iops",   "disk_bps",
-                                                         "net_out_kbps", "net_in_kbps", "storage_tier"};
 
 }  // namespace morph::config

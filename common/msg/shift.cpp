@@ -6,10 +6,6 @@
 
 namespace morph::msg {
 
-const char* resource_name(Resource r) {
-  return v1::EnumNameResource(r);
-}
-
 ShiftOutcome ShiftOutcome::failed(const ShiftOrder& o, const Error& e) {
   ShiftOutcome r;
   r.command_id = o.command_id;

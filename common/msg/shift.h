@@ -15,8 +15,9 @@
 
 namespace morph::msg {
 
+// The wire's resource enum: ShiftOrder carries what the controller sent, migrate included, and the agent
+// converts it with from_wire (common/resource.h) to refuse what it cannot shift with a reason.
 using Resource = v1::Resource;
-const char* resource_name(Resource r);
 
 struct ResourceSetting {
   Resource resource = Resource::cpu;

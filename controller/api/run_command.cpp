@@ -57,9 +57,8 @@ Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::
   MORPH_TRY_ASSIGN(m.lease, config::parse_duration(lease));
   if (m.lease < m.tick * 2) return Error(Errc::invalid_argument, "--lease " + lease + ": must be at least two ticks");
   m.ledger_path = cfg.get_string(keys::ledger_path);
-  for (size_t i = 0; i < std::size(config::kReserveResources); ++i)
-    m.market.set_reserve(static_cast<market::Resource>(i),
-                         cfg.get_int(std::string(keys::reserve_prefix) + std::string(config::kReserveResources[i])));
+  for (Resource r : kMarketResources)
+    m.market.set_reserve(r, cfg.get_int(std::string(keys::reserve_prefix) + resource_name(r)));
   m.market.hold_ticks = static_cast<uint32_t>(cfg.get_int(keys::min_hold_ticks));
   m.market.notice_ticks = static_cast<uint32_t>(cfg.get_int(keys::speculative_notice_ticks));
   m.market.hysteresis_pct = static_cast<uint32_t>(cfg.get_int(keys::hysteresis_pct));

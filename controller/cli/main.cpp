@@ -14,6 +14,7 @@
 #include "common/msg/api_client.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/wire.h"
+#include "common/resource.h"
 #ifdef MORPHCTL_HAS_TOP
 #include "controller/cli/top.h"
 #endif
@@ -26,8 +27,6 @@ namespace v1 = morph::v1;
 using Builder = flatbuffers::FlatBufferBuilder;
 
 constexpr int kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3;
-// What the market sells (controller/market/types.h), as --resource takes them.
-const std::string kResourceNames = "cpu, memory, disk_iops, disk_bps, net_out_kbps, net_in_kbps, storage_tier";
 
 struct Conn {
   std::string connect = "tcp://127.0.0.1:7712";
@@ -106,10 +105,16 @@ std::optional<v1::BidTier> parse_tier(const std::string& w) {
   if (w == "speculative") return v1::BidTier::speculative;
   return std::nullopt;
 }
+// "cpu, memory, ...": what the market sells (common/resource.h), as --resource takes them.
+std::string market_resource_names() {
+  return morph::resource_names(morph::kMarketResources);
+}
+// A resource the market sells, in its wire form; nullopt for any other word.
 std::optional<v1::Resource> parse_resource(const std::string& w) {
-  for (int i = 0; i <= static_cast<int>(v1::Resource::MAX); ++i)
-    if (w == v1::EnumNamesResource()[i]) return static_cast<v1::Resource>(i);
-  return std::nullopt;
+  auto r = morph::parse_resource(w);
+  if (!r || !morph::traded(*r)) return std::nullopt;
+  auto wire = morph::to_wire(*r);
+  return wire ? std::optional(*wire) : std::nullopt;
 }
 
 json account_json(const v1::AccountInfo* a) {
@@ -445,7 +450,7 @@ Examples:
   b_sub->add_option("--quantity", quantity, "increment, in the resource's unit (cpu: millicores)")->required();
   b_sub->add_option("--max-price", max_price, "micro-credits per unit per second")->required();
   b_sub->add_option("--min-quantity", min_quantity, "smallest partial fill accepted (default: all or nothing)");
-  b_sub->add_option("--resource", resource, kResourceNames)->capture_default_str();
+  b_sub->add_option("--resource", resource, market_resource_names())->capture_default_str();
   b_sub->add_option("--tier", tier, "sla, improve, speculative")->capture_default_str();
   b_sub->add_option("--expires-in", expires_in, "duration (\"10m\"); default until cancelled");
   add_json(b_sub);
@@ -455,7 +460,9 @@ Examples:
   };
   on(b_sub, [&] {
     auto r = parse_resource(resource);
-    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource (" + kResourceNames + ")");
+    if (!r)
+      Client::fail(kUsage,
+                   "--resource " + resource + ": not a resource the market sells (" + market_resource_names() + ")");
     auto t = parse_tier(tier);
     if (!t) Client::fail(kUsage, "--tier " + tier + ": unknown tier (sla, improve, speculative)");
     uint64_t expires = 0;
@@ -683,13 +690,15 @@ Examples:
   quote->add_option("--vm", q_vm, "VM uuid (its host's book)");
   quote->add_option("--host", q_host, "host (instead of --vm)");
   quote->add_option("--quantity", quantity, "increment wanted")->required();
-  quote->add_option("--resource", resource, kResourceNames)->capture_default_str();
+  quote->add_option("--resource", resource, market_resource_names())->capture_default_str();
   quote->add_option("--tier", tier, "sla, improve, speculative")->capture_default_str();
   quote->add_option("--history", history, "recent ticks of price history")->capture_default_str();
   add_json(quote);
   on(quote, [&] {
     auto r = parse_resource(resource);
-    if (!r) Client::fail(kUsage, "--resource " + resource + ": unknown resource (" + kResourceNames + ")");
+    if (!r)
+      Client::fail(kUsage,
+                   "--resource " + resource + ": not a resource the market sells (" + market_resource_names() + ")");
     auto t = parse_tier(tier);
     if (!t) Client::fail(kUsage, "--tier " + tier + ": unknown tier (sla, improve, speculative)");
     if (q_vm.empty() && q_host.empty()) Client::fail(kUsage, "quote needs --vm or --host");

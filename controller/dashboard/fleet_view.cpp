@@ -5,14 +5,12 @@
 #include "common/kpi/derived.h"
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
+#include "common/resource.h"
 
 namespace morph::fleet {
 
 using namespace std::chrono_literals;
 
-const char* resource_name(uint8_t r) {
-  return v1::EnumNameResource(static_cast<v1::Resource>(r));
-}
 const char* tier_name(uint8_t t) {
   return v1::EnumNameBidTier(static_cast<v1::BidTier>(t));
 }
@@ -67,7 +65,7 @@ void push_bounded(std::deque<T>& d, T v, size_t cap) {
 std::map<std::string, int64_t> amounts(const flatbuffers::Vector<flatbuffers::Offset<v1::ResourceAmount>>* v) {
   std::map<std::string, int64_t> m;
   if (v)
-    for (auto* a : *v) m[resource_name(static_cast<uint8_t>(a->resource()))] = a->amount();
+    for (auto* a : *v) m[wire_resource_name(a->resource())] = a->amount();
   return m;
 }
 
@@ -118,7 +116,7 @@ void apply_report(FleetState& s, const v1::KpiReport& rep, const FleetViewOption
 }
 
 void apply_price(FleetState& s, const v1::PriceInfo& p, uint64_t t, const FleetViewOptions& o) {
-  std::string key = std::string(msg::sv(p.host())) + "/" + resource_name(static_cast<uint8_t>(p.resource())) + "/" +
+  std::string key = std::string(msg::sv(p.host())) + "/" + wire_resource_name(p.resource()) + "/" +
                     tier_name(static_cast<uint8_t>(p.tier()));
   auto& d = s.prices[key];
   if (!d.empty() && p.tick() != 0 && d.back().tick == p.tick()) return;  // same tick seen twice
@@ -130,7 +128,7 @@ Allocation to_allocation(const v1::AllocationInfo& a) {
                     std::string(msg::sv(a.vm_uuid())),
                     std::string(msg::sv(a.account())),
                     a.bid_id(),
-                    resource_name(static_cast<uint8_t>(a.resource())),
+                    wire_resource_name(a.resource()),
                     a.quantity(),
                     a.price_ucredits(),
                     a.since_ns()};
@@ -157,7 +155,7 @@ std::string describe_adjustments(const flatbuffers::Vector<flatbuffers::Offset<v
   if (!v) return out;
   for (auto* a : *v) {
     if (!out.empty()) out += ", ";
-    out += resource_name(static_cast<uint8_t>(a->resource()));
+    out += wire_resource_name(a->resource());
     out += "=" + std::to_string(a->value());
     if (a->target() && a->target()->size()) out += "@" + std::string(msg::sv(a->target()));
   }
@@ -216,7 +214,7 @@ bool apply_event(FleetState& s, const v1::MarketEvent& e, const FleetViewOptions
       push_bounded(
           s.bids,
           BidRecord{t, bi->bid_id(), std::string(msg::sv(bi->account())), std::string(msg::sv(bi->vm_uuid())),
-                    resource_name(static_cast<uint8_t>(bi->resource())), std::string(msg::sv(b->outcome())),
+                    wire_resource_name(bi->resource()), std::string(msg::sv(b->outcome())),
                     std::string(msg::sv(b->reason())), bi->quantity(), bi->filled_quantity(), bi->max_price_ucredits()},
           o.recent);
       break;

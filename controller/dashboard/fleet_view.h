@@ -164,7 +164,6 @@ class FleetView {
 bool apply_event(FleetState& s, const v1::MarketEvent& e, const FleetViewOptions& o);
 void apply_snapshot(FleetState& s, const v1::SnapshotReply& r, const FleetViewOptions& o);
 
-const char* resource_name(uint8_t r);
 const char* tier_name(uint8_t t);
 
 }  // namespace morph::fleet

@@ -28,7 +28,7 @@ Result<market::Bid> Exchange::submit(const market::BidRequest& request) {
   MORPH_TRY(ledger_.put_bid(bid));
   market_.put_bid(bid);
   spdlog::debug("bid={} vm={} submitted: {} {} x{} at {}", bid.id, bid.vm, market::tier_name(bid.tier),
-                market::resource_name(bid.resource), bid.quantity, bid.max_price);
+                resource_name(bid.resource), bid.quantity, bid.max_price);
   return bid;
 }
 

@@ -229,7 +229,7 @@ Result<market::Bid> bid_from_row(Stmt& q) {
   b.account = q.text(1);
   b.vm = q.text(2);
   b.host = q.text(3);
-  auto r = market::parse_resource(q.text(4));
+  auto r = market::parse_traded_resource(q.text(4));
   auto t = market::parse_tier(q.text(5));
   auto st = market::parse_bid_state(q.text(12));
   auto why = market::parse_failure_reason(q.text(13));
@@ -427,7 +427,7 @@ Status bind_bid(Stmt& q, const market::Bid& b) {
       .bind(2, b.account)
       .bind(3, b.vm)
       .bind(4, b.host)
-      .bind(5, market::resource_name(b.resource))
+      .bind(5, resource_name(b.resource))
       .bind(6, market::tier_name(b.tier))
       .bind(7, b.quantity)
       .bind(8, b.min_fill)
@@ -515,7 +515,7 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                   .bind(3, a.account)
                   .bind(4, a.vm)
                   .bind(5, a.host)
-                  .bind(6, market::resource_name(a.resource))
+                  .bind(6, resource_name(a.resource))
                   .bind(7, market::tier_name(a.tier))
                   .bind(8, a.quantity)
                   .bind(9, a.price)
@@ -533,7 +533,7 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
   for (const auto& p : o.prices)
     MORPH_TRY(price.bind(1, t)
                   .bind(2, p.host)
-                  .bind(3, market::resource_name(p.resource))
+                  .bind(3, resource_name(p.resource))
                   .bind(4, market::tier_name(p.tier))
                   .bind(5, p.price)
                   .bind(6, p.sold)
@@ -584,7 +584,7 @@ Result<market::MarketSnapshot> SqliteLedger::load() {
       a.account = q.text(1);
       a.vm = q.text(2);
       a.host = q.text(3);
-      auto r = market::parse_resource(q.text(4));
+      auto r = market::parse_traded_resource(q.text(4));
       auto t = market::parse_tier(q.text(5));
       if (!r || !t) return Error(Errc::internal, "allocation with bad enum in ledger");
       a.resource = *r;
@@ -787,7 +787,7 @@ Result<std::vector<PricePoint>> SqliteLedger::prices_since(Tick since) {
   q.bind(1, since);
   std::vector<PricePoint> out;
   while (q.row()) {
-    auto r = market::parse_resource(q.text(2));
+    auto r = market::parse_traded_resource(q.text(2));
     auto t = market::parse_tier(q.text(3));
     if (!r || !t) return Error(Errc::internal, "price with bad enum in ledger");
     out.push_back({static_cast<Tick>(q.i64(0)), {q.text(1), *r, *t, q.i64(4), q.i64(5)}});

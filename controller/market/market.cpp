@@ -58,13 +58,13 @@ Status Market::upsert_vm(const VmSpec& vm) {
   if (!hosts_.contains(vm.host)) return Error(Errc::not_found, "VM " + vm.id + ": unknown host " + vm.host);
   if (!account_ix_.contains(vm.owner))
     return Error(Errc::not_found, "VM " + vm.id + ": unknown owner account " + vm.owner);
-  for (Resource r : kAllResources)
+  for (Resource r : kMarketResources)
     if (at(vm.baseline, r) < 0 || at(vm.ceiling, r) < at(vm.baseline, r))
       return Error(Errc::invalid_argument, "VM " + vm.id + ": " + resource_name(r) + " needs 0 <= baseline <= ceiling");
   // An absent VM's baseline was taken out of its host's sum when it went absent.
   if (auto old = vms_.find(vm.id); old != vms_.end() && absent_.erase(vm.id) == 0)
-    for (Resource r : kAllResources) at(hosts_[old->second.host].baseline_sum, r) -= at(old->second.baseline, r);
-  for (Resource r : kAllResources) at(hosts_[vm.host].baseline_sum, r) += at(vm.baseline, r);
+    for (Resource r : kMarketResources) at(hosts_[old->second.host].baseline_sum, r) -= at(old->second.baseline, r);
+  for (Resource r : kMarketResources) at(hosts_[vm.host].baseline_sum, r) += at(vm.baseline, r);
   vms_[vm.id] = vm;
   return {};
 }
@@ -73,7 +73,7 @@ Status Market::set_vm_absent(const std::string& id) {
   auto v = vms_.find(id);
   if (v == vms_.end()) return Error(Errc::not_found, "unknown VM " + id);
   if (!absent_.insert(id).second) return {};
-  for (Resource r : kAllResources) at(hosts_[v->second.host].baseline_sum, r) -= at(v->second.baseline, r);
+  for (Resource r : kMarketResources) at(hosts_[v->second.host].baseline_sum, r) -= at(v->second.baseline, r);
   return {};
 }
 
@@ -162,7 +162,8 @@ Result<Bid> Market::check_submit(const BidRequest& req, Tick now) const {
     return Error(Errc::permission_denied, "VM " + req.vm + " is not owned by account " + req.account);
   auto tier = parse_tier(req.tier);
   if (!tier) return Error(Errc::invalid_argument, "unknown tier '" + req.tier + "' (sla, improve, speculative)");
-  if (static_cast<int>(req.resource) >= kResourceCount) return Error(Errc::invalid_argument, "unknown resource");
+  if (!traded(req.resource))
+    return Error(Errc::invalid_argument, std::string("resource ") + resource_name(req.resource) + " is not traded");
   if (req.expiry != 0 && req.expiry <= now)
     return Error(Errc::invalid_argument,
                  "expiry tick " + std::to_string(req.expiry) + " is not after tick " + std::to_string(now));
@@ -311,7 +312,7 @@ TickOutcome Market::clear(Tick tick) const {
   std::vector<const BookEntry*> flat;
   flat.reserve(total);
   for (const auto& [hid, hb] : hosts_) {
-    for (Resource r : kAllResources) {
+    for (Resource r : kMarketResources) {
       const auto& book = hb.books[static_cast<size_t>(r)];
       if (book.empty()) continue;
       const size_t first = flat.size();

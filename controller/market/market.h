@@ -22,7 +22,7 @@ namespace morph::market {
 
 struct MarketConfig {
   // reserve[resource][tier], µcredits per unit per second. A bid below it is refused.
-  std::array<std::array<Micros, kTierCount>, kResourceCount> reserve{};
+  std::array<std::array<Micros, kTierCount>, kMarketResourceCount> reserve{};
   uint32_t tick_ms = 1000;      // billed length of a tick
   uint32_t hold_ticks = 5;      // minimum hold time of an allocation against same/lower tiers
   uint32_t notice_ticks = 3;    // notice before speculative capacity is revoked (0 = none)
@@ -104,7 +104,7 @@ class Market {
   struct HostBooks {
     HostSpec spec;
     ResourceVector baseline_sum{};  // of the VMs on this host
-    std::array<std::vector<BookEntry>, kResourceCount> books;
+    std::array<std::vector<BookEntry>, kMarketResourceCount> books;
   };
   Status validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) const;
   void unbook(const Bid& bid);

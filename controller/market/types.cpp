@@ -2,8 +2,6 @@
 
 namespace morph::market {
 namespace {
-constexpr std::array<const char*, kResourceCount> kResourceNames = {
-    "cpu", "memory", "disk_iops", "disk_bps", "net_out_kbps", "net_in_kbps", "storage_tier"};
 constexpr std::array<const char*, kTierCount> kTierNames = {"sla", "improve", "speculative"};
 constexpr std::array<const char*, 4> kStateNames = {"active", "suspended", "cancelled", "expired"};
 constexpr std::array<const char*, 5> kReasonNames = {"none", "no_capacity", "price_below_market", "insufficient_funds",
@@ -17,8 +15,10 @@ std::optional<E> parse(const std::array<const char*, N>& names, std::string_view
 }
 }  // namespace
 
-const char* resource_name(Resource r) noexcept {
-  return kResourceNames.at(static_cast<size_t>(r));
+std::optional<Resource> parse_traded_resource(std::string_view s) noexcept {
+  auto r = parse_resource(s);
+  if (!r || !traded(*r) || s != resource_name(*r)) return std::nullopt;
+  return r;
 }
 const char* tier_name(Tier t) noexcept {
   return kTierNames.at(static_cast<size_t>(t));
@@ -28,9 +28,6 @@ const char* bid_state_name(BidState s) noexcept {
 }
 const char* failure_reason_name(FailureReason r) noexcept {
   return kReasonNames.at(static_cast<size_t>(r));
-}
-std::optional<Resource> parse_resource(std::string_view s) noexcept {
-  return parse<Resource>(kResourceNames, s);
 }
 std::optional<Tier> parse_tier(std::string_view s) noexcept {
   return parse<Tier>(kTierNames, s);

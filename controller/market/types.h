@@ -4,11 +4,14 @@
 // These are plain values; the FlatBuffers wire types (schemas/) map onto them, never the reverse.
 
 #include <array>
+#include <cassert>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/resource.h"
 
 namespace morph::market {
 
@@ -17,19 +20,7 @@ using BidId = uint64_t;
 using Tick = uint64_t;                // tick numbers start at 1; 0 means "none"
 __extension__ typedef __int128 Wide;  // intermediate products of quantity x price x time
 
-enum class Resource : uint8_t {
-  cpu,        // millicores
-  memory,     // MiB (balloon)
-  disk_iops,  // operations per second
-  disk_bps,   // bytes per second
-  net_out_kbps,
-  net_in_kbps,
-  storage_tier,  // discrete slots on the faster pool
-};
-inline constexpr int kResourceCount = 7;
-inline constexpr std::array<Resource, kResourceCount> kAllResources = {
-    Resource::cpu,          Resource::memory,      Resource::disk_iops,   Resource::disk_bps,
-    Resource::net_out_kbps, Resource::net_in_kbps, Resource::storage_tier};
+// Resources are morph::Resource (common/resource.h); the market sells kMarketResources, one book each.
 
 // Served in this order; the numeric value is the service rank.
 enum class Tier : uint8_t { sla = 0, improve = 1, speculative = 2 };
@@ -40,20 +31,23 @@ enum class BidState : uint8_t { active, suspended, cancelled, expired };
 // Why a bid got less than it asked for, or nothing at all.
 enum class FailureReason : uint8_t { none, no_capacity, price_below_market, insufficient_funds, suspended };
 
-const char* resource_name(Resource r) noexcept;
+// A resource the market sells, by its name (as the ledger stores it); nullopt for any other name.
+std::optional<Resource> parse_traded_resource(std::string_view s) noexcept;
 const char* tier_name(Tier t) noexcept;
 const char* bid_state_name(BidState s) noexcept;
 const char* failure_reason_name(FailureReason r) noexcept;
-std::optional<Resource> parse_resource(std::string_view s) noexcept;
 std::optional<Tier> parse_tier(std::string_view s) noexcept;
 std::optional<BidState> parse_bid_state(std::string_view s) noexcept;
 std::optional<FailureReason> parse_failure_reason(std::string_view s) noexcept;
 
-using ResourceVector = std::array<int64_t, kResourceCount>;
+// One amount per market resource, indexed by its value (kMarketResources are the enum's first values).
+using ResourceVector = std::array<int64_t, kMarketResourceCount>;
 inline int64_t& at(ResourceVector& v, Resource r) {
+  assert(traded(r));  // a resource the market does not sell has no slot (validated at the market's edge)
   return v[static_cast<size_t>(r)];
 }
 inline int64_t at(const ResourceVector& v, Resource r) {
+  assert(traded(r));
   return v[static_cast<size_t>(r)];
 }
 

@@ -16,14 +16,14 @@
 namespace morph::controller {
 
 namespace {
-using market::Resource;
 using market::Tier;
 
 std::string_view sv(const flatbuffers::String* s) {
   return s ? s->string_view() : std::string_view();
 }
+// Every resource the market sells travels on the wire (common/resource.h), so this never fails.
 v1::Resource wire(Resource r) {
-  return static_cast<v1::Resource>(r);
+  return to_wire(r).value();
 }
 v1::BidTier wire(Tier t) {
   return static_cast<v1::BidTier>(t);
@@ -33,10 +33,11 @@ v1::BidTier wire(Tier t) {
 constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
 constexpr int64_t kMaxStep = int64_t{1} << 20;
 
-std::optional<Resource> from_wire(v1::Resource r) {
-  auto i = static_cast<int>(r);
-  if (i < 0 || i >= market::kResourceCount) return std::nullopt;
-  return static_cast<Resource>(i);
+// The market resource a wire value names; nullopt for one the market does not sell.
+std::optional<Resource> traded_from_wire(v1::Resource w) {
+  auto r = from_wire(w);
+  if (!r || !traded(*r)) return std::nullopt;
+  return *r;
 }
 const char* tier_text(v1::BidTier t) {
   switch (t) {
@@ -180,7 +181,7 @@ void MarketService::feed_host(const std::string& host) {
     market::VmSpec spec{id, owner_of(id), v.host, v.baseline, {}};
     // The ceiling: the host's capacity, or less where the agent says the VM cannot use more (a 1-vCPU VM
     // gains nothing above 1000 mc, and the agent would refuse the shift).
-    for (Resource r : market::kAllResources) {
+    for (Resource r : kMarketResources) {
       int64_t cap = hit == hosts_.end() ? 0 : market::at(hit->second.capacity, r);
       if (int64_t own = market::at(v.ceiling, r); own > 0) cap = std::min(cap, own);
       market::at(spec.ceiling, r) = std::max(market::at(v.baseline, r), cap);
@@ -332,7 +333,7 @@ std::vector<std::string> MarketService::send_targets(const market::TickOutcome& 
     o.lease_ns = lease;
     o.issued_ns = msg::now_ns();
     auto v = vms_.find(vm);
-    for (Resource r : market::kAllResources) {
+    for (Resource r : kMarketResources) {
       int64_t base = v == vms_.end() ? 0 : market::at(v->second.baseline, r);
       // Only resources the market moved (now or before) are set; the rest stay as the agent has them.
       bool touched = market::at(inc, r) != 0 || market::at(was, r) != 0;
@@ -583,7 +584,7 @@ Result<ReplyBody> MarketService::quote(const v1::QuoteQuery& q, flatbuffers::Fla
   }
   if (host.empty()) return refuse(Errc::invalid_argument, "quote needs a VM or a host");
   if (!hosts_.contains(host)) return refuse(Errc::not_found, "unknown host " + host);
-  auto r = from_wire(q.resource());
+  auto r = traded_from_wire(q.resource());
   if (!r)
     return refuse(Errc::invalid_argument,
                   "resource " + std::string(v1::EnumNameResource(q.resource())) + " is not traded");
@@ -681,7 +682,7 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       auto* r = request.body_as_BidSubmit();
       std::string acct(sv(r->account()));
       if (!caller.may_act_on(acct)) return deny(acct);
-      auto res = from_wire(r->resource());
+      auto res = traded_from_wire(r->resource());
       if (!res)
         return refuse(Errc::invalid_argument,
                       std::string("resource ") + v1::EnumNameResource(r->resource()) + " is not traded on the market");
@@ -701,7 +702,7 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
       }
       MORPH_TRY_ASSIGN(auto bid, exchange_.submit(req));
       spdlog::info("bid={} vm={} account={} submitted: {} {} x{} at <= {}", bid.id, bid.vm, bid.account,
-                   market::tier_name(bid.tier), market::resource_name(bid.resource), bid.quantity, bid.max_price);
+                   market::tier_name(bid.tier), resource_name(bid.resource), bid.quantity, bid.max_price);
       publish_bid(bid, bid.state, "submitted", std::string(sv(r->client_ref())));
       return ReplyBody{v1::ApiReplyBody::BidReply, v1::CreateBidReply(fbb, bid_info(fbb, bid, bid.state)).Union()};
     }
@@ -944,7 +945,7 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
   HostEntry h;
   if (hello.capacity())
     for (const auto* c : *hello.capacity())
-      if (auto r = from_wire(c->resource())) market::at(h.capacity, *r) = c->amount();
+      if (auto r = traded_from_wire(c->resource())) market::at(h.capacity, *r) = c->amount();
   hosts_[host] = h;
   // The VMs this host reported until now (one another host reports since is that host's).
   std::vector<std::string> before = std::move(host_vms_[host]);
@@ -959,10 +960,10 @@ void MarketService::on_host_hello(const v1::HostHello& hello) {
       VmEntry e{host, std::string(sv(v->owner())), {}};
       if (v->baseline())
         for (const auto* b : *v->baseline())
-          if (auto r = from_wire(b->resource())) market::at(e.baseline, *r) = b->amount();
+          if (auto r = traded_from_wire(b->resource())) market::at(e.baseline, *r) = b->amount();
       if (v->ceiling())
         for (const auto* c : *v->ceiling())
-          if (auto r = from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
+          if (auto r = traded_from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
       std::string id(sv(v->uuid()));
       if (auto old = vms_.find(id); old == vms_.end() || old->second.host != host) host_vms_[host].push_back(id);
       vms_[id] = e;
@@ -996,7 +997,7 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
             if (room <= 0) {
               rescue_.abandon(vm, a.signal);
               spdlog::warn("vm={} rescue not raised: no {} left under the VM's ceiling ({})", vm,
-                           market::resource_name(a.bid.resource), a.why);
+                           resource_name(a.bid.resource), a.why);
               continue;
             }
             a.bid.quantity = room;

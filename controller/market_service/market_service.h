@@ -160,7 +160,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   // which loses a cancelled bid's allocation at once.
   std::vector<market::Allocation> last_allocs_;
   std::unordered_map<market::BidId, size_t> last_ix_;  // bid → index into last_allocs_
-  std::map<std::tuple<std::string, market::Resource, market::Tier>, std::deque<PricePoint>> prices_;
+  std::map<std::tuple<std::string, Resource, market::Tier>, std::deque<PricePoint>> prices_;
   std::map<std::string, VmTarget> targets_;  // VMs with an increment in force
   std::deque<ShiftRow> shifts_;
   uint64_t next_command_ = 0;

@@ -22,7 +22,6 @@
 namespace morph::rescue {
 
 using market::Micros;
-using market::Resource;
 
 // What a tenant sets for one VM.
 struct SlaPolicy {

@@ -14,30 +14,6 @@ uint64_t to_ns(sh::TimePoint t) {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
-Result<sh::Resource> to_shifter_resource(msg::Resource r) {
-  switch (r) {
-    case msg::Resource::cpu:
-      return sh::Resource::cpu_millicores;
-    case msg::Resource::memory:
-      return sh::Resource::memory_mib;
-    case msg::Resource::disk_iops:
-      return sh::Resource::disk_iops;
-    case msg::Resource::disk_bps:
-      return sh::Resource::disk_bps;
-    case msg::Resource::net_out_kbps:
-      return sh::Resource::net_out_kbps;
-    case msg::Resource::net_in_kbps:
-      return sh::Resource::net_in_kbps;
-    case msg::Resource::storage_tier:
-      return sh::Resource::storage_tier;
-    case msg::Resource::vcpu_pin:
-      return sh::Resource::vcpu_pin;
-    case msg::Resource::migrate:
-      break;
-  }
-  return Error(Errc::unavailable, std::string("this agent cannot shift ") + msg::resource_name(r));
-}
-
 }  // namespace
 
 Result<sh::ShiftRequest> to_shift_request(const msg::ShiftOrder& order, std::chrono::milliseconds default_lease) {
@@ -49,9 +25,12 @@ Result<sh::ShiftRequest> to_shift_request(const msg::ShiftOrder& order, std::chr
                   : default_lease;
   if (req.lease.count() <= 0) req.lease = std::chrono::milliseconds(1);
   for (const msg::ResourceSetting& s : order.adjustments) {
-    MORPH_TRY_ASSIGN(sh::Resource r, to_shifter_resource(s.resource));
+    auto resource = from_wire(s.resource);
+    if (!resource)
+      return std::move(resource).error().with_context("this agent cannot shift " + wire_resource_name(s.resource));
+    const Resource r = *resource;
     sh::Adjustment a{r, s.value, s.target};
-    if (r == sh::Resource::vcpu_pin) {
+    if (r == Resource::vcpu_pin) {
       MORPH_TRY_ASSIGN(uint64_t mask, sh::parse_cpu_list(s.target));
       a.value = std::popcount(mask);
     }
@@ -70,7 +49,7 @@ std::vector<msg::ResourceSetting> in_force_settings(const sh::InForce& f, bool w
       {msg::Resource::net_out_kbps, int64_t(f.net_out_kbps), {}},
       {msg::Resource::net_in_kbps, int64_t(f.net_in_kbps), {}},
   };
-  if (with_pin) v.push_back({msg::Resource::vcpu_pin, f.value(sh::Resource::vcpu_pin), f.vcpu_pin});
+  if (with_pin) v.push_back({msg::Resource::vcpu_pin, f.value(Resource::vcpu_pin), f.vcpu_pin});
   if (with_tier) v.push_back({msg::Resource::storage_tier, f.storage_tier, {}});
   return v;
 }

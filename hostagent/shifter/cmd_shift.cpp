@@ -39,20 +39,13 @@ void print(const InForce& f) {
       f.disk_iops, f.disk_bps, f.net_out_kbps, f.net_in_kbps, f.storage_tier);
 }
 
-// "cpu_millicores|cpu_shares|...", every resource the engine shifts.
-std::string resource_names(const char* sep) {
-  std::string out;
-  for (Resource r : kAllResources) out += (out.empty() ? "" : sep) + std::string(resource_name(r));
-  return out;
-}
-
 }  // namespace
 
 std::shared_ptr<ShiftCli> add_shift_command(CLI::App& app) {
   auto cli = std::make_shared<ShiftCli>();
   cli->command = app.add_subcommand("shift", "set one resource of a running VM and print what is in force");
   cli->command->add_option("vm", cli->vm, "VM name or UUID")->required();
-  cli->command->add_option("resource", cli->resource, resource_names("|"))->required();
+  cli->command->add_option("resource", cli->resource, resource_names(kResources, "|"))->required();
   cli->command->add_option("value", cli->value, "integer (0 = unlimited for limits); host cpu list for vcpu_pin")
       ->required();
   cli->command->add_option("--lease", cli->lease, "hold for this long (e.g. 30s, 500ms), then revert to baseline");
@@ -65,7 +58,7 @@ std::shared_ptr<ShiftCli> add_shift_command(CLI::App& app) {
 int run_shift_command(const ShiftCli& cli) {
   auto resource = parse_resource(cli.resource);
   if (!resource) {
-    spdlog::error("unknown resource '{}': one of {}", cli.resource, resource_names(", "));
+    spdlog::error("unknown resource '{}': one of {}", cli.resource, resource_names(kResources));
     return 2;
   }
   Adjustment adj{*resource, 0, {}};

@@ -238,7 +238,7 @@ Result<std::string> LibvirtMechanisms::apply(const VmTarget& vm, const Adjustmen
   };
 
   switch (adj.resource) {
-    case Resource::cpu_millicores: {
+    case Resource::cpu: {
       // vcpu_quota is per vCPU thread: spread the VM's millicores evenly over its vCPUs. A full cap is
       // "no cap" (-1), so restoring an uncapped baseline really removes the limit.
       const bool full = value >= uint64_t{vm.vcpus} * 1000;
@@ -263,7 +263,7 @@ Result<std::string> LibvirtMechanisms::apply(const VmTarget& vm, const Adjustmen
           return libvirt_error(fmt::format("pinning vCPU {} of {} to {}", v, vm.name, adj.target));
       return std::string{};
     }
-    case Resource::memory_mib: {
+    case Resource::memory: {
       if (virDomainSetMemoryFlags(dom.get(), value * 1024, VIR_DOMAIN_AFFECT_LIVE) != 0)
         return libvirt_error(fmt::format("setting the balloon of {} to {} MiB", vm.name, value));
       // The balloon is a request to the guest: see whether it followed.

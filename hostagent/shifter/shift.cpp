@@ -7,44 +7,9 @@
 
 namespace morph::agent::shifter {
 
-const char* resource_name(Resource r) noexcept {
-  switch (r) {
-    case Resource::cpu_millicores:
-      return "cpu_millicores";
-    case Resource::cpu_shares:
-      return "cpu_shares";
-    case Resource::vcpu_pin:
-      return "vcpu_pin";
-    case Resource::memory_mib:
-      return "memory_mib";
-    case Resource::disk_iops:
-      return "disk_iops";
-    case Resource::disk_bps:
-      return "disk_bps";
-    case Resource::net_out_kbps:
-      return "net_out_kbps";
-    case Resource::net_in_kbps:
-      return "net_in_kbps";
-    case Resource::storage_tier:
-      return "storage_tier";
-  }
-  return "unknown";
-}
-
-std::optional<Resource> parse_resource(std::string_view name) noexcept {
-  for (Resource r : kAllResources)
-    if (name == resource_name(r)) return r;
-  // Short operator spellings.
-  if (name == "cpu") return Resource::cpu_millicores;
-  if (name == "memory" || name == "mem") return Resource::memory_mib;
-  if (name == "net_out") return Resource::net_out_kbps;
-  if (name == "net_in") return Resource::net_in_kbps;
-  return std::nullopt;
-}
-
 int64_t InForce::value(Resource r) const noexcept {
   switch (r) {
-    case Resource::cpu_millicores:
+    case Resource::cpu:
       return cpu_millicores;
     case Resource::cpu_shares:
       return static_cast<int64_t>(cpu_shares);
@@ -52,7 +17,7 @@ int64_t InForce::value(Resource r) const noexcept {
       auto m = parse_cpu_list(vcpu_pin);
       return m ? std::popcount(*m) : 0;
     }
-    case Resource::memory_mib:
+    case Resource::memory:
       return static_cast<int64_t>(memory_mib);
     case Resource::disk_iops:
       return static_cast<int64_t>(disk_iops);

@@ -12,38 +12,19 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/resource.h"
 
 namespace morph::agent::shifter {
 
 using WallClock = std::chrono::system_clock;
 using TimePoint = WallClock::time_point;
 
-// Units follow schemas/types.fbs: cpu_millicores (whole VM, 1000 = one host core), cpu_shares (cgroup
-// weight), vcpu_pin (host cpu list in Adjustment::target, e.g. "0-1"; value ignored), memory_mib
-// (balloon target), disk_iops ops/s, disk_bps bytes/s, net_*_kbps kbit/s (1000 bit/s). For the limits,
-// 0 means "no limit".
-enum class Resource {
-  cpu_millicores,
-  cpu_shares,
-  vcpu_pin,
-  memory_mib,
-  disk_iops,
-  disk_bps,
-  net_out_kbps,
-  net_in_kbps,
-  storage_tier,
-};
-
-const char* resource_name(Resource r) noexcept;
-std::optional<Resource> parse_resource(std::string_view name) noexcept;
-inline constexpr Resource kAllResources[] = {
-    Resource::cpu_millicores, Resource::cpu_shares,  Resource::vcpu_pin,
-    Resource::memory_mib,     Resource::disk_iops,   Resource::disk_bps,
-    Resource::net_out_kbps,   Resource::net_in_kbps, Resource::storage_tier,
-};
-
+// Adjustments name a morph::Resource (common/resource.h), every one of which the engine shifts, in its
+// units: cpu millicores (whole VM, 1000 = one host core), cpu_shares (cgroup weight), vcpu_pin (host cpu
+// list in Adjustment::target, e.g. "0-1"; value ignored), memory MiB (balloon target), disk_iops ops/s,
+// disk_bps bytes/s, net_*_kbps kbit/s (1000 bit/s). For the limits, 0 means "no limit".
 struct Adjustment {
-  Resource resource = Resource::cpu_millicores;
+  Resource resource = Resource::cpu;
   int64_t value = 0;
   std::string target;  // vcpu_pin: host cpu list
 };

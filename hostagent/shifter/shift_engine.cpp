@@ -84,7 +84,7 @@ Status ShiftEngine::validate(const VmTarget& vm, const ShiftRequest& req) const 
     if (a.value < 0) return bad(a, "negative value");
     const auto v = static_cast<uint64_t>(a.value);
     switch (a.resource) {
-      case Resource::cpu_millicores:
+      case Resource::cpu:
         if (v < 10 || v > uint64_t{vm.vcpus} * 1000)
           return bad(a, fmt::format("outside 10..{} ({} vCPUs)", uint64_t{vm.vcpus} * 1000, vm.vcpus));
         break;
@@ -98,7 +98,7 @@ Status ShiftEngine::validate(const VmTarget& vm, const ShiftRequest& req) const 
           return bad(a, fmt::format("cpu list '{}' names cpus beyond the host's {}", a.target, vm.host_cpus));
         break;
       }
-      case Resource::memory_mib:
+      case Resource::memory:
         if (v < 16) return bad(a, "below 16 MiB");
         if (v > vm.max_memory_mib)
           return bad(a, fmt::format("above the domain's maximum of {} MiB", vm.max_memory_mib));
@@ -160,7 +160,7 @@ ShiftOutcome ShiftEngine::apply_locked(const ShiftRequest& req) {
     const Adjustment* cpu = nullptr;
     bool explicit_shares = false;
     for (const Adjustment& a : adjustments) {
-      if (a.resource == Resource::cpu_millicores) cpu = &a;
+      if (a.resource == Resource::cpu) cpu = &a;
       explicit_shares |= a.resource == Resource::cpu_shares;
     }
     if (cpu != nullptr && !explicit_shares) {

@@ -392,7 +392,7 @@ int full_loop(int argc, char** argv) {
   mc.tick_offset = std::chrono::milliseconds(offset_ms);
   mc.lease = std::chrono::milliseconds(std::max(3000, 6 * tick_ms));
   mc.ledger_path = (dir / "ledger.db").string();
-  mc.market.set_reserve(market::Resource::cpu, 1);
+  mc.market.set_reserve(Resource::cpu, 1);
   auto opened = controller::MarketService::open(mc);
   if (!opened) {
     std::fprintf(stderr, "market: %s\n", opened.error().what().c_str());

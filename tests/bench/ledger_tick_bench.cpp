@@ -125,7 +125,7 @@ TickOutcome make_tick(Tick t, int allocations, int accounts) {
     o.failures.push_back({static_cast<BidId>(allocations + i + 1), "acct" + std::to_string(i % accounts),
                           FailureReason::no_capacity, "book full"});
   for (int h = 0; h < hosts; ++h)
-    for (Resource r : kAllResources)
+    for (Resource r : kMarketResources)
       for (Tier tr : tiers) o.prices.push_back({"host" + std::to_string(h), r, tr, 5, 1000});
   for (int i = 0; i < allocations / 100; ++i) {
     Bid b;

@@ -16,6 +16,9 @@
 #include "controller/market/market.h"
 
 using namespace morph::market;
+using morph::kMarketResourceCount;
+using morph::kMarketResources;
+using morph::Resource;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -39,7 +42,7 @@ double pct(std::vector<double> v, double p) {
 void run(int scale, int ticks) {
   const int hosts = 1000 * scale, vms_per_host = 20, bids_per_vm = 5, accounts = 500;
   MarketConfig cfg;
-  for (Resource r : kAllResources) cfg.reserve[static_cast<size_t>(r)] = {5, 2, 1};
+  for (Resource r : kMarketResources) cfg.reserve[static_cast<size_t>(r)] = {5, 2, 1};
   Market m(cfg);
   std::mt19937_64 rng(42 + scale);
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
@@ -60,7 +63,7 @@ void run(int scale, int ticks) {
       (void)m.upsert_vm(vm);
       for (int b = 0; b < bids_per_vm; ++b) {
         // Every resource, several bids per VM on some: books of ~14 bids each, demand > supply on most.
-        Resource r = kAllResources[static_cast<size_t>(b < 5 ? (v + b) % kResourceCount : pick(0, 6))];
+        Resource r = kMarketResources[static_cast<size_t>(b < 5 ? (v + b) % kMarketResourceCount : pick(0, 6))];
         int64_t room = at(vm.ceiling, r) - at(vm.baseline, r);
         int64_t q = std::max<int64_t>(1, pick(1, std::max<int64_t>(1, room / 3)));
         BidRequest req{vm.owner, vm.id, r, tiers[pick(0, 2)], q, pick(0, 1) ? 0 : pick(1, q), pick(5, 500), 0};

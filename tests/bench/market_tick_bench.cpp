@@ -88,7 +88,7 @@ struct Fleet {
 std::vector<flatbuffers::Offset<v1::ResourceAmount>> amounts(flatbuffers::FlatBufferBuilder& b,
                                                              const ResourceVector& v) {
   std::vector<flatbuffers::Offset<v1::ResourceAmount>> out;
-  for (Resource r : kAllResources) out.push_back(v1::CreateResourceAmount(b, static_cast<v1::Resource>(r), at(v, r)));
+  for (Resource r : kMarketResources) out.push_back(v1::CreateResourceAmount(b, to_wire(r).value(), at(v, r)));
   return out;
 }
 
@@ -122,7 +122,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
   static const char* tiers[] = {"sla", "improve", "speculative"};
 
   MarketConfig mcfg;
-  for (Resource r : kAllResources) mcfg.reserve[static_cast<size_t>(r)] = {5, 2, 1};
+  for (Resource r : kMarketResources) mcfg.reserve[static_cast<size_t>(r)] = {5, 2, 1};
 
   // The fleet and the initial book, written to the ledger as the service would have (one put_bid each).
   Fleet fleet;
@@ -151,7 +151,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
         (void)m.upsert_vm(vm);
         fleet.vms.push_back({vm.id, vm.owner});
         for (int b = 0; b < kBidsPerVm; ++b) {
-          Resource r = kAllResources[static_cast<size_t>((v + b) % kResourceCount)];
+          Resource r = kMarketResources[static_cast<size_t>((v + b) % kMarketResourceCount)];
           int64_t room = at(vm.ceiling, r) - at(vm.baseline, r);
           int64_t q = std::max<int64_t>(1, pick(1, std::max<int64_t>(1, room / 3)));
           BidRequest req{vm.owner, vm.id, r, tiers[pick(0, 2)], q, pick(0, 1) ? 0 : pick(1, q), pick(5, 500), 0};
@@ -212,14 +212,12 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
       const int kind = i % 3;
       if (kind == 0) {  // a new bid on a random VM
         auto& [vm, owner] = fleet.vms[static_cast<size_t>(pick(0, static_cast<int64_t>(fleet.vms.size()) - 1))];
-        auto r = kAllResources[static_cast<size_t>(pick(0, kResourceCount - 1))];
+        auto r = kMarketResources[static_cast<size_t>(pick(0, kMarketResourceCount - 1))];
         int64_t q = std::max<int64_t>(1, pick(1, std::max<int64_t>(1, (at(kCeiling, r) - at(kBaseline, r)) / 6)));
         const auto tier = static_cast<v1::BidTier>(pick(0, 2));
         const int64_t price = pick(5, 500);
         auto id = call(svc, v1::ApiRequestBody::BidSubmit, [&](flatbuffers::FlatBufferBuilder& b) {
-          return v1::CreateBidSubmitDirect(b, owner.c_str(), vm.c_str(), static_cast<v1::Resource>(r), q, 0, price,
-                                           tier)
-              .Union();
+          return v1::CreateBidSubmitDirect(b, owner.c_str(), vm.c_str(), to_wire(r).value(), q, 0, price, tier).Union();
         });
         if (id) live.push_back(id);
       } else if (!live.empty()) {

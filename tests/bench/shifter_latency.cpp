@@ -34,6 +34,7 @@
 #include "tests/e2e/shifter_testbed.h"
 
 using namespace morph::agent::shifter;
+using morph::Resource;
 using Ms = std::chrono::duration<double, std::milli>;
 
 namespace {
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
     Resource r;
     int64_t a, b;
   };
-  const Case cases[] = {{"cpu", Resource::cpu_millicores, 200, 800},
+  const Case cases[] = {{"cpu", Resource::cpu, 200, 800},
                         {"disk", Resource::disk_iops, 100, 200},
                         {"net", Resource::net_out_kbps, 10000, 20000}};
   const std::string load_before = loadavg();

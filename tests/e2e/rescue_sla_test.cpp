@@ -207,7 +207,7 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   mc.tick = 500ms;
   mc.lease = 3s;
   mc.ledger_path = (dir / "ledger.db").string();
-  mc.market.set_reserve(market::Resource::cpu, 1);
+  mc.market.set_reserve(Resource::cpu, 1);
   auto opened = controller::MarketService::open(mc);
   ASSERT_TRUE(opened) << opened.error().what();
   auto market = *opened;

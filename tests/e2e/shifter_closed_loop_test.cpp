@@ -130,13 +130,13 @@ TEST_F(ShifterClosedLoop, CpuCapHoldsTwentyPercentWithinTwoSecondsAndRaisingRest
   ASSERT_TRUE(bed->load("cpu=100"));
   std::this_thread::sleep_for(2s);
   const Window before = measure(1000ms);
-  ShiftOutcome out = shift({{Resource::cpu_millicores, 200, {}}});
+  ShiftOutcome out = shift({{Resource::cpu, 200, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.vcpu_quota_us, 20000);
   EXPECT_EQ(out.in_force.vcpu_period_us, 100000u);
   std::this_thread::sleep_for(1s);
   const Window capped = measure(1000ms);  // the second second after the shift
-  out = shift({{Resource::cpu_millicores, 1000, {}}});
+  out = shift({{Resource::cpu, 1000, {}}});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.cpu_millicores, 1000);
   std::this_thread::sleep_for(1s);
@@ -207,8 +207,8 @@ TEST_F(ShifterClosedLoop, UnrenewedLeaseRevertsToBaselineWithinLeasePlusOneSecon
   ASSERT_TRUE(baseline.ok());
   constexpr auto kLease = 2000ms;
   const auto t0 = std::chrono::steady_clock::now();
-  ShiftOutcome out = shift(
-      {{Resource::cpu_millicores, 300, {}}, {Resource::disk_iops, 80, {}}, {Resource::net_out_kbps, 5000, {}}}, kLease);
+  ShiftOutcome out =
+      shift({{Resource::cpu, 300, {}}, {Resource::disk_iops, 80, {}}, {Resource::net_out_kbps, 5000, {}}}, kLease);
   ASSERT_TRUE(out.ok()) << out.error->what();
   ASSERT_NE(out.in_force, *baseline);
   // The agent's lease timer: expire_due every 100 ms. The check reads libvirt and the policer directly.

@@ -24,7 +24,7 @@ constexpr int kAccounts = 6, kHosts = 4, kVmsPerHost = 5;
 
 MarketConfig config() {
   MarketConfig c;
-  for (Resource r : kAllResources) c.reserve[static_cast<size_t>(r)] = {5, 2, 1};
+  for (Resource r : kMarketResources) c.reserve[static_cast<size_t>(r)] = {5, 2, 1};
   c.tick_ms = 1000;
   c.hold_ticks = 3;
   c.notice_ticks = 2;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       int64_t q = pick(1, 300);
       BidRequest req{account((h * kVmsPerHost + v) % kAccounts),
                      vm,
-                     kAllResources[static_cast<size_t>(pick(0, 6))],
+                     kMarketResources[static_cast<size_t>(pick(0, 6))],
                      tiers[pick(0, 2)],
                      q,
                      pick(0, 1) ? 0 : pick(1, q),

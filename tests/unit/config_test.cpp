@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "common/config_schemas.h"
+#include "common/resource.h"
 
 namespace morph::config {
 namespace {
@@ -285,8 +286,9 @@ TEST(ConfigSchema, DaemonSchemasAreValidAndDeclareTheirKeyNames) {
                  controller_keys::log_level}) {
     EXPECT_NE(controller_schema().find(k), nullptr) << k;
   }
-  for (auto r : kReserveResources) {
-    EXPECT_NE(controller_schema().find(std::string(controller_keys::reserve_prefix) + std::string(r)), nullptr) << r;
+  for (Resource r : kMarketResources) {
+    EXPECT_NE(controller_schema().find(std::string(controller_keys::reserve_prefix) + resource_name(r)), nullptr)
+        << resource_name(r);
   }
   auto a = load(agent_schema(), std::nullopt);
   ASSERT_TRUE(a.ok());

@@ -23,7 +23,7 @@ std::string temp_db() {
 
 MarketConfig config() {
   MarketConfig c;
-  for (Resource r : kAllResources) c.set_reserve(r, 2);
+  for (Resource r : kMarketResources) c.set_reserve(r, 2);
   c.hold_ticks = 2;
   c.notice_ticks = 1;
   return c;
@@ -156,7 +156,7 @@ TEST_F(LedgerTest, RecoveryRebuildsTheCommittedState) {
   std::mt19937 rng(7);
   for (int i = 0; i < 30; ++i) {
     const bool a = rng() % 2;
-    auto r = ex_->submit({a ? "alice" : "bob", a ? "vm-a" : "vm-b", kAllResources[rng() % kResourceCount],
+    auto r = ex_->submit({a ? "alice" : "bob", a ? "vm-a" : "vm-b", kMarketResources[rng() % kMarketResourceCount],
                           i % 3 == 0 ? "speculative" : "improve", 1 + static_cast<int64_t>(rng() % 60), 1,
                           2 + static_cast<Micros>(rng() % 20), 0});
     (void)r;  // ceilings refuse some

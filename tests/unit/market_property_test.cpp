@@ -36,7 +36,7 @@ class RandomMarket {
       int nv = vms(rng_);
       for (int v = 0; v < nv; ++v) {
         VmSpec vm{hs.id + "-vm" + std::to_string(v), "acct" + std::to_string(pick(0, n_accounts_ - 1)), hs.id, {}, {}};
-        for (Resource r : kAllResources) {
+        for (Resource r : kMarketResources) {
           at(vm.baseline, r) = pick(0, 20);
           at(vm.ceiling, r) = at(vm.baseline, r) + pick(50, 300);
         }
@@ -48,7 +48,7 @@ class RandomMarket {
 
   MarketConfig make_config(bool with_notice) {
     MarketConfig c;
-    for (Resource r : kAllResources)
+    for (Resource r : kMarketResources)
       for (int t = 0; t < kTierCount; ++t) c.reserve[static_cast<size_t>(r)][t] = pick(1, 10);
     c.tick_ms = static_cast<uint32_t>(pick(0, 1) ? 1000 : pick(100, 2000));
     c.hold_ticks = static_cast<uint32_t>(pick(1, 4));
@@ -63,7 +63,7 @@ class RandomMarket {
     static const char* tiers[] = {"sla", "improve", "speculative"};
     for (int i = pick(0, 6); i > 0; --i) {
       const VmSpec& vm = vms_[static_cast<size_t>(pick(0, static_cast<int64_t>(vms_.size()) - 1))];
-      Resource r = kAllResources[static_cast<size_t>(pick(0, kResourceCount - 1))];
+      Resource r = kMarketResources[static_cast<size_t>(pick(0, kMarketResourceCount - 1))];
       int64_t q = pick(1, 120);
       BidRequest req{vm.owner, vm.id, r, tiers[pick(0, 2)], q, pick(0, 2) == 0 ? 0 : pick(1, q), pick(1, 60), 0};
       if (pick(0, 4) == 0) req.expiry = market_.last_tick() + static_cast<Tick>(pick(1, 5));

@@ -22,7 +22,7 @@ class OneHostMarket {
 
   static MarketConfig default_config() {
     MarketConfig c;
-    for (Resource r : kAllResources) c.set_reserve(r, 1);
+    for (Resource r : kMarketResources) c.set_reserve(r, 1);
     c.tick_ms = 1000;
     c.hold_ticks = 1;  // no hold unless a test asks
     c.notice_ticks = 0;

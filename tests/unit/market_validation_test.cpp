@@ -84,6 +84,18 @@ TEST_F(BidValidation, RefusesWithReasons) {
   r = good();
   r.expiry = 5;
   expect_refused(r, Errc::invalid_argument, "expiry tick 5");
+  for (Resource unsold : {Resource::vcpu_pin, Resource::cpu_shares}) {
+    r = good();
+    r.resource = unsold;
+    expect_refused(r, Errc::invalid_argument, std::string("resource ") + resource_name(unsold) + " is not traded");
+  }
+}
+
+// The ledger reads resources back by name: only the market's own, by their canonical names.
+TEST(MarketResources, ParsesOnlyWhatTheMarketSellsByItsName) {
+  for (Resource r : kMarketResources) EXPECT_EQ(parse_traded_resource(resource_name(r)), r);
+  for (const char* other : {"vcpu_pin", "cpu_shares", "migrate", "cpu_millicores", "mem", ""})
+    EXPECT_EQ(parse_traded_resource(other), std::nullopt) << other;
 }
 
 TEST_F(BidValidation, CeilingCountsTheVmsOtherBids) {

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "hostagent/shifter/mechanisms.h"
 #include "hostagent/shifter/shift_engine.h"
@@ -39,7 +41,7 @@ class HostModel {
   Result<std::string> apply(const VmTarget& t, const Adjustment& a) {
     InForce& f = vms.at(t.uuid).second;
     switch (a.resource) {
-      case Resource::cpu_millicores:
+      case Resource::cpu:
         f.cpu_millicores = a.value;
         break;
       case Resource::cpu_shares:
@@ -48,7 +50,7 @@ class HostModel {
       case Resource::vcpu_pin:
         f.vcpu_pin = a.target;
         break;
-      case Resource::memory_mib:
+      case Resource::memory:
         f.memory_mib = static_cast<uint64_t>(a.value);
         break;
       case Resource::disk_iops:
@@ -100,8 +102,8 @@ class ShifterEngineTest : public ::testing::Test {
 
 TEST_F(ShifterEngineTest, AppliesInOrderAndReportsWhatIsReadBack) {
   auto engine = make();
-  ShiftOutcome out = engine.shift(
-      {1, "uuid-1", {{Resource::cpu_millicores, 500, {}}, {Resource::disk_iops, 200, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome out =
+      engine.shift({1, "uuid-1", {{Resource::cpu, 500, {}}, {Resource::disk_iops, 200, {}}}, std::chrono::seconds(5)});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.vm_uuid, "uuid-1");
   EXPECT_EQ(out.in_force.cpu_millicores, 500);
@@ -144,20 +146,17 @@ TEST_P(ShifterValidationTest, RejectsBeforeApplyingAnything) {
 INSTANTIATE_TEST_SUITE_P(
     Table, ShifterValidationTest,
     ::testing::Values(
-        InvalidCase{"unknown vm", "nope", {{Resource::cpu_millicores, 500, {}}}, Errc::not_found, "no domain"},
+        InvalidCase{"unknown vm", "nope", {{Resource::cpu, 500, {}}}, Errc::not_found, "no domain"},
         // The first adjustment is valid: nothing may be applied when a later one is not.
         InvalidCase{"memory above max",
                     "uuid-1",
-                    {{Resource::cpu_millicores, 500, {}}, {Resource::memory_mib, 2048, {}}},
+                    {{Resource::cpu, 500, {}}, {Resource::memory, 2048, {}}},
                     Errc::invalid_argument,
                     "above the domain's maximum of 1024 MiB"},
         InvalidCase{"negative", "uuid-1", {{Resource::disk_iops, -1, {}}}, Errc::invalid_argument, "negative"},
-        InvalidCase{"cpu above vcpus",
-                    "uuid-1",
-                    {{Resource::cpu_millicores, 2001, {}}},
-                    Errc::invalid_argument,
-                    "outside 10..2000"},
-        InvalidCase{"cpu too small", "uuid-1", {{Resource::cpu_millicores, 5, {}}}, Errc::invalid_argument, "outside"},
+        InvalidCase{
+            "cpu above vcpus", "uuid-1", {{Resource::cpu, 2001, {}}}, Errc::invalid_argument, "outside 10..2000"},
+        InvalidCase{"cpu too small", "uuid-1", {{Resource::cpu, 5, {}}}, Errc::invalid_argument, "outside"},
         InvalidCase{"twice",
                     "uuid-1",
                     {{Resource::disk_iops, 1, {}}, {Resource::disk_iops, 2, {}}},
@@ -182,16 +181,16 @@ TEST_F(ShifterEngineTest, RollsBackAppliedStepsWhenALaterOneFails) {
   auto engine = make();
   const InForce before = vm1();
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
-  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::memory_mib)))
+  EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::memory)))
       .WillOnce(Return(Result<std::string>(Error(Errc::system, "balloon device gone"))));
-  ShiftOutcome out = engine.shift(
-      {7,
-       "uuid-1",
-       {{Resource::cpu_millicores, 300, {}}, {Resource::cpu_shares, 50, {}}, {Resource::memory_mib, 512, {}}},
-       std::chrono::seconds(5)});
+  ShiftOutcome out =
+      engine.shift({7,
+                    "uuid-1",
+                    {{Resource::cpu, 300, {}}, {Resource::cpu_shares, 50, {}}, {Resource::memory, 512, {}}},
+                    std::chrono::seconds(5)});
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(out.error->message(), HasSubstr("balloon device gone"));
-  EXPECT_THAT(out.error->message(), HasSubstr("cpu_shares rolled back, cpu_millicores rolled back"));
+  EXPECT_THAT(out.error->message(), HasSubstr("cpu_shares rolled back, cpu rolled back"));
   EXPECT_EQ(vm1(), before);
   EXPECT_EQ(out.in_force, before);
   EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
@@ -199,10 +198,10 @@ TEST_F(ShifterEngineTest, RollsBackAppliedStepsWhenALaterOneFails) {
 
 TEST_F(ShifterEngineTest, RepeatedCommandIdReturnsStoredOutcomeWithoutReapplying) {
   auto engine = make();
-  EXPECT_CALL(mech, apply).Times(2);  // cpu_millicores and the cpu_shares that follow it, once
-  ShiftOutcome first = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
+  EXPECT_CALL(mech, apply).Times(2);  // cpu and the cpu_shares that follow it, once
+  ShiftOutcome first = engine.shift({9, "uuid-1", {{Resource::cpu, 400, {}}}, std::chrono::seconds(5)});
   vm1().cpu_millicores = 1234;  // someone else changed it; a repeat must not touch the VM
-  ShiftOutcome again = engine.shift({9, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome again = engine.shift({9, "uuid-1", {{Resource::cpu, 400, {}}}, std::chrono::seconds(5)});
   EXPECT_TRUE(again.ok());
   EXPECT_EQ(again.in_force.cpu_millicores, 400);
   EXPECT_EQ(again.lease_expiry, first.lease_expiry);
@@ -211,10 +210,10 @@ TEST_F(ShifterEngineTest, RepeatedCommandIdReturnsStoredOutcomeWithoutReapplying
 
 TEST_F(ShifterEngineTest, FailedCommandIsAlsoIdempotent) {
   auto engine = make();
-  ShiftOutcome first = engine.shift({3, "uuid-1", {{Resource::memory_mib, 4096, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome first = engine.shift({3, "uuid-1", {{Resource::memory, 4096, {}}}, std::chrono::seconds(5)});
   ASSERT_FALSE(first.ok());
   host.vms.at("uuid-1").first.max_memory_mib = 8192;  // would now pass; the stored answer stands
-  ShiftOutcome again = engine.shift({3, "uuid-1", {{Resource::memory_mib, 4096, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome again = engine.shift({3, "uuid-1", {{Resource::memory, 4096, {}}}, std::chrono::seconds(5)});
   EXPECT_FALSE(again.ok());
   EXPECT_EQ(vm1().memory_mib, 1024u);
 }
@@ -222,12 +221,12 @@ TEST_F(ShifterEngineTest, FailedCommandIsAlsoIdempotent) {
 TEST_F(ShifterEngineTest, LeaseExpiryRevertsToBaselineCapturedBeforeFirstShift) {
   auto engine = make();
   const InForce baseline = vm1();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 200, {}}}, std::chrono::seconds(5)}).ok());
   now += std::chrono::seconds(2);
   ASSERT_TRUE(engine
                   .shift({2,
                           "uuid-1",
-                          {{Resource::memory_mib, 512, {}}, {Resource::net_out_kbps, 10000, {}}},
+                          {{Resource::memory, 512, {}}, {Resource::net_out_kbps, 10000, {}}},
                           std::chrono::seconds(5)})
                   .ok());
   EXPECT_EQ(*engine.baseline("uuid-1"), baseline);  // the second shift did not recapture
@@ -271,7 +270,7 @@ TEST_F(ShifterEngineTest, RenewByCommandOrVmPostponesExpiry) {
 
 TEST_F(ShifterEngineTest, HoldPolicyKeepsValuesAtExpiry) {
   auto engine = make({.on_expiry = ExpiryPolicy::hold});
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(1)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 250, {}}}, std::chrono::seconds(1)}).ok());
   now += std::chrono::seconds(1);
   auto events = engine.expire_due();
   ASSERT_EQ(events.size(), 1u);
@@ -282,7 +281,7 @@ TEST_F(ShifterEngineTest, HoldPolicyKeepsValuesAtExpiry) {
 
 TEST_F(ShifterEngineTest, ControllerLossEndsEveryLeaseNow) {
   auto engine = make();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(60)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 250, {}}}, std::chrono::seconds(60)}).ok());
   auto events = engine.controller_lost();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(vm1().cpu_millicores, 2000);
@@ -290,8 +289,8 @@ TEST_F(ShifterEngineTest, ControllerLossEndsEveryLeaseNow) {
 
 TEST_F(ShifterEngineTest, RevertFailureIsReported) {
   auto engine = make();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 250, {}}}, std::chrono::seconds(1)}).ok());
-  // The first revert step (cpu_millicores) fails; the cpu_shares that followed it still go back.
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 250, {}}}, std::chrono::seconds(1)}).ok());
+  // The first revert step (cpu) fails; the cpu_shares that followed it still go back.
   EXPECT_CALL(mech, apply)
       .WillOnce(Return(Result<std::string>(Error(Errc::not_found, "domain vanished"))))
       .WillRepeatedly(Return(Result<std::string>(std::string{})));
@@ -299,7 +298,7 @@ TEST_F(ShifterEngineTest, RevertFailureIsReported) {
   auto events = engine.expire_due();
   ASSERT_EQ(events.size(), 1u);
   ASSERT_TRUE(events[0].error.has_value());
-  EXPECT_THAT(events[0].error->message(), HasSubstr("cpu_millicores: domain vanished"));
+  EXPECT_THAT(events[0].error->message(), HasSubstr("cpu: domain vanished"));
 }
 
 // CPU weight follows CPU quota (docs/architecture.md, Shifting): the rule itself.
@@ -335,12 +334,12 @@ class ShifterCpuSharesTest : public ShifterEngineTest {
 TEST_F(ShifterCpuSharesTest, CpuShiftRaisesSharesInProportionAndRevertRestoresBoth) {
   auto engine = make();
   const InForce baseline = vm1();
-  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu, 1600, {}}}, std::chrono::seconds(5)});
   ASSERT_TRUE(out.ok()) << out.error->what();
   EXPECT_EQ(out.in_force.cpu_millicores, 1600);
   EXPECT_EQ(out.in_force.cpu_shares, 1365u);  // read back, 1024 x 1600 / 1200
   // A later change scales from the baseline captured before the first shift, not from what is in force.
-  out = engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1800, {}}}, std::chrono::seconds(5)});
+  out = engine.shift({2, "uuid-1", {{Resource::cpu, 1800, {}}}, std::chrono::seconds(5)});
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(vm1().cpu_shares, 1536u);
   EXPECT_EQ(engine.baseline("uuid-1")->cpu_shares, 1024u);
@@ -356,25 +355,25 @@ TEST_F(ShifterCpuSharesTest, CpuShiftRaisesSharesInProportionAndRevertRestoresBo
 TEST_F(ShifterCpuSharesTest, AllocationEndingSendsTheBaselineAndGetsTheBaselineSharesBack) {
   auto engine = make();
   const InForce baseline = vm1();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 2000, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 2000, {}}}, std::chrono::seconds(5)}).ok());
   EXPECT_EQ(vm1().cpu_shares, 1707u);
   // The controller's "back to the baseline" command, before the lease runs out.
-  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1200, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu, 1200, {}}}, std::chrono::seconds(5)}).ok());
   EXPECT_EQ(vm1(), baseline);
 }
 
 TEST_F(ShifterCpuSharesTest, CapBelowTheBaselineKeepsTheBaselineWeight) {
   auto engine = make();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 1600, {}}}, std::chrono::seconds(5)}).ok());
   EXPECT_EQ(vm1().cpu_shares, 1365u);
-  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 400, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu, 400, {}}}, std::chrono::seconds(5)}).ok());
   EXPECT_EQ(vm1().cpu_millicores, 400);
   EXPECT_EQ(vm1().cpu_shares, 1024u);
 }
 
 TEST_F(ShifterCpuSharesTest, ControllerLossRevertsTheSharesToo) {
   auto engine = make();
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1500, {}}}, std::chrono::seconds(60)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 1500, {}}}, std::chrono::seconds(60)}).ok());
   EXPECT_EQ(vm1().cpu_shares, 1280u);
   ASSERT_EQ(engine.controller_lost().size(), 1u);
   EXPECT_EQ(vm1().cpu_millicores, 1200);
@@ -384,12 +383,10 @@ TEST_F(ShifterCpuSharesTest, ControllerLossRevertsTheSharesToo) {
 TEST_F(ShifterCpuSharesTest, ExplicitSharesWinAndTheOptionTurnsItOff) {
   {
     auto engine = make();
-    ASSERT_TRUE(engine
-                    .shift({1,
-                            "uuid-1",
-                            {{Resource::cpu_millicores, 1600, {}}, {Resource::cpu_shares, 300, {}}},
-                            std::chrono::seconds(5)})
-                    .ok());
+    ASSERT_TRUE(
+        engine
+            .shift({1, "uuid-1", {{Resource::cpu, 1600, {}}, {Resource::cpu_shares, 300, {}}}, std::chrono::seconds(5)})
+            .ok());
     EXPECT_EQ(vm1().cpu_shares, 300u);
     now += std::chrono::seconds(5);
     engine.expire_due();
@@ -398,7 +395,7 @@ TEST_F(ShifterCpuSharesTest, ExplicitSharesWinAndTheOptionTurnsItOff) {
   opt.shares_follow_cpu = false;
   auto engine = make(opt);
   EXPECT_CALL(mech, apply).Times(1);
-  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)}).ok());
+  ASSERT_TRUE(engine.shift({2, "uuid-1", {{Resource::cpu, 1600, {}}}, std::chrono::seconds(5)}).ok());
   EXPECT_EQ(vm1().cpu_millicores, 1600);
   EXPECT_EQ(vm1().cpu_shares, 1024u);
 }
@@ -409,10 +406,10 @@ TEST_F(ShifterCpuSharesTest, FailedSharesRollTheQuotaBack) {
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::cpu_shares)))
       .WillOnce(Return(Result<std::string>(Error(Errc::invalid_argument, "shares out of range"))));
-  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 1600, {}}}, std::chrono::seconds(5)});
+  ShiftOutcome out = engine.shift({1, "uuid-1", {{Resource::cpu, 1600, {}}}, std::chrono::seconds(5)});
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(out.error->message(), HasSubstr("applying cpu_shares=1365"));
-  EXPECT_THAT(out.error->message(), HasSubstr("cpu_millicores rolled back"));
+  EXPECT_THAT(out.error->message(), HasSubstr("cpu rolled back"));
   EXPECT_EQ(vm1(), before);
   EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
 }
@@ -420,34 +417,53 @@ TEST_F(ShifterCpuSharesTest, FailedSharesRollTheQuotaBack) {
 class ShifterRestartTest : public ShifterEngineTest {
  protected:
   void TearDown() override { std::filesystem::remove(state); }
+  // One command under a 5 s lease, then the agent stops: the values stay in force.
+  void shift_then_stop(std::vector<Adjustment> adjustments) {
+    auto engine = make({.state_file = state});
+    ASSERT_TRUE(engine.shift({1, "uuid-1", std::move(adjustments), std::chrono::seconds(5)}).ok());
+  }
+  // A new agent 10 s later: reconcile finds the lease expired and reverts the VM to `baseline`.
+  void expect_reverted_after_restart(const InForce& baseline) {
+    now += std::chrono::seconds(10);
+    auto engine = make({.state_file = state});
+    auto events = engine.reconcile();
+    ASSERT_TRUE(events.ok()) << events.error().what();
+    ASSERT_EQ(events->size(), 1u);
+    EXPECT_EQ(vm1(), baseline);
+  }
   std::string state = ::testing::TempDir() + "shifter_state_" + std::to_string(getpid()) + ".json";
 };
 
 TEST_F(ShifterRestartTest, ExpiredLeaseWhileDownIsRevertedOnReconcile) {
   const InForce baseline = vm1();
-  {
-    auto engine = make({.state_file = state});
-    ASSERT_TRUE(engine
-                    .shift({1,
-                            "uuid-1",
-                            {{Resource::cpu_millicores, 200, {}}, {Resource::disk_bps, 1'000'000, {}}},
-                            std::chrono::seconds(5)})
-                    .ok());
-  }  // agent stops; values stay in force
+  shift_then_stop({{Resource::cpu, 200, {}}, {Resource::disk_bps, 1'000'000, {}}});
   EXPECT_EQ(vm1().cpu_millicores, 200);
-  now += std::chrono::seconds(10);
-  auto engine = make({.state_file = state});
-  auto events = engine.reconcile();
-  ASSERT_TRUE(events.ok()) << events.error().what();
-  ASSERT_EQ(events->size(), 1u);
-  EXPECT_EQ(vm1(), baseline);
+  expect_reverted_after_restart(baseline);
+}
+
+// A state file written before the one Resource enum names what it shifted cpu_millicores and memory_mib:
+// a restarted agent still reads those names and reverts the VM.
+TEST_F(ShifterRestartTest, StateFileWithTheOlderResourceNamesStillReverts) {
+  const InForce baseline = vm1();
+  shift_then_stop({{Resource::cpu, 200, {}}, {Resource::memory, 512, {}}});
+  nlohmann::json j;
+  {
+    std::ifstream in(state);
+    j = nlohmann::json::parse(in);
+  }
+  auto& shifted = j["vms"][0]["shifted"];
+  ASSERT_EQ(shifted, nlohmann::json::array({"cpu", "memory", "cpu_shares"}));
+  shifted = nlohmann::json::array({"cpu_millicores", "memory_mib", "cpu_shares"});
+  std::ofstream(state) << j.dump();
+  EXPECT_EQ(vm1().cpu_millicores, 200);
+  expect_reverted_after_restart(baseline);
 }
 
 TEST_F(ShifterRestartTest, RunningLeaseSurvivesRestartWithItsBaseline) {
   const InForce baseline = vm1();
   {
     auto engine = make({.state_file = state});
-    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 200, {}}}, std::chrono::seconds(30)}).ok());
+    ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 200, {}}}, std::chrono::seconds(30)}).ok());
   }
   now += std::chrono::seconds(10);
   auto engine = make({.state_file = state});
@@ -473,12 +489,9 @@ TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
       if (++calls == 2) std::filesystem::copy_file(state, at_kill, std::filesystem::copy_options::overwrite_existing);
       return host.apply(t, a);
     }));
-    ASSERT_TRUE(engine
-                    .shift({1,
-                            "uuid-1",
-                            {{Resource::cpu_millicores, 200, {}}, {Resource::disk_iops, 50, {}}},
-                            std::chrono::seconds(5)})
-                    .ok());
+    ASSERT_TRUE(
+        engine.shift({1, "uuid-1", {{Resource::cpu, 200, {}}, {Resource::disk_iops, 50, {}}}, std::chrono::seconds(5)})
+            .ok());
   }
   ASSERT_TRUE(std::filesystem::exists(at_kill)) << "the state file was not written before the first apply";
   std::filesystem::rename(at_kill, state);
@@ -496,12 +509,12 @@ TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
 
 TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
   auto engine = make({.state_file = state});
-  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu_millicores, 500, {}}}, std::chrono::seconds(30)}).ok());
+  ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 500, {}}}, std::chrono::seconds(30)}).ok());
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
       .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
-  ShiftOutcome out = engine.shift(
-      {2, "uuid-1", {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}}, std::chrono::seconds(60)});
+  ShiftOutcome out =
+      engine.shift({2, "uuid-1", {{Resource::cpu, 700, {}}, {Resource::disk_iops, 50, {}}}, std::chrono::seconds(60)});
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(vm1().cpu_millicores, 500);  // rolled back to what command 1 set
   // The record is command 1's: its lease, and disk_iops is not marked shifted.
@@ -521,12 +534,9 @@ TEST_F(ShifterRestartTest, FailedFirstCommandLeavesNoRecord) {
   EXPECT_CALL(mech, apply).Times(::testing::AnyNumber());
   EXPECT_CALL(mech, apply(_, ::testing::Field(&Adjustment::resource, Resource::disk_iops)))
       .WillOnce(Return(Error(Errc::system, "blkiotune failed")));
-  ASSERT_FALSE(engine
-                   .shift({1,
-                           "uuid-1",
-                           {{Resource::cpu_millicores, 700, {}}, {Resource::disk_iops, 50, {}}},
-                           std::chrono::seconds(5)})
-                   .ok());
+  ASSERT_FALSE(
+      engine.shift({1, "uuid-1", {{Resource::cpu, 700, {}}, {Resource::disk_iops, 50, {}}}, std::chrono::seconds(5)})
+          .ok());
   EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
   auto restarted = make({.state_file = state});
   ASSERT_TRUE(restarted.reconcile().ok());

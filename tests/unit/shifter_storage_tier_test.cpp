@@ -357,7 +357,7 @@ class StorageTierEngineTest : public ::testing::Test {
     ON_CALL(mech, read(_)).WillByDefault([this](const VmTarget&) -> Result<InForce> { return host; });
     ON_CALL(mech, apply(_, _)).WillByDefault([this](const VmTarget&, const Adjustment& a) -> Result<std::string> {
       if (a.resource == Resource::storage_tier) host.storage_tier = a.value;
-      if (a.resource == Resource::cpu_millicores) return Error(Errc::system, "cgroup write failed");
+      if (a.resource == Resource::cpu) return Error(Errc::system, "cgroup write failed");
       return std::string{};
     });
   }
@@ -407,9 +407,9 @@ TEST_F(StorageTierEngineTest, LeaseExpiryMovesTheDiskBack) {
 
 TEST_F(StorageTierEngineTest, LaterFailureMovesTheDiskBack) {
   EXPECT_CALL(mech, apply(_, Sets(Resource::storage_tier, kTierFast))).Times(1);
-  EXPECT_CALL(mech, apply(_, Sets(Resource::cpu_millicores, 500))).Times(1);
+  EXPECT_CALL(mech, apply(_, Sets(Resource::cpu, 500))).Times(1);
   EXPECT_CALL(mech, apply(_, Sets(Resource::storage_tier, kTierStandard))).Times(1);
-  ShiftOutcome out = shift({{Resource::storage_tier, kTierFast, {}}, {Resource::cpu_millicores, 500, {}}});
+  ShiftOutcome out = shift({{Resource::storage_tier, kTierFast, {}}, {Resource::cpu, 500, {}}});
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(out.error->message(), HasSubstr("storage_tier rolled back"));
   EXPECT_EQ(out.in_force.storage_tier, kTierStandard);
