@@ -30,6 +30,7 @@
 #include "morph_kpi.h"
 #include "morph_kpi_bpf.skel.h"
 #include "tests/support/requirements.h"
+#include "tests/support/shell.h"
 
 using morph::agent::KpiProbes;
 using morph::agent::ProbeOptions;
@@ -337,10 +338,9 @@ TEST_P(KpiProbesTest, ThreadAlreadyRunningWhenItsCgroupIsMapped) {
 
 TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
   const std::string a = "mkt" + std::to_string(getpid() % 100000), b = a + "p";
-  ASSERT_EQ(std::system(("ip link add " + a + " type veth peer name " + b + " && ip link set " + a +
-                         " up && ip link set " + b + " up")
-                            .c_str()),
-            0);
+  auto link = morph::test::sh("ip link add " + a + " type veth peer name " + b + " && ip link set " + a +
+                              " up && ip link set " + b + " up");
+  ASSERT_EQ(link.status, 0) << link.out;
   const uint32_t ifindex = if_nametoindex(a.c_str());
   ASSERT_NE(ifindex, 0u);
   VmInfo net_vm;
@@ -391,7 +391,7 @@ TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
   ASSERT_TRUE(probes_->remove_vm(net_vm.uuid).ok());
   EXPECT_FALSE(attached(true));
   EXPECT_FALSE(attached(false));
-  std::system(("ip link del " + a).c_str());
+  morph::test::sh("ip link del " + a);
 }
 
 INSTANTIATE_TEST_SUITE_P(AttachModes, KpiProbesTest,

@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "tests/integration/process_support.h"
+#include "tests/support/daemons.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
@@ -57,12 +58,7 @@ std::vector<std::string> split(const std::string& path) {
   return out;
 }
 
-class CliJson : public ::testing::Test {
- protected:
-  void TearDown() override { env.cleanup(HasFailure()); }
-  json js(const test::RunResult& r) { return json::parse(r.out, nullptr, false); }
-  test::ControllerAndAgent env;
-};
+using CliJson = test::OnControllerAndAgent;
 
 TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
   ASSERT_NO_FATAL_FAILURE(env.start("info", 2));
@@ -173,8 +169,8 @@ TEST_F(CliJson, ExitCodesAndErrorsNameWhatWasWrong) {
   EXPECT_NE((r.out + r.err).find("no-such-command"), std::string::npos) << r.out << r.err;
   // 3: unreachable, naming the endpoint.
   std::string nowhere = "ipc://" + (env.dir / "nowhere").string();
-  r = test::run_to_end({test::binary_dir() + "/controller/cli/morphctl", "--connect", nowhere, "--timeout-ms", "300",
-                        "hosts", "list", "--json"},
+  r = test::run_to_end({test::program("controller/cli/morphctl"), "--connect", nowhere, "--timeout-ms", "300", "hosts",
+                        "list", "--json"},
                        env.dir / "unreachable.out");
   EXPECT_EQ(r.rc, 3);
   EXPECT_NE(r.err.find(nowhere), std::string::npos) << r.err;

@@ -4,13 +4,8 @@
 // agent receives the ShiftCommand (and answers it), events are published, and bad bids are refused with
 // their reason and exit status 1. A second test runs the api over tcp with CURVE: a tenant acts only on
 // its own account.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -21,8 +16,8 @@
 #include "common/msg/socket.h"
 #include "market_event_generated.h"
 #include "tests/integration/msg_support.h"
-
-extern char** environ;
+#include "tests/support/files.h"
+#include "tests/support/process.h"
 
 namespace morph {
 namespace {
@@ -31,49 +26,12 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using test::wait_until;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Each field of `want` (a JSON object) has that value in `got`.
+void expect_fields(const json& got, const std::string& want) {
+  const json fields = json::parse(want);
+  for (auto it = fields.begin(); it != fields.end(); ++it)
+    EXPECT_EQ(got.contains(it.key()) ? got.at(it.key()) : json(), it.value()) << it.key() << " in " << got.dump();
 }
-
-class Process {
- public:
-  Process(std::vector<std::string> argv, const std::string& out_file) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, (out_file + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Process() { stop(SIGTERM); }
-  void stop(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    ::waitpid(pid_, &status_, 0);
-    pid_ = -1;
-  }
-  int wait_exit(std::chrono::milliseconds timeout) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (pid_ > 0 && ::waitpid(pid_, &status_, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-};
 
 struct CtlRun {
   int rc;
@@ -83,18 +41,11 @@ struct CtlRun {
 
 class MarketProcesses : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/morph-mkt-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
+  void SetUp() override { ASSERT_TRUE(tmp_.ok()); }
   void TearDown() override {
     agent_.reset();
     ctl_.reset();
-    if (!HasFailure())
-      std::filesystem::remove_all(dir_);
-    else
-      std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+    tmp_.keep(HasFailure());
   }
   void start_controller(std::vector<std::string> extra) {
     std::vector<std::string> argv = {MORPH_CONTROLLER, "--log-level",
@@ -106,19 +57,67 @@ class MarketProcesses : public ::testing::Test {
                                      "--set",          "market.reserve.cpu=2",
                                      "--set",          "dashboard.listen="};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    ctl_ = std::make_unique<Process>(argv, dir_ + "/ctl.out");
-    ASSERT_TRUE(wait_until([&] { return slurp(dir_ + "/ctl.out").find("events ") != std::string::npos; }, 10s))
-        << slurp(dir_ + "/ctl.out.err");
+    ctl_ = std::make_unique<test::ChildProcess>(argv, dir_ + "/ctl.out");
+    ASSERT_TRUE(wait_until([&] { return ctl_->out().find("events ") != std::string::npos; }, 10s)) << ctl_->err();
+  }
+  // The controller on ipc:// sockets in the test's directory, morphctl pointed at its api.
+  void start_ipc_controller() {
+    start_controller({"--ipc-dir", dir_ + "/s"});
+    prefix_ = {"--connect", bound("api")};
+  }
+  // The first of the synthetic agent's two VMs, once the controller knows both (10 s at most); empty when not.
+  std::string first_of_two_vms() {
+    std::string vm;
+    wait_until(
+        [&] {
+          auto r = ctl({"vms", "list", "--json"});
+          auto j = r.js();
+          if (r.rc != 0 || !j.is_array() || j.size() != 2) return false;
+          vm = j[0]["vm"];
+          return true;
+        },
+        10s);
+    return vm;
+  }
+  // A subscriber to the controller's events under `prefix`, connected before anything it is to see.
+  zmq::socket_t subscribe(const std::string& prefix) {
+    zmq::socket_t sub(zctx_, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::subscribe, prefix);
+    sub.connect(bound("events"));
+    return sub;
+  }
+  // Every event the subscriber holds: (topic, body) until none arrives for 200 ms.
+  static std::vector<std::pair<std::string, zmq::message_t>> drain(zmq::socket_t& sub) {
+    std::vector<std::pair<std::string, zmq::message_t>> events;
+    sub.set(zmq::sockopt::rcvtimeo, 200);
+    for (;;) {
+      zmq::message_t t, body;
+      if (!sub.recv(t) || !sub.recv(body)) return events;
+      events.emplace_back(t.to_string(), std::move(body));
+    }
+  }
+  // The one bid `bids list --vm VM` shows, once there is exactly one (10 s at most); null when there is not.
+  json sole_bid_of(const std::string& vm) {
+    json bid;
+    wait_until(
+        [&] {
+          auto b = ctl({"bids", "list", "--vm", vm, "--json"}).js();
+          if (!b.is_array() || b.size() != 1) return false;
+          bid = b[0];
+          return true;
+        },
+        10s);
+    return bid;
   }
   std::string bound(const std::string& name) {
-    std::istringstream in(slurp(dir_ + "/ctl.out"));
+    std::istringstream in(ctl_->out());
     std::string k, v;
     while (in >> k >> v)
       if (k == name) return v;
     return {};
   }
   void start_agent(int vms = 2) {
-    agent_ = std::make_unique<Process>(
+    agent_ = std::make_unique<test::ChildProcess>(
         std::vector<std::string>{MSG_AGENT_PROC, "run", "--host", "h1", "--ingest", bound("ingest"), "--control",
                                  bound("control"), "--synthetic-vms", std::to_string(vms), "--interval", "200ms",
                                  "--set", "metrics.listen=", "--set", "lease.state_file="},
@@ -128,14 +127,8 @@ class MarketProcesses : public ::testing::Test {
   // "demo" created and funded.
   void start_agent_with_funded_owner(std::string& vm) {
     start_agent();
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto j = ctl({"vms", "list", "--json"}).js();
-          if (!j.is_array() || j.size() != 2) return false;
-          vm = j[0]["vm"];
-          return true;
-        },
-        10s));
+    vm = first_of_two_vms();
+    ASSERT_FALSE(vm.empty()) << "the synthetic VMs did not reach the controller";
     ASSERT_EQ(ctl({"accounts", "create", "demo"}).rc, 0);
     ASSERT_EQ(ctl({"accounts", "deposit", "demo", "10000000"}).rc, 0);
   }
@@ -143,39 +136,26 @@ class MarketProcesses : public ::testing::Test {
     std::vector<std::string> argv = {MORPHCTL};
     argv.insert(argv.end(), prefix_.begin(), prefix_.end());
     argv.insert(argv.end(), args.begin(), args.end());
-    std::string out = dir_ + "/morphctl." + std::to_string(++calls_);
-    Process p(argv, out);
-    int rc = p.wait_exit(15s);
-    return {rc, slurp(out), slurp(out + ".err")};
+    auto r = test::run_to_end(argv, dir_ + "/morphctl." + std::to_string(++calls_), 15s);
+    return {r.rc, r.out, r.err};
   }
 
-  std::string dir_;
+  zmq::context_t zctx_;
+  test::TempDir tmp_{"mkt"};
+  const std::string dir_ = tmp_.str();
   std::vector<std::string> prefix_;
-  std::unique_ptr<Process> ctl_, agent_;
+  std::unique_ptr<test::ChildProcess> ctl_, agent_;
   int calls_ = 0;
 };
 
 TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
-  // Subscribe to every event before anything trades.
-  zmq::context_t zctx;
-  zmq::socket_t sub(zctx, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::subscribe, "");
-  sub.connect(bound("events"));
+  start_ipc_controller();
+  zmq::socket_t sub = subscribe("");  // every event, before anything trades
   start_agent();
 
   // The synthetic VMs (owner "demo") reach the controller.
-  std::string vm;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        auto r = ctl({"vms", "list", "--json"});
-        auto j = r.js();
-        if (r.rc != 0 || !j.is_array() || j.size() != 2) return false;
-        vm = j[0]["vm"];
-        return true;
-      },
-      10s));
+  const std::string vm = first_of_two_vms();
+  ASSERT_FALSE(vm.empty());
 
   // Accounts: create, refuse a duplicate, fund.
   auto r = ctl({"accounts", "create", "demo", "--json"});
@@ -293,12 +273,8 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   std::set<std::string> topics;
   std::set<std::string> outcomes;
   std::set<std::string> alloc_reasons;  // this bid's allocation changes
-  sub.set(zmq::sockopt::rcvtimeo, 200);
-  for (;;) {
-    zmq::message_t t, body;
-    if (!sub.recv(t)) break;
-    if (!sub.recv(body)) break;
-    topics.insert(t.to_string());
+  for (auto& [topic, body] : drain(sub)) {
+    topics.insert(topic);
     if (!flatbuffers::BufferHasIdentifier(body.data(), v1::MarketEventIdentifier())) continue;
     auto* ev = flatbuffers::GetRoot<v1::MarketEvent>(body.data());
     if (auto* bo = ev->body_as_BidOutcome()) outcomes.insert(bo->outcome()->str());
@@ -320,12 +296,9 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "250", "--max-price", "20", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto pol = ctl({"policy", "get", vm, "--json"}).js();
-  EXPECT_EQ(pol["rescue"], true);
-  EXPECT_EQ(pol["runq_wait_permille"], 250);
-  EXPECT_EQ(pol["account"], "demo");
-  EXPECT_EQ(pol["breach_intervals"], 3);  // the defaults until set
-  EXPECT_EQ(pol["recover_intervals"], 5);
-  EXPECT_EQ(pol["cpu_step_mc"], 500);
+  // Detection and step sizes at their defaults until set.
+  expect_fields(pol, R"({"rescue": true, "runq_wait_permille": 250, "account": "demo", "breach_intervals": 3,
+                         "recover_intervals": 5, "cpu_step_mc": 500})");
   r = ctl({"policy", "set", vm, "--rescue", "on", "--max-price", "0"});
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("max price"), std::string::npos) << r.err;
@@ -336,12 +309,8 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.js()["breach_intervals"], 1) << r.out;
   pol = ctl({"policy", "get", vm, "--json"}).js();
-  EXPECT_EQ(pol["breach_intervals"], 1);
-  EXPECT_EQ(pol["recover_intervals"], 7);
-  EXPECT_EQ(pol["cpu_step_mc"], 300);
-  EXPECT_EQ(pol["disk_iops_step"], 150);
-  EXPECT_EQ(pol["net_kbps_step"], 2000);
-  EXPECT_EQ(pol["runq_wait_permille"], 250);
+  expect_fields(pol, R"({"breach_intervals": 1, "recover_intervals": 7, "cpu_step_mc": 300, "disk_iops_step": 150,
+                         "net_kbps_step": 2000, "runq_wait_permille": 250})");
   auto text = ctl({"policy", "get", vm});
   EXPECT_NE(text.out.find("BREACH_INTERVALS"), std::string::npos) << text.out;
   // Refusals name the flag and its range; nothing is changed.
@@ -357,7 +326,7 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
   EXPECT_NE(r.err.find("--cpu-step"), std::string::npos) << r.err;
   EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["cpu_step_mc"], 300);
   // The controller checks the same ranges itself, for API callers other than morphctl.
-  msg::ApiClient api(zctx, bound("api"), {});
+  msg::ApiClient api(zctx_, bound("api"), {});
   ASSERT_TRUE(api.connect());
   auto refusal = [&](uint32_t breach, int64_t step) {
     auto m = api.call(v1::ApiRequestBody::PolicySet, [&](flatbuffers::FlatBufferBuilder& b) {
@@ -385,8 +354,7 @@ TEST_F(MarketProcesses, BidsClearIntoAllocationsChargesAndShiftCommands) {
 // A host that goes silent (its agent killed) is down after 3 s: it offers nothing, so its allocations end
 // and charging stops, while the bid stays and wins again once the host is back.
 TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
+  start_ipc_controller();
   std::string vm;
   ASSERT_NO_FATAL_FAILURE(start_agent_with_funded_owner(vm));
   auto r = ctl({"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
@@ -418,7 +386,7 @@ TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
   auto bl = ctl({"bids", "list", "--account", "demo", "--json"}).js();
   ASSERT_TRUE(bl.is_array() && bl.size() == 1) << bl.dump();
   EXPECT_EQ(bl[0]["state"], "active");
-  EXPECT_NE(slurp(dir_ + "/ctl.out.err").find("host=h1 market: down"), std::string::npos);
+  EXPECT_NE(ctl_->err().find("host=h1 market: down"), std::string::npos);
 
   start_agent();
   ASSERT_TRUE(wait_until(allocated, 10s)) << "the bid did not win again once the host was back";
@@ -428,8 +396,7 @@ TEST_F(MarketProcesses, DownHostOffersNothingUntilItIsBack) {
 // A VM its host stops reporting (the agent restarted with one VM fewer) can have nothing applied: its
 // allocation ends and is no longer charged, the other VM's goes on, and its bid wins again once it is back.
 TEST_F(MarketProcesses, GoneVmsBidsSitOutUntilItIsBack) {
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
+  start_ipc_controller();
   start_agent(2);
   auto vms = [&] {
     std::set<std::string> out;
@@ -487,30 +454,16 @@ TEST_F(MarketProcesses, GoneVmsBidsSitOutUntilItIsBack) {
 }
 
 TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
-  zmq::context_t zctx;
-  zmq::socket_t sub(zctx, zmq::socket_type::sub);
-  sub.set(zmq::sockopt::subscribe, "bid.");
-  sub.connect(bound("events"));
+  start_ipc_controller();
+  zmq::socket_t sub = subscribe("bid.");
   std::string vm;
   ASSERT_NO_FATAL_FAILURE(start_agent_with_funded_owner(vm));
   auto r = ctl({"policy", "set", vm, "--rescue", "on", "--runq-wait-permille", "1", "--max-price", "20"});
   ASSERT_EQ(r.rc, 0) << r.err;
 
-  json rescue;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        auto b = ctl({"bids", "list", "--vm", vm, "--json"}).js();
-        if (!b.is_array() || b.size() != 1) return false;
-        rescue = b[0];
-        return true;
-      },
-      10s));
-  EXPECT_EQ(rescue["rescue"], true);
-  EXPECT_EQ(rescue["tier"], "sla");
-  EXPECT_EQ(rescue["account"], "demo");
-  EXPECT_EQ(rescue["max_price_ucredits"], 20);
+  json rescue = sole_bid_of(vm);
+  ASSERT_FALSE(rescue.is_null()) << "no rescue bid raised";
+  expect_fields(rescue, R"({"rescue": true, "tier": "sla", "account": "demo", "max_price_ucredits": 20})");
   uint64_t bid = rescue["bid_id"];
   EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["rescue_bid_id"], bid);
   // It wins: an allocation for the rescue bid, charged in the ledger.
@@ -535,10 +488,7 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
   EXPECT_EQ(ctl({"policy", "get", vm, "--json"}).js()["rescue_bid_id"], 0);
 
   std::set<std::string> outcomes;
-  sub.set(zmq::sockopt::rcvtimeo, 200);
-  for (;;) {
-    zmq::message_t t, body;
-    if (!sub.recv(t) || !sub.recv(body)) break;
+  for (auto& [topic, body] : drain(sub)) {
     auto* ev = flatbuffers::GetRoot<v1::MarketEvent>(body.data());
     if (auto* bo = ev->body_as_BidOutcome(); bo && bo->bid()->bid_id() == bid) {
       outcomes.insert(bo->outcome()->str());
@@ -558,8 +508,7 @@ TEST_F(MarketProcesses, RescueRaisesAnSlaBidAndRetiresItOnRecovery) {
 // retired on recovery by the restarted controller), the ledger history (`ledger show` is served from the
 // SQLite ledger, with its kind filter and paging) and the price history behind `quote`.
 TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
+  start_ipc_controller();
   start_agent();
   std::string vm1, vm2;
   auto two_vms = [&] {
@@ -596,15 +545,8 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
            "250",      "--net-kbps-step",
            "3000"});
   ASSERT_EQ(r.rc, 0) << r.err;
-  json rescue;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        auto b = ctl({"bids", "list", "--vm", vm1, "--json"}).js();
-        if (!b.is_array() || b.size() != 1) return false;
-        rescue = b[0];
-        return true;
-      },
-      10s));
+  json rescue = sole_bid_of(vm1);
+  ASSERT_FALSE(rescue.is_null()) << "no rescue bid raised";
   ASSERT_EQ(rescue["rescue"], true);
   const uint64_t rescue_bid = rescue["bid_id"];
   // Both bids are charged for a few ticks.
@@ -623,24 +565,15 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   ctl_->stop(SIGKILL);
   EXPECT_EQ(ctl({"--timeout-ms", "300", "ledger", "show", "--json"}).rc, 3);  // the controller is gone
   // Restart on the same ledger and sockets; the agent reconnects and says hello again.
-  start_controller({"--ipc-dir", dir_ + "/s"});
-  prefix_ = {"--connect", bound("api")};
+  start_ipc_controller();
   ASSERT_TRUE(wait_until(two_vms, 15s));
 
   auto acct = ctl({"accounts", "get", "demo", "--json"}).js();
   EXPECT_EQ(acct["display_name"], "Demo Ltd");
   auto pol = ctl({"policy", "get", vm1, "--json"}).js();
-  EXPECT_EQ(pol["rescue"], true) << pol.dump();
-  EXPECT_EQ(pol["runq_wait_permille"], 1);
-  EXPECT_EQ(pol["blk_p99_us"], 0);
-  EXPECT_EQ(pol["max_price_ucredits"], 20);
-  EXPECT_EQ(pol["budget_ucredits_per_hour"], 90000000);
-  EXPECT_EQ(pol["breach_intervals"], 2);
-  EXPECT_EQ(pol["recover_intervals"], 4);
-  EXPECT_EQ(pol["cpu_step_mc"], 400);
-  EXPECT_EQ(pol["disk_iops_step"], 250);
-  EXPECT_EQ(pol["net_kbps_step"], 3000);
-  EXPECT_EQ(pol["account"], "demo");
+  expect_fields(pol, R"({"rescue": true, "runq_wait_permille": 1, "blk_p99_us": 0, "max_price_ucredits": 20,
+                         "budget_ucredits_per_hour": 90000000, "breach_intervals": 2, "recover_intervals": 4,
+                         "cpu_step_mc": 400, "disk_iops_step": 250, "net_kbps_step": 3000, "account": "demo"})");
   EXPECT_EQ(pol["rescue_bid_id"], rescue_bid);
   EXPECT_EQ(ctl({"policy", "get", vm2, "--json"}).js()["account"], "other");  // the override
   auto ob = ctl({"bids", "list", "--account", "other", "--json"}).js();

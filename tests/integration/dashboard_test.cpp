@@ -9,27 +9,23 @@
 // with numbers. Needs Debian's chromium for the browser part.
 #include "controller/dashboard/dashboard.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <thread>
 
 #include "controller/cli/top.h"
 #include "tests/integration/msg_support.h"
-#include "tests/integration/process_support.h"
+#include "tests/support/daemons.h"
+#include "tests/support/files.h"
+#include "tests/support/http.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
-
-extern char** environ;
 
 namespace morph {
 namespace {
@@ -38,8 +34,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using Child = test::ChildProcess;  // stdout/stderr in files; SIGTERM, then SIGKILL, when it goes out of scope
+using test::slurp;
 using test::wait_until;
-constexpr auto slurp = test::slurp_file;
 
 // Runs a command to completion with a timeout; returns its stdout, its exit status in *status (-1: timed out).
 std::string run_capture(const std::vector<std::string>& argv, const fs::path& out, std::chrono::seconds timeout,
@@ -49,33 +45,26 @@ std::string run_capture(const std::vector<std::string>& argv, const fs::path& ou
   return r.out;
 }
 
-// A plain HTTP/1.0 GET to http://127.0.0.1:PORT/PATH; the whole response (status line, headers, body).
+// A plain HTTP/1.0 request to http://127.0.0.1:PORT/PATH; the whole response (status line, headers, body), empty
+// when there is none.
 std::string http_get(const std::string& url, const std::string& path, const std::string& method = "GET") {
-  auto colon = url.rfind(':');
-  int port = std::stoi(url.substr(colon + 1));
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string resp;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-    std::string req = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n";
-    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
-      char buf[4096];
-      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) resp.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return resp;
+  auto r = test::http_request(test::port_of(url), method, path);
+  return r ? r->whole() : std::string();
 }
 
 // The "dashboard http://HOST:PORT" line a controller (or morph-dashboard) prints on stdout once it serves.
 std::string printed_url(const fs::path& out) {
-  std::istringstream in(slurp(out));
-  for (std::string line; std::getline(in, line);)
-    if (line.starts_with("dashboard http://")) return line.substr(10);
-  return {};
+  return test::printed_dashboard_url(slurp(out));
+}
+
+// Whether /healthz at `url` answers 200 "ok" within 10 s; the last answer in *health.
+bool healthy_within_10s(const std::string& url, std::string* health) {
+  return wait_until(
+      [&] {
+        *health = http_get(url, "/healthz");
+        return health->starts_with("HTTP/1.1 200") && health->ends_with("\r\n\r\nok\n");
+      },
+      10s);
 }
 
 // GET /api/state over real HTTP, parsed; null when it does not answer 200 with JSON.
@@ -115,12 +104,9 @@ std::vector<std::string> chromium_argv(const fs::path& profile) {
 class Dashboard : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/morph-dashboard-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir = tmpl;
-    ipc = dir / "ipc";
-    std::string controller = test::binary_dir() + "/controller/morph-controller";
-    std::string agent = test::binary_dir() + "/hostagent/morph-agent";
+    ASSERT_TRUE(tmp.ok());
+    std::string controller = test::program("controller/morph-controller");
+    std::string agent = test::program("hostagent/morph-agent");
     for (auto& b : {controller, agent})
       if (access(b.c_str(), X_OK) != 0) GTEST_FAIL() << b << " is not built";
     ctl = std::make_unique<Child>(
@@ -129,20 +115,16 @@ class Dashboard : public ::testing::Test {
         dir / "controller.out");
     ASSERT_TRUE(wait_until([&] { return !(url = printed_url(dir / "controller.out")).empty(); }, 10s))
         << slurp(dir / "controller.out") << slurp(dir / "controller.out.err");
-    agt = std::make_unique<Child>(
-        std::vector<std::string>{agent, "run", "--host", "host-a", "--ingest", "ipc://" + (ipc / "ingest").string(),
-                                 "--control", "ipc://" + (ipc / "control").string(), "--interval-ms", "200",
-                                 "--synthetic-vms", "3", "--metrics-listen", "", "--lease-state-file", ""},
-        dir / "agent.out");
+    agt = std::make_unique<Child>(test::synthetic_agent_argv(ipc, 3), dir / "agent.out");
   }
   void TearDown() override {
     agt.reset();
     ctl.reset();
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir, ec);
+    tmp.keep(HasFailure());
   }
 
-  fs::path dir, ipc;
+  test::TempDir tmp{"dashboard-test"};
+  fs::path dir = tmp.path(), ipc = dir / "ipc";
   std::string url;  // the controller's own dashboard
   std::unique_ptr<Child> ctl, agt;
 };
@@ -164,7 +146,7 @@ TEST_F(Dashboard, PageInHeadlessChromiumShowsHostsVmsKpiChartsAndTheMarket) {
   for (auto& v : st["vms"])
     if (v["name"] == kVms[0]) vm0 = v["uuid"];
   ASSERT_FALSE(vm0.empty()) << st.dump().substr(0, 400);
-  std::string morphctl = test::binary_dir() + "/controller/cli/morphctl", api = "ipc://" + (ipc / "api").string();
+  std::string morphctl = test::program("controller/cli/morphctl"), api = "ipc://" + (ipc / "api").string();
   int rc = 0;
   for (auto args : std::vector<std::vector<std::string>>{
            {"accounts", "create", "demo"},
@@ -278,7 +260,7 @@ TEST_F(Dashboard, TopCountTwoPrintsTheSyntheticVmsWithNumbers) {
 }
 
 TEST_F(Dashboard, MorphDashboardProcessServesHealthz) {
-  std::string bin = test::binary_dir() + "/controller/dashboard/morph-dashboard";
+  std::string bin = test::program("controller/dashboard/morph-dashboard");
   ASSERT_EQ(access(bin.c_str(), X_OK), 0) << bin << " is not built";
   Child db({bin, "--ipc-dir", ipc.string(), "--listen", "127.0.0.1:0"}, dir / "dashboard.out");
   std::string db_url;  // morph-dashboard's own, beside the controller's
@@ -288,13 +270,7 @@ TEST_F(Dashboard, MorphDashboardProcessServesHealthz) {
   // Page and state over real HTTP, through Chromium's network stack, are covered above; here the process
   // must come up, say where it serves, and become healthy once the controller's data arrives.
   std::string health;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        health = http_get(db_url, "/healthz");
-        return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
-      },
-      10s))
-      << health;
+  ASSERT_TRUE(healthy_within_10s(db_url, &health)) << health;
   auto page = http_get(db_url, "/");
   EXPECT_NE(page.find("<title>Morph dashboard</title>"), std::string::npos);
   EXPECT_EQ(page.find("<script src="), std::string::npos) << "the page must be self-contained";
@@ -303,13 +279,7 @@ TEST_F(Dashboard, MorphDashboardProcessServesHealthz) {
 
 TEST_F(Dashboard, ControllerDashboardAnswersHealthzAndPage) {
   std::string health;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        health = http_get(url, "/healthz");
-        return health.starts_with("HTTP/1.1 200") && health.ends_with("\r\n\r\nok\n");
-      },
-      10s))
-      << health;
+  ASSERT_TRUE(healthy_within_10s(url, &health)) << health;
   auto page = http_get(url, "/");
   EXPECT_NE(page.find("<title>Morph dashboard</title>"), std::string::npos);
   auto bad = http_get(url, "/api/state?points=x");
@@ -328,8 +298,8 @@ TEST_F(Dashboard, ControllerDashboardAnswersHealthzAndPage) {
 // allow-list the dashboard still shows the host and its VMs.
 TEST(DashboardCurve, ControllerOnTcpWithCurveServesItsDashboard) {
   test::KeySet keys;
-  std::string controller = test::binary_dir() + "/controller/morph-controller";
-  std::string agent = test::binary_dir() + "/hostagent/morph-agent";
+  std::string controller = test::program("controller/morph-controller");
+  std::string agent = test::program("hostagent/morph-agent");
   auto ep = [] { return "tcp://127.0.0.1:" + std::to_string(test::free_port()); };
   std::string ingest = ep(), control = ep(), api = ep(), events = ep();
   fs::path out = keys.dir / "controller.out";
@@ -400,13 +370,13 @@ TEST(DashboardCurve, PortClashOnDashboardListenIsAStartUpErrorNamingTheKey) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   std::string taken = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
 
-  char tmpl[] = "/tmp/morph-dashboard-clash.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  fs::path dir = tmpl;
+  test::TempDir tmp("dashboard-clash");
+  ASSERT_TRUE(tmp.ok());
+  const fs::path& dir = tmp.path();
   int status = -1;
   std::string out =
-      run_capture({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir", (dir / "ipc").string(),
-                   "--ledger", (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", taken},
+      run_capture({test::program("controller/morph-controller"), "run", "--ipc-dir", (dir / "ipc").string(), "--ledger",
+                   (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", taken},
                   dir / "controller.out", 20s, &status);
   std::string err = slurp(dir / "controller.out.err");
   ::close(fd);
@@ -415,20 +385,19 @@ TEST(DashboardCurve, PortClashOnDashboardListenIsAStartUpErrorNamingTheKey) {
   EXPECT_NE(err.find(taken), std::string::npos) << err;
   EXPECT_NE(err.find("in use"), std::string::npos) << err;
   EXPECT_EQ(out.find("dashboard http"), std::string::npos) << "no URL printed for a dashboard that did not start";
-  std::error_code ec;
-  if (!HasFailure()) fs::remove_all(dir, ec);
+  tmp.keep(HasFailure());
 }
 
 // On a non-loopback address the dashboard still serves, and the controller warns that it is open to anyone.
 TEST(DashboardCurve, NonLoopbackListenIsServedWithAWarning) {
-  char tmpl[] = "/tmp/morph-dashboard-any.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  fs::path dir = tmpl;
+  test::TempDir tmp("dashboard-any");
+  ASSERT_TRUE(tmp.ok());
+  const fs::path& dir = tmp.path();
   fs::path out = dir / "controller.out";
   std::string url;
   {
-    Child ctl({test::binary_dir() + "/controller/morph-controller", "run", "--ipc-dir", (dir / "ipc").string(),
-               "--ledger", (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", "0.0.0.0:0"},
+    Child ctl({test::program("controller/morph-controller"), "run", "--ipc-dir", (dir / "ipc").string(), "--ledger",
+               (dir / "ledger.db").string(), "--metrics-listen", "", "--dashboard-listen", "0.0.0.0:0"},
               out);
     ASSERT_TRUE(wait_until([&] { return !(url = printed_url(out)).empty(); }, 10s)) << slurp(out.string() + ".err");
     EXPECT_TRUE(url.starts_with("http://127.0.0.1:")) << url;
@@ -436,8 +405,7 @@ TEST(DashboardCurve, NonLoopbackListenIsServedWithAWarning) {
   }
   std::string err = slurp(out.string() + ".err");
   EXPECT_NE(err.find("dashboard.listen 0.0.0.0:0 is not a loopback address"), std::string::npos) << err;
-  std::error_code ec;
-  if (!HasFailure()) fs::remove_all(dir, ec);
+  tmp.keep(HasFailure());
 }
 
 }  // namespace

@@ -17,7 +17,9 @@
 #include <sstream>
 
 #include "hostagent/inventory/inventory.h"
+#include "tests/support/files.h"
 #include "tests/support/requirements.h"
+#include "tests/support/shell.h"
 
 namespace morph::agent {
 namespace {
@@ -25,12 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 uint64_t inode_of(const std::string& path) {
   struct stat st {};
@@ -254,15 +251,9 @@ TEST_F(InventoryLibvirt, StartHotplugAndDestroyDeliverEventsWithin2s) {
   inv_->unsubscribe(sub);
 }
 
-// Runs a shell command, returning its stdout.
+// Runs a shell command, returning what it printed.
 std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
-  pclose(p);
-  return out;
+  return test::sh(cmd).out;
 }
 
 // libvirtd going away, without disturbing anyone else on this shared daemon: the admin interface drops

@@ -14,6 +14,7 @@
 
 #include "controller/ledger/exchange.h"
 #include "controller/ledger/sqlite_ledger.h"
+#include "tests/support/flags.h"
 
 using namespace morph;
 using namespace morph::market;
@@ -50,21 +51,11 @@ int fail(const Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string db;
-  Tick until = 0;
-  uint64_t seed = 1;
-  long sleep_us = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--db")
-      db = argv[i + 1];
-    else if (k == "--until")
-      until = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--seed")
-      seed = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--sleep-us")
-      sleep_us = std::strtol(argv[i + 1], nullptr, 10);
-  }
+  const morph::test::Flags flags(argc, argv, {"--db", "--until", "--seed", "--sleep-us"});
+  const std::string db = flags.text("--db");
+  const auto until = static_cast<Tick>(flags.number("--until", 0));
+  const auto seed = static_cast<uint64_t>(flags.number("--seed", 1));
+  const long sleep_us = static_cast<long>(flags.number("--sleep-us", 0));
   if (db.empty() || until == 0) {
     std::fprintf(stderr, "usage: ledger_crash_driver --db PATH --until TICK [--seed N] [--sleep-us N]\n");
     return 64;

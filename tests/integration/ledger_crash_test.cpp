@@ -4,8 +4,6 @@
 // exactly the next tick, and balances equal credits minus charges with debits = market revenue; no two
 // entries of the journal `morphctl ledger show` pages through share an id (AuditReport::journal_mismatch).
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +13,8 @@
 #include <string>
 
 #include "controller/ledger/sqlite_ledger.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
 
 namespace morph::ledger {
 namespace {
@@ -27,41 +27,19 @@ struct DriverRun {
 };
 
 // Starts the driver, lets it run for `ms` milliseconds (or to completion), then SIGKILLs it.
-DriverRun run_driver(const std::string& db, long until, uint64_t seed, int ms) {
-  int fds[2];
-  EXPECT_EQ(::pipe(fds), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    std::string u = std::to_string(until), s = std::to_string(seed);
-    ::execl(LEDGER_CRASH_DRIVER, "ledger_crash_driver", "--db", db.c_str(), "--until", u.c_str(), "--seed", s.c_str(),
-            "--sleep-us", "500", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(fds[1]);
-  // Let it run, then kill it wherever it is; then drain everything it managed to write.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+DriverRun run_driver(const std::filesystem::path& dir, long until, uint64_t seed, int ms) {
+  test::ChildProcess driver({LEDGER_CRASH_DRIVER, "--db", (dir / "ledger.db").string(), "--until",
+                             std::to_string(until), "--seed", std::to_string(seed), "--sleep-us", "500"},
+                            dir / "driver.out", {.stop_signal = SIGKILL, .grace = {}});
+  // Let it run, then kill it wherever it is; then read everything it managed to write.
   DriverRun r;
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      r.exited = true;
-      break;
-    }
-    ::usleep(1000);
-  }
-  if (!r.exited) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  } else {
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "driver failed, status " << status;
-  }
-  std::string out;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  ::close(fds[0]);
+  const int status = driver.wait_exit(std::chrono::milliseconds(ms));
+  r.exited = status >= 0;
+  if (!r.exited)
+    driver.kill9();
+  else
+    EXPECT_EQ(status, 0) << "driver failed";
+  const std::string out = driver.out();
   size_t pos = 0;
   while (pos < out.size()) {
     size_t nl = out.find('\n', pos);
@@ -82,9 +60,8 @@ DriverRun run_driver(const std::string& db, long until, uint64_t seed, int ms) {
 }
 
 TEST(LedgerCrash, SigkillAtRandomPointsLosesNothingAndChargesNothingTwice) {
-  auto dir = std::filesystem::temp_directory_path() / ("morph-crash-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  test::TempDir dir("crash");
+  ASSERT_TRUE(dir.ok());
   const std::string db = (dir / "ledger.db").string();
   constexpr long kTicks = 600;
   std::mt19937 rng(20261124);
@@ -93,7 +70,7 @@ TEST(LedgerCrash, SigkillAtRandomPointsLosesNothingAndChargesNothingTwice) {
   int window_ms = 250;  // kill somewhere in the first window_ms of each run; widened on slow builds (ASAN)
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(240);
   for (int round = 0; std::chrono::steady_clock::now() < deadline; ++round) {
-    DriverRun r = run_driver(db, kTicks, rng(), std::uniform_int_distribution<int>(15, window_ms)(rng));
+    DriverRun r = run_driver(dir.path(), kTicks, rng(), std::uniform_int_distribution<int>(15, window_ms)(rng));
     ++restarts;
     if (!r.exited) ++kills;
     SCOPED_TRACE("round " + std::to_string(round));
@@ -133,7 +110,6 @@ TEST(LedgerCrash, SigkillAtRandomPointsLosesNothingAndChargesNothingTwice) {
   EXPECT_GT(a->total_charges, 0) << "the driver's market never traded";
   EXPECT_EQ(last_known, kTicks);
   EXPECT_GE(kills, 10);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "tests/integration/process_support.h"
+#include "tests/support/daemons.h"
+#include "tests/support/files.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
@@ -38,23 +40,14 @@ size_t count_with(const std::vector<std::string>& lines, const std::string& what
   return n;
 }
 
-class LogSearch : public ::testing::Test {
- protected:
-  void TearDown() override { env.cleanup(HasFailure()); }
-  json js(const test::RunResult& r) { return json::parse(r.out, nullptr, false); }
-  test::ControllerAndAgent env;
-};
+using LogSearch = test::OnControllerAndAgent;
 
 TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   ASSERT_NO_FATAL_FAILURE(env.start("info", 2));
   // The agent at debug: restart it so (only) its level differs.
   env.agent.reset();
-  env.agent = std::make_unique<test::ChildProcess>(
-      std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "--log-level", "debug", "run", "--host",
-                               "host-a", "--ingest", "ipc://" + (env.ipc / "ingest").string(), "--control",
-                               "ipc://" + (env.ipc / "control").string(), "--interval-ms", "200", "--synthetic-vms",
-                               "2", "--metrics-listen", "", "--lease-state-file", ""},
-      env.dir / "agent.out");
+  env.agent =
+      std::make_unique<test::ChildProcess>(test::synthetic_agent_argv(env.ipc, 2, "debug"), env.dir / "agent.out");
   std::string vm, other_vm;
   ASSERT_TRUE(test::wait_until(
       [&] {
@@ -99,7 +92,7 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
       << charges << " charges";
   const std::string agent_err = (env.dir / "agent.out.err").string();
   ASSERT_TRUE(test::wait_until(
-      [&] { return test::slurp_file(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
+      [&] { return test::slurp(agent_err).find("vm=" + vm + " shift command") != std::string::npos; }, 10s));
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(bid)}).rc, 0);
   ASSERT_EQ(env.morphctl({"bids", "cancel", std::to_string(losing)}).rc, 0);
   ASSERT_TRUE(test::wait_until(
@@ -117,16 +110,16 @@ TEST_F(LogSearch, ABidsWholeStoryAndAVmsLinesAreFoundByTheirFields) {
   };
   ASSERT_TRUE(test::wait_until(
       [&] {
-        auto c = test::slurp_file(ctl_err);
+        auto c = test::slurp(ctl_err);
         return c.find("bid=" + std::to_string(bid) + " vm=" + vm + " account=demo allocation ended") !=
                    std::string::npos &&
-               lines_with(test::slurp_file(agent_err), "vm=" + vm + " shift command", "received") >= 2;
+               lines_with(test::slurp(agent_err), "vm=" + vm + " shift command", "received") >= 2;
       },
       15s))
-      << test::slurp_file(agent_err);
+      << test::slurp(agent_err);
   env.stop();  // SIGTERM: both flush their logs
-  std::string ctl_log = test::slurp_file(env.dir / "controller.out.err");
-  std::string agent_log = test::slurp_file(env.dir / "agent.out.err");
+  std::string ctl_log = test::slurp(env.dir / "controller.out.err");
+  std::string agent_log = test::slurp(env.dir / "agent.out.err");
 
   // grep 'bid=<id>' in the controller's log: the bid's whole story, in order.
   auto story = grep_field(ctl_log, "bid=" + std::to_string(bid));

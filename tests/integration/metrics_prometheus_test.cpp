@@ -1,24 +1,19 @@
 // The metrics endpoint as Prometheus sees it: a real /usr/bin/prometheus scrapes a process-local
 // MetricsServer every second, and the values come back through Prometheus' HTTP query API.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "common/metrics.h"
+#include "tests/support/files.h"
+#include "tests/support/http.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
 
 namespace morph::metrics {
@@ -29,77 +24,12 @@ namespace fs = std::filesystem;
 
 const char* kPrometheus = "/usr/bin/prometheus";
 
-struct HttpReply {
-  int status = 0;
-  std::string headers, body;
-};
-
-// A minimal HTTP/1.0 GET over a plain socket: enough for a test, and independent of the server's library.
-std::optional<HttpReply> http_get(uint16_t port, const std::string& target) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::nullopt;
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string req = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  size_t sep = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.", 0) != 0 || sep == std::string::npos) return std::nullopt;
-  HttpReply r;
-  r.status = std::stoi(raw.substr(9, 3));
-  r.headers = raw.substr(0, sep);
-  r.body = raw.substr(sep + 4);
-  return r;
-}
-
-std::string url_encode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '_' || c == '-' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      char b[4];
-      std::snprintf(b, sizeof b, "%%%02X", c);
-      out += b;
-    }
-  }
-  return out;
-}
-
-uint16_t free_loopback_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test::http_get;
 
 // A Prometheus server in a temporary directory; killed and cleaned up whatever happens to the test.
 class PrometheusProcess {
  public:
-  PrometheusProcess(uint16_t target_port) {
-    char tmpl[] = "/tmp/morph-prometheus-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    port_ = free_loopback_port();
+  explicit PrometheusProcess(uint16_t target_port) {
     std::ofstream(dir_ / "prometheus.yml") << "global:\n"
                                               "  scrape_interval: 1s\n"
                                               "  evaluation_interval: 1s\n"
@@ -110,54 +40,23 @@ class PrometheusProcess {
                                               "    static_configs:\n"
                                               "      - targets: ['127.0.0.1:"
                                            << target_port << "']\n";
-    std::string config = "--config.file=" + (dir_ / "prometheus.yml").string();
-    std::string data = "--storage.tsdb.path=" + (dir_ / "data").string();
-    std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
-    std::string log = (dir_ / "prometheus.log").string();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::execl(kPrometheus, kPrometheus, config.c_str(), data.c_str(), listen.c_str(), "--log.level=info",
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    process_ = std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{kPrometheus, "--config.file=" + (dir_ / "prometheus.yml").string(),
+                                 "--storage.tsdb.path=" + (dir_ / "data").string(),
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"},
+        dir_ / "prometheus.log", test::ChildOptions{.merge_stderr = true, .own_group = true, .grace = 5s});
   }
-  ~PrometheusProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      bool gone = false;
-      for (int i = 0; i < 100 && !gone; ++i) {
-        gone = ::waitpid(pid_, &status, WNOHANG) == pid_;
-        if (!gone) std::this_thread::sleep_for(50ms);
-      }
-      if (!gone) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  PrometheusProcess(const PrometheusProcess&) = delete;
-  PrometheusProcess& operator=(const PrometheusProcess&) = delete;
 
   uint16_t port() const { return port_; }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+  bool running() const { return process_->alive(); }
   std::string log_tail() const {
-    std::ifstream in(dir_ / "prometheus.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string s = ss.str();
+    std::string s = test::slurp(dir_ / "prometheus.log");
     return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
   }
 
   // The value of an instant query's first sample, or nullopt while there is none.
   std::optional<std::string> query(const std::string& promql) const {
-    auto r = http_get(port_, "/api/v1/query?query=" + url_encode(promql));
+    auto r = http_get(port_, "/api/v1/query?query=" + test::url_encode(promql));
     if (!r || r->status != 200) return std::nullopt;
     auto j = nlohmann::json::parse(r->body, nullptr, false);
     if (j.is_discarded() || j.value("status", "") != "success") return std::nullopt;
@@ -167,9 +66,9 @@ class PrometheusProcess {
   }
 
  private:
-  fs::path dir_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
+  test::TempDir dir_{"prometheus"};
+  uint16_t port_ = test::free_port();
+  std::unique_ptr<test::ChildProcess> process_;  // declared last: stopped before the directory goes
 };
 
 TEST(MetricsServer, ServesMetricsAndHealth) {

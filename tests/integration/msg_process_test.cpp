@@ -2,21 +2,14 @@
 // separately an agent; the other side must reconnect within 3 s and the state converge (HostHello
 // re-sent, snapshot holding the host and its VMs). Also runs scripts/events-subscriber.py against a live
 // controller, as a third party would.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
-#include <fstream>
-#include <sstream>
 
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "tests/integration/msg_support.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
-
-extern char** environ;
 
 namespace morph {
 namespace {
@@ -25,51 +18,11 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using test::wait_until;
 
-class Process {
- public:
-  Process(std::vector<std::string> argv, const std::string& out_file) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&fa, 2, (out_file + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Process() { kill(SIGKILL); }
-  bool alive() { return pid_ > 0 && ::waitpid(pid_, &status_, WNOHANG) == 0; }
-  void kill(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    ::waitpid(pid_, &status_, 0);
-    pid_ = -1;
-  }
-  // Waits for exit; returns the exit status, or -1 on timeout.
-  int wait_exit(std::chrono::milliseconds timeout) {
-    auto end = Clock::now() + timeout;
-    while (Clock::now() < end) {
-      if (pid_ > 0 && ::waitpid(pid_, &status_, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
-  pid_t pid() const { return pid_; }
+using test::slurp;
 
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The daemons here are killed (-9) when a test ends: nothing they do on a clean exit is under test.
+std::unique_ptr<test::ChildProcess> start(const std::vector<std::string>& argv, const std::string& out) {
+  return std::make_unique<test::ChildProcess>(argv, out, test::ChildOptions{.stop_signal = SIGKILL});
 }
 
 struct HostView {
@@ -88,23 +41,21 @@ class MsgProcess : public ::testing::Test {
       if (access(b.c_str(), X_OK) != 0) GTEST_FAIL() << b << " is not built";
   }
 
-  std::unique_ptr<Process> start_controller() {
-    auto p = std::make_unique<Process>(
-        std::vector<std::string>{controller_bin, "run", "--key", keys.path("controller.key"), "--allow",
-                                 keys.path("allow"), "--ingest", ingest, "--control", control, "--api", api_ep,
-                                 "--events", events, "--no-market", "--metrics-listen", "", "--dashboard-listen", ""},
-        keys.path("controller.out"));
+  std::unique_ptr<test::ChildProcess> start_controller() {
+    auto p = start({controller_bin, "run", "--key", keys.path("controller.key"), "--allow", keys.path("allow"),
+                    "--ingest", ingest, "--control", control, "--api", api_ep, "--events", events, "--no-market",
+                    "--metrics-listen", "", "--dashboard-listen", ""},
+                   keys.path("controller.out"));
     // Ready when it has printed its bound endpoints.
     EXPECT_TRUE(wait_until([&] { return slurp(keys.path("controller.out")).find("events ") != std::string::npos; }, 5s))
         << slurp(keys.path("controller.out.err"));
     return p;
   }
-  std::unique_ptr<Process> start_agent() {
-    return std::make_unique<Process>(
-        std::vector<std::string>{agent_bin, "run", "--host", "host-a", "--ingest", ingest, "--control", control,
-                                 "--key", keys.path("host-a.key"), "--server-key", keys.path("controller.pub"),
-                                 "--interval-ms", "200", "--synthetic-vms", "3"},
-        keys.path("agent.out"));
+  std::unique_ptr<test::ChildProcess> start_agent() {
+    return start({agent_bin, "run", "--host", "host-a", "--ingest", ingest, "--control", control, "--key",
+                  keys.path("host-a.key"), "--server-key", keys.path("controller.pub"), "--interval-ms", "200",
+                  "--synthetic-vms", "3"},
+                 keys.path("agent.out"));
   }
 
   HostView view(const std::string& host) {
@@ -149,7 +100,7 @@ TEST_F(MsgProcess, ControllerKilledAndRestartedConvergesWithin3s) {
       },
       5s));
 
-  ctl->kill(SIGKILL);
+  ctl->kill9();
   ctl = start_controller();
   auto restarted = Clock::now();
   ASSERT_TRUE(wait_until([&] { return converged(); }, 10s));
@@ -189,7 +140,7 @@ TEST_F(MsgProcess, AgentKilledIsDownAfter3sAndRestartedConvergesWithin3s) {
   ASSERT_TRUE(wait_until([&] { return converged(); }, 8s)) << slurp(keys.path("agent.out.err"));
   uint64_t old_incarnation = view("host-a").incarnation;
 
-  agent->kill(SIGKILL);
+  agent->kill9();
   auto killed = Clock::now();
   ASSERT_TRUE(wait_until(
       [&] {
@@ -215,13 +166,13 @@ TEST_F(MsgProcess, EventsSubscriberScriptPrintsDecodedEvents) {
   auto agent = start_agent();
   ASSERT_TRUE(wait_until([&] { return converged(); }, 8s));
   std::string out = keys.path("subscriber.out");
-  Process py({"/usr/bin/python3", test::source_dir() + "/scripts/events-subscriber.py", "--endpoint", events, "--api",
-              api_ep, "--server-key", keys.path("controller.pub"), "--key", keys.path("tenant1.key"), "--topic", "kpi.",
-              "--count", "2", "--timeout", "10", "--python-dir", test::binary_dir() + "/python"},
-             out);
-  int rc = py.wait_exit(20s);
-  std::string text = slurp(out);
-  EXPECT_EQ(rc, 0) << text << slurp(out + ".err");
+  auto py = test::run_to_end(
+      {"/usr/bin/python3", test::source_dir() + "/scripts/events-subscriber.py", "--endpoint", events, "--api", api_ep,
+       "--server-key", keys.path("controller.pub"), "--key", keys.path("tenant1.key"), "--topic", "kpi.", "--count",
+       "2", "--timeout", "10", "--python-dir", test::binary_dir() + "/python"},
+      out, 20s);
+  const std::string& text = py.out;
+  EXPECT_EQ(py.rc, 0) << text << py.err;
   EXPECT_NE(text.find("topic=kpi.host-a type=KpiUpdate host=host-a"), std::string::npos) << text;
   EXPECT_NE(text.find("vms=3"), std::string::npos) << text;
 }

@@ -1,10 +1,8 @@
 #pragma once
-// Shared by the msg_* integration tests: a key set with an allow-list (in memory and on disk, in a
-// private temporary directory), waiting helpers, and free loopback ports.
+// Shared by the messaging integration tests: a key set with an allow-list (in memory and on disk, in a
+// private temporary directory). Free loopback ports and waiting are in tests/support.
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +14,7 @@
 
 #include "common/msg/curve_keys.h"
 #include "common/msg/socket.h"
+#include "tests/support/http.h"
 #include "tests/support/wait.h"
 
 namespace morph::test {
@@ -53,18 +52,5 @@ struct KeySet {
 
   msg::ClientSecurity as(const msg::KeyPair& kp) const { return {kp, controller.public_z85, false}; }
 };
-
-// A loopback port that was free a moment ago (for processes that must rebind the same port on restart).
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 }  // namespace morph::test

@@ -11,17 +11,13 @@
 
 #include "common/config.h"
 #include "common/config_schemas.h"
+#include "tests/support/files.h"
 #include "tests/support/requirements.h"
 
 namespace morph::config {
 namespace {
 
-std::string read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::slurp;
 
 bool updating() {
   const char* u = std::getenv("MORPH_UPDATE_DOCS");
@@ -34,7 +30,7 @@ void check_example(const Schema& schema) {
   std::string path = test::source_dir() + "/config/" + schema.program() + ".toml";
   std::string want = render_example_toml(schema);
   if (updating()) std::ofstream(path, std::ios::binary) << want;
-  EXPECT_EQ(read(path), want) << path << " differs from the schema" << kHint;
+  EXPECT_EQ(slurp(path), want) << path << " differs from the schema" << kHint;
   // The example must load, and give every key its default.
   auto c = load(schema, path);
   ASSERT_TRUE(c.ok()) << c.error().what();
@@ -53,7 +49,7 @@ TEST(ConfigDocs, ExampleFilesHoldEveryKeyAtItsDefault) {
 
 TEST(ConfigDocs, OperationsKeyTablesMatchTheSchemas) {
   std::string path = test::source_dir() + "/docs/operations.md";
-  std::string doc = read(path);
+  std::string doc = slurp(path);
   ASSERT_FALSE(doc.empty()) << path;
   for (const Schema* s : {&agent_schema(), &controller_schema()}) {
     std::string begin = "<!-- keys:" + s->program() + " (generated from common/config_schemas.cpp) -->\n";

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "hostagent/inventory/host_handles.h"
+#include "tests/support/files.h"
 
 namespace morph::agent {
 namespace {
@@ -19,9 +20,7 @@ namespace fs = std::filesystem;
 class FakeHost : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/morph-inv-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_TRUE(dir_.ok());
     paths_.cgroup2_root = root_ + "/cgroup";
     paths_.libvirt_run_dir = root_ + "/run";
     paths_.proc_root = root_ + "/proc";
@@ -32,7 +31,6 @@ class FakeHost : public ::testing::Test {
           "4:memory:/machine/qemu-1-vm1.libvirt-qemu\n1:cpu:/machine/qemu-1-vm1.libvirt-qemu/emulator\n"
           "0::/machine/qemu-1-vm1.libvirt-qemu/emulator\n");
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   static void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
   static uint64_t ino(const std::string& path) {
@@ -42,7 +40,8 @@ class FakeHost : public ::testing::Test {
   }
 
   static constexpr const char* kVm = "/machine/qemu-1-vm1.libvirt-qemu";
-  std::string root_;
+  test::TempDir dir_{"inv"};
+  std::string root_ = dir_.str();
   HostPaths paths_;
 };
 
