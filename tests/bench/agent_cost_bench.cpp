@@ -19,8 +19,8 @@
 
 #include "hostagent/probes/kpi_probes.h"
 #include "hostagent/probes/kpis_command.h"
-#include "tests/e2e/kpi_accuracy_source.h"
-#include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
+#include "tests/support/testbed_vm_source.h"
 
 namespace {
 
@@ -39,10 +39,6 @@ double process_cpu_seconds() {
   return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
 
-int run(const std::string& cmd) {
-  return std::system((cmd + " >/dev/null 2>&1").c_str());
-}
-
 class NullBuf final : public std::streambuf {
  protected:
   int_type overflow(int_type c) override { return c; }
@@ -53,18 +49,9 @@ class NullBuf final : public std::streambuf {
 int main(int argc, char** argv) {
   const int vms = argc > 1 ? std::atoi(argv[1]) : 3;
   const int seconds = argc > 2 ? std::atoi(argv[2]) : 30;
-  if (auto why = morph::test::libvirtd_unavailable_reason(); !why.empty()) {
-    std::fprintf(stderr, "%s\n", why.c_str());
-    return 1;
-  }
-  const std::string prefix = "agentcost-" + std::to_string(getpid());
-  const std::string tb = morph::test::source_dir() + "/scripts/testbed";
-  struct Down {
-    std::string cmd;
-    ~Down() { run(cmd); }
-  } down{tb + " down --prefix " + prefix};
-  if (run(tb + " up " + std::to_string(vms) + " --prefix " + prefix) != 0) {
-    std::fprintf(stderr, "scripts/testbed up failed (scripts/testbed prepare first?)\n");
+  morph::test::Testbed bed({morph::test::unique_prefix("agentcost"), vms});
+  if (!bed.up()) {
+    std::fprintf(stderr, "%s%s\n", bed.unavailable().c_str(), bed.error().c_str());
     return 1;
   }
   auto inv = morph::agent::Inventory::open();
@@ -73,7 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", !inv ? inv.error().what().c_str() : probes.error().what().c_str());
     return 1;
   }
-  morph::agent::PrefixVmSource source(std::move(inv).value(), prefix);
+  morph::agent::PrefixVmSource source(std::move(inv).value(), bed.prefix());
   (*probes)->set_policer_source(morph::agent::pinned_policer_source(morph::agent::kPolicerPinDir));
   NullBuf null;
   std::ostream out(&null);

@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
@@ -35,6 +36,7 @@
 #include "bpf_cost_floor.skel.h"
 #include "hostagent/probes/kpi_probes.h"
 #include "morph_kpi_bpf.skel.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -113,15 +115,10 @@ struct RunResult {
   double ours_path = 0, theirs_path = 0;
 };
 
-pid_t start_runqlat() {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    execl("/usr/sbin/runqlat", "runqlat", "3600", "1", nullptr);
-    _exit(127);
-  }
-  return pid;
+// libbpf-tools' runqlat for an hour (stopped with SIGINT, as at a terminal), its output discarded.
+std::unique_ptr<morph::test::ChildProcess> start_runqlat() {
+  return std::make_unique<morph::test::ChildProcess>(std::vector<std::string>{"/usr/sbin/runqlat", "3600", "1"},
+                                                     "/dev/null", morph::test::ChildOptions{.stop_signal = SIGINT});
 }
 
 // One run: our probes (with `opts`) and runqlat attached together, the ping-pong load, `windows` windows.
@@ -152,7 +149,7 @@ bool one_run(const morph::agent::ProbeOptions& opts, const std::string& rel, con
     }
 
   const std::set<uint32_t> before = all_prog_ids();
-  pid_t runqlat = start_runqlat();
+  auto runqlat = start_runqlat();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   // runqlat's programs: the new ones named after its tracepoints (another tool starting meanwhile, e.g. an
   // agent, is left out).
@@ -190,8 +187,7 @@ bool one_run(const morph::agent::ProbeOptions& opts, const std::string& rel, con
     prev = cur;
   }
   stop_load(dir, load);
-  kill(runqlat, SIGINT);
-  waitpid(runqlat, nullptr, 0);
+  runqlat->stop(SIGINT);
   for (uint32_t id : ours) {
     const std::string& name = our_names[id];
     r.ours_ns[name] = median(ns[id]);

@@ -51,9 +51,12 @@
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
 #include "controller/market_service/market_service.h"
-#include "tests/e2e/shifter_testbed.h"
-#include "tests/integration/agent_run_support.h"
+#include "tests/support/files.h"
+#include "tests/support/in_process_controller.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
+#include "tests/support/wait.h"
 
 using namespace morph;
 using namespace std::chrono_literals;
@@ -61,41 +64,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-class ResultClock final : public controller::MarketApi {
- public:
-  Result<controller::ReplyBody> handle(const controller::Caller&, const v1::ApiRequest&,
-                                       flatbuffers::FlatBufferBuilder&) override {
-    return Error(Errc::unavailable, "no market in this benchmark");
-  }
-  void on_shift_result(const std::string&, const msg::ShiftOutcome& r) override {
-    std::lock_guard lk(mu);
-    if (!r.reverted) done[r.command_id] = {Clock::now(), r.error == v1::ErrorCode::ok};
-    cv.notify_all();
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<uint64_t, std::pair<Clock::time_point, bool>> done;
-};
-
 double pct(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, size_t(p * double(v.size() - 1) + 0.5))];
 }
 
 // ---- full loop -------------------------------------------------------------------------------------
-
-std::string sh(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  *status = ::pclose(p);
-  return out;
-}
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -191,20 +165,6 @@ class ObservedLink final : public controller::ControllerLink {
   controller::ControllerLink& l_;
   Timeline& t_;
 };
-
-struct Sched {
-  long long quota = 0;
-  unsigned long long shares = 0;
-};
-Sched sched_of(virDomainPtr dom) {
-  Sched s;
-  virTypedParameter params[16];
-  int n = 16;
-  if (virDomainGetSchedulerParametersFlags(dom, params, &n, VIR_DOMAIN_AFFECT_LIVE) != 0) return s;
-  virTypedParamsGetLLong(params, n, VIR_DOMAIN_SCHEDULER_VCPU_QUOTA, &s.quota);
-  virTypedParamsGetULLong(params, n, VIR_DOMAIN_SCHEDULER_CPU_SHARES, &s.shares);
-  return s;
-}
 
 // The degradation's onset as the VM shows it, independent of Morph: the VM's vCPU threads (QEMU names them
 // "CPU <n>/TCG" or "CPU <n>/KVM") go from sleeping (the idle guest halts) to runnable (state R: on a CPU,
@@ -316,74 +276,38 @@ int full_loop(int argc, char** argv) {
                  "--threshold 1..999 permille, --breach-intervals 1..100, --prefix non-empty)\n");
     return 2;
   }
-  if (!test::is_root() || !test::bpf_unavailable_reason().empty() || !test::libvirtd_unavailable_reason().empty()) {
-    std::fprintf(stderr, "closed_loop_bench --full: needs root, BPF and libvirtd\n");
+  constexpr int64_t kBaselineMc = 250;
+  test::Testbed bed(
+      {prefix, 3, {"--owners", "tenant,other,other", "--cpu-baseline", std::to_string(kBaselineMc)}, true});
+  if (!bed.unavailable().empty()) {
+    std::fprintf(stderr, "closed_loop_bench --full: needs root, BPF and libvirtd: %s\n", bed.unavailable().c_str());
     return 77;
   }
-  constexpr int64_t kBaselineMc = 250;
-  const std::string tb = test::source_dir() + "/scripts/testbed";
-  int st = 0;
-  std::string out =
-      sh(tb + " up 3 --prefix " + prefix + " --owners tenant,other,other --cpu-baseline " + std::to_string(kBaselineMc),
-         &st);
-  struct Down {
-    std::string cmd;
-    ~Down() {
-      int s = 0;
-      sh(cmd, &s);
-    }
-  } down{tb + " down --prefix " + prefix};
-  if (st != 0) {
-    std::fprintf(stderr, "scripts/testbed up failed: %s\n", out.c_str());
+  if (!bed.error().empty()) {
+    std::fprintf(stderr, "%s\n", bed.error().c_str());
     return 1;
   }
-  std::vector<std::pair<std::string, std::string>> vms;  // name, uuid
-  std::istringstream ls(sh(tb + " ls --prefix " + prefix, &st));
-  for (std::string line; std::getline(ls, line);) {
-    std::istringstream f(line);
-    std::string name, uuid;
-    if (f >> name >> uuid && name.rfind(prefix + "-vm", 0) == 0) vms.push_back({name, uuid});
-  }
-  if (vms.size() != 3) return 1;
-  // Each VM's control file (CTL_DIR in its env file): written directly so the three change at one instant.
-  std::vector<std::string> targets;
-  for (auto& [name, uuid] : vms) {
-    std::ifstream env("/var/lib/morph-testbed/" + prefix + "/vms/" + name + ".env");
-    std::string dir;
-    for (std::string line; std::getline(env, line);)
-      if (line.rfind("CTL_DIR=", 0) == 0) dir = line.substr(8);
-    if (dir.empty()) {
-      std::fprintf(stderr, "no CTL_DIR for %s\n", name.c_str());
-      return 1;
-    }
-    targets.push_back(dir + "/targets");
-  }
+  // Each VM's control file, written directly (not through scripts/testbed load) so the three change at one
+  // instant.
   auto set_cpu = [&](int cpu) {
-    for (auto& f : targets) {
-      { std::ofstream(f + ".bench") << "cpu=" << cpu << " disk_read=0 disk_write=0 net_tx=0 net_rx=0\n"; }
-      std::filesystem::rename(f + ".bench", f);
-    }
+    for (const auto& vm : bed.vms())
+      test::write_atomically(vm.ctl_dir + "/targets",
+                             "cpu=" + std::to_string(cpu) + " disk_read=0 disk_write=0 net_tx=0 net_rx=0\n");
   };
   set_cpu(0);
 
-  virConnectPtr conn = virConnectOpen("qemu:///system");
-  virDomainPtr dom = conn ? virDomainLookupByUUIDString(conn, vms[0].second.c_str()) : nullptr;
-  if (!dom) return 1;
-  const Sched base = sched_of(dom);
-  auto sampler = VcpuSampler::of_domain(vms[0].first);
+  const test::Sched base = bed.sched(0);
+  auto sampler = VcpuSampler::of_domain(bed.vm(0).name);
   if (!sampler) {
-    std::fprintf(stderr, "closed_loop_bench --full: no vCPU thread found for %s under /proc\n", vms[0].first.c_str());
+    std::fprintf(stderr, "closed_loop_bench --full: no vCPU thread found for %s under /proc\n", bed.vm(0).name.c_str());
     return 1;
   }
 
-  auto dir = std::filesystem::temp_directory_path() / ("morph-closed-loop-full-" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
-  const std::string run = (dir / "run").string();
+  test::TempDir dir("closed-loop-full");
+  const std::string run = dir.str() + "/run";
 
   Timeline tl;
-  tl.vm = vms[0].second;
+  tl.vm = bed.vm(0).uuid;
   tl.account = "tenant";
   tl.threshold = threshold / 1000.0;
   tl.baseline_mc = kBaselineMc;
@@ -401,28 +325,24 @@ int full_loop(int argc, char** argv) {
   auto market = *opened;
   auto observed = std::make_shared<ObservedMarket>(market, tl);
   controller::ControllerConfig cc;
-  cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
-                  "ipc://" + run + "/events"};
+  cc.endpoints = test::ipc_endpoints(run);
   cc.kpi_observer = observed;
   controller::ControllerServer server(cc, observed);
   ObservedLink link(server, tl);
   market->attach(&link);
   if (!server.start()) return 1;
   market->start();
-  test::AgentProcess agent(
-      {test::binary_dir() + "/hostagent/morph-agent", "run", "--host", "bed", "--ingest", cc.endpoints.ingest,
-       "--control", cc.endpoints.control, "--interval", std::to_string(interval_ms) + "ms", "--metrics-listen", "",
-       "--lease-state-file", (dir / "leases.json").string(), "--set", "log.level=warn"},
-      (dir / "agent.out").string());
+  test::ChildProcess agent(
+      test::agent_run_argv("bed", cc.endpoints,
+                           {"--interval", std::to_string(interval_ms) + "ms", "--metrics-listen", "",
+                            "--lease-state-file", (dir / "leases.json").string(), "--set", "log.level=warn"}),
+      dir / "agent.out");
   auto fail = [&](const std::string& why) {
     std::fprintf(stderr, "closed_loop_bench --full: %s\n%s\n", why.c_str(), agent.log().c_str());
     market->stop();
     server.stop();
     agent.stop(SIGTERM);
-    virDomainFree(dom);
-    virConnectClose(conn);
     set_cpu(0);
-    std::filesystem::remove_all(dir);
     return 1;
   };
   if (!test::wait_until([&] { return server.stats().hosts_up >= 1 || !agent.alive(); }, 30s) || !agent.alive())
@@ -469,8 +389,8 @@ int full_loop(int argc, char** argv) {
       "consecutive intervals (policy breach_intervals, set through PolicySet), lease %lld ms; baseline %lld mc, "
       "quota %lld us, shares %llu\n",
       tick_ms, offset_ms, interval_ms, threshold, breach_intervals,
-      static_cast<long long>(mc.lease.count() / 1'000'000), static_cast<long long>(kBaselineMc), base.quota,
-      base.shares);
+      static_cast<long long>(mc.lease.count() / 1'000'000), static_cast<long long>(kBaselineMc), base.vcpu_quota,
+      base.cpu_shares);
   std::fflush(stdout);
   std::vector<double> to_breach, to_raise, to_sent, to_result, to_force, raise_to_force, sent_to_force;
   std::vector<double> phases;  // ms into the agent's interval at the guest's onset
@@ -480,12 +400,7 @@ int full_loop(int argc, char** argv) {
     // Idle, at the baseline, and healthy for a while: a clean start.
     set_cpu(0);
     const auto idle_from = Clock::now();
-    if (!test::wait_until(
-            [&] {
-              Sched s = sched_of(dom);
-              return s.quota == base.quota && s.shares == base.shares && tl.healthy_since(idle_from, 4);
-            },
-            60s)) {
+    if (!test::wait_until([&] { return bed.sched(0) == base && tl.healthy_since(idle_from, 4); }, 60s)) {
       std::fprintf(stderr, "round %d: the VM did not settle at its baseline within 60 s; skipped\n", r);
       ++skipped;
       continue;
@@ -495,10 +410,10 @@ int full_loop(int argc, char** argv) {
     set_cpu(100);
     std::optional<Clock::time_point> t_force;
     const auto give_up = t0 + 30s;
-    Sched want{};
+    test::Sched want{};
     while (Clock::now() < give_up) {
-      Sched s = sched_of(dom);
-      if (s.quota > base.quota && s.shares > base.shares) {
+      test::Sched s = bed.sched(0);
+      if (s.vcpu_quota > base.vcpu_quota && s.cpu_shares > base.cpu_shares) {
         t_force = Clock::now();
         want = s;
         break;
@@ -561,17 +476,14 @@ int full_loop(int argc, char** argv) {
         "round %2d: guest onset %4.0f ms after the control write, %3.0f ms into an interval; from it: breach %5.0f  "
         "raised %5.0f  sent %5.0f  "
         "in force %5.0f ms (quota %lld, shares %llu)\n",
-        r, to_guest.back(), phase, g_breach.back(), g_raise.back(), g_sent.back(), g_force.back(), want.quota,
-        want.shares);
+        r, to_guest.back(), phase, g_breach.back(), g_raise.back(), g_sent.back(), g_force.back(), want.vcpu_quota,
+        want.cpu_shares);
     std::fflush(stdout);
   }
   set_cpu(0);
   market->stop();
   server.stop();
   agent.stop(SIGTERM);
-  virDomainFree(dom);
-  virConnectClose(conn);
-  std::filesystem::remove_all(dir);
   if (to_force.empty()) {
     std::fprintf(stderr, "no round completed\n");
     return 1;
@@ -607,37 +519,25 @@ int full_loop(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "--full") return full_loop(argc, argv);
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 100;
-  if (!test::is_root() || !test::bpf_unavailable_reason().empty()) {
-    std::fprintf(stderr, "closed_loop_bench: needs root and BPF\n");
+  test::Testbed bed({test::unique_prefix("shift-closedloop"), 1, {}, true});
+  if (!bed.up()) {
+    std::fprintf(stderr, "closed_loop_bench: %s%s\n", bed.unavailable().c_str(), bed.error().c_str());
     return 77;
   }
-  test::ShiftTestbed bed("closedloop");
-  if (!bed.error().empty()) {
-    std::fprintf(stderr, "closed_loop_bench: %s\n", bed.error().c_str());
-    return 77;
-  }
-  virDomainPtr dom = virDomainLookupByName(bed.conn(), bed.vm().c_str());
-  char uuid[VIR_UUID_STRING_BUFLEN] = {};
-  if (!dom || virDomainGetUUIDString(dom, uuid) != 0) return 1;
-  virDomainFree(dom);
+  const std::string uuid = bed.vm().uuid;
 
-  auto dir = std::filesystem::temp_directory_path() / ("morph-closed-loop-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string run = (dir / "run").string();
-  auto market = std::make_shared<ResultClock>();
+  test::TempDir dir("closed-loop");
+  auto market = std::make_shared<test::ShiftRecorder>();
   controller::ControllerConfig cc;
-  cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
-                  "ipc://" + run + "/events"};
+  cc.endpoints = test::ipc_endpoints(dir.str() + "/run");
   controller::ControllerServer server(cc, market);
   if (!server.start()) return 1;
   const std::string host = "bench-" + std::to_string(getpid());
-  test::AgentProcess agent({test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest",
-                            cc.endpoints.ingest, "--control", cc.endpoints.control, "--metrics-listen", "",
-                            "--lease-state-file", (dir / "leases.json").string(), "--set", "log.level=warn"},
-                           (dir / "agent.out").string());
-  const auto up_by = Clock::now() + 20s;
-  while (server.stats().hosts_up < 1 && Clock::now() < up_by) std::this_thread::sleep_for(20ms);
-  if (server.stats().hosts_up < 1) {
+  test::ChildProcess agent(test::agent_run_argv(host, cc.endpoints,
+                                                {"--metrics-listen", "", "--lease-state-file",
+                                                 (dir / "leases.json").string(), "--set", "log.level=warn"}),
+                           dir / "agent.out");
+  if (!test::wait_until([&] { return server.stats().hosts_up >= 1; }, 20s)) {
     std::fprintf(stderr, "agent did not connect:\n%s\n", agent.log().c_str());
     return 1;
   }
@@ -653,14 +553,13 @@ int main(int argc, char** argv) {
     o.lease_ns = 30'000'000'000ULL;
     const auto t0 = Clock::now();
     server.send_shift(host, o);
-    std::unique_lock lk(market->mu);
-    if (!market->cv.wait_for(lk, 10s, [&] { return market->done.count(o.command_id) > 0; })) {
+    auto result = market->wait_result(o.command_id, false, 10s);
+    if (!result) {
       std::fprintf(stderr, "no ShiftResult for command %d within 10 s\n", i);
       return 1;
     }
-    auto [t1, ok] = market->done[o.command_id];
-    if (!ok) ++failed;
-    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    if (result->first.error != v1::ErrorCode::ok) ++failed;
+    ms.push_back(std::chrono::duration<double, std::milli>(result->second - t0).count());
   }
   // Back to the baseline before the VM goes.
   msg::ShiftOrder o{++id, uuid, {{msg::Resource::cpu, 1000, {}}}, 1'000'000'000ULL, msg::now_ns()};
@@ -669,7 +568,6 @@ int main(int argc, char** argv) {
   agent.stop(SIGTERM);
   server.stop();
   bed.load("cpu=0");
-  std::filesystem::remove_all(dir);
   std::printf(
       "ShiftCommand sent -> ShiftResult received (real uplink over ipc, real agent, CPU cap on a test-bed VM)\n");
   std::printf("rounds %d, failed %d\n", rounds, failed);

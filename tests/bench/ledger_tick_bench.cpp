@@ -29,9 +29,12 @@
 #include <vector>
 
 #include "controller/ledger/sqlite_ledger.h"
+#include "tests/support/flags.h"
+#include "tests/support/measure.h"
 
 using namespace morph;
 using namespace morph::market;
+using morph::test::percentile;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -42,11 +45,6 @@ std::vector<std::string> split(const std::string& s) {
   for (std::string x; std::getline(in, x, ',');)
     if (!x.empty()) out.push_back(x);
   return out;
-}
-
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 // WAL frames after each commit, through the WAL hook; the hook replaces SQLite's auto-checkpoint, so it does
@@ -225,8 +223,8 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
   auto audit = l.audit();
   if (!audit) std::fprintf(stderr, "ledger_tick_bench: audit: %s\n", audit.error().message().c_str());
   std::printf("%-8d %-28s %5d %9.1f %9.1f %8ld %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
-              pct(ms, 0.5), pct(ms, 0.99), rows, pct(bytes, 0.5), pct(page_acct, 0.5), pct(page_since, 0.5),
-              audit ? (audit->ok() ? "ok" : "FAILED") : "error");
+              percentile(ms, 0.5), percentile(ms, 0.99), rows, percentile(bytes, 0.5), percentile(page_acct, 0.5),
+              percentile(page_since, 0.5), audit ? (audit->ok() ? "ok" : "FAILED") : "error");
   std::fflush(stdout);
   for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
   return true;
@@ -235,24 +233,15 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = "/tmp", sizes = "1000,10000,100000",
-              variants = "journal_table,journal_table_no_tick_index,view_cache2m,shipped";
-  int ticks = 20;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--dir")
-      dir = argv[i + 1];
-    else if (a == "--sizes")
-      sizes = argv[i + 1];
-    else if (a == "--ticks")
-      ticks = std::atoi(argv[i + 1]);
-    else if (a == "--variants")
-      variants = argv[i + 1];
-    else {
-      std::fprintf(stderr, "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--variants V,..]\n");
-      return 2;
-    }
+  const morph::test::Flags flags(argc, argv, {"--dir", "--sizes", "--ticks", "--variants"});
+  if (!flags.error().empty()) {
+    std::fprintf(stderr, "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--variants V,..]\n");
+    return 2;
   }
+  const std::string dir = flags.text("--dir", "/tmp"), sizes = flags.text("--sizes", "1000,10000,100000"),
+                    variants =
+                        flags.text("--variants", "journal_table,journal_table_no_tick_index,view_cache2m,shipped");
+  const int ticks = static_cast<int>(flags.number("--ticks", 20));
   if (ticks < 1) {
     std::fprintf(stderr, "ledger_tick_bench: --ticks must be >= 1\n");
     return 2;

@@ -14,30 +14,19 @@
 #include <vector>
 
 #include "controller/market/market.h"
+#include "tests/support/flags.h"
+#include "tests/support/measure.h"
 
 using namespace morph::market;
 using morph::kMarketResourceCount;
 using morph::kMarketResources;
 using morph::Resource;
+using morph::test::ms_since;
+using morph::test::percentile;
+using morph::test::thread_cpu_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// CPU time of this thread: what the clearing itself costs, whatever else shares the cores.
-double cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-double ms_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-double pct(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 void run(int scale, int ticks) {
   const int hosts = 1000 * scale, vms_per_host = 20, bids_per_vm = 5, accounts = 500;
@@ -81,9 +70,9 @@ void run(int scale, int ticks) {
   size_t allocs = 0;
   for (int t = 0; t < ticks; ++t) {
     auto c0 = Clock::now();
-    double k0 = cpu_ms();
+    double k0 = thread_cpu_ms();
     TickOutcome o = m.clear(m.last_tick() + 1);
-    clear_cpu.push_back(cpu_ms() - k0);
+    clear_cpu.push_back(thread_cpu_ms() - k0);
     clear_ms.push_back(ms_since(c0));
     auto a0 = Clock::now();
     m.apply(o);
@@ -91,25 +80,19 @@ void run(int scale, int ticks) {
     allocs = o.allocations.size();
   }
   std::printf("%6d %9d %9ld %9zu %10.1f %10.2f %10.2f %10.2f %10.2f\n", scale, hosts, submitted, allocs, setup_ms,
-              pct(clear_cpu, 0.5), pct(clear_ms, 0.5), pct(clear_ms, 0.95), pct(apply_ms, 0.5));
+              percentile(clear_cpu, 0.5), percentile(clear_ms, 0.5), percentile(clear_ms, 0.95),
+              percentile(apply_ms, 0.5));
   std::fflush(stdout);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int> scales = {1, 2, 5, 10};
-  int ticks = 15;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--scales") {
-      scales.clear();
-      std::stringstream ss(argv[i + 1]);
-      for (std::string s; std::getline(ss, s, ',');) scales.push_back(std::atoi(s.c_str()));
-    } else if (k == "--ticks") {
-      ticks = std::atoi(argv[i + 1]);
-    }
-  }
+  const morph::test::Flags flags(argc, argv, {"--scales", "--ticks"});
+  std::vector<int> scales;
+  std::stringstream list(flags.text("--scales", "1,2,5,10"));
+  for (std::string s; std::getline(list, s, ',');) scales.push_back(std::atoi(s.c_str()));
+  const int ticks = static_cast<int>(flags.number("--ticks", 15));
   std::printf(
       "# Market::clear per tick; 20 VMs/host, 5 bids/VM; ms; clear_cpu = median thread CPU time, others wall\n");
   std::printf("%6s %9s %9s %9s %10s %10s %10s %10s %10s\n", "scale", "hosts", "bids", "allocs", "setup", "clear_cpu",

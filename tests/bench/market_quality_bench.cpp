@@ -5,7 +5,6 @@
 // the speculative tier's. Prints, side by side, our welfare / the optimum's and our time / glpsol's.
 //
 //   market_quality_bench [--instances 200] [--seed 1] [--glpsol /usr/bin/glpsol] [--keep DIR]
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +19,8 @@
 #include <vector>
 
 #include "controller/market/clearing.h"
+#include "tests/support/flags.h"
+#include "tests/support/process.h"
 
 using namespace morph::market;
 using Clock = std::chrono::steady_clock;
@@ -86,18 +87,11 @@ long solve_tier(const Instance& in, int t, const std::vector<long>& floor, const
   f << "End\n";
   f.close();
 
-  std::fflush(stdout);  // or the child's copy of the buffer is printed again
   auto t0 = Clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (!std::freopen("/dev/null", "w", stdout)) _exit(126);
-    execl(glpsol.c_str(), "glpsol", "--lp", lp.c_str(), "-o", sol.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  morph::test::ChildProcess solver({glpsol, "--lp", lp, "-o", sol}, lp + ".out");
+  const int status = solver.wait();
   wall_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  if (status != 0) return -1;
   std::ifstream s(sol);
   for (std::string line; std::getline(s, line);) {
     auto p = line.find("obj = ");
@@ -109,20 +103,10 @@ long solve_tier(const Instance& in, int t, const std::vector<long>& floor, const
 }  // namespace
 
 int main(int argc, char** argv) {
-  int instances = 200;
-  uint64_t seed = 1;
-  std::string glpsol = "/usr/bin/glpsol", keep;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--instances")
-      instances = std::atoi(argv[i + 1]);
-    else if (k == "--seed")
-      seed = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (k == "--glpsol")
-      glpsol = argv[i + 1];
-    else if (k == "--keep")
-      keep = argv[i + 1];
-  }
+  const morph::test::Flags flags(argc, argv, {"--instances", "--seed", "--glpsol", "--keep"});
+  const int instances = static_cast<int>(flags.number("--instances", 200));
+  const auto seed = static_cast<uint64_t>(flags.number("--seed", 1));
+  const std::string glpsol = flags.text("--glpsol", "/usr/bin/glpsol"), keep = flags.text("--keep");
   if (access(glpsol.c_str(), X_OK) != 0) {
     std::fprintf(stderr, "market_quality_bench: %s not found (apt-get install glpk-utils)\n", glpsol.c_str());
     return 77;

@@ -41,24 +41,16 @@
 #include "controller/market/market.h"
 #include "controller/market_service/market_service.h"
 #include "host_hello_generated.h"
+#include "tests/support/flags.h"
+#include "tests/support/measure.h"
 
 using namespace morph;
 using namespace morph::market;
+using morph::test::percentile;
+using morph::test::thread_cpu_ms;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 
 // Counts what the service hands the messaging layer; builds nothing (the builders lock the service).
 struct CountingLink final : controller::ControllerLink {
@@ -242,14 +234,14 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
       ++churned;
     }
     const double sum0 = clearing->snapshot().sum;
-    const double c0 = cpu_ms();
+    const double c0 = thread_cpu_ms();
     const auto w0 = Clock::now();
     if (auto st = svc.tick_once(); !st) {
       std::fprintf(stderr, "market_tick_bench: tick: %s\n", st.error().what().c_str());
       return false;
     }
     const double wall = std::chrono::duration<double, std::milli>(Clock::now() - w0).count();
-    tick_cpu.push_back(cpu_ms() - c0);
+    tick_cpu.push_back(thread_cpu_ms() - c0);
     tick_ms.push_back(wall);
     const double run = with_metrics ? (clearing->snapshot().sum - sum0) * 1e3 : 0;
     run_ms.push_back(run);
@@ -257,8 +249,9 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
   }
   const double per = static_cast<double>(ticks);
   std::printf("%8zu %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.2f %8.2f %8.1f %7.0f %7.0f %7.0f %7.0f\n", live.size(), hosts,
-              setup_s, pct(tick_ms, 0.5), pct(tick_ms, 0.99), pct(tick_cpu, 0.5), pct(run_ms, 0.5), pct(book_ms, 0.5),
-              pct(book_ms, 0.99), static_cast<double>(churned) / per, static_cast<double>(link.alloc - alloc0) / per,
+              setup_s, percentile(tick_ms, 0.5), percentile(tick_ms, 0.99), percentile(tick_cpu, 0.5),
+              percentile(run_ms, 0.5), percentile(book_ms, 0.5), percentile(book_ms, 0.99),
+              static_cast<double>(churned) / per, static_cast<double>(link.alloc - alloc0) / per,
               static_cast<double>(link.alloc + link.bid - events0) / per,
               static_cast<double>(link.shifts - shifts0) / per, static_cast<double>(link.renewals - renew0) / per);
   std::fflush(stdout);
@@ -279,34 +272,17 @@ std::vector<int> ints(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int> sizes = {1000, 10000, 100000};
-  int ticks = 20;
-  double churn = 0.005;
-  std::string dir = "/tmp";
-  bool with_metrics = true;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "market_tick_bench: %s needs a value\n", k.c_str());
-      return 2;
-    }
-    std::string v = argv[++i];
-    if (k == "--sizes")
-      sizes = ints(v);
-    else if (k == "--ticks")
-      ticks = std::max(1, std::atoi(v.c_str()));
-    else if (k == "--churn")
-      churn = std::atof(v.c_str());
-    else if (k == "--dir")
-      dir = v;
-    else if (k == "--metrics")
-      with_metrics = v != "0";
-    else {
-      std::fprintf(stderr, "market_tick_bench: unknown option %s (--sizes, --ticks, --churn, --dir, --metrics)\n",
-                   k.c_str());
-      return 2;
-    }
+  const morph::test::Flags flags(argc, argv, {"--sizes", "--ticks", "--churn", "--dir", "--metrics"});
+  if (!flags.error().empty()) {
+    std::fprintf(stderr, "market_tick_bench: %s (--sizes, --ticks, --churn, --dir, --metrics)\n",
+                 flags.error().c_str());
+    return 2;
   }
+  const std::vector<int> sizes = ints(flags.text("--sizes", "1000,10000,100000"));
+  const int ticks = std::max(1, static_cast<int>(flags.number("--ticks", 20)));
+  const double churn = std::atof(flags.text("--churn", "0.005").c_str());
+  const std::string dir = flags.text("--dir", "/tmp");
+  const bool with_metrics = flags.text("--metrics", "1") != "0";
   auto null_logger = std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
   null_logger->set_level(spdlog::level::info);
   spdlog::set_default_logger(null_logger);

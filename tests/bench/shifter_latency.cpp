@@ -31,11 +31,14 @@
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
 #include "hostagent/shifter/shift_engine.h"
-#include "tests/e2e/shifter_testbed.h"
+#include "tests/support/measure.h"
+#include "tests/support/testbed.h"
 
 using namespace morph::agent::shifter;
 using morph::Resource;
 using Ms = std::chrono::duration<double, std::milli>;
+using morph::test::loadavg;
+using morph::test::percentile;
 
 namespace {
 
@@ -57,19 +60,8 @@ class FullReadBack final : public Mechanisms {
 struct Stats {
   double p50, p99, max;
 };
-Stats stats(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  auto pct = [&](double p) {
-    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-  };
-  return {pct(0.50), pct(0.99), v.back()};
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
+Stats stats(const std::vector<double>& v) {
+  return {percentile(v, 0.50), percentile(v, 0.99), percentile(v, 1.0)};
 }
 
 // The disk path's libvirt calls, each timed on its own, `n` times.
@@ -151,9 +143,9 @@ int main(int argc, char** argv) {
     }
   }
   spdlog::set_level(spdlog::level::warn);
-  morph::test::ShiftTestbed bed("bench");
-  if (!bed.error().empty()) {
-    std::fprintf(stderr, "shifter_latency: %s\n", bed.error().c_str());
+  morph::test::Testbed bed({morph::test::unique_prefix("shift-bench")});
+  if (!bed.up()) {
+    std::fprintf(stderr, "shifter_latency: %s%s\n", bed.unavailable().c_str(), bed.error().c_str());
     return 77;
   }
   auto policer = NetPolicer::open({.pin_dir = ""});
@@ -198,7 +190,7 @@ int main(int argc, char** argv) {
         // The two engines set different values, so every shift changes what the one before it set.
         const int64_t v = e ? k.b : k.a;
         const auto t0 = std::chrono::steady_clock::now();
-        ShiftOutcome out = engines[e].engine->shift({id++, bed.vm(), {{k.r, v, {}}}, std::chrono::seconds(600)});
+        ShiftOutcome out = engines[e].engine->shift({id++, bed.vm().name, {{k.r, v, {}}}, std::chrono::seconds(600)});
         const auto t1 = std::chrono::steady_clock::now();
         if (!out.ok() || out.in_force.value(k.r) != v) {
           std::fprintf(stderr, "shift %s=%lld failed or not in force: %s\n", k.name, static_cast<long long>(v),
@@ -225,6 +217,6 @@ int main(int argc, char** argv) {
   full.controller_lost();
   changed.controller_lost();
   if (state) std::filesystem::remove(state_path);
-  if (calls) time_calls((*mech)->connection(), bed.vm(), n);
+  if (calls) time_calls((*mech)->connection(), bed.vm().name, n);
   return 0;
 }

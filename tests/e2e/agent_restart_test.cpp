@@ -34,45 +34,24 @@
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
 #include "hostagent/shifter/net_policer.h"
-#include "tests/e2e/shifter_testbed.h"
-#include "tests/integration/agent_run_support.h"
+#include "tests/support/files.h"
+#include "tests/support/in_process_controller.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using Received = std::pair<msg::ShiftOutcome, Clock::time_point>;
+using Received = test::ReceivedResult;
 
 constexpr int64_t kCpuCap = 300;        // millicores (the VM has 1 vCPU: uncapped is 1000)
 constexpr int64_t kNetOutKbps = 10000;  // 1.25 MB/s on the wire
 constexpr int64_t kDiskIops = 50;
 constexpr auto kLease = 5000ms;  // also lease.default: an agent restart under load takes seconds
-
-// Shift results as the controller received them, with when.
-class Recorder final : public controller::MarketApi {
- public:
-  Result<controller::ReplyBody> handle(const controller::Caller&, const v1::ApiRequest&,
-                                       flatbuffers::FlatBufferBuilder&) override {
-    return Error(Errc::unavailable, "no market in this test");
-  }
-  void on_shift_result(const std::string&, const msg::ShiftOutcome& r) override {
-    std::lock_guard lk(mu_);
-    results_.push_back({r, Clock::now()});
-  }
-  // The first result for `id` with `reverted`, received at or after `since`.
-  std::optional<Received> result(uint64_t id, bool reverted, Clock::time_point since = {}) {
-    std::lock_guard lk(mu_);
-    for (auto& r : results_)
-      if (r.first.command_id == id && r.first.reverted == reverted && r.second >= since) return r;
-    return std::nullopt;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<Received> results_;
-};
 
 int64_t setting(const msg::ShiftOutcome& o, msg::Resource r) {
   for (auto& s : o.in_force)
@@ -121,57 +100,39 @@ class DiscardSink {
   std::thread thread_;
 };
 
-class AgentRestartE2e : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { bed = new test::ShiftTestbed("restart"); }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
+class AgentRestartE2e : public test::OnTestbed<AgentRestartE2e> {
+ public:
+  static test::BedSpec bed_spec() { return {test::unique_prefix("shift-restart"), 1, {}, true}; }
 
-  void SetUp() override {
-    MORPH_REQUIRE_ROOT();
-    MORPH_REQUIRE_BPF();
-    MORPH_REQUIRE(bed->error());
-    dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
-    ASSERT_NE(dom, nullptr);
-    uuid = bed->uuid();
-    ASSERT_FALSE(uuid.empty()) << "no UUID for " << bed->vm();
-    tap = if_nametoindex(bed->tap().c_str());
-    ASSERT_NE(tap, 0u) << "no tap for " << bed->vm();
-    host_ip = bed->env("HOST_IP");
+ protected:
+  void SetUpOnBed() override {
+    uuid = bed().vm().uuid;
+    tap = if_nametoindex(bed().vm().tap.c_str());
+    ASSERT_NE(tap, 0u) << "no tap for " << bed().vm().name;
+    host_ip = bed().vm().host_ip;
     // The agent's pinned policer maps, opened independently of any agent.
     auto p = agent::shifter::NetPolicer::open({});
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
     baseline = now_values();
-    base_shares = cpu_shares();
+    base_shares = bed().sched().cpu_shares;
     ASSERT_EQ(baseline.net_out_kbps, 0u) << "a policer limit is left over on this VM's tap";
 
-    dir = std::filesystem::temp_directory_path() / ("morph-agent-restart-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);  // the server makes run/ itself, 0700
-    const std::string run = (dir / "run").string();
-    cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
-                    "ipc://" + run + "/events"};
+    ASSERT_TRUE(dir.ok());  // the server makes run/ itself, 0700
+    cc.endpoints = test::ipc_endpoints(dir.str() + "/run");
     host = "agent-restart-" + std::to_string(getpid());
     start_controller();
   }
 
-  void TearDown() override {
+  void TearDownOnBed() override {
     stop_renewing();
     if (agent) agent->stop(SIGTERM);
     if (server) server->stop();
-    if (dom) {
-      restore_baseline();
-      virDomainFree(dom);
-    }
-    if (bed && bed->error().empty()) bed->load("cpu=0 net_tx=0");
-    if (!dir.empty()) std::filesystem::remove_all(dir);
+    if (bed().up() && policer) restore_baseline();
   }
 
   void start_controller() {
-    recorder = std::make_shared<Recorder>();
+    recorder = std::make_shared<test::ShiftRecorder>();
     server = std::make_unique<controller::ControllerServer>(cc, recorder);
     auto st = server->start();
     ASSERT_TRUE(st.ok()) << st.error().what();
@@ -180,13 +141,13 @@ class AgentRestartE2e : public ::testing::Test {
   // Starts `morph-agent run`; returns once the controller knows the host (or the agent died).
   void start_agent(const std::string& on_expiry, bool wait_up = true) {
     const int n = ++agent_starts;
-    agent = std::make_unique<test::AgentProcess>(
-        std::vector<std::string>{
-            test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest", cc.endpoints.ingest,
-            "--control", cc.endpoints.control, "--interval", "500ms", "--metrics-listen", "127.0.0.1:0",
-            "--lease-state-file", (dir / "leases.json").string(), "--set",
-            "lease.default=" + std::to_string(kLease.count()) + "ms", "--set", "lease.on_expiry=" + on_expiry},
-        (dir / ("agent" + std::to_string(n) + ".out")).string());
+    agent = std::make_unique<test::ChildProcess>(
+        test::agent_run_argv(
+            host, cc.endpoints,
+            {"--interval", "500ms", "--metrics-listen", "127.0.0.1:0", "--lease-state-file",
+             (dir / "leases.json").string(), "--set", "lease.default=" + std::to_string(kLease.count()) + "ms", "--set",
+             "lease.on_expiry=" + on_expiry}),
+        dir / ("agent" + std::to_string(n) + ".out"), test::ChildOptions{.stop_signal = SIGKILL});
     if (wait_up) {
       ASSERT_TRUE(test::wait_until([&] { return server->stats().hosts_up >= 1 || !agent->alive(); }, 30s))
           << agent->log();
@@ -206,50 +167,15 @@ class AgentRestartE2e : public ::testing::Test {
   }
   // What libvirt and the pinned policer map say now, read by this test (not by the agent).
   Values now_values() const {
-    Values v;
-    int n = 0;
-    char* type = virDomainGetSchedulerType(dom, &n);
-    free(type);  // NOLINT(cppcoreguidelines-no-malloc)
-    std::vector<virTypedParameter> sp(size_t(std::max(n, 1)));
-    if (virDomainGetSchedulerParametersFlags(dom, sp.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0)
-      virTypedParamsGetLLong(sp.data(), n, VIR_DOMAIN_SCHEDULER_VCPU_QUOTA, &v.quota);
-    if (v.quota > (1LL << 44)) v.quota = -1;  // cgroup v2 "max"
-    std::vector<virTypedParameter> io(32);
-    n = int(io.size());
-    unsigned long long iops = 0;
-    if (virDomainGetBlockIoTune(dom, "vda", io.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0) {
-      virTypedParamsGetULLong(io.data(), n, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_IOPS_SEC, &iops);
-      virTypedParamsClear(io.data(), n);
-    }
-    v.disk_iops = iops;
+    Values v{bed().sched().vcpu_quota, bed().iops_limit(), 0};
     if (auto l = policer->limit(tap, agent::shifter::NetDirection::guest_out); l.ok()) v.net_out_kbps = *l;
     return v;
   }
   Values shifted() const { return {kCpuCap * 100000 / 1000, uint64_t(kDiskIops), uint64_t(kNetOutKbps)}; }
 
-  unsigned long long cpu_shares() const {
-    int n = 0;
-    char* type = virDomainGetSchedulerType(dom, &n);
-    free(type);  // NOLINT(cppcoreguidelines-no-malloc)
-    std::vector<virTypedParameter> sp(size_t(std::max(n, 1)));
-    unsigned long long s = 0;
-    if (virDomainGetSchedulerParametersFlags(dom, sp.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0)
-      virTypedParamsGetULLong(sp.data(), n, VIR_DOMAIN_SCHEDULER_CPU_SHARES, &s);
-    return s;
-  }
-
   void restore_baseline() const {
-    virTypedParameterPtr p = nullptr;
-    int n = 0, cap = 0;
-    virTypedParamsAddLLong(&p, &n, &cap, VIR_DOMAIN_SCHEDULER_VCPU_QUOTA, baseline.quota);
-    if (base_shares) virTypedParamsAddULLong(&p, &n, &cap, VIR_DOMAIN_SCHEDULER_CPU_SHARES, base_shares);
-    virDomainSetSchedulerParametersFlags(dom, p, n, VIR_DOMAIN_AFFECT_LIVE);
-    virTypedParamsFree(p, n);
-    p = nullptr;
-    n = cap = 0;
-    virTypedParamsAddULLong(&p, &n, &cap, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_IOPS_SEC, baseline.disk_iops);
-    virDomainSetBlockIoTune(dom, "vda", p, n, VIR_DOMAIN_AFFECT_LIVE);
-    virTypedParamsFree(p, n);
+    bed().set_sched(0, {baseline.quota, base_shares});
+    bed().set_iops_limit(0, baseline.disk_iops);
     if (policer) (void)policer->set_limit(tap, agent::shifter::NetDirection::guest_out, 0);
   }
 
@@ -273,6 +199,14 @@ class AgentRestartE2e : public ::testing::Test {
     EXPECT_EQ(setting(res->first, msg::Resource::net_out_kbps), kNetOutKbps);
     EXPECT_EQ(setting(res->first, msg::Resource::disk_iops), kDiskIops);
     return o.command_id;
+  }
+
+  // start_agent(on_expiry), shift_all(), then start_renewing(); the command's id (0 when a step failed).
+  uint64_t shifted_and_renewed(const std::string& on_expiry) {
+    start_agent(on_expiry);
+    const uint64_t id = HasFatalFailure() ? 0 : shift_all();
+    if (id != 0) start_renewing(id);
+    return id;
   }
 
   // The controller renews the VM's lease every 0.5 s (as the market does every tick) until stopped.
@@ -308,11 +242,11 @@ class AgentRestartE2e : public ::testing::Test {
       return s.ok() ? *s : policer_stats{};
     };
     const policer_stats s0 = stats();
-    const uint64_t a0 = sink.wire_bytes(), o0 = bed->tap_rx_bytes();
+    const uint64_t a0 = sink.wire_bytes(), o0 = bed().tap_rx_bytes();
     const auto t0 = Clock::now();
     std::this_thread::sleep_for(window);
     const policer_stats s1 = stats();
-    const uint64_t a1 = sink.wire_bytes(), o1 = bed->tap_rx_bytes();
+    const uint64_t a1 = sink.wire_bytes(), o1 = bed().tap_rx_bytes();
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     return {double(a1 - a0) / dt, double(o1 - o0) / dt, double(s1.pass_bytes - s0.pass_bytes) / dt,
             double(s1.drop_bytes - s0.drop_bytes) / dt};
@@ -327,18 +261,16 @@ class AgentRestartE2e : public ::testing::Test {
     return std::nullopt;
   }
 
-  static inline test::ShiftTestbed* bed = nullptr;
-  virDomainPtr dom = nullptr;
   std::string uuid, host, host_ip;
   unsigned tap = 0;
   std::unique_ptr<agent::shifter::NetPolicer> policer;
   Values baseline;
   unsigned long long base_shares = 0;
-  std::filesystem::path dir;
+  test::TempDir dir{"agent-restart"};
   controller::ControllerConfig cc;
-  std::shared_ptr<Recorder> recorder;
+  std::shared_ptr<test::ShiftRecorder> recorder;
   std::unique_ptr<controller::ControllerServer> server;
-  std::unique_ptr<test::AgentProcess> agent;
+  std::unique_ptr<test::ChildProcess> agent;
   int agent_starts = 0;
   uint64_t next_id = uint64_t(msg::now_ns());
   std::atomic<bool> renewing{false};
@@ -349,7 +281,7 @@ class AgentRestartE2e : public ::testing::Test {
 TEST_F(AgentRestartE2e, RenewedLimitsSurviveKillAndRestartAndRevertWhenRenewalsStop) {
   DiscardSink sink(host_ip);
   ASSERT_TRUE(sink.ok()) << "cannot bind udp " << host_ip << ":9";
-  ASSERT_TRUE(bed->load("net_tx=4M"));
+  ASSERT_TRUE(bed().load("net_tx=4M"));
   ASSERT_NO_FATAL_FAILURE(start_agent("revert"));
   std::this_thread::sleep_for(1s);
   const Tx before = tx_rate(sink, 2000ms);
@@ -426,10 +358,8 @@ TEST_F(AgentRestartE2e, RenewedLimitsSurviveKillAndRestartAndRevertWhenRenewalsS
 }
 
 TEST_F(AgentRestartE2e, HoldKeepsLimitsAcrossRestartAndAfterTheLeaseRunsOut) {
-  ASSERT_NO_FATAL_FAILURE(start_agent("hold"));
-  const uint64_t id = shift_all();
+  const uint64_t id = shifted_and_renewed("hold");
   ASSERT_NE(id, 0u);
-  start_renewing(id);
   std::this_thread::sleep_for(1s);
   ASSERT_EQ(agent->stop(SIGKILL), 128 + SIGKILL);
   const auto killed = Clock::now();
@@ -452,10 +382,8 @@ TEST_F(AgentRestartE2e, HoldKeepsLimitsAcrossRestartAndAfterTheLeaseRunsOut) {
 }
 
 TEST_F(AgentRestartE2e, ControllerGoneAtRestartRevertsAtTheLeaseDeadlineAndReportsOnReconnect) {
-  ASSERT_NO_FATAL_FAILURE(start_agent("revert"));
-  const uint64_t id = shift_all();
+  const uint64_t id = shifted_and_renewed("revert");
   ASSERT_NE(id, 0u);
-  start_renewing(id);
   std::this_thread::sleep_for(1500ms);
   // The agent dies, and so does the controller, shortly after its last renewal (the agent takes renewals
   // every 100 ms: one that arrives just before the kill is lost with it).

@@ -19,9 +19,12 @@
 #include "common/kpi/derived.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
-#include "tests/e2e/shifter_testbed.h"
-#include "tests/integration/agent_run_support.h"
+#include "tests/support/daemons.h"
+#include "tests/support/http.h"
+#include "tests/support/in_process_controller.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
@@ -29,106 +32,37 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Records shift results and the last KPIs of one VM, as the controller received them.
-class Recorder final : public controller::MarketApi, public controller::KpiObserver {
+class AgentRunE2e : public test::OnTestbed<AgentRunE2e> {
  public:
-  explicit Recorder(std::string uuid) : uuid_(std::move(uuid)) {}
-  Result<controller::ReplyBody> handle(const controller::Caller&, const v1::ApiRequest&,
-                                       flatbuffers::FlatBufferBuilder&) override {
-    return Error(Errc::unavailable, "no market in this test");
-  }
-  void on_shift_result(const std::string&, const msg::ShiftOutcome& r) override {
-    std::lock_guard lk(mu);
-    results.push_back({r, Clock::now()});
-  }
-  void on_kpi_report(const v1::KpiReport& report, uint64_t) override {
-    if (!report.vms()) return;
-    for (const v1::VmKpi* k : *report.vms())
-      if (k->uuid() && k->uuid()->str() == uuid_) {
-        std::lock_guard lk(mu);
-        kpis.push_back(msg::to_vm_kpis(*k));
-      }
-  }
-  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> result(uint64_t id, bool reverted) {
-    std::lock_guard lk(mu);
-    for (auto& r : results)
-      if (r.first.command_id == id && r.first.reverted == reverted) return r;
-    return std::nullopt;
-  }
-  std::mutex mu;
-  std::vector<std::pair<msg::ShiftOutcome, Clock::time_point>> results;
-  std::vector<kpi::VmKpis> kpis;
+  static test::BedSpec bed_spec() { return {test::unique_prefix("shift-agentrun"), 1, {}, true}; }
 
- private:
-  std::string uuid_;
-};
-
-class AgentRunE2e : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { bed = new test::ShiftTestbed("agentrun"); }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
-
-  void SetUp() override {
-    MORPH_REQUIRE_ROOT();
-    MORPH_REQUIRE_BPF();
-    MORPH_REQUIRE(bed->error());
-    dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
-    ASSERT_NE(dom, nullptr);
-    uuid = bed->uuid();
-    ASSERT_FALSE(uuid.empty()) << "no UUID for " << bed->vm();
-    baseline_quota = vcpu_quota();
-    dir = std::filesystem::temp_directory_path() / ("morph-agent-e2e-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    const std::string run = (dir / "run").string();
-    recorder = std::make_shared<Recorder>(uuid);
+  void SetUpOnBed() override {
+    uuid = bed().vm().uuid;
+    baseline = bed().sched();
+    ASSERT_TRUE(dir.ok());
+    recorder = std::make_shared<test::ShiftRecorder>(std::vector<std::string>{uuid});
     controller::ControllerConfig cc;
-    cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
-                    "ipc://" + run + "/events"};
+    cc.endpoints = test::ipc_endpoints(dir.str() + "/run");
     cc.kpi_observer = recorder;
     server = std::make_unique<controller::ControllerServer>(cc, recorder);
     ASSERT_TRUE(server->start());
     host = "agent-e2e-" + std::to_string(getpid());
-    agent = std::make_unique<test::AgentProcess>(
-        std::vector<std::string>{test::binary_dir() + "/hostagent/morph-agent", "run", "--host", host, "--ingest",
-                                 cc.endpoints.ingest, "--control", cc.endpoints.control, "--interval", "500ms",
-                                 "--metrics-listen", "127.0.0.1:0", "--lease-state-file",
-                                 (dir / "leases.json").string(), "--set", "lease.default=2s"},
-        (dir / "agent.out").string());
+    agent = std::make_unique<test::ChildProcess>(
+        test::agent_run_argv(host, cc.endpoints,
+                             {"--interval", "500ms", "--metrics-listen", "127.0.0.1:0", "--lease-state-file",
+                              (dir / "leases.json").string(), "--set", "lease.default=2s"}),
+        dir / "agent.out", test::ChildOptions{.stop_signal = SIGKILL});
     ASSERT_TRUE(test::wait_until([&] { return server->stats().hosts_up >= 1 || !agent->alive(); }, 20s))
         << agent->log();
   }
-  void TearDown() override {
+  void TearDownOnBed() override {
     if (agent) std::cout << "agent exit " << agent->stop(SIGTERM) << "\n";
     if (server) server->stop();
-    if (dom) {
-      reset_quota();
-      virDomainFree(dom);
-    }
-    if (bed && bed->error().empty()) bed->load("cpu=0");
-    std::filesystem::remove_all(dir);
+    if (bed().up()) bed().set_sched(0, {baseline.vcpu_quota, 0});
   }
 
-  long long vcpu_quota() const {
-    int n = 0;
-    char* type = virDomainGetSchedulerType(dom, &n);
-    free(type);
-    std::vector<virTypedParameter> params(size_t(std::max(n, 1)));
-    long long q = 0;
-    if (virDomainGetSchedulerParametersFlags(dom, params.data(), &n, VIR_DOMAIN_AFFECT_LIVE) == 0)
-      virTypedParamsGetLLong(params.data(), n, "vcpu_quota", &q);
-    return q;
-  }
-  void reset_quota() const {
-    virTypedParameter p{};
-    std::snprintf(p.field, sizeof(p.field), "%s", "vcpu_quota");
-    p.type = VIR_TYPED_PARAM_LLONG;
-    p.value.l = baseline_quota;
-    virDomainSetSchedulerParametersFlags(dom, &p, 1, VIR_DOMAIN_AFFECT_LIVE);
-  }
+  long long vcpu_quota() const { return bed().sched().vcpu_quota; }
 
   uint64_t send_cpu_cap(int64_t millicores, std::chrono::milliseconds lease) {
     msg::ShiftOrder o;
@@ -141,41 +75,39 @@ class AgentRunE2e : public ::testing::Test {
     return o.command_id;
   }
 
-  static inline test::ShiftTestbed* bed = nullptr;
-  virDomainPtr dom = nullptr;
   std::string uuid, host;
-  long long baseline_quota = 0;
-  std::filesystem::path dir;
-  std::shared_ptr<Recorder> recorder;
+  test::Sched baseline;
+  test::TempDir dir{"agent-e2e"};
+  std::shared_ptr<test::ShiftRecorder> recorder;
   std::unique_ptr<controller::ControllerServer> server;
-  std::unique_ptr<test::AgentProcess> agent;
+  std::unique_ptr<test::ChildProcess> agent;
   uint64_t next_id = uint64_t(msg::now_ns());
 };
 
 TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
-  ASSERT_TRUE(bed->load("cpu=50"));
+  ASSERT_TRUE(bed().load("cpu=50"));
   // Real KPIs for the VM: nonzero on-CPU time under load.
+  std::vector<kpi::VmKpis> kpis;
   ASSERT_TRUE(test::wait_until(
       [&] {
-        std::lock_guard lk(recorder->mu);
-        return recorder->kpis.size() >= 4 && recorder->kpis.back().cpu_run_ns > 0;
+        kpis = recorder->kpis();
+        return kpis.size() >= 4 && kpis.back().cpu_run_ns > 0;
       },
       20s))
       << agent->log();
   {
-    std::lock_guard lk(recorder->mu);
-    const auto& k = recorder->kpis.back();
+    const auto& k = kpis.back();
     std::cout << "KPIs under cpu=50: cpu_run " << 100.0 * kpi::cpu_share(k.cpu_run_ns, k.interval_ns) << "% of "
               << k.interval_ns / 1'000'000 << " ms\n";
     EXPECT_GT(k.cpu_run_ns, k.interval_ns / 10) << "a VM at 50% load ran less than 10% of the interval";
   }
-  ASSERT_TRUE(bed->load("cpu=100"));
+  ASSERT_TRUE(bed().load("cpu=100"));
   std::this_thread::sleep_for(2s);
-  auto vcpu = [&] { return bed->vcpu_time_ns(); };
+  auto vcpu = [&] { return bed().vcpu_time_ns(); };
   const double before = test::rate_over(vcpu, 1000ms) / 1e7;
   const uint64_t id = send_cpu_cap(200, 30s);
-  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> res;
-  ASSERT_TRUE(test::wait_until([&] { return (res = recorder->result(id, false)).has_value(); }, 10s)) << agent->log();
+  auto res = recorder->wait_result(id, false, 10s);
+  ASSERT_TRUE(res) << agent->log();
   ASSERT_EQ(res->first.error, v1::ErrorCode::ok) << res->first.error_message;
   int64_t cpu_in_force = -1;
   for (auto& s : res->first.in_force)
@@ -183,28 +115,15 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   EXPECT_EQ(cpu_in_force, 200);
   EXPECT_GT(res->first.lease_expires_ns, msg::now_ns());
   std::this_thread::sleep_for(1s);
-  size_t from = 0;
-  {
-    std::lock_guard lk(recorder->mu);
-    from = recorder->kpis.size();
-  }
+  const size_t from = recorder->kpi_count();
   const double capped = test::rate_over(vcpu, 1000ms) / 1e7;
   // The agent's own KPI reports as the controller received them: the two whole 500 ms intervals after
   // `from` (the one in progress then may have begun before it).
-  ASSERT_TRUE(test::wait_until(
-      [&] {
-        std::lock_guard lk(recorder->mu);
-        return recorder->kpis.size() >= from + 3;
-      },
-      5s))
-      << agent->log();
+  ASSERT_TRUE(test::wait_until([&] { return (kpis = recorder->kpis()).size() >= from + 3; }, 5s)) << agent->log();
   uint64_t run_ns = 0, interval_ns = 0;
-  {
-    std::lock_guard lk(recorder->mu);
-    for (size_t i = from + 1; i < from + 3; ++i) {
-      run_ns += recorder->kpis[i].cpu_run_ns;
-      interval_ns += recorder->kpis[i].interval_ns;
-    }
+  for (size_t i = from + 1; i < from + 3; ++i) {
+    run_ns += kpis[i].cpu_run_ns;
+    interval_ns += kpis[i].interval_ns;
   }
   ASSERT_GT(interval_ns, 0u);
   const double reported = 100.0 * kpi::cpu_share(run_ns, interval_ns);
@@ -214,7 +133,7 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   EXPECT_NEAR(capped, 20.0, 3.0) << "libvirt's vCPU time";
   EXPECT_NEAR(reported, 20.0, 3.0) << "the agent's KPI reports";
   // The metrics count the shift as applied.
-  auto port = agent->metrics_port();
+  auto port = test::printed_metrics_port(agent->log());
   ASSERT_TRUE(port);
   auto m = test::http_get(*port, "/metrics");
   ASSERT_TRUE(m);
@@ -225,9 +144,9 @@ TEST_F(AgentRunE2e, UnrenewedLeaseIsBackAtBaselineWithinLeasePlusOneSecond) {
   constexpr auto kLease = 2000ms;
   // A renewed lease holds: renewed every 0.5 s for 3 s, the shift outlives its 2 s lease.
   const uint64_t renewed = send_cpu_cap(400, kLease);
-  ASSERT_TRUE(test::wait_until([&] { return recorder->result(renewed, false).has_value(); }, 10s)) << agent->log();
+  ASSERT_TRUE(recorder->wait_result(renewed, false, 10s)) << agent->log();
   const long long shifted = vcpu_quota();
-  ASSERT_NE(shifted, baseline_quota);
+  ASSERT_NE(shifted, baseline.vcpu_quota);
   for (int i = 0; i < 6; ++i) {
     server->renew_lease(host, {uuid, {renewed}, uint64_t(std::chrono::nanoseconds(kLease).count())});
     std::this_thread::sleep_for(500ms);
@@ -237,7 +156,7 @@ TEST_F(AgentRunE2e, UnrenewedLeaseIsBackAtBaselineWithinLeasePlusOneSecond) {
   const auto t0 = Clock::now();
   std::optional<double> back_after;
   while (Clock::now() - t0 < kLease + 3s) {
-    if (vcpu_quota() == baseline_quota) {
+    if (vcpu_quota() == baseline.vcpu_quota) {
       back_after = std::chrono::duration<double>(Clock::now() - t0).count();
       break;
     }
@@ -248,9 +167,8 @@ TEST_F(AgentRunE2e, UnrenewedLeaseIsBackAtBaselineWithinLeasePlusOneSecond) {
             << " s\n";
   EXPECT_LE(*back_after, 3.0);
   // The revert reached the controller.
-  std::optional<std::pair<msg::ShiftOutcome, Clock::time_point>> rev;
-  ASSERT_TRUE(test::wait_until([&] { return (rev = recorder->result(renewed, true)).has_value(); }, 5s))
-      << agent->log();
+  auto rev = recorder->wait_result(renewed, true, 5s);
+  ASSERT_TRUE(rev) << agent->log();
   EXPECT_EQ(rev->first.error, v1::ErrorCode::ok) << rev->first.error_message;
   EXPECT_EQ(rev->first.vm_uuid, uuid);
 }

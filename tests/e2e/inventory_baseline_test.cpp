@@ -25,6 +25,7 @@
 #include "hostagent/inventory/domain_xml.h"
 #include "hostagent/inventory/inventory.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
 #include "tests/support/wait.h"
 
 namespace morph::agent {
@@ -36,19 +37,6 @@ constexpr uint64_t kDefinedMemoryKib = 192 * 1024;  // scripts/testbed: <current
 constexpr uint64_t kMaxMemoryKib = 256 * 1024;      // <memory> 256 MiB
 constexpr uint64_t kLiveMemoryKib = 160 * 1024;     // the balloon a shift sets
 constexpr long long kLiveQuotaUs = 60000;           // 600 mc of the one vCPU (period 100 ms)
-
-std::string sh(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  std::array<char, 4096> buf{};
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  *status = ::pclose(p);
-  return out;
-}
 
 std::string libvirt_error() {
   virErrorPtr e = virGetLastError();
@@ -75,33 +63,14 @@ std::optional<VmInfo> listed(Inventory& inv, const std::string& uuid) {
   return std::nullopt;
 }
 
-TEST(InventoryBaselineE2e, BaselineComesFromTheDefinitionNotFromLiveShifts) {
-  MORPH_REQUIRE_ROOT();
-  MORPH_REQUIRE_LIBVIRTD();
+class InventoryBaselineE2e : public test::OnTestbed<InventoryBaselineE2e> {
+ public:
+  static test::BedSpec bed_spec() { return {test::unique_prefix("invbase"), 1, {"--cpu-baseline", "250"}}; }
+};
+
+TEST_F(InventoryBaselineE2e, BaselineComesFromTheDefinitionNotFromLiveShifts) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string tb = test::source_dir() + "/scripts/testbed";
-  const std::string prefix = "invbase-" + std::to_string(getpid());
-  int st = 0;
-  std::string out = sh(tb + " up 1 --prefix " + prefix + " --cpu-baseline 250", &st);
-  struct Down {
-    std::string cmd;
-    ~Down() {
-      int s = 0;
-      sh(cmd, &s);
-    }
-  } down{tb + " down --prefix " + prefix};
-  ASSERT_EQ(st, 0) << "scripts/testbed up failed (run scripts/testbed prepare first?): " << out;
-  const std::string name = prefix + "-vm1";
-  std::string uuid;
-  {
-    std::istringstream ls(sh(tb + " ls --prefix " + prefix, &st));
-    for (std::string line; std::getline(ls, line);) {
-      std::istringstream f(line);
-      std::string n, u;
-      if (f >> n >> u && n == name) uuid = u;
-    }
-  }
-  ASSERT_FALSE(uuid.empty()) << "no " << name << " in scripts/testbed ls";
+  const std::string name = bed().vm().name, uuid = bed().vm().uuid;
 
   virSetErrorFunc(nullptr, [](void*, virErrorPtr) {});
   std::unique_ptr<virConnect, int (*)(virConnectPtr)> conn(virConnectOpen("qemu:///system"), virConnectClose);
@@ -199,8 +168,9 @@ TEST(InventoryBaselineE2e, BaselineComesFromTheDefinitionNotFromLiveShifts) {
   EXPECT_EQ(redefined->baseline.cpu_millicores, 250u);
   EXPECT_EQ(redefined->baseline.memory_kib, kDefinedMemoryKib);
 
-  std::printf("inventory baseline e2e: %.1f s before teardown\n",
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::printf("inventory baseline e2e: %.1f s before teardown (the bed's %.1f s to come up included)\n",
+              bed().up_seconds() + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+              bed().up_seconds());
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -31,28 +32,15 @@
 #include "hostagent/probes/inventory_vm_source.h"
 #include "hostagent/probes/kpi_probes.h"
 #include "hostagent/probes/kpis_command.h"
-#include "tests/e2e/kpi_accuracy_source.h"
 #include "tests/support/requirements.h"
+#include "tests/support/shell.h"
+#include "tests/support/testbed.h"
+#include "tests/support/testbed_vm_source.h"
 
 namespace morph::agent {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string g_teardown;  // the down command for the fatal-signal path
-
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    *status = -1;
-    return "popen failed";
-  }
-  std::array<char, 512> buf{};
-  while (fgets(buf.data(), buf.size(), p) != nullptr) out += buf.data();
-  *status = pclose(p);
-  return out;
-}
 
 uint64_t realtime_ns() {
   return uint64_t(
@@ -62,6 +50,23 @@ uint64_t realtime_ns() {
 
 double pct_diff(double ours, double theirs) {
   return theirs > 0 ? 100.0 * (ours - theirs) / theirs : 0;
+}
+
+// One byte counter: ours (a VmKpis field) and libvirt's twin on the VM's first device of a kind, and the
+// rate (B/s, by libvirt's count) that shows the load ran.
+struct ByteCounter {
+  const char* what;
+  uint64_t kpi::VmKpis::*ours;
+  std::function<std::optional<uint64_t>(const LibvirtCounters&)> theirs;  // nullopt: no such device
+  double min_rate;
+};
+template <class Device>
+std::function<std::optional<uint64_t>(const LibvirtCounters&)> first(std::vector<Device> LibvirtCounters::*devices,
+                                                                     uint64_t Device::*field) {
+  return [=](const LibvirtCounters& c) -> std::optional<uint64_t> {
+    if ((c.*devices).empty()) return std::nullopt;
+    return (c.*devices)[0].*field;
+  };
 }
 
 // The kernel's run-queue delay (schedstat field 2) of every thread of a process, split into the vCPU
@@ -118,37 +123,21 @@ struct Window {
   double seconds = 0;
 };
 
-class KpiAccuracy : public ::testing::Test {
+class KpiAccuracy : public test::OnTestbed<KpiAccuracy> {
+ public:
+  static test::BedSpec bed_spec() { return {test::unique_prefix("kpiacc"), 3, {}, true}; }
+
  protected:
   static void SetUpTestSuite() {
-    if (!test::is_root() || !test::bpf_unavailable_reason().empty() || !test::libvirtd_unavailable_reason().empty())
-      return;  // each test skips with the reason
-    prefix = "kpiacc-" + std::to_string(getpid());
-    const std::string tb = test::source_dir() + "/scripts/testbed";
-    g_teardown = tb + " down --prefix " + prefix + " >/dev/null 2>&1";
-    for (int sig : {SIGINT, SIGTERM, SIGABRT, SIGSEGV})
-      std::signal(sig, [](int s) {
-        if (std::system(g_teardown.c_str()) != 0) {
-        }
-        std::signal(s, SIG_DFL);
-        std::raise(s);
-      });
-    int st = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    std::string out = run(tb + " up 3 --prefix " + prefix, &st);
-    if (st != 0) {
-      bed_error = "scripts/testbed up failed (run scripts/testbed prepare first?): " + out;
-      return;
-    }
-    std::printf("test bed %s: 3 VMs up in %.1f s\n", prefix.c_str(),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    OnTestbed::SetUpTestSuite();
+    if (!bed().up()) return;  // each test skips or fails with the reason
     auto inv = Inventory::open();
     if (!inv) {
       bed_error = inv.error().what();
       return;
     }
     inventory = std::move(inv).value();
-    source = new PrefixVmSource(inventory, prefix);
+    source = new PrefixVmSource(inventory, bed().prefix());
     auto p = KpiProbes::create();
     if (!p) {
       bed_error = p.error().what();
@@ -171,33 +160,38 @@ class KpiAccuracy : public ::testing::Test {
     delete source;
     source = nullptr;
     inventory.reset();
-    if (!prefix.empty()) {
-      int st = 0;
-      run(test::source_dir() + "/scripts/testbed down --prefix " + prefix, &st);
+    OnTestbed::TearDownTestSuite();
+  }
+
+  void SetUpOnBed() override { ASSERT_TRUE(bed_error.empty()) << bed_error; }
+
+  // The bed's VM i, 1 to 3 (and 4 once the lifecycle test started it).
+  static std::string vm(int i) { return bed().prefix() + "-vm" + std::to_string(i); }
+  static bool load(int i, const std::string& targets) { return bed().load(size_t(i - 1), targets).ok(); }
+  // VM i under `targets` for 3 s, then a 10 s window: each counter printed, the load seen to run, and ours
+  // within `tolerance` (a fraction) of libvirt's.
+  static void expect_bytes_within(int i, const std::string& targets, double tolerance, int diff_digits,
+                                  const std::vector<ByteCounter>& counters) {
+    ASSERT_TRUE(load(i, targets));
+    std::this_thread::sleep_for(3s);
+    Window w = measure(10s);
+    const auto& name = vm(i);
+    ASSERT_TRUE(w.ours.count(name)) << name;
+    for (const ByteCounter& c : counters) {
+      const auto before = c.theirs(w.before[name]), after = c.theirs(w.after[name]);
+      ASSERT_TRUE(before && after) << c.what << ": libvirt reports no such device of " << name;
+      const double ours = double(w.ours[name].*c.ours), theirs = double(*after - *before);
+      std::printf("%s %s: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.*f%%\n", c.what, name.c_str(), ours, theirs,
+                  theirs / 1024 / w.seconds, diff_digits, pct_diff(ours, theirs));
+      EXPECT_GT(theirs, c.min_rate * w.seconds) << c.what << ": the load did not run";
+      EXPECT_NEAR(ours, theirs, tolerance * theirs) << c.what;
     }
-  }
-
-  void SetUp() override {
-    MORPH_REQUIRE_ROOT();
-    MORPH_REQUIRE_BPF();
-    MORPH_REQUIRE_LIBVIRTD();
-    ASSERT_TRUE(bed_error.empty()) << bed_error;
-  }
-  void TearDown() override {
-    for (int i = 1; i <= 3; i++) load(i, "cpu=0 disk_read=0 disk_write=0 net_tx=0 net_rx=0");
-  }
-
-  static std::string vm(int i) { return prefix + "-vm" + std::to_string(i); }
-  static bool load(int i, const std::string& targets) {
-    int st = 0;
-    run(test::source_dir() + "/scripts/testbed load " + vm(i) + " " + targets, &st);
-    return st == 0;
   }
   static std::map<std::string, LibvirtCounters> counters() {
     std::map<std::string, LibvirtCounters> out;
     if (auto all = inventory->counters())
       for (auto& c : *all)
-        if (c.name.rfind(prefix + "-", 0) == 0) out[c.name] = std::move(c);
+        if (c.name.rfind(bed().prefix() + "-", 0) == 0) out[c.name] = std::move(c);
     return out;
   }
 
@@ -219,7 +213,7 @@ class KpiAccuracy : public ::testing::Test {
     return w;
   }
 
-  static inline std::string prefix, bed_error;
+  static inline std::string bed_error;
   static inline std::shared_ptr<Inventory> inventory;
   static inline PrefixVmSource* source = nullptr;
   static inline KpiProbes* probes = nullptr;
@@ -249,43 +243,23 @@ TEST_F(KpiAccuracy, CpuTimeWithinTwoPercentOfLibvirt) {
 // the tap driver counts the frame it hands to / takes from the guest, tc sees skb->len with the MAC header
 // (pushed back for tc ingress).
 TEST_F(KpiAccuracy, NetBytesPerDirectionWithinTwoPercentOfLibvirt) {
-  ASSERT_TRUE(load(2, "net_tx=1M net_rx=1M"));
-  std::this_thread::sleep_for(3s);
-  Window w = measure(10s);
-  const auto& name = vm(2);
-  ASSERT_TRUE(w.ours.count(name) && !w.before[name].net.empty() && !w.after[name].net.empty());
-  const kpi::VmKpis& k = w.ours[name];
-  const double rx = double(w.after[name].net[0].rx_bytes - w.before[name].net[0].rx_bytes);
-  const double tx = double(w.after[name].net[0].tx_bytes - w.before[name].net[0].tx_bytes);
-  std::printf("net %s rx: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.3f%%\n", name.c_str(),
-              double(k.net_rx_bytes), rx, rx / 1024 / w.seconds, pct_diff(double(k.net_rx_bytes), rx));
-  std::printf("net %s tx: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.3f%%\n", name.c_str(),
-              double(k.net_tx_bytes), tx, tx / 1024 / w.seconds, pct_diff(double(k.net_tx_bytes), tx));
-  EXPECT_GT(rx, 0.5 * 1048576 * w.seconds);  // the load ran
-  EXPECT_GT(tx, 0.5 * 1048576 * w.seconds);
-  EXPECT_NEAR(double(k.net_rx_bytes), rx, 0.02 * rx);
-  EXPECT_NEAR(double(k.net_tx_bytes), tx, 0.02 * tx);
+  using Net = LibvirtCounters::Net;
+  expect_bytes_within(
+      2, "net_tx=1M net_rx=1M", 0.02, 3,
+      {{"net rx", &kpi::VmKpis::net_rx_bytes, first(&LibvirtCounters::net, &Net::rx_bytes), 0.5 * 1048576},
+       {"net tx", &kpi::VmKpis::net_tx_bytes, first(&LibvirtCounters::net, &Net::tx_bytes), 0.5 * 1048576}});
 }
 
 // libvirt's block stats are QEMU's (bytes the guest asked for); ours are the host block layer's requests of
-// the VM's threads. With cache=none every guest request reaches the host disk.
+// the VM's threads. With cache=none every guest request reaches the host disk. The load must reach a quarter of
+// its target (TCG guests may fall short of it).
 TEST_F(KpiAccuracy, BlockBytesWithinTenPercentOfLibvirt) {
-  ASSERT_TRUE(load(3, "disk_read=4M disk_write=1M"));
-  std::this_thread::sleep_for(3s);
-  Window w = measure(10s);
-  const auto& name = vm(3);
-  ASSERT_TRUE(w.ours.count(name) && !w.before[name].block.empty() && !w.after[name].block.empty());
-  const kpi::VmKpis& k = w.ours[name];
-  const double rd = double(w.after[name].block[0].rd_bytes - w.before[name].block[0].rd_bytes);
-  const double wr = double(w.after[name].block[0].wr_bytes - w.before[name].block[0].wr_bytes);
-  std::printf("block %s read: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.2f%%\n", name.c_str(),
-              double(k.blk_read_bytes), rd, rd / 1024 / w.seconds, pct_diff(double(k.blk_read_bytes), rd));
-  std::printf("block %s write: ours %.0f B, libvirt %.0f B (%.0f KiB/s), diff %+.2f%%\n", name.c_str(),
-              double(k.blk_write_bytes), wr, wr / 1024 / w.seconds, pct_diff(double(k.blk_write_bytes), wr));
-  EXPECT_GT(rd, 0.25 * 4 * 1048576 * w.seconds);  // the load ran (TCG guests may fall short of the target)
-  EXPECT_GT(wr, 0.25 * 1048576 * w.seconds);
-  EXPECT_NEAR(double(k.blk_read_bytes), rd, 0.10 * rd);
-  EXPECT_NEAR(double(k.blk_write_bytes), wr, 0.10 * wr);
+  using Block = LibvirtCounters::Block;
+  expect_bytes_within(3, "disk_read=4M disk_write=1M", 0.10, 2,
+                      {{"block read", &kpi::VmKpis::blk_read_bytes, first(&LibvirtCounters::block, &Block::rd_bytes),
+                        0.25 * 4 * 1048576},
+                       {"block write", &kpi::VmKpis::blk_write_bytes, first(&LibvirtCounters::block, &Block::wr_bytes),
+                        0.25 * 1048576}});
 }
 
 // Three CPU-bound guests on two host cores. libvirt's vcpu.N.delay is the vCPU thread's schedstat run delay;
@@ -355,11 +329,7 @@ TEST_F(KpiAccuracy, StartedAndStoppedVmsFollowWithinTwoIntervals) {
   // Start a 4th VM of the same bed; note when libvirt first lists it running.
   const std::string vm4 = vm(4);
   std::atomic<int> up_status{-1};
-  std::thread up([&] {
-    int st = 0;
-    run(test::source_dir() + "/scripts/testbed up 1 --prefix " + prefix, &st);
-    up_status = st;
-  });
+  std::thread up([&] { up_status = bed().add(1).status; });
   uint64_t started_ns = 0;
   for (auto deadline = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < deadline;
        std::this_thread::sleep_for(100ms)) {
@@ -388,9 +358,7 @@ TEST_F(KpiAccuracy, StartedAndStoppedVmsFollowWithinTwoIntervals) {
   EXPECT_EQ(any->at("mem_balloon_kib").get<uint64_t>(), *kib);
 
   // Destroy it (the VM only; the bed's teardown undefines it).
-  int st = 0;
-  run("virsh -q -c qemu:///system destroy " + vm4, &st);
-  ASSERT_EQ(st, 0);
+  ASSERT_TRUE(test::sh("virsh -q -c qemu:///system destroy " + vm4).ok());
   const uint64_t stopped_ns = realtime_ns();
   std::this_thread::sleep_for(4 * kInterval);
   auto late = first_line_of(vm4, stopped_ns + uint64_t(std::chrono::nanoseconds(2 * kInterval).count()));

@@ -43,26 +43,17 @@
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
 #include "controller/market_service/market_service.h"
-#include "tests/integration/agent_run_support.h"
+#include "tests/support/files.h"
+#include "tests/support/in_process_controller.h"
+#include "tests/support/process.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string sh(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) {
-    *status = -1;
-    return out;
-  }
-  std::array<char, 4096> buf{};
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  *status = ::pclose(p);
-  return out;
-}
 
 // The KPIs the controller ingested for the test-bed VMs, kept here as well (a second KpiObserver behind
 // the market): one row per report holding all of them.
@@ -123,22 +114,6 @@ class KpiTap final : public controller::KpiObserver {
   std::vector<std::vector<Sample>> rows_;
 };
 
-// vcpu_quota and cpu_shares in force (`virsh schedinfo --live`); -1 when not found.
-std::pair<long long, long long> sched_in_force(const std::string& vm) {
-  int st = 0;
-  std::istringstream in(sh("virsh -c qemu:///system schedinfo " + vm + " --live", &st));
-  long long quota = -1, shares = -1;
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream f(line);
-    std::string key, colon;
-    long long v = 0;
-    if (!(f >> key >> colon >> v)) continue;
-    if (key == "vcpu_quota") quota = v;
-    if (key == "cpu_shares") shares = v;
-  }
-  return {quota, shares};
-}
-
 // The SLA VM's value over the mean of the others' (index 0 is the SLA VM).
 double relative(const std::vector<double>& v) {
   double others = 0;
@@ -156,52 +131,28 @@ std::string describe(const KpiTap::Window& w) {
   return o.str();
 }
 
-TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
-  MORPH_REQUIRE_ROOT();
-  MORPH_REQUIRE_BPF();
-  MORPH_REQUIRE_LIBVIRTD();
-  const std::string tb = test::source_dir() + "/scripts/testbed";
-  const std::string prefix = "rescue-" + std::to_string(getpid());
-  int st = 0;
-  std::string out = sh(tb + " up 3 --prefix " + prefix + " --owners tenant,other,other --cpu-baseline 250", &st);
-  struct Down {
-    std::string cmd;
-    ~Down() {
-      int s = 0;
-      sh(cmd, &s);
-    }
-  } down{tb + " down --prefix " + prefix};
-  ASSERT_EQ(st, 0) << "scripts/testbed up failed (run scripts/testbed prepare first?): " << out;
-  // VM UUID ... per line.
-  std::vector<std::pair<std::string, std::string>> vms;
-  std::istringstream ls(sh(tb + " ls --prefix " + prefix, &st));
-  for (std::string line; std::getline(ls, line);) {
-    std::istringstream f(line);
-    std::string name, uuid;
-    if (f >> name >> uuid && name.rfind(prefix + "-vm", 0) == 0) vms.push_back({name, uuid});
+class RescueE2e : public test::OnTestbed<RescueE2e> {
+ public:
+  static test::BedSpec bed_spec() {
+    return {test::unique_prefix("rescue"), 3, {"--owners", "tenant,other,other", "--cpu-baseline", "250"}, true};
   }
-  ASSERT_EQ(vms.size(), 3u) << out;
-  const std::string sla_vm = vms[0].second, sla_name = vms[0].first;
-  const auto baseline_sched = sched_in_force(sla_name);
-  ASSERT_EQ(baseline_sched.first, 25000) << "a 250 mc baseline is a 25 ms quota per 100 ms period";
-  ASSERT_GT(baseline_sched.second, 0);
-  for (auto& [name, uuid] : vms) {
-    std::string o = sh(tb + " load " + name + " cpu=100", &st);
-    ASSERT_EQ(st, 0) << name << ": " << o;
+};
+
+TEST_F(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
+  const auto& vms = bed().vms();
+  ASSERT_EQ(vms.size(), 3u);
+  const std::string sla_vm = vms[0].uuid;
+  const test::Sched baseline_sched = bed().sched(0);
+  ASSERT_EQ(baseline_sched.vcpu_quota, 25000) << "a 250 mc baseline is a 25 ms quota per 100 ms period";
+  ASSERT_GT(baseline_sched.cpu_shares, 0u);
+  for (size_t i = 0; i < vms.size(); ++i) {
+    auto loaded = bed().load(i, "cpu=100");
+    ASSERT_TRUE(loaded) << vms[i].name << ": " << loaded.out;
   }
 
-  auto dir = std::filesystem::temp_directory_path() / ("morph-rescue-e2e-" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
-  struct RemoveDir {
-    std::filesystem::path p;
-    ~RemoveDir() {
-      std::error_code ec;
-      std::filesystem::remove_all(p, ec);
-    }
-  } remove_dir{dir};  // also when an assertion ends the test early
-  const std::string run = (dir / "run").string();
+  test::TempDir dir("rescue-e2e");
+  ASSERT_TRUE(dir.ok());
+  const std::string run = dir.str() + "/run";
 
   controller::MarketServiceConfig mc;
   mc.tick = 500ms;
@@ -211,19 +162,18 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   auto opened = controller::MarketService::open(mc);
   ASSERT_TRUE(opened) << opened.error().what();
   auto market = *opened;
-  auto tap = std::make_shared<KpiTap>(market, std::vector<std::string>{vms[0].second, vms[1].second, vms[2].second});
+  auto tap = std::make_shared<KpiTap>(market, std::vector<std::string>{vms[0].uuid, vms[1].uuid, vms[2].uuid});
   controller::ControllerConfig cc;
-  cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
-                  "ipc://" + run + "/events"};
+  cc.endpoints = test::ipc_endpoints(run);
   cc.kpi_observer = tap;
   controller::ControllerServer server(cc, market);
   market->attach(&server);
   ASSERT_TRUE(server.start());
   market->start();
-  test::AgentProcess agent({test::binary_dir() + "/hostagent/morph-agent", "run", "--host", "bed", "--ingest",
-                            cc.endpoints.ingest, "--control", cc.endpoints.control, "--interval", "500ms",
-                            "--metrics-listen", "", "--lease-state-file", (dir / "leases.json").string()},
-                           (dir / "agent.out").string());
+  test::ChildProcess agent(test::agent_run_argv("bed", cc.endpoints,
+                                                {"--interval", "500ms", "--metrics-listen", "", "--lease-state-file",
+                                                 (dir / "leases.json").string()}),
+                           dir / "agent.out", test::ChildOptions{.stop_signal = SIGKILL});
   ASSERT_TRUE(test::wait_until([&] { return server.stats().hosts_up >= 1 || !agent.alive(); }, 30s)) << agent.log();
 
   zmq::context_t zctx;
@@ -334,18 +284,18 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
       10s));
   // In force in libvirt: quota 750 mc x 100 ms and the weight in the same proportion as the baseline.
   const long long want_quota = (250 + won) * 100;
-  std::pair<long long, long long> raised;
+  test::Sched raised;
   ASSERT_TRUE(test::wait_until(
       [&] {
-        raised = sched_in_force(sla_name);
-        return raised.first == want_quota;
+        raised = bed().sched(0);
+        return raised.vcpu_quota == want_quota;
       },
       5s))
-      << "vcpu_quota " << raised.first << ", wanted " << want_quota;
-  EXPECT_EQ(raised.second, (baseline_sched.second * want_quota + 12500) / 25000)
-      << "cpu_shares should scale with the quota from the baseline's " << baseline_sched.second;
-  std::cout << "in force: vcpu_quota " << baseline_sched.first << " -> " << raised.first << ", cpu_shares "
-            << baseline_sched.second << " -> " << raised.second << "\n";
+      << "vcpu_quota " << raised.vcpu_quota << ", wanted " << want_quota;
+  EXPECT_EQ(raised.cpu_shares, (baseline_sched.cpu_shares * uint64_t(want_quota) + 12500) / 25000)
+      << "cpu_shares should scale with the quota from the baseline's " << baseline_sched.cpu_shares;
+  std::cout << "in force: vcpu_quota " << baseline_sched.vcpu_quota << " -> " << raised.vcpu_quota << ", cpu_shares "
+            << baseline_sched.cpu_shares << " -> " << raised.cpu_shares << "\n";
 
   // The wait falls, against the other VMs in the same intervals. The first two intervals after the shift
   // are left out (one straddles it).
@@ -367,21 +317,20 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
     auto* a = m ? reply_of(*m)->body_as_AllocationsReply() : nullptr;
     ASSERT_TRUE(a && a->allocations() && a->allocations()->size() == 1 && a->allocations()->Get(0)->bid_id() == bid);
   }
-  EXPECT_EQ(sched_in_force(sla_name), raised);
+  EXPECT_EQ(bed().sched(0), raised);
 
   // The market stops renewing: at the lease's end (3 s) the agent puts the baseline quota and weight back.
   market->stop();
-  std::pair<long long, long long> back;
+  test::Sched back;
   EXPECT_TRUE(test::wait_until(
       [&] {
-        back = sched_in_force(sla_name);
+        back = bed().sched(0);
         return back == baseline_sched;
       },
       10s))
-      << "after the lease: vcpu_quota " << back.first << ", cpu_shares " << back.second;
+      << "after the lease: vcpu_quota " << back.vcpu_quota << ", cpu_shares " << back.cpu_shares;
   server.stop();
   agent.stop(SIGTERM);
-  for (auto& [name, uuid] : vms) sh(tb + " load " + name + " cpu=0", &st);
 }
 
 }  // namespace

@@ -16,8 +16,8 @@
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
 #include "hostagent/shifter/shift_engine.h"
-#include "tests/e2e/shifter_testbed.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
 
 namespace morph::agent::shifter {
 namespace {
@@ -37,11 +37,14 @@ struct Window {
   double tap_tx_bytes = 0;  // B/s the guest sent
 };
 
-class ShifterClosedLoop : public ::testing::Test {
+class ShifterClosedLoop : public test::OnTestbed<ShifterClosedLoop> {
+ public:
+  static test::BedSpec bed_spec() { return {test::unique_prefix("shift-e2e"), 1, {}, true}; }
+
  protected:
   static void SetUpTestSuite() {
-    bed = new test::ShiftTestbed("e2e");
-    if (!bed->error().empty() || !test::is_root() || !test::bpf_unavailable_reason().empty()) return;
+    OnTestbed::SetUpTestSuite();
+    if (!bed().up()) return;
     auto inv = agent::Inventory::open();
     if (!inv) return setup_failed("inventory: " + inv.error().describe());
     auto vms = (*inv)->list();
@@ -50,22 +53,18 @@ class ShifterClosedLoop : public ::testing::Test {
     if (!p) return setup_failed("KPI probes: " + p.error().describe());
     probes = std::move(p).value().release();
     for (const agent::VmInfo& v : *vms)
-      if (v.name == bed->vm())
+      if (v.name == bed().vm().name)
         if (auto st = probes->add_vm(v); !st) return setup_failed("registering the VM: " + st.error().describe());
-    if (probes->vm_count() != 1) setup_failed("the inventory does not list " + bed->vm());
+    if (probes->vm_count() != 1) setup_failed("the inventory does not list " + bed().vm().name);
   }
   static void TearDownTestSuite() {
     delete probes;
     probes = nullptr;
-    delete bed;
-    bed = nullptr;
+    OnTestbed::TearDownTestSuite();
   }
   static void setup_failed(std::string why) { suite_error = std::move(why); }
 
-  void SetUp() override {
-    MORPH_REQUIRE_ROOT();
-    MORPH_REQUIRE_BPF();
-    MORPH_REQUIRE(bed->error());
+  void SetUpOnBed() override {
     ASSERT_TRUE(suite_error.empty()) << suite_error;
     ASSERT_NE(probes, nullptr);
     auto p = NetPolicer::open({.pin_dir = ""});
@@ -84,20 +83,19 @@ class ShifterClosedLoop : public ::testing::Test {
     engine = std::make_unique<ShiftEngine>(
         *mech, [] { return WallClock::now(); }, ShiftEngine::Options{});
   }
-  void TearDown() override {
+  void TearDownOnBed() override {
     if (engine) engine->controller_lost();  // back to baseline whatever happened
     if (probes) probes->set_policer_source(nullptr);
-    if (bed && bed->error().empty()) bed->load("cpu=0 disk_read=0 disk_write=0 net_tx=0 net_rx=0");
   }
 
   // The agent's KPIs (one read at each end, as its interval does) and libvirt's counters, bracketed.
   static Window measure(std::chrono::milliseconds span) {
     Window w;
     EXPECT_TRUE(probes->read());  // start of the window
-    const uint64_t vcpu0 = bed->vcpu_time_ns(), rd0 = bed->disk_read_reqs(), tx0 = bed->tap_rx_bytes();
+    const uint64_t vcpu0 = bed().vcpu_time_ns(), rd0 = bed().disk_read_reqs(), tx0 = bed().tap_rx_bytes();
     const auto t0 = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(span);
-    const uint64_t vcpu1 = bed->vcpu_time_ns(), rd1 = bed->disk_read_reqs(), tx1 = bed->tap_rx_bytes();
+    const uint64_t vcpu1 = bed().vcpu_time_ns(), rd1 = bed().disk_read_reqs(), tx1 = bed().tap_rx_bytes();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     auto k = probes->read();
     w.vcpu_pct = static_cast<double>(vcpu1 - vcpu0) / sec / 1e7;
@@ -113,11 +111,24 @@ class ShifterClosedLoop : public ::testing::Test {
     return w;
   }
 
-  ShiftOutcome shift(std::vector<Adjustment> adj, std::chrono::milliseconds lease = 60s) {
-    return engine->shift({++next_id, bed->vm(), std::move(adj), lease});
+  // The guest under `targets`, 2 s to settle, then a window of `span`.
+  static void measure_under(const std::string& targets, std::chrono::milliseconds span, Window* w) {
+    ASSERT_TRUE(bed().load(targets));
+    std::this_thread::sleep_for(2s);
+    *w = measure(span);
+  }
+  // `adj` shifted (what it answered in *out), 1 s for it to take effect, then a window of `span`.
+  void shift_and_measure(std::vector<Adjustment> adj, std::chrono::milliseconds span, ShiftOutcome* out, Window* w) {
+    *out = shift(std::move(adj));
+    ASSERT_TRUE(out->ok()) << out->error->what();
+    std::this_thread::sleep_for(1s);
+    *w = measure(span);
   }
 
-  static inline test::ShiftTestbed* bed = nullptr;
+  ShiftOutcome shift(std::vector<Adjustment> adj, std::chrono::milliseconds lease = 60s) {
+    return engine->shift({++next_id, bed().vm().name, std::move(adj), lease});
+  }
+
   static inline agent::KpiProbes* probes = nullptr;
   static inline std::string suite_error;
   std::unique_ptr<NetPolicer> policer;
@@ -127,20 +138,15 @@ class ShifterClosedLoop : public ::testing::Test {
 };
 
 TEST_F(ShifterClosedLoop, CpuCapHoldsTwentyPercentWithinTwoSecondsAndRaisingRestores) {
-  ASSERT_TRUE(bed->load("cpu=100"));
-  std::this_thread::sleep_for(2s);
-  const Window before = measure(1000ms);
-  ShiftOutcome out = shift({{Resource::cpu, 200, {}}});
-  ASSERT_TRUE(out.ok()) << out.error->what();
+  Window before, capped, restored;
+  ShiftOutcome out;
+  ASSERT_NO_FATAL_FAILURE(measure_under("cpu=100", 1000ms, &before));
+  // Capped: the second second after the shift.
+  ASSERT_NO_FATAL_FAILURE(shift_and_measure({{Resource::cpu, 200, {}}}, 1000ms, &out, &capped));
   EXPECT_EQ(out.in_force.vcpu_quota_us, 20000);
   EXPECT_EQ(out.in_force.vcpu_period_us, 100000u);
-  std::this_thread::sleep_for(1s);
-  const Window capped = measure(1000ms);  // the second second after the shift
-  out = shift({{Resource::cpu, 1000, {}}});
-  ASSERT_TRUE(out.ok()) << out.error->what();
+  ASSERT_NO_FATAL_FAILURE(shift_and_measure({{Resource::cpu, 1000, {}}}, 1000ms, &out, &restored));
   EXPECT_EQ(out.in_force.cpu_millicores, 1000);
-  std::this_thread::sleep_for(1s);
-  const Window restored = measure(1000ms);
   std::cout << "on-CPU % (agent's cpu_run_ns, whole VM / libvirt's vCPU time): before " << before.cpu_pct << " / "
             << before.vcpu_pct << ", capped at 200 mc " << capped.cpu_pct << " / " << capped.vcpu_pct
             << ", after raising to 1000 mc " << restored.cpu_pct << " / " << restored.vcpu_pct << "\n";
@@ -151,19 +157,13 @@ TEST_F(ShifterClosedLoop, CpuCapHoldsTwentyPercentWithinTwoSecondsAndRaisingRest
 }
 
 TEST_F(ShifterClosedLoop, NetOutLimitHoldsTransmitRateWithinFivePercentAndRemovingRestores) {
-  ASSERT_TRUE(bed->load("net_tx=4M"));
-  std::this_thread::sleep_for(2s);
-  const Window before = measure(1000ms);
-  ShiftOutcome out = shift({{Resource::net_out_kbps, 10000, {}}});
-  ASSERT_TRUE(out.ok()) << out.error->what();
+  Window before, limited, lifted;
+  ShiftOutcome out;
+  ASSERT_NO_FATAL_FAILURE(measure_under("net_tx=4M", 1000ms, &before));
+  ASSERT_NO_FATAL_FAILURE(shift_and_measure({{Resource::net_out_kbps, 10000, {}}}, 3000ms, &out, &limited));
   EXPECT_EQ(out.in_force.net_out_kbps, 10000u);
-  std::this_thread::sleep_for(1s);
-  const Window limited = measure(3000ms);
-  out = shift({{Resource::net_out_kbps, 0, {}}});
-  ASSERT_TRUE(out.ok()) << out.error->what();
+  ASSERT_NO_FATAL_FAILURE(shift_and_measure({{Resource::net_out_kbps, 0, {}}}, 2000ms, &out, &lifted));
   EXPECT_EQ(out.in_force.net_out_kbps, 0u);
-  std::this_thread::sleep_for(1s);
-  const Window lifted = measure(2000ms);
   const double limit = 10000.0 * 1000 / 8;
   std::cout << "guest tx B/s (agent's net_tx_bytes sent / delivered; libvirt's sent): before " << before.net_tx_bytes
             << " / " << before.net_tx_delivered << "; " << before.tap_tx_bytes << "\n  under a " << limit
@@ -181,16 +181,13 @@ TEST_F(ShifterClosedLoop, NetOutLimitHoldsTransmitRateWithinFivePercentAndRemovi
 }
 
 TEST_F(ShifterClosedLoop, DiskIopsLimitHoldsWithinTenPercent) {
-  ASSERT_TRUE(bed->load("disk_read=64M"));
-  std::this_thread::sleep_for(2s);
-  const Window before = measure(2000ms);
+  Window before, limited;
+  ShiftOutcome out;
+  ASSERT_NO_FATAL_FAILURE(measure_under("disk_read=64M", 2000ms, &before));
   // Half of what the guest manages unthrottled (TCG guests differ from run to run), at least 10 ops/s.
   const auto kLimit = std::max<int64_t>(10, static_cast<int64_t>(before.blk_read_ops / 2));
-  ShiftOutcome out = shift({{Resource::disk_iops, kLimit, {}}});
-  ASSERT_TRUE(out.ok()) << out.error->what();
+  ASSERT_NO_FATAL_FAILURE(shift_and_measure({{Resource::disk_iops, kLimit, {}}}, 3000ms, &out, &limited));
   EXPECT_EQ(out.in_force.disk_iops, static_cast<uint64_t>(kLimit));
-  std::this_thread::sleep_for(1s);
-  const Window limited = measure(3000ms);
   std::cout << "disk read ops/s (agent's blk_read_ops / libvirt's rd_req): before " << before.blk_read_ops << " / "
             << before.rd_req << ", under a " << kLimit << " IOPS limit " << limited.blk_read_ops << " / "
             << limited.rd_req << "\n";
@@ -201,7 +198,7 @@ TEST_F(ShifterClosedLoop, DiskIopsLimitHoldsWithinTenPercent) {
 }
 
 TEST_F(ShifterClosedLoop, UnrenewedLeaseRevertsToBaselineWithinLeasePlusOneSecond) {
-  auto vm = mech->resolve(bed->vm());
+  auto vm = mech->resolve(bed().vm().name);
   ASSERT_TRUE(vm.ok());
   auto baseline = mech->read(*vm);
   ASSERT_TRUE(baseline.ok());

@@ -19,8 +19,8 @@
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/shift_engine.h"
 #include "hostagent/shifter/storage_tier.h"
-#include "tests/e2e/shifter_testbed.h"
 #include "tests/support/requirements.h"
+#include "tests/support/testbed.h"
 
 namespace morph::agent::shifter {
 namespace {
@@ -36,10 +36,10 @@ double ms_since(SteadyClock::time_point t) {
 // libvirt's rd_bytes of the VM's disk every 100 ms, on a thread of its own.
 class ReadSampler {
  public:
-  ReadSampler(virConnectPtr conn, std::string vm) : conn_(conn), vm_(std::move(vm)) {
+  explicit ReadSampler(const test::Testbed& bed) : bed_(bed) {
     thread_ = std::thread([this] {
       while (!stop_) {
-        const uint64_t b = rd_bytes();
+        const uint64_t b = bed_.disk_read_bytes();
         {
           std::lock_guard lock(mu_);
           samples_.push_back({SteadyClock::now(), b});
@@ -52,14 +52,6 @@ class ReadSampler {
   void stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-  }
-  uint64_t rd_bytes() const {
-    virDomainPtr d = virDomainLookupByName(conn_, vm_.c_str());
-    if (d == nullptr) return 0;
-    virDomainBlockStatsStruct s{};
-    virDomainBlockStats(d, "vda", &s, sizeof s);
-    virDomainFree(d);
-    return s.rd_bytes > 0 ? static_cast<uint64_t>(s.rd_bytes) : 0;
   }
   // Longest time rd_bytes stood still between samples, in ms.
   double longest_stall_ms() const {
@@ -95,33 +87,26 @@ class ReadSampler {
     SteadyClock::time_point at;
     uint64_t bytes;
   };
-  virConnectPtr conn_;
-  std::string vm_;
+  const test::Testbed& bed_;
   mutable std::mutex mu_;
   std::vector<Sample> samples_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
-class ShifterStorageTier : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { bed = new test::ShiftTestbed("tier"); }
-  static void TearDownTestSuite() {
-    delete bed;
-    bed = nullptr;
-  }
+class ShifterStorageTier : public test::OnTestbed<ShifterStorageTier> {
+ public:
+  static test::BedSpec bed_spec() { return {test::unique_prefix("shift-tier")}; }
 
-  void SetUp() override {
-    MORPH_REQUIRE_ROOT();
-    MORPH_REQUIRE(bed->error());
+ protected:
+  void SetUpOnBed() override {
     connect({});
-    pool = "/var/lib/morph-testbed/" + bed->prefix();
-    console = pool + "/logs/" + bed->vm() + ".console.log";
-    ASSERT_TRUE(bed->load("disk_read=2M"));
+    pool = bed().dir();
+    console = bed().vm().console;
+    ASSERT_TRUE(bed().load("disk_read=2M"));
   }
-  void TearDown() override {
+  void TearDownOnBed() override {
     if (engine) engine->controller_lost();  // back to the standard pool whatever happened
-    if (bed && bed->error().empty()) bed->load("cpu=0 disk_read=0 disk_write=0 net_tx=0 net_rx=0");
   }
 
   void connect(LibvirtMechanisms::Options opt) {
@@ -134,11 +119,11 @@ class ShifterStorageTier : public ::testing::Test {
   }
 
   ShiftOutcome shift(int64_t tier, std::chrono::milliseconds lease = 120s) {
-    return engine->shift({++next_id, bed->vm(), {{Resource::storage_tier, tier, {}}}, lease});
+    return engine->shift({++next_id, bed().vm().name, {{Resource::storage_tier, tier, {}}}, lease});
   }
 
   std::string source(unsigned flags = 0) const {
-    virDomainPtr d = virDomainLookupByName(bed->conn(), bed->vm().c_str());
+    virDomainPtr d = virDomainLookupByName(bed().conn(), bed().vm().name.c_str());
     if (d == nullptr) return "no domain";
     char* raw = virDomainGetXMLDesc(d, flags);
     virDomainFree(d);
@@ -147,6 +132,23 @@ class ShifterStorageTier : public ::testing::Test {
     free(raw);  // NOLINT(cppcoreguidelines-no-malloc)
     auto disk = find_disk(xml, "vda");
     return disk ? disk->source : disk.error().what();
+  }
+
+  // One move of the disk to `tier` through the engine, timed: in force as asked, and the disk's source `path` in
+  // the live and the persistent definition.
+  struct TimedMove {
+    SteadyClock::time_point start, done;
+    double ms = 0;
+  };
+  void move_to(int64_t tier, const std::string& path, TimedMove* m) {
+    m->start = SteadyClock::now();
+    ShiftOutcome out = shift(tier);
+    m->ms = ms_since(m->start);
+    ASSERT_TRUE(out.ok()) << out.error->what();
+    m->done = SteadyClock::now();
+    EXPECT_EQ(out.in_force.storage_tier, tier);
+    EXPECT_EQ(source(), path);
+    EXPECT_EQ(source(VIR_DOMAIN_XML_INACTIVE), path) << "a restart must boot from the copy";
   }
 
   // Lines of the guest's serial log that report a disk error (kernel or morph-load).
@@ -160,7 +162,6 @@ class ShifterStorageTier : public ::testing::Test {
     return out;
   }
 
-  static inline test::ShiftTestbed* bed = nullptr;
   std::unique_ptr<LibvirtMechanisms> mech;
   std::unique_ptr<ShiftEngine> engine;
   std::string pool, console;
@@ -169,43 +170,29 @@ class ShifterStorageTier : public ::testing::Test {
 
 TEST_F(ShifterStorageTier, DiskMovesToFastAndBackWhileTheGuestReads) {
   std::this_thread::sleep_for(3s);  // the reader gets going
-  ReadSampler reads(bed->conn(), bed->vm());
+  ReadSampler reads(bed());
   const std::string original = source();
-  ASSERT_EQ(original, pool + "/standard/" + bed->vm() + ".raw");
+  ASSERT_EQ(original, pool + "/standard/" + bed().vm().name + ".raw");
   std::this_thread::sleep_for(1500ms);
 
-  const auto t_fast = SteadyClock::now();
-  ShiftOutcome out = shift(kTierFast);
-  const double to_fast_ms = ms_since(t_fast);
-  ASSERT_TRUE(out.ok()) << out.error->what();
-  const auto fast_done = SteadyClock::now();
-  EXPECT_EQ(out.in_force.storage_tier, kTierFast);
-  const std::string fast_copy = pool + "/fast/" + bed->vm() + "-vda.raw";
-  EXPECT_EQ(source(), fast_copy);
-  EXPECT_EQ(source(VIR_DOMAIN_XML_INACTIVE), fast_copy) << "a restart must boot from the copy";
+  const std::string fast_copy = pool + "/fast/" + bed().vm().name + "-vda.raw";
+  TimedMove to_fast, back;
+  ASSERT_NO_FATAL_FAILURE(move_to(kTierFast, fast_copy, &to_fast));
   EXPECT_FALSE(fs::exists(original)) << "the old file is removed after the pivot";
   EXPECT_TRUE(fs::exists(fast_copy));
   std::this_thread::sleep_for(2s);
 
-  const auto t_back = SteadyClock::now();
-  out = shift(kTierStandard);
-  const double to_standard_ms = ms_since(t_back);
-  ASSERT_TRUE(out.ok()) << out.error->what();
-  const auto back_done = SteadyClock::now();
-  EXPECT_EQ(out.in_force.storage_tier, kTierStandard);
-  const std::string standard_copy = pool + "/standard/" + bed->vm() + "-vda.raw";
-  EXPECT_EQ(source(), standard_copy);
-  EXPECT_EQ(source(VIR_DOMAIN_XML_INACTIVE), standard_copy);
+  ASSERT_NO_FATAL_FAILURE(move_to(kTierStandard, pool + "/standard/" + bed().vm().name + "-vda.raw", &back));
   EXPECT_FALSE(fs::exists(fast_copy)) << "the fast pool's RAM is given back";
   std::this_thread::sleep_for(2s);
   reads.stop();
 
   const double stall = reads.longest_stall_ms();
-  const uint64_t during_fast = reads.read_between(t_fast, fast_done + 1s);
-  const uint64_t on_fast = reads.read_between(fast_done, t_back);
-  const uint64_t during_back = reads.read_between(t_back, back_done + 1s);
-  const uint64_t after = reads.read_between(back_done, SteadyClock::now());
-  std::cout << "storage move to fast " << to_fast_ms << " ms, back to standard " << to_standard_ms
+  const uint64_t during_fast = reads.read_between(to_fast.start, to_fast.done + 1s);
+  const uint64_t on_fast = reads.read_between(to_fast.done, back.start);
+  const uint64_t during_back = reads.read_between(back.start, back.done + 1s);
+  const uint64_t after = reads.read_between(back.done, SteadyClock::now());
+  std::cout << "storage move to fast " << to_fast.ms << " ms, back to standard " << back.ms
             << " ms (shift() wall time, 256 MiB disk with 64 MiB allocated, TCG guest reading 2 MiB/s)\n"
             << "guest reads: " << during_fast << " B in the move to fast (+1 s), " << on_fast << " B on fast, "
             << during_back << " B in the move back (+1 s), " << after << " B after; longest stall " << stall << " ms\n";
@@ -219,12 +206,12 @@ TEST_F(ShifterStorageTier, DiskMovesToFastAndBackWhileTheGuestReads) {
 
 TEST_F(ShifterStorageTier, CopyAndPivotTimesOverThreeRoundTrips) {
   std::this_thread::sleep_for(1s);
-  virDomainPtr dom = virDomainLookupByName(bed->conn(), bed->vm().c_str());
+  virDomainPtr dom = virDomainLookupByName(bed().conn(), bed().vm().name.c_str());
   ASSERT_NE(dom, nullptr);
   LibvirtBlockCopy ops(dom, 0);
   for (int round = 0; round < 3; ++round) {
     for (int64_t tier : {kTierFast, kTierStandard}) {
-      auto mv = move_disk_to_tier(ops, bed->vm(), "vda", tier, {}, {});
+      auto mv = move_disk_to_tier(ops, bed().vm().name, "vda", tier, {}, {});
       ASSERT_TRUE(mv.ok()) << mv.error().what();
       EXPECT_TRUE(mv->moved());
       EXPECT_TRUE(mv->warning.empty()) << mv->warning;
@@ -259,7 +246,7 @@ TEST_F(ShifterStorageTier, CopyThatMissesItsDeadlineIsCancelledAndTheGuestKeepsI
   opt.storage_move.bandwidth_bytes_per_s = 1u << 20;
   connect(opt);
   const std::string before = source();
-  ReadSampler reads(bed->conn(), bed->vm());
+  ReadSampler reads(bed());
   const auto t0 = SteadyClock::now();
   ShiftOutcome out = shift(kTierFast);
   const double failed_after_ms = ms_since(t0);

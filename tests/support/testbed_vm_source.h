@@ -1,7 +1,7 @@
 #pragma once
 // PrefixVmSource: the inventory's VMs and lifecycle events restricted to one test bed's name prefix, so the
 // KPI e2e test and the agent-cost benchmark register (and put tc filters on) their own VMs only, never the
-// VMs other people run on the same host.
+// VMs other people run on the same host. Header-only: its users link morph_probes.
 
 #include <memory>
 #include <string>
