@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <libvirt/libvirt.h>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "hostagent/inventory/inventory.h"
 #include "hostagent/inventory/libvirt_counters.h"
 
@@ -76,32 +80,32 @@ TEST(LibvirtCounters, AbsentSectionsStayEmpty) {
 }
 
 TEST(LifecycleEventKind, MapsLibvirtEvents) {
-  struct Row {
-    int event, detail;
-    bool reported;
-    VmEventKind kind;
+  // Per libvirt event: its details and the kind each is reported as (nullopt: not reported).
+  using Details = std::vector<std::pair<int, std::optional<VmEventKind>>>;
+  const std::vector<std::pair<int, Details>> events = {
+      {VIR_DOMAIN_EVENT_STARTED,
+       {{VIR_DOMAIN_EVENT_STARTED_BOOTED, VmEventKind::started},
+        {VIR_DOMAIN_EVENT_STARTED_RESTORED, VmEventKind::started},
+        {VIR_DOMAIN_EVENT_STARTED_MIGRATED, VmEventKind::migrated_in}}},
+      {VIR_DOMAIN_EVENT_STOPPED,
+       {{VIR_DOMAIN_EVENT_STOPPED_DESTROYED, VmEventKind::stopped},
+        {VIR_DOMAIN_EVENT_STOPPED_FAILED, VmEventKind::stopped},
+        {VIR_DOMAIN_EVENT_STOPPED_MIGRATED, VmEventKind::migrated_out}}},
+      {VIR_DOMAIN_EVENT_SUSPENDED, {{VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, VmEventKind::suspended}}},
+      {VIR_DOMAIN_EVENT_RESUMED, {{VIR_DOMAIN_EVENT_RESUMED_MIGRATED, VmEventKind::resumed}}},
+      {VIR_DOMAIN_EVENT_DEFINED, {{VIR_DOMAIN_EVENT_DEFINED_UPDATED, VmEventKind::defined}}},
+      {VIR_DOMAIN_EVENT_UNDEFINED, {{VIR_DOMAIN_EVENT_UNDEFINED_REMOVED, VmEventKind::undefined}}},
+      {VIR_DOMAIN_EVENT_SHUTDOWN, {{VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED, std::nullopt}}},
+      {VIR_DOMAIN_EVENT_CRASHED, {{VIR_DOMAIN_EVENT_CRASHED_PANICKED, std::nullopt}}},
   };
-  const Row rows[] = {
-      {VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_BOOTED, true, VmEventKind::started},
-      {VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_RESTORED, true, VmEventKind::started},
-      {VIR_DOMAIN_EVENT_STARTED, VIR_DOMAIN_EVENT_STARTED_MIGRATED, true, VmEventKind::migrated_in},
-      {VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_DESTROYED, true, VmEventKind::stopped},
-      {VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_FAILED, true, VmEventKind::stopped},
-      {VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_MIGRATED, true, VmEventKind::migrated_out},
-      {VIR_DOMAIN_EVENT_SUSPENDED, VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED, true, VmEventKind::suspended},
-      {VIR_DOMAIN_EVENT_RESUMED, VIR_DOMAIN_EVENT_RESUMED_MIGRATED, true, VmEventKind::resumed},
-      {VIR_DOMAIN_EVENT_DEFINED, VIR_DOMAIN_EVENT_DEFINED_UPDATED, true, VmEventKind::defined},
-      {VIR_DOMAIN_EVENT_UNDEFINED, VIR_DOMAIN_EVENT_UNDEFINED_REMOVED, true, VmEventKind::undefined},
-      {VIR_DOMAIN_EVENT_SHUTDOWN, VIR_DOMAIN_EVENT_SHUTDOWN_FINISHED, false, VmEventKind::started},
-      {VIR_DOMAIN_EVENT_CRASHED, VIR_DOMAIN_EVENT_CRASHED_PANICKED, false, VmEventKind::started},
-  };
-  for (const Row& r : rows) {
-    VmEventKind k = VmEventKind::started;
-    EXPECT_EQ(lifecycle_event_kind(r.event, r.detail, k), r.reported) << r.event << "/" << r.detail;
-    if (r.reported) {
-      EXPECT_EQ(k, r.kind) << r.event << "/" << r.detail << " → " << vm_event_kind_name(k);
+  for (const auto& [event, details] : events)
+    for (const auto& [detail, want] : details) {
+      VmEventKind k = VmEventKind::started;
+      EXPECT_EQ(lifecycle_event_kind(event, detail, k), want.has_value()) << event << "/" << detail;
+      if (want) {
+        EXPECT_EQ(k, *want) << event << "/" << detail << " → " << vm_event_kind_name(k);
+      }
     }
-  }
 }
 
 }  // namespace

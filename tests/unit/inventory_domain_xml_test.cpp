@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "hostagent/inventory/domain_xml.h"
+#include "tests/support/files.h"
 #include "tests/support/requirements.h"
 
 namespace morph::agent {
@@ -13,11 +14,34 @@ namespace {
 
 std::string fixture(const std::string& name) {
   const std::string path = test::source_dir() + "/tests/fixtures/domains/" + name;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "missing fixture " << path;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  EXPECT_TRUE(std::ifstream(path).good()) << "missing fixture " << path;
+  return test::slurp(path);
+}
+
+// The sizes the parser read: vCPUs online and at most, memory now, at most and with hotplug (KiB).
+void expect_sizes(const DomainXml& r, uint32_t vcpus, uint32_t max_vcpus, uint64_t memory_kib, uint64_t max_memory_kib,
+                  uint64_t hotplug_max_memory_kib) {
+  EXPECT_EQ(r.vm.baseline.vcpus, vcpus);
+  EXPECT_EQ(r.max_vcpus, max_vcpus);
+  EXPECT_EQ(r.vm.baseline.memory_kib, memory_kib);
+  EXPECT_EQ(r.vm.baseline.max_memory_kib, max_memory_kib);
+  EXPECT_EQ(r.hotplug_max_memory_kib, hotplug_max_memory_kib);
+}
+
+// A tap as the parser reports it (not resolved on this host: ifindex 0).
+void expect_tap(const VmTap& t, const std::string& dev, const std::string& mac) {
+  EXPECT_EQ(t.dev, dev);
+  EXPECT_EQ(t.mac, mac) << dev;
+  EXPECT_EQ(t.ifindex, 0u) << dev;
+}
+
+// A disk as the parser reports it.
+void expect_disk(const VmDisk& d, const std::string& target, const std::string& source, const std::string& format,
+                 const std::string& cache) {
+  EXPECT_EQ(d.target, target);
+  EXPECT_EQ(d.source, source) << target;
+  EXPECT_EQ(d.format, format) << target;
+  EXPECT_EQ(d.cache, cache) << target;
 }
 
 TEST(DomainXml, RunningEthernetRawDisk) {
@@ -31,20 +55,11 @@ TEST(DomainXml, RunningEthernetRawDisk) {
   EXPECT_EQ(vm.cgroup_id, 0u);
   EXPECT_EQ(vm.ownership.owner, "tenant-a");
   EXPECT_EQ(vm.ownership.sla_class, "gold");
-  EXPECT_EQ(vm.baseline.vcpus, 2u);
-  EXPECT_EQ(r->max_vcpus, 2u);
-  EXPECT_EQ(vm.baseline.memory_kib, 131072u);
-  EXPECT_EQ(vm.baseline.max_memory_kib, 131072u);
-  EXPECT_EQ(r->hotplug_max_memory_kib, 0u);
+  expect_sizes(*r, 2, 2, 131072, 131072, 0);
   ASSERT_EQ(vm.taps.size(), 1u);
-  EXPECT_EQ(vm.taps[0].dev, "vnet0");
-  EXPECT_EQ(vm.taps[0].mac, "52:54:00:aa:bb:01");
-  EXPECT_EQ(vm.taps[0].ifindex, 0u);
+  expect_tap(vm.taps[0], "vnet0", "52:54:00:aa:bb:01");
   ASSERT_EQ(vm.disks.size(), 1u);
-  EXPECT_EQ(vm.disks[0].target, "vda");
-  EXPECT_EQ(vm.disks[0].source, "/tmp/invtest/disk.raw");
-  EXPECT_EQ(vm.disks[0].format, "raw");
-  EXPECT_EQ(vm.disks[0].cache, "none");
+  expect_disk(vm.disks[0], "vda", "/tmp/invtest/disk.raw", "raw", "none");
 }
 
 TEST(DomainXml, RunningBridgeNetworkBlockQcow2) {
@@ -55,27 +70,15 @@ TEST(DomainXml, RunningBridgeNetworkBlockQcow2) {
   // The morph namespace wins over another namespace's <owner> in the same <metadata>.
   EXPECT_EQ(vm.ownership.owner, "tenant-b");
   EXPECT_EQ(vm.ownership.sla_class, "best-effort");
-  EXPECT_EQ(vm.baseline.vcpus, 1u);  // current='1'
-  EXPECT_EQ(r->max_vcpus, 3u);
-  EXPECT_EQ(vm.baseline.memory_kib, 262144u);
-  EXPECT_EQ(vm.baseline.max_memory_kib, 262144u);
-  EXPECT_EQ(r->hotplug_max_memory_kib, 1048576u);
+  expect_sizes(*r, 1, 3, 262144, 262144, 1048576);  // 1 vCPU: current='1'
   // type='bridge' and type='network' (live XML shows it as bridge + source network); type='user' has no tap.
   ASSERT_EQ(vm.taps.size(), 2u);
-  EXPECT_EQ(vm.taps[0].dev, "vnet1");
-  EXPECT_EQ(vm.taps[0].mac, "52:54:00:aa:bb:02");
-  EXPECT_EQ(vm.taps[1].dev, "vnet2");
-  EXPECT_EQ(vm.taps[1].mac, "52:54:00:aa:bb:03");
+  expect_tap(vm.taps[0], "vnet1", "52:54:00:aa:bb:02");
+  expect_tap(vm.taps[1], "vnet2", "52:54:00:aa:bb:03");
   // The empty cdrom is left out.
   ASSERT_EQ(vm.disks.size(), 2u);
-  EXPECT_EQ(vm.disks[0].target, "vda");
-  EXPECT_EQ(vm.disks[0].source, "/tmp/invtest/disk2.qcow2");
-  EXPECT_EQ(vm.disks[0].format, "qcow2");
-  EXPECT_EQ(vm.disks[0].cache, "writeback");
-  EXPECT_EQ(vm.disks[1].target, "vdb");
-  EXPECT_EQ(vm.disks[1].source, "/dev/loop0");
-  EXPECT_EQ(vm.disks[1].format, "raw");
-  EXPECT_EQ(vm.disks[1].cache, "directsync");
+  expect_disk(vm.disks[0], "vda", "/tmp/invtest/disk2.qcow2", "qcow2", "writeback");
+  expect_disk(vm.disks[1], "vdb", "/dev/loop0", "raw", "directsync");
 }
 
 TEST(DomainXml, InactiveDomainHasNoIdAndNoTapNames) {

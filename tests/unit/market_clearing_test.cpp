@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -18,91 +19,116 @@ constexpr auto kNone = FailureReason::none;
 constexpr auto kNoCap = FailureReason::no_capacity;
 constexpr auto kBelow = FailureReason::price_below_market;
 
-// Example 1: one tier, the highest losing bid sets the price.
-TEST(MarketExamples, E1_UniformPriceIsHighestLosingBid) {
-  OneHostMarket m(1000);
-  m.bid("A", "improve", 400, 100, 50);
-  m.bid("B", "improve", 400, 0, 40);
-  m.bid("C", "improve", 300, 100, 30);
-  m.bid("D", "improve", 200, 0, 20);
+// Examples 1-4 are single ticks: one row a bid, in the order submitted (min_fill 0: all or nothing), with
+// what it must get: its fill, its charge for the tick and why it failed, if it did.
+struct SingleTickBid {
+  const char* example;
+  const char* bid;
+  const char* tier;
+  int64_t quantity, min_fill;
+  Micros max_price;
+  int64_t fill;
+  Micros charge;
+  FailureReason reason;
+};
+const SingleTickBid kSingleTick[] = {
+    // Example 1: one tier, the highest losing bid sets the price.
+    {"E1", "A", "improve", 400, 100, 50, 400, 12000, kNone},
+    {"E1", "B", "improve", 400, 0, 40, 400, 12000, kNone},
+    {"E1", "C", "improve", 300, 100, 30, 200, 6000, kNone},
+    {"E1", "D", "improve", 200, 0, 20, 0, 0, kBelow},
+    // Example 2: tiers are served in order whatever the prices; each tier has its own price.
+    {"E2", "S1", "sla", 600, 0, 15, 600, 6000, kNone},
+    {"E2", "I1", "improve", 500, 100, 80, 400, 32000, kNone},
+    {"E2", "I2", "improve", 300, 0, 60, 0, 0, kBelow},
+    {"E2", "P1", "speculative", 200, 1, 90, 0, 0, kNoCap},
+    // Example 3: equal prices — the earlier bid is served first; the partly filled one sets the price.
+    {"E3", "A", "improve", 300, 100, 40, 300, 12000, kNone},
+    {"E3", "B", "improve", 300, 100, 40, 200, 8000, kNone},
+    {"E3", "C", "improve", 100, 0, 30, 0, 0, kBelow},
+    // Example 4: a bid that cannot reach its min_fill is skipped; it pushes the price only up to the
+    // lowest winner's price.
+    {"E4", "A", "improve", 300, 0, 40, 300, 7500, kNone},
+    {"E4", "B", "improve", 300, 0, 40, 0, 0, kNoCap},
+    {"E4", "C", "improve", 200, 0, 25, 200, 5000, kNone},
+};
+
+// Submits the example's bids to `m`, runs one tick, and checks each bid's fill, charge and failure.
+void expect_single_tick(OneHostMarket& m, const std::string& example) {
+  for (const auto& b : kSingleTick)
+    if (b.example == example) m.bid(b.bid, b.tier, b.quantity, b.min_fill, b.max_price);
   m.tick();
-  EXPECT_EQ(m.fill("A"), 400);
-  EXPECT_EQ(m.fill("B"), 400);
-  EXPECT_EQ(m.fill("C"), 200);
-  EXPECT_EQ(m.fill("D"), 0);
-  EXPECT_EQ(m.price(Tier::improve), 30);
-  EXPECT_EQ(m.charge("A"), 12000);
-  EXPECT_EQ(m.charge("B"), 12000);
-  EXPECT_EQ(m.charge("C"), 6000);
-  EXPECT_EQ(m.reason("D"), kBelow);
+  for (const auto& b : kSingleTick)
+    if (b.example == example) {
+      EXPECT_EQ(m.fill(b.bid), b.fill) << example << " bid " << b.bid;
+      EXPECT_EQ(m.charge(b.bid), b.charge) << example << " bid " << b.bid;
+      EXPECT_EQ(m.reason(b.bid), b.reason) << example << " bid " << b.bid;
+    }
 }
 
-// Example 2: tiers are served in order whatever the prices; each tier has its own price.
+TEST(MarketExamples, E1_UniformPriceIsHighestLosingBid) {
+  OneHostMarket m(1000);
+  expect_single_tick(m, "E1");
+  EXPECT_EQ(m.price(Tier::improve), 30);
+}
+
 TEST(MarketExamples, E2_TiersServedInOrder) {
   MarketConfig c = OneHostMarket::default_config();
   c.reserve[static_cast<size_t>(Resource::cpu)] = {10, 5, 1};
   OneHostMarket m(1000, c);
-  m.bid("S1", "sla", 600, 0, 15);
-  m.bid("I1", "improve", 500, 100, 80);
-  m.bid("I2", "improve", 300, 0, 60);
-  m.bid("P1", "speculative", 200, 1, 90);
-  m.tick();
-  EXPECT_EQ(m.fill("S1"), 600);
-  EXPECT_EQ(m.fill("I1"), 400);
-  EXPECT_EQ(m.fill("I2"), 0);
-  EXPECT_EQ(m.fill("P1"), 0);
+  expect_single_tick(m, "E2");
   EXPECT_EQ(m.price(Tier::sla), 10);
   EXPECT_EQ(m.price(Tier::improve), 80);
   EXPECT_EQ(m.price(Tier::speculative), 1);
-  EXPECT_EQ(m.charge("S1"), 6000);
-  EXPECT_EQ(m.charge("I1"), 32000);
-  EXPECT_EQ(m.reason("I2"), kBelow);
-  EXPECT_EQ(m.reason("P1"), kNoCap);
 }
 
-// Example 3: equal prices — the earlier bid is served first; the partly filled one sets the price.
 TEST(MarketExamples, E3_TiesGoToTheEarlierBid) {
   OneHostMarket m(500);
-  m.bid("A", "improve", 300, 100, 40);
-  m.bid("B", "improve", 300, 100, 40);
-  m.bid("C", "improve", 100, 0, 30);
-  m.tick();
-  EXPECT_EQ(m.fill("A"), 300);
-  EXPECT_EQ(m.fill("B"), 200);
-  EXPECT_EQ(m.fill("C"), 0);
+  expect_single_tick(m, "E3");
   EXPECT_EQ(m.price(Tier::improve), 40);
-  EXPECT_EQ(m.charge("A"), 12000);
-  EXPECT_EQ(m.charge("B"), 8000);
-  EXPECT_EQ(m.reason("C"), kBelow);
 }
 
-// Example 4: a bid that cannot reach its min_fill is skipped; it pushes the price only up to the
-// lowest winner's price.
 TEST(MarketExamples, E4_MinFillLoserIsCappedAtLowestWinner) {
   OneHostMarket m(500);
-  m.bid("A", "improve", 300, 0, 40);
-  m.bid("B", "improve", 300, 0, 40);
-  m.bid("C", "improve", 200, 0, 25);
-  m.tick();
-  EXPECT_EQ(m.fill("A"), 300);
-  EXPECT_EQ(m.fill("B"), 0);
-  EXPECT_EQ(m.fill("C"), 200);
+  expect_single_tick(m, "E4");
   EXPECT_EQ(m.price(Tier::improve), 25);
-  EXPECT_EQ(m.charge("A"), 7500);
-  EXPECT_EQ(m.charge("C"), 5000);
-  EXPECT_EQ(m.reason("B"), kNoCap);
+}
+
+// The default configuration with one change.
+MarketConfig config_with(const std::function<void(MarketConfig&)>& change) {
+  MarketConfig c = OneHostMarket::default_config();
+  change(c);
+  return c;
+}
+
+// After a tick: `bid` holds `fill` and is charged `charge` for it.
+void expect_holds(const OneHostMarket& m, const std::string& bid, int64_t fill, Micros charge) {
+  EXPECT_EQ(m.fill(bid), fill) << bid;
+  EXPECT_EQ(m.charge(bid), charge) << bid;
+}
+
+// Examples 5 and 7 start alike: A alone has all 100 at the reserve, 1 per unit.
+void expect_a_alone(const OneHostMarket& m) {
+  EXPECT_EQ(m.fill("A"), 100);
+  EXPECT_EQ(m.price(Tier::improve), 1);
+  EXPECT_EQ(m.charge("A"), 100);
+}
+
+// Examples 5 and 7 end alike: B has all 100 at 20 per unit (A's price, the highest losing bid), A is out.
+void expect_b_took_over(const OneHostMarket& m) {
+  EXPECT_EQ(m.fill("A"), 0);
+  EXPECT_EQ(m.fill("B"), 100);
+  EXPECT_EQ(m.price(Tier::improve), 20);
+  EXPECT_EQ(m.charge("B"), 2000);
+  EXPECT_EQ(m.reason("A"), kBelow);
 }
 
 // Example 5: minimum hold time against the same tier.
 TEST(MarketExamples, E5_MinimumHoldTime) {
-  MarketConfig c = OneHostMarket::default_config();
-  c.hold_ticks = 3;
-  OneHostMarket m(100, c);
+  OneHostMarket m(100, config_with([](MarketConfig& c) { c.hold_ticks = 3; }));
   m.bid("A", "improve", 100, 10, 20);
   m.tick();  // tick 1
-  EXPECT_EQ(m.fill("A"), 100);
-  EXPECT_EQ(m.price(Tier::improve), 1);
-  EXPECT_EQ(m.charge("A"), 100);
+  expect_a_alone(m);
   m.bid("B", "improve", 100, 0, 50);
   for (int t = 2; t <= 3; ++t) {
     m.tick();
@@ -113,40 +139,28 @@ TEST(MarketExamples, E5_MinimumHoldTime) {
     EXPECT_EQ(m.reason("B"), kNoCap);
   }
   m.tick();  // tick 4: the hold (ticks 1..3) is over
-  EXPECT_EQ(m.fill("A"), 0);
-  EXPECT_EQ(m.fill("B"), 100);
-  EXPECT_EQ(m.price(Tier::improve), 20);
-  EXPECT_EQ(m.charge("B"), 2000);
-  EXPECT_EQ(m.reason("A"), kBelow);
+  expect_b_took_over(m);
 }
 
 // Example 6: a higher tier takes held capacity at once.
 TEST(MarketExamples, E6_HigherTierPreemptsHold) {
-  MarketConfig c = OneHostMarket::default_config();
-  c.hold_ticks = 3;
-  OneHostMarket m(100, c);
+  OneHostMarket m(100, config_with([](MarketConfig& c) { c.hold_ticks = 3; }));
   m.bid("A", "improve", 100, 10, 20);
   m.tick();
   m.bid("S", "sla", 60, 0, 5);
   m.tick();
-  EXPECT_EQ(m.fill("S"), 60);
-  EXPECT_EQ(m.fill("A"), 40);
+  expect_holds(m, "S", 60, 60);
+  expect_holds(m, "A", 40, 800);
   EXPECT_EQ(m.price(Tier::sla), 1);
   EXPECT_EQ(m.price(Tier::improve), 20);
-  EXPECT_EQ(m.charge("S"), 60);
-  EXPECT_EQ(m.charge("A"), 800);
 }
 
 // Example 7: hysteresis — a challenger must beat an incumbent by hysteresis_pct.
 TEST(MarketExamples, E7_Hysteresis) {
-  MarketConfig c = OneHostMarket::default_config();
-  c.hysteresis_pct = 10;
-  OneHostMarket m(100, c);
+  OneHostMarket m(100, config_with([](MarketConfig& c) { c.hysteresis_pct = 10; }));
   m.bid("A", "improve", 100, 0, 20);
   m.tick();
-  EXPECT_EQ(m.fill("A"), 100);
-  EXPECT_EQ(m.price(Tier::improve), 1);
-  EXPECT_EQ(m.charge("A"), 100);
+  expect_a_alone(m);
   m.bid("B", "improve", 100, 0, 21);
   m.tick();
   EXPECT_EQ(m.charge("A"), 2000);
@@ -156,18 +170,12 @@ TEST(MarketExamples, E7_Hysteresis) {
   EXPECT_EQ(m.reason("B"), kNoCap);
   m.amend("B", 23);
   m.tick();
-  EXPECT_EQ(m.fill("A"), 0);
-  EXPECT_EQ(m.fill("B"), 100);
-  EXPECT_EQ(m.price(Tier::improve), 20);
-  EXPECT_EQ(m.charge("B"), 2000);
-  EXPECT_EQ(m.reason("A"), kBelow);
+  expect_b_took_over(m);
 }
 
 // Example 8: speculative capacity is revoked only after notice.
 TEST(MarketExamples, E8_SpeculativeNotice) {
-  MarketConfig c = OneHostMarket::default_config();
-  c.notice_ticks = 2;
-  OneHostMarket m(100, c);
+  OneHostMarket m(100, config_with([](MarketConfig& c) { c.notice_ticks = 2; }));
   m.bid("P", "speculative", 100, 10, 30);
   m.tick();  // 1
   EXPECT_EQ(m.fill("P"), 100);
@@ -186,12 +194,10 @@ TEST(MarketExamples, E8_SpeculativeNotice) {
   EXPECT_EQ(m.charge("P"), 100);
   EXPECT_EQ(m.reason("I"), kNoCap);
   m.tick();  // 4: notice ran out
-  EXPECT_EQ(m.fill("I"), 70);
-  EXPECT_EQ(m.fill("P"), 30);
+  expect_holds(m, "I", 70, 70);
+  expect_holds(m, "P", 30, 900);
   EXPECT_EQ(m.price(Tier::improve), 1);
   EXPECT_EQ(m.price(Tier::speculative), 30);
-  EXPECT_EQ(m.charge("I"), 70);
-  EXPECT_EQ(m.charge("P"), 900);
   EXPECT_EQ(m.notice_until("P"), 0u);
 }
 

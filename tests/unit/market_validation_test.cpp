@@ -1,6 +1,8 @@
 // Bid validation: every refusal names what was wrong, and nothing refused reaches the book.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "controller/market/market.h"
 
 namespace morph::market {
@@ -53,39 +55,32 @@ TEST_F(BidValidation, RoomIsCeilingLessBaselineLessLiveBids) {
 }
 
 TEST_F(BidValidation, RefusesWithReasons) {
-  auto r = good();
-  r.vm = "nope";
-  expect_refused(r, Errc::not_found, "unknown VM nope");
-  r = good();
-  r.account = "bob";
-  expect_refused(r, Errc::permission_denied, "not owned by account bob");
-  r = good();
-  r.account = "carol";
-  expect_refused(r, Errc::not_found, "unknown account carol");
-  r = good();
-  r.tier = "gold";
-  expect_refused(r, Errc::invalid_argument, "unknown tier 'gold'");
-  r = good();
-  r.quantity = 2001;  // ceiling 3000 - baseline 1000
-  expect_refused(r, Errc::invalid_argument, "exceeds its ceiling");
-  r = good();
-  r.quantity = 0;
-  expect_refused(r, Errc::invalid_argument, "quantity 0");
-  r = good();
-  r.min_fill = 501;
-  expect_refused(r, Errc::invalid_argument, "min_fill 501");
-  r = good();
-  r.max_price = 9;
-  expect_refused(r, Errc::invalid_argument, "below the reserve 10");
-  r = good();
-  r.tier = "sla";
-  r.max_price = 15;
-  expect_refused(r, Errc::invalid_argument, "below the reserve 20 for cpu tier sla");
-  r = good();
-  r.expiry = 5;
-  expect_refused(r, Errc::invalid_argument, "expiry tick 5");
+  // Each case: the good bid with one thing wrong, and the refusal that must name it (a quantity of 2001 is over
+  // the room: ceiling 3000 - baseline 1000).
+  const struct {
+    std::function<void(BidRequest&)> spoil;
+    Errc code;
+    const char* words;
+  } cases[] = {
+      {[](BidRequest& r) { r.vm = "nope"; }, Errc::not_found, "unknown VM nope"},
+      {[](BidRequest& r) { r.account = "bob"; }, Errc::permission_denied, "not owned by account bob"},
+      {[](BidRequest& r) { r.account = "carol"; }, Errc::not_found, "unknown account carol"},
+      {[](BidRequest& r) { r.tier = "gold"; }, Errc::invalid_argument, "unknown tier 'gold'"},
+      {[](BidRequest& r) { r.quantity = 2001; }, Errc::invalid_argument, "exceeds its ceiling"},
+      {[](BidRequest& r) { r.quantity = 0; }, Errc::invalid_argument, "quantity 0"},
+      {[](BidRequest& r) { r.min_fill = 501; }, Errc::invalid_argument, "min_fill 501"},
+      {[](BidRequest& r) { r.max_price = 9; }, Errc::invalid_argument, "below the reserve 10"},
+      {[](BidRequest& r) { r.tier = "sla", r.max_price = 15; }, Errc::invalid_argument,
+       "below the reserve 20 for cpu tier sla"},
+      {[](BidRequest& r) { r.expiry = 5; }, Errc::invalid_argument, "expiry tick 5"},
+  };
+  for (const auto& c : cases) {
+    auto r = good();
+    c.spoil(r);
+    expect_refused(r, c.code, c.words);
+  }
   for (Resource unsold : {Resource::vcpu_pin, Resource::cpu_shares}) {
-    r = good();
+    auto r = good();
     r.resource = unsold;
     expect_refused(r, Errc::invalid_argument, std::string("resource ") + resource_name(unsold) + " is not traded");
   }

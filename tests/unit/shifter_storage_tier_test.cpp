@@ -17,6 +17,13 @@
 namespace morph::agent::shifter {
 namespace {
 
+// The category a call failed with; nullopt when it did not fail.
+template <class T>
+std::optional<Errc> failure(const Result<T>& r) {
+  if (r.ok()) return std::nullopt;
+  return r.error().code();
+}
+
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using ::testing::_;
@@ -96,8 +103,7 @@ TEST(StorageDiskXml, MirrorIsNotTheDisksSource) {
   EXPECT_EQ(d->format, "raw");
   EXPECT_EQ(d->cache, "none");
   auto missing = find_disk(kMirroringXml, "vdb");
-  ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().code(), Errc::not_found);
+  ASSERT_EQ(failure(missing), Errc::not_found);
 }
 
 // ------------------------------------------------------------------------------------------ block job
@@ -179,6 +185,11 @@ class ScriptedCopy : public BlockCopyOps {
 const std::string kDest = kFast + "/P-vm1-vda.raw";
 const StorageMoveOptions kQuick{.timeout = 200ms, .poll = 1ms};
 
+// vda of P-vm1 moved to `tier` on `host`, polling quickly.
+Result<StorageMove> move(ScriptedCopy& host, int64_t tier) {
+  return move_disk_to_tier(host, "P-vm1", "vda", tier, {}, kQuick);
+}
+
 bool contains(const std::vector<std::string>& log, const std::string& entry) {
   return std::find(log.begin(), log.end(), entry) != log.end();
 }
@@ -189,7 +200,7 @@ size_t position(const std::vector<std::string>& log, const std::string& entry) {
 
 TEST(StorageMove, CopiesUntilReadyPivotsThenRemovesTheOldFile) {
   ScriptedCopy host;
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_TRUE(mv.ok()) << mv.error().describe();
   EXPECT_TRUE(mv->moved());
   EXPECT_EQ(mv->from, kStd + "/P-vm1.raw");
@@ -209,7 +220,7 @@ TEST(StorageMove, MovingBackUsesTheStandardPool) {
   host.source = kDest;
   host.files = {kDest};
   host.cache = "writeback";
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierStandard, {}, kQuick);
+  auto mv = move(host, kTierStandard);
   ASSERT_TRUE(mv.ok()) << mv.error().describe();
   EXPECT_EQ(mv->to, kStd + "/P-vm1-vda.raw");
   EXPECT_EQ(host.files, std::set<std::string>{kStd + "/P-vm1-vda.raw"}) << "the fast copy is freed";
@@ -218,7 +229,7 @@ TEST(StorageMove, MovingBackUsesTheStandardPool) {
 
 TEST(StorageMove, AlreadyInTheTierIsANoOp) {
   ScriptedCopy host;
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierStandard, {}, kQuick);
+  auto mv = move(host, kTierStandard);
   ASSERT_TRUE(mv.ok());
   EXPECT_FALSE(mv->moved());
   EXPECT_THAT(host.log, ElementsAre("disk"));
@@ -230,8 +241,7 @@ TEST(StorageMove, NeverReadyTimesOutAndCancelsWithoutPivot) {
   const auto t0 = std::chrono::steady_clock::now();
   auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, {.timeout = 30ms, .poll = 1ms});
   const auto took = std::chrono::steady_clock::now() - t0;
-  ASSERT_FALSE(mv.ok());
-  EXPECT_EQ(mv.error().code(), Errc::unavailable);
+  ASSERT_EQ(failure(mv), Errc::unavailable);
   EXPECT_THAT(mv.error().message(), HasSubstr("not ready after 30 ms"));
   EXPECT_THAT(mv.error().message(), HasSubstr("of 268435456 bytes"));
   EXPECT_GE(took, 30ms);
@@ -246,9 +256,8 @@ TEST(StorageMove, ACopyThatDiesIsAnIoErrorAndKeepsTheOriginal) {
   ScriptedCopy host;
   host.ready_after.reset();
   host.vanish_after = 2;
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
-  ASSERT_FALSE(mv.ok());
-  EXPECT_EQ(mv.error().code(), Errc::io);
+  auto mv = move(host, kTierFast);
+  ASSERT_EQ(failure(mv), Errc::io);
   EXPECT_THAT(mv.error().message(), HasSubstr("ended before it was ready"));
   EXPECT_FALSE(contains(host.log, "pivot"));
   EXPECT_EQ(host.source, kStd + "/P-vm1.raw");
@@ -259,7 +268,7 @@ TEST(StorageMove, PivotRefusedAsNotReadyIsRetried) {
   ScriptedCopy host;
   host.refusals = {Error(Errc::conflict, "block copy still active: disk 'vda' not ready for pivot yet"),
                    Error(Errc::conflict, "block copy still active: disk 'vda' not ready for pivot yet")};
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_TRUE(mv.ok()) << mv.error().describe();
   EXPECT_EQ(std::count(host.log.begin(), host.log.end(), "pivot"), 3);
   EXPECT_EQ(host.source, kDest);
@@ -268,7 +277,7 @@ TEST(StorageMove, PivotRefusedAsNotReadyIsRetried) {
 TEST(StorageMove, PivotFailureCancelsAndKeepsTheOriginal) {
   ScriptedCopy host;
   host.refusals = {Error(Errc::system, "internal error: unable to execute QEMU command 'job-complete'")};
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_FALSE(mv.ok());
   EXPECT_THAT(mv.error().message(), HasSubstr("job-complete"));
   EXPECT_THAT(mv.error().message(), HasSubstr("moving disk vda of P-vm1 to " + kDest));
@@ -280,7 +289,7 @@ TEST(StorageMove, PivotFailureCancelsAndKeepsTheOriginal) {
 TEST(StorageMove, LeftoverCopyIsRemovedBeforeStarting) {
   ScriptedCopy host;
   host.files.insert(kDest);  // an interrupted earlier move
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_TRUE(mv.ok()) << mv.error().describe();
   EXPECT_LT(position(host.log, "remove " + kDest), position(host.log, "start " + kDest + " raw"));
 }
@@ -288,9 +297,8 @@ TEST(StorageMove, LeftoverCopyIsRemovedBeforeStarting) {
 TEST(StorageMove, PoolWithoutDirectIoIsUnavailableBeforeAnyCopy) {
   ScriptedCopy host;
   host.no_direct_io = true;
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
-  ASSERT_FALSE(mv.ok());
-  EXPECT_EQ(mv.error().code(), Errc::unavailable);
+  auto mv = move(host, kTierFast);
+  ASSERT_EQ(failure(mv), Errc::unavailable);
   EXPECT_THAT(mv.error().message(), HasSubstr("O_DIRECT"));
   EXPECT_THAT(host.log, ElementsAre("disk", "probe " + kFast));
 }
@@ -299,7 +307,7 @@ TEST(StorageMove, StartFailureChangesNothing) {
   ScriptedCopy host;
   host.start_error =
       Error(Errc::system, "virDomainBlockCopy: Requested operation is not valid: domain is not transient");
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_FALSE(mv.ok());
   EXPECT_THAT(mv.error().message(), HasSubstr("starting the copy"));
   EXPECT_FALSE(contains(host.log, "pivot"));
@@ -309,10 +317,9 @@ TEST(StorageMove, StartFailureChangesNothing) {
 TEST(StorageMove, RejectsUnknownTierAndDisksOutsideThePools) {
   ScriptedCopy host;
   auto bad_tier = move_disk_to_tier(host, "P-vm1", "vda", 2, {}, kQuick);
-  ASSERT_FALSE(bad_tier.ok());
-  EXPECT_EQ(bad_tier.error().code(), Errc::invalid_argument);
+  ASSERT_EQ(failure(bad_tier), Errc::invalid_argument);
   host.source = "/var/lib/libvirt/images/P-vm1.raw";
-  auto outside = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto outside = move(host, kTierFast);
   ASSERT_FALSE(outside.ok());
   EXPECT_THAT(outside.error().message(), HasSubstr("neither storage pool"));
   EXPECT_FALSE(contains(host.log, "start " + kDest + " raw"));
@@ -321,7 +328,7 @@ TEST(StorageMove, RejectsUnknownTierAndDisksOutsideThePools) {
 TEST(StorageMove, OldFileThatCannotBeRemovedIsAWarning) {
   ScriptedCopy host;
   host.undeletable = kStd + "/P-vm1.raw";
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
+  auto mv = move(host, kTierFast);
   ASSERT_TRUE(mv.ok());
   EXPECT_THAT(mv->warning, HasSubstr("old copy was not removed"));
   EXPECT_EQ(host.source, kDest);
@@ -330,9 +337,8 @@ TEST(StorageMove, OldFileThatCannotBeRemovedIsAWarning) {
 TEST(StorageMove, PivotOntoAnUnexpectedFileKeepsTheOldOne) {
   ScriptedCopy host;
   host.pivot_lands_elsewhere = true;
-  auto mv = move_disk_to_tier(host, "P-vm1", "vda", kTierFast, {}, kQuick);
-  ASSERT_FALSE(mv.ok());
-  EXPECT_EQ(mv.error().code(), Errc::internal);
+  auto mv = move(host, kTierFast);
+  ASSERT_EQ(failure(mv), Errc::internal);
   EXPECT_FALSE(contains(host.log, "remove " + kStd + "/P-vm1.raw"));
 }
 
