@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/enum_names.h"
+
 namespace morph::config {
 
 namespace {
@@ -233,28 +235,13 @@ Status apply_table(const Schema& schema, const toml::table& table, const std::st
 
 }  // namespace
 
+namespace {
+constexpr auto kTypeNames = enum_names<Type::choice>(
+    {"string", "path", "boolean", "integer", "duration", "bytes", "endpoint", "listen address", "choice"});
+}  // namespace
+
 const char* type_name(Type t) {
-  switch (t) {
-    case Type::string:
-      return "string";
-    case Type::path:
-      return "path";
-    case Type::boolean:
-      return "boolean";
-    case Type::integer:
-      return "integer";
-    case Type::duration:
-      return "duration";
-    case Type::bytes:
-      return "bytes";
-    case Type::endpoint:
-      return "endpoint";
-    case Type::listen:
-      return "listen address";
-    case Type::choice:
-      return "choice";
-  }
-  return "?";
+  return kTypeNames.name(t, "?");
 }
 
 // ---- parsers ----

@@ -2,34 +2,18 @@
 
 #include <string_view>
 
+#include "common/enum_names.h"
+
 namespace morph {
 
+namespace {
+constexpr auto kErrcNames =
+    enum_names<Errc::internal>({"invalid_argument", "not_found", "already_exists", "permission_denied", "unavailable",
+                                "protocol", "io", "system", "conflict", "insufficient_funds", "internal"});
+}  // namespace
+
 const char* errc_name(Errc c) noexcept {
-  switch (c) {
-    case Errc::invalid_argument:
-      return "invalid_argument";
-    case Errc::not_found:
-      return "not_found";
-    case Errc::already_exists:
-      return "already_exists";
-    case Errc::permission_denied:
-      return "permission_denied";
-    case Errc::unavailable:
-      return "unavailable";
-    case Errc::protocol:
-      return "protocol";
-    case Errc::io:
-      return "io";
-    case Errc::system:
-      return "system";
-    case Errc::conflict:
-      return "conflict";
-    case Errc::insufficient_funds:
-      return "insufficient_funds";
-    case Errc::internal:
-      return "internal";
-  }
-  return "unknown";
+  return kErrcNames.name(c);
 }
 
 std::string Error::what() const {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/config.h"
+#include "common/enum_names.h"
 
 namespace morph::metrics {
 
@@ -36,16 +37,10 @@ void atomic_add(std::atomic<double>& a, double by) noexcept {
   }
 }
 
+constexpr auto kKindNames = enum_names<Kind::histogram>({"counter", "gauge", "histogram"});
+
 const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::counter:
-      return "counter";
-    case Kind::gauge:
-      return "gauge";
-    case Kind::histogram:
-      return "histogram";
-  }
-  return "untyped";
+  return kKindNames.name(k, "untyped");
 }
 
 }  // namespace

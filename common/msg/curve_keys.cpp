@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/enum_names.h"
+
 namespace morph::msg {
 
 Result<KeyPair> generate_keypair() {
@@ -91,23 +93,16 @@ Result<std::string> load_public_key(const std::string& path) {
   return a;
 }
 
+namespace {
+constexpr auto kRoleNames = enum_names<Role::admin>({"agent", "tenant", "admin"});
+}  // namespace
+
 const char* role_name(Role r) {
-  switch (r) {
-    case Role::agent:
-      return "agent";
-    case Role::tenant:
-      return "tenant";
-    case Role::admin:
-      return "admin";
-  }
-  return "unknown";
+  return kRoleNames.name(r);
 }
 
 std::optional<Role> parse_role(std::string_view s) {
-  if (s == "agent") return Role::agent;
-  if (s == "tenant") return Role::tenant;
-  if (s == "admin") return Role::admin;
-  return std::nullopt;
+  return kRoleNames.parse(s);
 }
 
 Status AllowList::add(Principal p) {

@@ -2,28 +2,22 @@
 
 #include <algorithm>
 
+#include "common/enum_names.h"
 #include "common/kpi/derived.h"
 
 namespace morph::rescue {
 
+namespace {
+constexpr auto kSignalNames = enum_names<Signal::rx_drops>({"runq_wait", "blk_p99", "tx_drops", "rx_drops"});
+static_assert(kSignalNames.size() == kSignalCount);
+}  // namespace
+
 const char* signal_name(Signal s) noexcept {
-  switch (s) {
-    case Signal::runq_wait:
-      return "runq_wait";
-    case Signal::blk_latency:
-      return "blk_p99";
-    case Signal::tx_drops:
-      return "tx_drops";
-    case Signal::rx_drops:
-      return "rx_drops";
-  }
-  return "unknown";
+  return kSignalNames.name(s);
 }
 
 std::optional<Signal> parse_signal(std::string_view name) noexcept {
-  for (int i = 0; i < kSignalCount; ++i)
-    if (name == signal_name(static_cast<Signal>(i))) return static_cast<Signal>(i);
-  return std::nullopt;
+  return kSignalNames.parse(name);
 }
 
 Resource relief_for(Signal s) noexcept {

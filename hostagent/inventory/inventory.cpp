@@ -14,38 +14,19 @@
 #include <optional>
 #include <thread>
 
+#include "common/enum_names.h"
 #include "hostagent/inventory/domain_xml.h"
 
 namespace morph::agent {
 
+namespace {
+constexpr auto kVmEventKindNames = enum_names<VmEventKind::reconnected>(
+    {"started", "stopped", "migrated_in", "migrated_out", "suspended", "resumed", "defined", "undefined",
+     "device_added", "device_removed", "disconnected", "reconnected"});
+}  // namespace
+
 const char* vm_event_kind_name(VmEventKind k) noexcept {
-  switch (k) {
-    case VmEventKind::started:
-      return "started";
-    case VmEventKind::stopped:
-      return "stopped";
-    case VmEventKind::migrated_in:
-      return "migrated_in";
-    case VmEventKind::migrated_out:
-      return "migrated_out";
-    case VmEventKind::suspended:
-      return "suspended";
-    case VmEventKind::resumed:
-      return "resumed";
-    case VmEventKind::defined:
-      return "defined";
-    case VmEventKind::undefined:
-      return "undefined";
-    case VmEventKind::device_added:
-      return "device_added";
-    case VmEventKind::device_removed:
-      return "device_removed";
-    case VmEventKind::disconnected:
-      return "disconnected";
-    case VmEventKind::reconnected:
-      return "reconnected";
-  }
-  return "unknown";
+  return kVmEventKindNames.name(k);
 }
 
 bool lifecycle_event_kind(int event, int detail, VmEventKind& kind) noexcept {
