@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "common/enum_names.h"
+#include "common/escape.h"
 
 namespace morph::config {
 
@@ -414,45 +415,27 @@ Key& Key::schemes(std::vector<std::string> allowed) {
   return *this;
 }
 
+namespace {
+// What a value of each type looks like, for errors and the generated docs (endpoint and choice add their
+// schemes and words).
+constexpr auto kExpectations = enum_names<Type::choice>({"a string", "a path (string)", "true or false", "an integer",
+                                                         "a duration like \"1s\", \"100ms\" or \"5m\"",
+                                                         "a size like 1048576, \"64KiB\" or \"1MiB\"", "an endpoint",
+                                                         "a listen address HOST:PORT (\"\" disables it)", "one of"});
+}  // namespace
+
 std::string Key::expectation() const {
-  std::string e;
-  switch (type_) {
-    case Type::string:
-      e = "a string";
-      break;
-    case Type::path:
-      e = "a path (string)";
-      break;
-    case Type::boolean:
-      e = "true or false";
-      break;
-    case Type::integer:
-      e = "an integer";
-      break;
-    case Type::duration:
-      e = "a duration like \"1s\", \"100ms\" or \"5m\"";
-      break;
-    case Type::bytes:
-      e = "a size like 1048576, \"64KiB\" or \"1MiB\"";
-      break;
-    case Type::endpoint: {
-      std::string list;
-      for (const auto& s : schemes_)
-        list += (list.empty() ? "" : " or ") + (s == "tcp"   ? std::string("tcp://HOST:PORT")
-                                                : s == "ipc" ? std::string("ipc:///PATH")
-                                                             : s + "://...");
-      e = "an endpoint " + list;
-      break;
-    }
-    case Type::listen:
-      e = "a listen address HOST:PORT (\"\" disables it)";
-      break;
-    case Type::choice: {
-      e = "one of";
-      for (size_t i = 0; i < choices_.size(); ++i) e += (i ? ", " : " ") + choices_[i];
-      break;
-    }
+  std::string e = kExpectations.name(type_, "");
+  if (type_ == Type::endpoint) {
+    std::string list;
+    for (const auto& s : schemes_)
+      list += (list.empty() ? "" : " or ") + (s == "tcp"   ? std::string("tcp://HOST:PORT")
+                                              : s == "ipc" ? std::string("ipc:///PATH")
+                                                           : s + "://...");
+    e += " " + list;
   }
+  if (type_ == Type::choice)
+    for (size_t i = 0; i < choices_.size(); ++i) e += (i ? ", " : " ") + choices_[i];
   if (min_text_ && max_text_)
     e += " from " + *min_text_ + " to " + *max_text_;
   else if (min_text_)
@@ -741,20 +724,7 @@ std::string type_cell(const Key& k) {
 }
 
 std::string cell(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|')
-      out += "\\|";
-    else if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else if (c == '\n')
-      out += ' ';
-    else
-      out += c;
-  }
-  return out;
+  return escaped(s, {{'|', "\\|"}, {'<', "&lt;"}, {'>', "&gt;"}, {'\n', " "}});
 }
 
 // Splits text into comment lines of at most width characters.

@@ -12,6 +12,7 @@
 
 #include "common/config.h"
 #include "common/enum_names.h"
+#include "common/escape.h"
 
 namespace morph::metrics {
 
@@ -48,33 +49,11 @@ const char* kind_name(Kind k) {
 // ---- text format ----
 
 std::string escape_label_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
+  return escaped(v, {{'\\', "\\\\"}, {'"', "\\\""}, {'\n', "\\n"}});
 }
 
 std::string escape_help(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
+  return escaped(v, {{'\\', "\\\\"}, {'\n', "\\n"}});
 }
 
 std::string format_value(double v) {

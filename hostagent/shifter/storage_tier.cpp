@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/escape.h"
 #include "hostagent/inventory/domain_xml.h"
 #include "hostagent/shifter/libvirt_mechanisms.h"
 
@@ -32,29 +33,7 @@ std::string canonical_dir(const std::string& dir) {
 }
 
 std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return escaped(s, {{'&', "&amp;"}, {'<', "&lt;"}, {'>', "&gt;"}, {'\'', "&apos;"}, {'"', "&quot;"}});
 }
 
 std::chrono::milliseconds since(SteadyClock::time_point t) {
