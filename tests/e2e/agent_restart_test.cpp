@@ -100,8 +100,7 @@ class DiscardSink {
   std::thread thread_;
 };
 
-class AgentRestartE2e : public test::OnTestbed<AgentRestartE2e> {
- public:
+struct AgentRestartE2e : test::OnTestbed<AgentRestartE2e> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("shift-restart"), 1, {}, true}; }
 
  protected:

@@ -32,8 +32,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-class AgentRunE2e : public test::OnTestbed<AgentRunE2e> {
- public:
+struct AgentRunE2e : test::OnTestbed<AgentRunE2e> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("shift-agentrun"), 1, {}, true}; }
 
  protected:

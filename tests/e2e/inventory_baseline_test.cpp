@@ -63,8 +63,7 @@ std::optional<VmInfo> listed(Inventory& inv, const std::string& uuid) {
   return std::nullopt;
 }
 
-class InventoryBaselineE2e : public test::OnTestbed<InventoryBaselineE2e> {
- public:
+struct InventoryBaselineE2e : test::OnTestbed<InventoryBaselineE2e> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("invbase"), 1, {"--cpu-baseline", "250"}}; }
 };
 

@@ -123,8 +123,7 @@ struct Window {
   double seconds = 0;
 };
 
-class KpiAccuracy : public test::OnTestbed<KpiAccuracy> {
- public:
+struct KpiAccuracy : test::OnTestbed<KpiAccuracy> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("kpiacc"), 3, {}, true}; }
 
  protected:

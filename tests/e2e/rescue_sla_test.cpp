@@ -131,8 +131,7 @@ std::string describe(const KpiTap::Window& w) {
   return o.str();
 }
 
-class RescueE2e : public test::OnTestbed<RescueE2e> {
- public:
+struct RescueE2e : test::OnTestbed<RescueE2e> {
   static test::BedSpec bed_spec() {
     return {test::unique_prefix("rescue"), 3, {"--owners", "tenant,other,other", "--cpu-baseline", "250"}, true};
   }

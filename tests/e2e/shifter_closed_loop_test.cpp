@@ -37,8 +37,7 @@ struct Window {
   double tap_tx_bytes = 0;  // B/s the guest sent
 };
 
-class ShifterClosedLoop : public test::OnTestbed<ShifterClosedLoop> {
- public:
+struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("shift-e2e"), 1, {}, true}; }
 
  protected:

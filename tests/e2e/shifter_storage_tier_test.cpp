@@ -94,8 +94,7 @@ class ReadSampler {
   std::thread thread_;
 };
 
-class ShifterStorageTier : public test::OnTestbed<ShifterStorageTier> {
- public:
+struct ShifterStorageTier : test::OnTestbed<ShifterStorageTier> {
   static test::BedSpec bed_spec() { return {test::unique_prefix("shift-tier")}; }
 
  protected:
