@@ -17,31 +17,13 @@ ShiftOutcome ShiftOutcome::failed(const ShiftOrder& o, const Error& e) {
 }
 
 v1::ErrorCode wire_code(Errc c) {
-  switch (c) {
-    case Errc::invalid_argument:
-      return v1::ErrorCode::invalid_argument;
-    case Errc::not_found:
-      return v1::ErrorCode::not_found;
-    case Errc::already_exists:
-      return v1::ErrorCode::already_exists;
-    case Errc::permission_denied:
-      return v1::ErrorCode::permission_denied;
-    case Errc::unavailable:
-      return v1::ErrorCode::unavailable;
-    case Errc::protocol:
-      return v1::ErrorCode::protocol;
-    case Errc::io:
-      return v1::ErrorCode::io;
-    case Errc::system:
-      return v1::ErrorCode::system;
-    case Errc::conflict:
-      return v1::ErrorCode::conflict;
-    case Errc::insufficient_funds:
-      return v1::ErrorCode::insufficient_funds;
-    case Errc::internal:
-      return v1::ErrorCode::internal;
-  }
-  return v1::ErrorCode::internal;
+  // The wire's codes are Errc's, in the same order, after `ok` (schemas/types.fbs); unit_msg checks them by
+  // name, these the ends.
+  static_assert(static_cast<int>(v1::ErrorCode::invalid_argument) == static_cast<int>(Errc::invalid_argument) + 1);
+  static_assert(static_cast<int>(v1::ErrorCode::internal) == static_cast<int>(Errc::internal) + 1);
+  static_assert(v1::ErrorCode::internal == v1::ErrorCode::MAX);
+  const int wire = static_cast<int>(c) + 1;
+  return wire <= static_cast<int>(v1::ErrorCode::MAX) ? static_cast<v1::ErrorCode>(wire) : v1::ErrorCode::internal;
 }
 
 namespace {

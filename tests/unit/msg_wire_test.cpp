@@ -35,6 +35,15 @@ std::vector<uint8_t> report(std::vector<kpi::VmKpis> vms, uint64_t interval = 1'
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }
 
+// Every Errc travels as the wire's error code of the same name; one from outside the enum as internal.
+TEST(Wire, ErrorCodesAreTheErrcsByName) {
+  for (int i = 0; i <= static_cast<int>(Errc::internal); ++i) {
+    const auto c = static_cast<Errc>(i);
+    EXPECT_STREQ(v1::EnumNameErrorCode(msg::wire_code(c)), errc_name(c));
+  }
+  EXPECT_EQ(msg::wire_code(static_cast<Errc>(99)), v1::ErrorCode::internal);
+}
+
 TEST(Wire, KpiReportRoundTripsEveryField) {
   std::vector<kpi::VmKpis> in{vm(1), vm(2)};
   auto buf = report(in);
