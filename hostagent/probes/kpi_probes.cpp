@@ -529,8 +529,6 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
       t.net_tx_bytes += s.net_tx_bytes;
       t.net_rx_pkts += s.net_rx_pkts;
       t.net_tx_pkts += s.net_tx_pkts;
-      t.net_rx_drops += s.net_rx_drops;
-      t.net_tx_drops += s.net_tx_drops;
       t.minor += s.mem_minor_faults;
       t.major += s.mem_major_faults;
     }
