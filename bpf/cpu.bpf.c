@@ -29,6 +29,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "core_fixes.bpf.h"
 #include "kpi.bpf.h"
 
 #define TASK_RUNNING 0
@@ -65,16 +66,6 @@ struct {
   __type(key, __u32);  // pid (thread id)
   __type(value, struct morph_task_state);
 } task_state_by_pid SEC(".maps");
-
-// task->__state was task->state before 5.14.
-struct task_struct___o {
-  volatile long int state;
-} __attribute__((preserve_access_index));
-
-static __always_inline long task_state_of(struct task_struct* t) {
-  if (bpf_core_field_exists(t->__state)) return BPF_CORE_READ(t, __state);
-  return BPF_CORE_READ((struct task_struct___o*)t, state);
-}
 
 static __always_inline struct morph_cpu_state* this_cpu_state(void) {
   __u32 zero = 0;
@@ -171,7 +162,7 @@ static __always_inline int on_switch(struct task_struct* prev, struct task_struc
     morph_switch_out(prev_st, cs->since_runtime, TASK_READ(raw, prev, se.sum_exec_runtime), count_faults, cs->min_flt,
                      cs->maj_flt, TASK_READ(raw, prev, min_flt), TASK_READ(raw, prev, maj_flt));
   }
-  if (!use_sched_info && prev_slot != MORPH_NO_SLOT && task_state_of(prev) == TASK_RUNNING) {
+  if (!use_sched_info && prev_slot != MORPH_NO_SLOT && morph_get_task_state(prev) == TASK_RUNNING) {
     // Wakeup fallback: preempted while runnable, it waits on the run queue from now.
     ts = task_state_get(prev, raw, true);
     if (ts) morph_runq_enqueue(ts, bpf_ktime_get_ns());

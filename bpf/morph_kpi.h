@@ -48,8 +48,6 @@ struct morph_vm_stats {
   __u64 net_tx_bytes;
   __u64 net_rx_pkts;
   __u64 net_tx_pkts;
-  __u64 net_rx_drops;  // verdicts TC_ACT_SHOT returned by the KPI programs' own hook (morph_net_police)
-  __u64 net_tx_drops;
   __u64 mem_minor_faults;
   __u64 mem_major_faults;
 };

@@ -10,8 +10,7 @@
 
 #include <bpf/bpf_helpers.h>
 
-#define TC_ACT_UNSPEC (-1)
-#define TC_ACT_SHOT 2
+#include "tc.bpf.h"
 
 struct policer_bucket {
   struct bpf_spin_lock lock;

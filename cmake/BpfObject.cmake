@@ -1,9 +1,10 @@
-# bpf_object(NAME SOURCES a.bpf.c b.bpf.c ... [HEADERS ...])
+# bpf_object(NAME SOURCES a.bpf.c b.bpf.c ...)
 #
-# Compiles each *.bpf.c with clang -target bpf (CO-RE, against the committed vmlinux.h), links the objects
-# with `bpftool gen object` into ${NAME}.bpf.o, generates ${NAME}.skel.h with `bpftool gen skeleton`, and
-# exposes an INTERFACE target ${NAME}_skel whose include directory holds the skeleton.
-# Depfiles make every object rebuild when any header it includes changes.
+# The one way a BPF object and its skeleton are built. Compiles each *.bpf.c with clang -target bpf (CO-RE,
+# against the committed vmlinux.h; bpf/ and bpf/lib/ on the include path), links the objects with
+# `bpftool gen object` into ${NAME}.bpf.o, generates ${NAME}.skel.h (skeleton struct `${NAME}`) with
+# `bpftool gen skeleton`, and exposes an INTERFACE target ${NAME}_skel whose include directory holds the
+# skeleton. Depfiles make every object rebuild when any header it includes changes.
 
 set(BPF_VMLINUX_DIR ${CMAKE_SOURCE_DIR}/bpf/vmlinux/x86)
 set(BPF_ARCH_DEFINE -D__TARGET_ARCH_x86)
@@ -48,5 +49,4 @@ function(bpf_object NAME)
   add_dependencies(${NAME}_skel ${NAME}_skel_gen)
   target_include_directories(${NAME}_skel INTERFACE ${out_dir} ${CMAKE_SOURCE_DIR}/bpf)
   target_link_libraries(${NAME}_skel INTERFACE PkgConfig::LIBBPF)
-  set_property(TARGET ${NAME}_skel PROPERTY MORPH_BPF_OBJECT ${linked})
 endfunction()

@@ -29,6 +29,11 @@ Schema make_agent_schema() {
         "multiples of it, where the controller's ticks fall too (keep hosts' clocks in sync with NTP).")
       .min("100ms")
       .max("1m");
+  s.add("agent.bpf_pin_dir", Type::path, "/sys/fs/bpf/morph",
+        "bpffs directory where the agent pins the BPF maps that must outlive it (the network policer's limits "
+        "and counters): limits stay in force without an agent and the next one reuses the maps and reads them "
+        "back. Two agents on one kernel need two directories. Empty: nothing pinned, so a restarted agent "
+        "cannot read back the network limits in force.");
   s.add("endpoints.ingest", Type::endpoint, "tcp://127.0.0.1:7710",
         "The controller's ingest endpoint, where KPI reports go (PUB, connects).");
   s.add("endpoints.control", Type::endpoint, "tcp://127.0.0.1:7711",

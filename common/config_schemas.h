@@ -19,6 +19,7 @@ namespace agent_keys {
 inline constexpr std::string_view host_id = "agent.host_id";
 inline constexpr std::string_view libvirt_uri = "agent.libvirt_uri";
 inline constexpr std::string_view interval = "agent.interval";
+inline constexpr std::string_view bpf_pin_dir = "agent.bpf_pin_dir";
 inline constexpr std::string_view ingest = "endpoints.ingest";
 inline constexpr std::string_view control = "endpoints.control";
 inline constexpr std::string_view keys_dir = "security.keys_dir";

@@ -16,7 +16,4 @@ namespace morph::log {
 // Sets the global level ("trace".."off") and pattern. Returns an error naming a bad level.
 Status init(const std::string& level, const std::string& program);
 
-// Routes libbpf's own messages into spdlog (warn and info levels; debug only at trace).
-void route_libbpf();
-
 }  // namespace morph::log

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/config_schemas.h"
 #include "hostagent/agent_runtime/engine_shift_handler.h"
 #include "hostagent/agent_runtime/probe_kpi_source.h"
 #include "hostagent/inventory/inventory.h"
@@ -85,7 +86,6 @@ Result<std::unique_ptr<HostRuntime>> make_host_runtime(const RuntimeContext& ctx
   const std::string uri = cfg.get_string("agent.libvirt_uri");
 
   ProbeOptions popts;
-  popts.force_raw_tp = ctx.options.raw_tp;
   std::unique_ptr<VmSource> vms;
   if (!ctx.options.static_vms.empty()) {
     MORPH_TRY_ASSIGN(StaticVmSource s, StaticVmSource::parse(ctx.options.static_vms, popts.cgroup2_root));
@@ -98,14 +98,20 @@ Result<std::unique_ptr<HostRuntime>> make_host_runtime(const RuntimeContext& ctx
     rt->inventory = std::shared_ptr<Inventory>(std::move(inv).value());
     vms = std::make_unique<InventoryVmSource>(rt->inventory);
   }
-  auto probes = KpiProbes::create(popts);
-  if (!probes) return std::move(probes).error().with_context("loading the BPF probes");
-  (*probes)->set_policer_source(pinned_policer_source(kPolicerPinDir));
+  // The one BPF object of this agent: the probes and the policer share it. A policer that cannot load
+  // leaves the KPI programs loaded (BpfRuntime::load).
+  BpfRuntimeOptions bopts;
+  bopts.kpi_programs.force_raw_tp = ctx.options.raw_tp;
+  bopts.pin_dir = cfg.get_string(config::agent_keys::bpf_pin_dir);
+  auto bpf = BpfRuntime::load(bopts);
+  if (!bpf) return std::move(bpf).error().with_context("loading the BPF programs");
+  auto probes = KpiProbes::create(*bpf, popts);
+  if (!probes) return std::move(probes).error();
   rt->source = std::make_shared<ProbeKpiSource>(std::move(probes).value(), std::move(vms), ctx.metrics);
   MORPH_TRY(rt->source->start());
 
   // Shifting: without the policer only network shifts are refused; without libvirt all are.
-  if (auto p = shifter::NetPolicer::open({}); p) {
+  if (auto p = shifter::NetPolicer::open(*bpf); p) {
     rt->policer = std::move(p).value();
   } else {
     spdlog::warn("network policer unavailable, net_* shifts will be refused: {}", p.error().what());

@@ -1,7 +1,6 @@
 #include "hostagent/probes/kpi_probes.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -15,13 +14,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
-#include "common/log.h"
-#include "morph_kpi.h"
-#include "morph_kpi_bpf.skel.h"
-#include "policer.h"
+#include "bpf/morph_kpi.h"
+#include "bpf/policer.h"
 
 namespace morph::agent {
 namespace {
@@ -46,20 +44,20 @@ uint64_t read_u64_file(const std::string& path) {
   return in ? v : 0;
 }
 
-bool btf_has_typedef(const btf* vmlinux, const char* name) {
-  return vmlinux && btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
-}
-
-// Whether struct `type` of the kernel's BTF has a member `member` (by name, top level).
-bool btf_has_member(const btf* vmlinux, const char* type, const char* member) {
-  if (!vmlinux) return false;
-  int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_STRUCT);
-  if (id <= 0) return false;
-  const btf_type* t = btf__type_by_id(vmlinux, id);
-  const btf_member* m = btf_members(t);
-  for (int i = 0; i < btf_vlen(t); i++, m++)
-    if (std::strcmp(btf__name_by_offset(vmlinux, m->name_off), member) == 0) return true;
-  return false;
+// What the policer loaded in the same runtime dropped on a tap in one direction (POLICER_DIR_*); nothing
+// when the runtime has no policer or it never policed that tap.
+std::optional<policer_stats> policer_drops(const BpfRuntime& runtime, uint32_t ifindex, uint32_t dir) {
+  const PolicerObjects* policer = runtime.policer();
+  if (!policer) return std::nullopt;
+  const policer_key key{ifindex, dir};
+  auto per_cpu = lookup_percpu<policer_stats>(policer->stats, &key, sizeof(key));
+  if (!per_cpu) return std::nullopt;
+  policer_stats sum{};
+  for (const policer_stats& s : *per_cpu) {
+    sum.drop_packets += s.drop_packets;
+    sum.drop_bytes += s.drop_bytes;
+  }
+  return sum;
 }
 
 std::string join_path(const std::string& root, const std::string& rel) {
@@ -68,34 +66,6 @@ std::string join_path(const std::string& root, const std::string& rel) {
 }
 
 }  // namespace
-
-KpiProbes::PolicerSource pinned_policer_source(const std::string& pin_dir) {
-  struct Pinned {
-    std::string path;
-    int fd = -1;
-    ~Pinned() {
-      if (fd >= 0) close(fd);
-    }
-  };
-  auto pinned = std::make_shared<Pinned>();
-  pinned->path = pin_dir + "/policer_stats";
-  return [pinned](uint32_t ifindex, bool guest_rx) -> std::optional<KpiProbes::PolicerCounts> {
-    if (pinned->fd < 0) {
-      pinned->fd = bpf_obj_get(pinned->path.c_str());
-      if (pinned->fd < 0) return std::nullopt;
-    }
-    // Guest receive is the tap's egress (POLICER_DIR_IN); guest transmit its ingress (POLICER_DIR_OUT).
-    policer_key key{ifindex, guest_rx ? uint32_t(POLICER_DIR_IN) : uint32_t(POLICER_DIR_OUT)};
-    std::vector<policer_stats> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-    if (bpf_map_lookup_elem(pinned->fd, &key, per_cpu.data()) != 0) return std::nullopt;
-    KpiProbes::PolicerCounts c;
-    for (const policer_stats& s : per_cpu) {
-      c.drop_packets += s.drop_packets;
-      c.drop_bytes += s.drop_bytes;
-    }
-    return c;
-  };
-}
 
 std::map<std::string, uint64_t> read_flat_keyed(const std::string& path) {
   std::map<std::string, uint64_t> out;
@@ -119,103 +89,45 @@ Result<uint64_t> cgroup_id_of(const std::string& dir) {
   return id;
 }
 
-Result<std::unique_ptr<KpiProbes>> KpiProbes::create(const ProbeOptions& options) {
-  std::unique_ptr<KpiProbes> p(new KpiProbes());
-  if (auto st = p->load(options); !st) return std::move(st).error().with_context("loading KPI probes");
+KpiProbes::KpiProbes(std::shared_ptr<BpfRuntime> runtime, const ProbeOptions& options)
+    : runtime_(std::move(runtime)), kpi_(runtime_->kpi()), options_(options) {
+  slot_used_.assign(MORPH_MAX_VMS, false);
+}
+
+Result<std::unique_ptr<KpiProbes>> KpiProbes::create(std::shared_ptr<BpfRuntime> runtime, const ProbeOptions& options) {
+  if (!runtime || !runtime->kpi())
+    return Error(Errc::unavailable, "attaching KPI probes: the BPF runtime was loaded without the KPI programs");
+  std::unique_ptr<KpiProbes> p(new KpiProbes(std::move(runtime), options));
+  if (auto st = p->attach(); !st) return std::move(st).error().with_context("attaching KPI probes");
   return p;
 }
 
-Status KpiProbes::load(const ProbeOptions& options) {
-  options_ = options;
-  slot_used_.assign(MORPH_MAX_VMS, false);
-  log::route_libbpf();
-
-  btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) return Error(Errc::unavailable, "kernel BTF (/sys/kernel/btf/vmlinux) is required for CO-RE", errno);
-  // tp_btf needs the tracepoint's btf_trace_* typedef in the kernel's BTF (5.5+).
-  const bool has_tp_btf = btf_has_typedef(vmlinux, "btf_trace_sched_switch");
-  const bool has_io_start = btf_has_typedef(vmlinux, "btf_trace_block_io_start");
-  // CONFIG_SCHED_INFO: the kernel's own enqueue stamp and run delay per task.
-  // The rq clock is read through the task's se.cfs_rq (CONFIG_FAIR_GROUP_SCHED, which cgroup CPU control needs).
-  const bool has_sched_info =
-      btf_has_member(vmlinux, "sched_info", "last_queued") && btf_has_member(vmlinux, "sched_entity", "cfs_rq");
-  // BPF_MAP_TYPE_CGRP_STORAGE (6.2+).
-  const bool has_cgrp_storage = btf_has_member(vmlinux, "cgroup", "bpf_cgrp_storage");
-  btf__free(vmlinux);
-  raw_tp_ = options.force_raw_tp || !has_tp_btf;
-  sched_info_ = options.sched_info && has_sched_info;
-  cgrp_storage_ = !raw_tp_ && has_cgrp_storage;
-
-  skel_ = morph_kpi_bpf__open();
-  if (!skel_) return Error::from_errno("opening BPF skeleton");
-  skel_->rodata->count_faults = options.count_faults;
-  skel_->rodata->use_sched_info = sched_info_;
-  skel_->rodata->use_cgrp_storage = cgrp_storage_;
-  skel_->rodata->use_runq_baseline = options.runq_baseline;
-
-  auto* pr = &skel_->progs;
-  for (bpf_program* tp :
-       {pr->morph_sched_switch, pr->morph_block_io_start, pr->morph_block_rq_issue, pr->morph_block_rq_complete})
-    bpf_program__set_autoload(tp, !raw_tp_);
-  for (bpf_program* raw : {pr->morph_sched_switch_raw, pr->morph_block_io_start_raw, pr->morph_block_rq_issue_raw,
-                           pr->morph_block_rq_complete_raw})
-    bpf_program__set_autoload(raw, raw_tp_);
-  // The wakeup programs only for the fallback without sched_info.
-  bpf_program__set_autoload(pr->morph_sched_wakeup, !raw_tp_ && !sched_info_);
-  bpf_program__set_autoload(pr->morph_sched_wakeup_new, !raw_tp_ && !sched_info_);
-  bpf_program__set_autoload(pr->morph_sched_wakeup_raw, raw_tp_ && !sched_info_);
-  bpf_program__set_autoload(pr->morph_sched_wakeup_new_raw, raw_tp_ && !sched_info_);
-  // One submission-side program: block_io_start (submitter context, >= 6.5) else block_rq_issue.
-  bpf_program__set_autoload(raw_tp_ ? pr->morph_block_io_start_raw : pr->morph_block_io_start,
-                            options.block && has_io_start);
-  bpf_program__set_autoload(raw_tp_ ? pr->morph_block_rq_issue_raw : pr->morph_block_rq_issue,
-                            options.block && !has_io_start);
-  bpf_program__set_autoload(raw_tp_ ? pr->morph_block_rq_complete_raw : pr->morph_block_rq_complete, options.block);
-  block_start_ = !options.block ? "none" : has_io_start ? "block_io_start" : "block_rq_issue";
-  // Task storage backs the tp_btf programs only; the raw_tp ones keep task state in a pid hash.
-  bpf_map__set_autocreate(raw_tp_ ? skel_->maps.task_state : skel_->maps.task_state_by_pid, false);
-  // cgroup_slot_storage: referenced by the tp_btf sched_switch only. Where the kernel lacks the map type the
-  // program keeps the reference in dead code (use_cgrp_storage is false), so a token array stands in.
-  if (raw_tp_) {
-    bpf_map__set_autocreate(skel_->maps.cgroup_slot_storage, false);
-  } else if (!cgrp_storage_) {
-    bpf_map__set_type(skel_->maps.cgroup_slot_storage, BPF_MAP_TYPE_ARRAY);
-    bpf_map__set_map_flags(skel_->maps.cgroup_slot_storage, 0);
-    bpf_map__set_max_entries(skel_->maps.cgroup_slot_storage, 1);
-  }
-  // The policer's programs and maps share the linked object but belong to hostagent/shifter, which loads
-  // them in its own instance; this instance leaves them out.
-  for (bpf_program* p : {pr->policer_tap_ingress, pr->policer_tap_egress, pr->policer_test_verdict})
-    bpf_program__set_autoload(p, false);
-  for (bpf_map* m : {skel_->maps.policer_cfg, skel_->maps.policer_bucket, skel_->maps.policer_stats})
-    bpf_map__set_autocreate(m, false);
-  int err = morph_kpi_bpf__load(skel_);
-  if (err)
-    return Error(Errc::unavailable,
-                 std::string("loading BPF programs (") + attach_mode() + ", run-queue wait from " + runq_source() + ")",
-                 -err);
-
-  // Every CPU starts "nothing seen": the first switch on each looks the outgoing task up.
+Status KpiProbes::attach() {
+  // Every CPU starts "nothing seen": the first switch on each looks the outgoing task up. Before the
+  // programs run, so no switch reads a zeroed state as slot 0's.
   const int ncpu = libbpf_num_possible_cpus();
   morph_cpu_state none{};
   none.slot = MORPH_NO_SLOT;
   std::vector<morph_cpu_state> init(ncpu, none);
   uint32_t zero = 0;
-  if (bpf_map__update_elem(skel_->maps.cpu_state, &zero, sizeof(zero), init.data(),
-                           init.size() * sizeof(morph_cpu_state), 0) != 0)
+  if (bpf_map__update_elem(kpi_->cpu_state, &zero, sizeof(zero), init.data(), init.size() * sizeof(morph_cpu_state),
+                           0) != 0)
     return Error::from_errno("initialising cpu_state");
-
-  if (err = morph_kpi_bpf__attach(skel_); err) return Error(Errc::system, "attaching BPF programs", -err);
+  for (bpf_program* prog : kpi_->tracing) {
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) return Error(Errc::system, std::string("attaching ") + bpf_program__name(prog), errno);
+    links_.push_back(link);
+  }
   spdlog::info("KPI probes attached: {} programs, run-queue wait from {}, slots by {}, block start at {}, faults {}",
-               attach_mode(), runq_source(), cgrp_storage_ ? "cgroup storage" : "cgroup-id hash", block_start_,
-               options.count_faults ? "on" : "off");
+               attach_mode(), runq_source(), kpi_->cgrp_storage ? "cgroup storage" : "cgroup-id hash",
+               block_start_event(), kpi_->count_faults ? "on" : "off");
   return {};
 }
 
 KpiProbes::~KpiProbes() {
   for (auto& [uuid, vm] : vms_) unregister(vm);
   vms_.clear();
-  if (skel_) morph_kpi_bpf__destroy(skel_);
+  for (bpf_link* link : links_) bpf_link__destroy(link);
 }
 
 Status KpiProbes::map_cgroups(Vm& vm) {
@@ -237,12 +149,11 @@ Status KpiProbes::map_cgroups(Vm& vm) {
   if (found.empty()) return Error(Errc::invalid_argument, "vm=" + vm.info.name + " has no cgroup_id or cgroup_path");
   std::set<std::string> dirs(vm.cgroup_dirs.begin(), vm.cgroup_dirs.end());
   for (const auto& [id, dir] : found) {
-    if (cgrp_storage_ && !dir.empty() && !dirs.count(dir)) {
+    if (kpi_->cgrp_storage && !dir.empty() && !dirs.count(dir)) {
       // sched_switch's view: cgroup local storage, keyed by an fd of the cgroup's directory.
       int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return Error::from_errno("opening cgroup " + dir + " of vm=" + vm.info.name);
-      int err =
-          bpf_map__update_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), &vm.slot, sizeof(vm.slot), BPF_ANY);
+      int err = bpf_map__update_elem(kpi_->cgroup_slot_storage, &fd, sizeof(fd), &vm.slot, sizeof(vm.slot), BPF_ANY);
       int saved = errno;
       close(fd);
       if (err != 0) return Error::from_errno("setting the slot of cgroup " + dir + " of vm=" + vm.info.name, saved);
@@ -250,12 +161,12 @@ Status KpiProbes::map_cgroups(Vm& vm) {
       vm.cgroup_dirs.push_back(dir);
     }
     if (ids.count(id)) continue;
-    if (bpf_map__update_elem(skel_->maps.cgroup_slots, &id, sizeof(id), &vm.slot, sizeof(vm.slot), BPF_ANY) != 0)
+    if (bpf_map__update_elem(kpi_->cgroup_slots, &id, sizeof(id), &vm.slot, sizeof(vm.slot), BPF_ANY) != 0)
       return Error::from_errno("mapping cgroup " + std::to_string(id) + " of vm=" + vm.info.name);
     ids.insert(id);
     vm.cgroup_ids.push_back(id);
   }
-  if (cgrp_storage_ && vm.cgroup_dirs.empty())
+  if (kpi_->cgrp_storage && vm.cgroup_dirs.empty())
     spdlog::warn("vm={} has a cgroup id but no cgroup path: its CPU time and run-queue wait are not measured",
                  vm.info.name);
   return {};
@@ -272,10 +183,8 @@ Status KpiProbes::attach_tap(Tap& tap) {
   for (bool ingress : {true, false}) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = int(tap.ifindex),
                 .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-    LIBBPF_OPTS(
-        bpf_tc_opts, opts,
-        .prog_fd = bpf_program__fd(ingress ? skel_->progs.morph_tc_tap_ingress : skel_->progs.morph_tc_tap_egress),
-        .flags = BPF_TC_F_REPLACE, .handle = MORPH_KPI_TC_HANDLE, .priority = MORPH_KPI_TC_PRIORITY);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(ingress ? kpi_->tc_ingress : kpi_->tc_egress),
+                .flags = BPF_TC_F_REPLACE, .handle = MORPH_KPI_TC_HANDLE, .priority = MORPH_KPI_TC_PRIORITY);
     int err = bpf_tc_attach(&hook, &opts);
     if (err)
       return Error(Errc::system, std::string("attaching tc ") + (ingress ? "ingress" : "egress") + " on " + tap.dev,
@@ -313,8 +222,8 @@ Status KpiProbes::add_vm(const VmInfo& info) {
   // Counters start at zero for the new tenant of this slot.
   const int ncpu = libbpf_num_possible_cpus();
   std::vector<morph_vm_stats> zero(ncpu);
-  if (bpf_map__update_elem(skel_->maps.vm_stats, &vm.slot, sizeof(vm.slot), zero.data(),
-                           zero.size() * sizeof(morph_vm_stats), 0) != 0)
+  if (bpf_map__update_elem(kpi_->vm_stats, &vm.slot, sizeof(vm.slot), zero.data(), zero.size() * sizeof(morph_vm_stats),
+                           0) != 0)
     return Error::from_errno("clearing slot " + std::to_string(vm.slot));
 
   auto fail = [&](Error e) -> Status {
@@ -330,8 +239,8 @@ Status KpiProbes::add_vm(const VmInfo& info) {
       continue;
     }
     Tap tap{t.dev, t.ifindex};
-    if (bpf_map__update_elem(skel_->maps.tap_slots, &tap.ifindex, sizeof(tap.ifindex), &vm.slot, sizeof(vm.slot),
-                             BPF_ANY) != 0)
+    if (bpf_map__update_elem(kpi_->tap_slots, &tap.ifindex, sizeof(tap.ifindex), &vm.slot, sizeof(vm.slot), BPF_ANY) !=
+        0)
       return fail(Error::from_errno("mapping tap " + t.dev));
     vm.taps.push_back(tap);
     if (auto st = attach_tap(vm.taps.back()); !st) return fail(st.error());
@@ -349,18 +258,18 @@ Status KpiProbes::add_vm(const VmInfo& info) {
 }
 
 void KpiProbes::unregister(Vm& vm) {
-  for (uint64_t id : vm.cgroup_ids) bpf_map__delete_elem(skel_->maps.cgroup_slots, &id, sizeof(id), 0);
+  for (uint64_t id : vm.cgroup_ids) bpf_map__delete_elem(kpi_->cgroup_slots, &id, sizeof(id), 0);
   vm.cgroup_ids.clear();
   for (const std::string& dir : vm.cgroup_dirs) {
     // A cgroup removed with its VM took its storage along.
     int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) continue;
-    bpf_map__delete_elem(skel_->maps.cgroup_slot_storage, &fd, sizeof(fd), 0);
+    bpf_map__delete_elem(kpi_->cgroup_slot_storage, &fd, sizeof(fd), 0);
     close(fd);
   }
   vm.cgroup_dirs.clear();
   for (Tap& tap : vm.taps) {
-    bpf_map__delete_elem(skel_->maps.tap_slots, &tap.ifindex, sizeof(tap.ifindex), 0);
+    bpf_map__delete_elem(kpi_->tap_slots, &tap.ifindex, sizeof(tap.ifindex), 0);
     detach_tap(tap);
   }
   vm.taps.clear();
@@ -372,7 +281,7 @@ void KpiProbes::bump_slot_gen() {
   // sched_switch caches the last cgroup's slot per CPU, tagged with slot_gen (a mmapped global): after a
   // change to the maps, the next switch on every CPU looks up again. Also a cgroup seen before it was
   // mapped (cached as no VM) is found this way.
-  __atomic_fetch_add(&skel_->bss->slot_gen, 1u, __ATOMIC_SEQ_CST);
+  __atomic_fetch_add(kpi_->slot_gen, 1u, __ATOMIC_SEQ_CST);
 }
 
 Status KpiProbes::remove_vm(const std::string& uuid) {
@@ -471,17 +380,15 @@ void KpiProbes::add_host_counters(const Vm& vm, Totals& t) const {
     t.net_tx_drops += read_u64_file(stats + "rx_dropped");
     // The policer runs after our count: its drops never reached the guest (rx), or were sent by the guest
     // but never left the host (tx: still counted as sent, as libvirt's tap counters do).
-    if (policer_source_) {
-      if (auto rx = policer_source_(tap.ifindex, true)) {
-        t.net_rx_drops += rx->drop_packets;
-        t.net_rx_policed_bytes += rx->drop_bytes;
-        t.net_rx_bytes -= rx->drop_bytes;  // unsigned: undone when read_totals' sums are added
-        t.net_rx_pkts -= rx->drop_packets;
-      }
-      if (auto tx = policer_source_(tap.ifindex, false)) {
-        t.net_tx_drops += tx->drop_packets;
-        t.net_tx_policed_bytes += tx->drop_bytes;
-      }
+    if (auto rx = policer_drops(*runtime_, tap.ifindex, POLICER_DIR_IN)) {
+      t.net_rx_drops += rx->drop_packets;
+      t.net_rx_policed_bytes += rx->drop_bytes;
+      t.net_rx_bytes -= rx->drop_bytes;  // unsigned: undone when read_totals' sums are added
+      t.net_rx_pkts -= rx->drop_packets;
+    }
+    if (auto tx = policer_drops(*runtime_, tap.ifindex, POLICER_DIR_OUT)) {
+      t.net_tx_drops += tx->drop_packets;
+      t.net_tx_policed_bytes += tx->drop_bytes;
     }
   }
 }
@@ -494,8 +401,8 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
   uint32_t count = nslots, out_batch = 0;
   LIBBPF_OPTS(bpf_map_batch_opts, bopts);
   // One syscall for every slot's per-CPU counters.
-  int err = bpf_map_lookup_batch(bpf_map__fd(skel_->maps.vm_stats), nullptr, &out_batch, keys.data(), values.data(),
-                                 &count, &bopts);
+  int err = bpf_map_lookup_batch(bpf_map__fd(kpi_->vm_stats), nullptr, &out_batch, keys.data(), values.data(), &count,
+                                 &bopts);
   if (err && errno != ENOENT) return Error::from_errno("batch read of vm_stats");
 
   // Slices still running: credit now - since to the VM on each CPU (the next switch credits the whole
@@ -503,8 +410,8 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
   std::vector<morph_cpu_state> cpus(ncpu);
   uint32_t zero = 0;
   now_ns = monotonic_ns();
-  if (bpf_map__lookup_elem(skel_->maps.cpu_state, &zero, sizeof(zero), cpus.data(),
-                           cpus.size() * sizeof(morph_cpu_state), 0) != 0)
+  if (bpf_map__lookup_elem(kpi_->cpu_state, &zero, sizeof(zero), cpus.data(), cpus.size() * sizeof(morph_cpu_state),
+                           0) != 0)
     return Error::from_errno("reading cpu_state");
 
   std::map<uint32_t, Totals> out;
@@ -529,8 +436,6 @@ Result<std::map<uint32_t, KpiProbes::Totals>> KpiProbes::read_totals(uint64_t& n
       t.net_tx_bytes += s.net_tx_bytes;
       t.net_rx_pkts += s.net_rx_pkts;
       t.net_tx_pkts += s.net_tx_pkts;
-      t.net_rx_drops += s.net_rx_drops;
-      t.net_tx_drops += s.net_tx_drops;
       t.minor += s.mem_minor_faults;
       t.major += s.mem_major_faults;
     }

@@ -1,45 +1,38 @@
 #pragma once
-// KpiProbes: the one owner of Morph's BPF skeleton (bpf/*.bpf.c -> morph.bpf.o; skeleton morph_kpi_bpf.skel.h) in the
-// agent. It owns: loading (tp_btf, or raw_tp where the kernel lacks it), attaching the tracing programs, the VM slot
-// table, the cgroup-id -> slot and ifindex -> slot maps, the tc clsact filters on VM taps, and the batched per-interval
-// read of per-VM deltas into VmKpis. It must never: parse libvirt XML or talk to libvirt (VmInfo arrives resolved from
-// a VmSource), touch another component's tc filters or qdiscs, or send per-event data to user space.
+// KpiProbes: the KPI side of the agent's BPF object. It takes the KPI programs and maps from the agent's one
+// BpfRuntime (hostagent/bpf_runtime, which loads the object) and owns: attaching the tracing programs, the
+// VM slot table, the cgroup-id -> slot and ifindex -> slot maps, the tc clsact filters of the KPI programs
+// on VM taps, and the batched per-interval read of per-VM deltas into VmKpis, with the policer's drops read
+// from the policer's map in the same runtime. It must never: load BPF itself, parse libvirt XML or talk to
+// libvirt (VmInfo arrives resolved from a VmSource), touch another component's tc filters or qdiscs, write
+// the policer's maps, or send per-event data to user space.
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "common/kpi/vm_kpis.h"
+#include "hostagent/bpf_runtime/bpf_runtime.h"
 #include "hostagent/inventory/vm.h"
-
-struct morph_kpi_bpf;
 
 namespace morph::agent {
 
+// What the probes read beside the BPF maps. How the programs measure is fixed when the runtime loads them
+// (KpiProgramOptions).
 struct ProbeOptions {
-  bool force_raw_tp = false;  // load the raw_tp programs even where tp_btf works (tests, old kernels)
-  bool count_faults = true;   // sample task fault counters at switch-out
-  // Run-queue wait from the kernel's sched_info (sched_switch alone) where the kernel has it; false forces
-  // the wakeup fallback (sched_wakeup/sched_wakeup_new and per-task stamps), as on kernels without it.
-  bool sched_info = true;
-  // With sched_info: keep each VM thread's run_delay as of its last switch-in (one task-storage access per
-  // VM switch-in, ~15 ns here), so the part of a wait before the kernel moved the waiting thread to
-  // another CPU counts too. false: only the wait in progress at switch-in (cheaper, misses those parts).
-  bool runq_baseline = true;
-  bool block = true;                                    // block request programs
   std::string cgroup2_root = "/sys/fs/cgroup/unified";  // cgroup v2 mount (unified hierarchy)
   std::string cgroup1_root = "/sys/fs/cgroup";          // v1 controllers (cpu, memory) when not on v2
 };
 
 class KpiProbes {
  public:
-  // Opens, configures, loads and attaches. Errc::unavailable when BPF cannot be loaded here.
-  static Result<std::unique_ptr<KpiProbes>> create(const ProbeOptions& options = {});
+  // Attaches the KPI programs of `runtime` (loaded with BpfRuntimeOptions::kpi). Errc::unavailable when the
+  // runtime has no KPI programs or they cannot be attached here.
+  static Result<std::unique_ptr<KpiProbes>> create(std::shared_ptr<BpfRuntime> runtime,
+                                                   const ProbeOptions& options = {});
   ~KpiProbes();
   KpiProbes(const KpiProbes&) = delete;
   KpiProbes& operator=(const KpiProbes&) = delete;
@@ -63,24 +56,13 @@ class KpiProbes {
   // (mem_rss_bytes) are current values; mem_balloon_kib is left 0 (libvirt's, filled by the caller).
   Result<std::vector<kpi::VmKpis>> read();
 
-  // Drops of the network policer (hostagent/shifter's NetPolicer, which loads the policer programs in its
-  // own object): read() adds them to net_*_drops, and removes guest-rx drops from net_rx_* (our programs
-  // count before the policer). Unset: no policer drops.
-  struct PolicerCounts {
-    uint64_t drop_packets = 0, drop_bytes = 0;
-  };
-  using PolicerSource = std::function<std::optional<PolicerCounts>(uint32_t ifindex, bool guest_rx)>;
-  void set_policer_source(PolicerSource source) { policer_source_ = std::move(source); }
-
   size_t vm_count() const { return vms_.size(); }
-  const char* attach_mode() const { return raw_tp_ ? "raw_tp" : "tp_btf"; }
+  const char* attach_mode() const { return kpi_->raw_tp ? "raw_tp" : "tp_btf"; }
   // Where run-queue wait comes from: "sched_info" (sched_switch only) or "wakeup" (the fallback).
   const char* runq_source() const {
-    return !sched_info_ ? "wakeup" : options_.runq_baseline ? "sched_info" : "sched_info (no baseline)";
+    return !kpi_->sched_info ? "wakeup" : kpi_->runq_baseline ? "sched_info" : "sched_info (no baseline)";
   }
-  const char* block_start_event() const { return block_start_; }
-  // The loaded skeleton, for tests and for sharing its maps (e.g. the policer's) with other components.
-  const morph_kpi_bpf* skeleton() const { return skel_; }
+  const char* block_start_event() const { return kpi_->block_start; }
 
  private:
   struct Tap {
@@ -108,8 +90,8 @@ class KpiProbes {
     uint64_t last_ns = 0;
   };
 
-  KpiProbes() = default;
-  Status load(const ProbeOptions& options);
+  KpiProbes(std::shared_ptr<BpfRuntime> runtime, const ProbeOptions& options);
+  Status attach();
   Status map_cgroups(Vm& vm);
   Status attach_tap(Tap& tap);
   void detach_tap(Tap& tap);
@@ -119,22 +101,13 @@ class KpiProbes {
   Result<std::map<uint32_t, Totals>> read_totals(uint64_t& now_ns);
   void add_host_counters(const Vm& vm, Totals& t) const;
 
+  std::shared_ptr<BpfRuntime> runtime_;
+  const KpiObjects* kpi_;  // runtime_'s
   ProbeOptions options_;
-  morph_kpi_bpf* skel_ = nullptr;
-  bool raw_tp_ = false;
-  bool sched_info_ = false;
-  bool cgrp_storage_ = false;  // sched_switch finds slots in cgroup_slot_storage
-  const char* block_start_ = "none";
+  std::vector<bpf_link*> links_;  // the attached tracing programs
   std::vector<bool> slot_used_;
   std::map<std::string, Vm> vms_;  // by uuid
-  PolicerSource policer_source_;
 };
-
-// Where hostagent/shifter's NetPolicer pins its maps (its Options::pin_dir default).
-inline constexpr const char* kPolicerPinDir = "/sys/fs/bpf/morph";
-// A PolicerSource over the policer's pinned `policer_stats` map in `pin_dir`, opened on first use and
-// re-tried while absent (no policer has run on this host yet: no drops).
-KpiProbes::PolicerSource pinned_policer_source(const std::string& pin_dir);
 
 // Reads a "key value" file such as memory.stat or cpu.stat; missing keys are absent.
 std::map<std::string, uint64_t> read_flat_keyed(const std::string& path);

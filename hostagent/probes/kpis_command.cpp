@@ -211,7 +211,6 @@ int run_kpis_command(const KpisCli& cli, const VmSourceFactory& default_source) 
     return 2;
   }
   ProbeOptions popts;
-  popts.force_raw_tp = cli.raw_tp;
   std::unique_ptr<VmSource> source;
   if (!cli.vms.empty()) {
     auto s = StaticVmSource::parse(cli.vms, popts.cgroup2_root);
@@ -229,13 +228,15 @@ int run_kpis_command(const KpisCli& cli, const VmSourceFactory& default_source) 
     }
     source = std::move(s).value();
   }
-  auto probes = KpiProbes::create(popts);
+  // The policer's maps are reused from their pins, so its drops are those of the limits set on this host.
+  BpfRuntimeOptions bopts;
+  bopts.kpi_programs.force_raw_tp = cli.raw_tp;
+  auto bpf = BpfRuntime::load(bopts);
+  auto probes = bpf ? KpiProbes::create(*bpf, popts) : Result<std::unique_ptr<KpiProbes>>(bpf.error());
   if (!probes) {
     spdlog::error("{}", probes.error().what());
     return 1;
   }
-  // Drops of the shifter's policer, from the maps it pins (absent until a limit was ever set).
-  (*probes)->set_policer_source(pinned_policer_source(kPolicerPinDir));
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   KpisCommandOptions opts{*interval, cli.count, cli.json};

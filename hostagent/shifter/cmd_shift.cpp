@@ -85,7 +85,8 @@ int run_shift_command(const ShiftCli& cli) {
 
   std::unique_ptr<NetPolicer> policer;
   if (*resource == Resource::net_out_kbps || *resource == Resource::net_in_kbps) {
-    auto p = NetPolicer::open({});
+    auto bpf = BpfRuntime::load({.kpi = false});
+    auto p = bpf ? NetPolicer::open(*bpf) : Result<std::unique_ptr<NetPolicer>>(bpf.error());
     if (!p) {
       spdlog::error("network policer: {}", p.error().what());
       return 1;

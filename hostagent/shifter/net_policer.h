@@ -1,28 +1,21 @@
 #pragma once
-// NetPolicer: user-space side of bpf/policer.bpf.c. Attaches the policer's tc programs to a tap's clsact
-// ingress (guest transmit) and egress (guest receive) hooks at POLICER_TC_PRIORITY/POLICER_TC_HANDLE,
-// writes rate/burst per (ifindex, direction) into policer_cfg and reads the per-slot drop counters.
-// It owns only the policer's programs and maps; the KPI counting programs on the same taps belong to
-// hostagent/probes. Maps are pinned under a bpffs directory so limits survive an agent restart and a
-// restarted agent reads them back.
-//
-// Integration note: it loads its own instance of the linked morph object (through its own skeleton,
-// morph_policer.skel.h, generated from the same morph.bpf.o) with only the policer_*
-// programs enabled. When probes own the one loaded skeleton, construct from their map/program fds instead.
-
-#include <bpf/libbpf.h>
+// NetPolicer: user-space side of bpf/policer.bpf.c. It takes the policer's programs and maps from the agent's
+// one BpfRuntime (hostagent/bpf_runtime, which loads the object and pins these maps so limits survive an
+// agent restart and a restarted agent reads them back), attaches the policer's tc programs to a tap's
+// clsact ingress (guest transmit) and egress (guest receive) hooks at POLICER_TC_PRIORITY/POLICER_TC_HANDLE,
+// writes rate/burst per (ifindex, direction) into policer_cfg and reads the per-slot counters.
+// It owns only the policer's filters and map entries: it never loads BPF, and the KPI counting programs on
+// the same taps belong to hostagent/probes.
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <set>
-#include <string>
 #include <utility>
 
 #include "bpf/policer.h"
 #include "common/error.h"
-
-struct morph_policer;
+#include "hostagent/bpf_runtime/bpf_runtime.h"
 
 namespace morph::agent::shifter {
 
@@ -39,11 +32,8 @@ class NetLimiter {
 
 class NetPolicer final : public NetLimiter {
  public:
-  struct Options {
-    std::string pin_dir = "/sys/fs/bpf/morph";  // empty: no pinning (tests)
-    bool load_test_entry = false;               // also load policer_test_verdict (BPF_PROG_TEST_RUN)
-  };
-  static Result<std::unique_ptr<NetPolicer>> open(const Options& options);
+  // Errc::unavailable when `runtime` has no policer (not asked for, or it could not load: its reason).
+  static Result<std::unique_ptr<NetPolicer>> open(std::shared_ptr<BpfRuntime> runtime);
   ~NetPolicer() override;
   NetPolicer(const NetPolicer&) = delete;
   NetPolicer& operator=(const NetPolicer&) = delete;
@@ -62,11 +52,13 @@ class NetPolicer final : public NetLimiter {
   static uint64_t burst_for(uint64_t rate_bytes_per_sec);
 
  private:
-  explicit NetPolicer(struct ::morph_policer* skel) : skel_(skel) {}
+  explicit NetPolicer(std::shared_ptr<BpfRuntime> runtime)
+      : runtime_(std::move(runtime)), objects_(*runtime_->policer()) {}
   Status attach(uint32_t ifindex);
   Status configure_locked(const policer_key& key, uint64_t rate, uint64_t burst);
 
-  struct ::morph_policer* skel_;
+  std::shared_ptr<BpfRuntime> runtime_;
+  const PolicerObjects& objects_;  // runtime_'s
   std::mutex mu_;
   std::set<uint32_t> attached_;
 };

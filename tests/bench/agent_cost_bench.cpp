@@ -55,13 +55,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto inv = morph::agent::Inventory::open();
-  auto probes = morph::agent::KpiProbes::create();
+  // The agent's BPF object as it loads it: the probes read the policer's drops from the same runtime.
+  auto bpf = morph::agent::BpfRuntime::load();
+  auto probes = bpf ? morph::agent::KpiProbes::create(*bpf)
+                    : morph::Result<std::unique_ptr<morph::agent::KpiProbes>>(bpf.error());
   if (!inv || !probes) {
     std::fprintf(stderr, "%s\n", !inv ? inv.error().what().c_str() : probes.error().what().c_str());
     return 1;
   }
   morph::agent::PrefixVmSource source(std::move(inv).value(), bed.prefix());
-  (*probes)->set_policer_source(morph::agent::pinned_policer_source(morph::agent::kPolicerPinDir));
   NullBuf null;
   std::ostream out(&null);
 

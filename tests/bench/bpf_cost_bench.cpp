@@ -7,8 +7,8 @@
 //  1. `runs` runs, each with a fresh KpiProbes (default: sched_info) and a fresh runqlat, `windows` windows
 //     each: per program ns/event and events/s, and the sched_switch-path total per context switch (every
 //     scheduler program of the tool, weighted by its events, over the switches), ours and runqlat's.
-//  2. The same without the per-task run_delay baseline (ProbeOptions::runq_baseline = false), `runs` runs.
-//  3. One run of the wakeup fallback (ProbeOptions::sched_info = false), same load, with runqlat.
+//  2. The same without the per-task run_delay baseline (KpiProgramOptions::runq_baseline = false), `runs` runs.
+//  3. One run of the wakeup fallback (KpiProgramOptions::sched_info = false), same load, with runqlat.
 //  4. The floor: tests/bench/bpf_cost_floor.bpf.c, one ingredient of the switch path per program.
 //
 //   sudo build/tests/bench/bpf_cost_bench [runs=5] [windows=5] [window_ms=1000]
@@ -35,7 +35,6 @@
 
 #include "bpf_cost_floor.skel.h"
 #include "hostagent/probes/kpi_probes.h"
-#include "morph_kpi_bpf.skel.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -122,9 +121,15 @@ std::unique_ptr<morph::test::ChildProcess> start_runqlat() {
 }
 
 // One run: our probes (with `opts`) and runqlat attached together, the ping-pong load, `windows` windows.
-bool one_run(const morph::agent::ProbeOptions& opts, const std::string& rel, const std::string& dir, int windows,
+bool one_run(const morph::agent::KpiProgramOptions& opts, const std::string& rel, const std::string& dir, int windows,
              int window_ms, RunResult& r, std::string& mode) {
-  auto probes = morph::agent::KpiProbes::create(opts);
+  // The KPI programs as the agent loads them; the policer has no program on sched_switch.
+  auto runtime = morph::agent::BpfRuntime::load({.kpi_programs = opts, .policer = false});
+  if (!runtime) {
+    std::fprintf(stderr, "%s\n", runtime.error().what().c_str());
+    return false;
+  }
+  auto probes = morph::agent::KpiProbes::create(*runtime);
   if (!probes) {
     std::fprintf(stderr, "%s\n", probes.error().what().c_str());
     return false;
@@ -137,12 +142,9 @@ bool one_run(const morph::agent::ProbeOptions& opts, const std::string& rel, con
     return false;
   }
   mode = std::string((*probes)->attach_mode()) + ", run-queue wait from " + (*probes)->runq_source();
-  const morph_kpi_bpf* skel = (*probes)->skeleton();
   std::set<uint32_t> ours;
   std::map<uint32_t, std::string> our_names;  // full names (the kernel keeps 15 characters)
-  for (const bpf_program* p :
-       {skel->progs.morph_sched_switch, skel->progs.morph_sched_wakeup, skel->progs.morph_sched_wakeup_new,
-        skel->progs.morph_block_io_start, skel->progs.morph_block_rq_complete})
+  for (const bpf_program* p : (*runtime)->kpi()->tracing)
     if (uint32_t id = prog_id(p)) {
       ours.insert(id);
       our_names[id] = bpf_program__name(p);
@@ -309,8 +311,8 @@ int main(int argc, char** argv) {
     if (!one_run({}, rel, dir, windows, window_ms, r, mode)) return 1;
     results.push_back(r);
   }
-  // Without the per-task run_delay baseline (ProbeOptions::runq_baseline = false): what it costs.
-  morph::agent::ProbeOptions lean;
+  // Without the per-task run_delay baseline (KpiProgramOptions::runq_baseline = false): what it costs.
+  morph::agent::KpiProgramOptions lean;
   lean.runq_baseline = false;
   std::vector<RunResult> lean_results;
   std::string lean_mode;
@@ -319,7 +321,7 @@ int main(int argc, char** argv) {
     if (!one_run(lean, rel, dir, windows, window_ms, r, lean_mode)) return 1;
     lean_results.push_back(r);
   }
-  morph::agent::ProbeOptions fallback;
+  morph::agent::KpiProgramOptions fallback;
   fallback.sched_info = false;
   RunResult fb;
   std::string fb_mode;

@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shifter_latency: %s%s\n", bed.unavailable().c_str(), bed.error().c_str());
     return 77;
   }
-  auto policer = NetPolicer::open({.pin_dir = ""});
+  auto bpf = morph::agent::BpfRuntime::load({.kpi = false, .pin_dir = ""});
+  auto policer = bpf ? NetPolicer::open(*bpf) : morph::Result<std::unique_ptr<NetPolicer>>(bpf.error());
   if (!policer) {
     std::fprintf(stderr, "shifter_latency: %s\n", policer.error().what().c_str());
     return 1;

@@ -1,4 +1,4 @@
-// KpiProbes against the real kernel: the full skeleton loaded and attached (tp_btf and the raw_tp
+// KpiProbes against the real kernel: the KPI programs loaded by a BpfRuntime and attached (tp_btf and the raw_tp
 // fallback), a test cgroup registered as a VM, and busy children whose own kernel accounting
 // (/proc/<pid>/schedstat, /proc/<pid>/stat) is the reference for on-CPU time, run-queue wait and faults.
 #include "hostagent/probes/kpi_probes.h"
@@ -26,14 +26,14 @@
 #include <thread>
 #include <vector>
 
+#include "bpf/morph_kpi.h"
 #include "common/kpi/derived.h"
-#include "morph_kpi.h"
-#include "morph_kpi_bpf.skel.h"
 #include "tests/support/requirements.h"
 #include "tests/support/shell.h"
 
+using morph::agent::BpfRuntime;
+using morph::agent::BpfRuntimeOptions;
 using morph::agent::KpiProbes;
-using morph::agent::ProbeOptions;
 using morph::agent::VmInfo;
 using morph::kpi::VmKpis;
 namespace kpi = morph::kpi;
@@ -190,10 +190,14 @@ class KpiProbesTest : public ::testing::TestWithParam<Mode> {
   void SetUp() override {
     MORPH_REQUIRE_BPF();
     ASSERT_TRUE(cg_.ok()) << "cannot create " << cg_.leaf;
-    ProbeOptions opts;
-    opts.force_raw_tp = GetParam().raw_tp;
-    opts.sched_info = GetParam().sched_info;
-    auto p = KpiProbes::create(opts);
+    BpfRuntimeOptions opts;
+    opts.kpi_programs.force_raw_tp = GetParam().raw_tp;
+    opts.kpi_programs.sched_info = GetParam().sched_info;
+    opts.policer = false;
+    auto rt = BpfRuntime::load(opts);
+    ASSERT_TRUE(rt.ok()) << rt.error().describe();
+    runtime_ = *rt;
+    auto p = KpiProbes::create(runtime_);
     ASSERT_TRUE(p.ok()) << p.error().describe();
     probes_ = std::move(p).value();
     EXPECT_STREQ(probes_->attach_mode(), GetParam().raw_tp ? "raw_tp" : "tp_btf");
@@ -214,6 +218,7 @@ class KpiProbesTest : public ::testing::TestWithParam<Mode> {
 
   TestCgroup cg_;
   VmInfo vm_;
+  std::shared_ptr<BpfRuntime> runtime_;
   std::unique_ptr<KpiProbes> probes_;
 };
 
@@ -364,7 +369,7 @@ TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
     bool egress;
     uint32_t len;
   } rows[] = {{true, 98}, {true, 1514}, {true, 60}, {false, 342}};
-  auto* skel = probes_->skeleton();
+  const morph::agent::KpiObjects* objects = runtime_->kpi();
   for (const Row& r : rows) {
     std::vector<uint8_t> frame(r.len, 0);
     frame[12] = 0x08;  // EtherType IPv4
@@ -373,7 +378,7 @@ TEST_P(KpiProbesTest, TapCountingAndCleanDetach) {
     ctx.ifindex = ifindex;
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()),
                 .ctx_in = &ctx, .ctx_size_in = sizeof(ctx));
-    int fd = bpf_program__fd(r.egress ? skel->progs.morph_tc_tap_egress : skel->progs.morph_tc_tap_ingress);
+    int fd = bpf_program__fd(r.egress ? objects->tc_egress : objects->tc_ingress);
     ASSERT_EQ(bpf_prog_test_run_opts(fd, &opts), 0);
     EXPECT_EQ(int(opts.retval), -1) << "TC_ACT_UNSPEC: later filters still run";
   }

@@ -33,7 +33,9 @@ class PolicerBpfTest : public ::testing::Test {
  protected:
   void SetUp() override {
     MORPH_REQUIRE_BPF();
-    auto p = NetPolicer::open({.pin_dir = "", .load_test_entry = true});
+    auto rt = BpfRuntime::load({.kpi = false, .policer_test_entry = true, .pin_dir = ""});
+    ASSERT_TRUE(rt.ok()) << rt.error().what();
+    auto p = NetPolicer::open(*rt);
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
   }

@@ -109,8 +109,11 @@ struct AgentRestartE2e : test::OnTestbed<AgentRestartE2e> {
     tap = if_nametoindex(bed().vm().tap.c_str());
     ASSERT_NE(tap, 0u) << "no tap for " << bed().vm().name;
     host_ip = bed().vm().host_ip;
-    // The agent's pinned policer maps, opened independently of any agent.
-    auto p = agent::shifter::NetPolicer::open({});
+    // The agent's pinned policer maps, opened independently of any agent (a runtime of this test's own that
+    // reuses them from the default pin directory, as the agent does).
+    auto rt = agent::BpfRuntime::load({.kpi = false});
+    ASSERT_TRUE(rt.ok()) << rt.error().what();
+    auto p = agent::shifter::NetPolicer::open(*rt);
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
     baseline = now_values();

@@ -137,13 +137,14 @@ struct KpiAccuracy : test::OnTestbed<KpiAccuracy> {
     }
     inventory = std::move(inv).value();
     source = new PrefixVmSource(inventory, bed().prefix());
-    auto p = KpiProbes::create();
+    // As the agent loads it, but with nothing pinned: no policer runs in this test.
+    auto rt = BpfRuntime::load({.pin_dir = ""});
+    auto p = rt ? KpiProbes::create(*rt) : Result<std::unique_ptr<KpiProbes>>(rt.error());
     if (!p) {
       bed_error = p.error().what();
       return;
     }
     probes = std::move(p).value().release();
-    probes->set_policer_source(pinned_policer_source(kPolicerPinDir));
     auto vms = source->list();
     if (!vms || vms->size() != 3) {
       bed_error = "inventory does not list the bed's 3 VMs";

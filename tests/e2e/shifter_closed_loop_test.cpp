@@ -48,7 +48,11 @@ struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
     if (!inv) return setup_failed("inventory: " + inv.error().describe());
     auto vms = (*inv)->list();
     if (!vms) return setup_failed("inventory list: " + vms.error().describe());
-    auto p = agent::KpiProbes::create();
+    // One BPF object for the probes and the policer, as in the agent (nothing pinned: a test's own).
+    auto rt = agent::BpfRuntime::load({.pin_dir = ""});
+    if (!rt) return setup_failed("BPF runtime: " + rt.error().describe());
+    runtime = *rt;
+    auto p = agent::KpiProbes::create(runtime);
     if (!p) return setup_failed("KPI probes: " + p.error().describe());
     probes = std::move(p).value().release();
     for (const agent::VmInfo& v : *vms)
@@ -59,6 +63,7 @@ struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
   static void TearDownTestSuite() {
     delete probes;
     probes = nullptr;
+    runtime.reset();
     OnTestbed::TearDownTestSuite();
   }
   static void setup_failed(std::string why) { suite_error = std::move(why); }
@@ -66,16 +71,11 @@ struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
   void SetUpOnBed() override {
     ASSERT_TRUE(suite_error.empty()) << suite_error;
     ASSERT_NE(probes, nullptr);
-    auto p = NetPolicer::open({.pin_dir = ""});
+    ASSERT_NE(runtime, nullptr);
+    // The probes read this policer's drops from its map in the shared runtime.
+    auto p = NetPolicer::open(runtime);
     ASSERT_TRUE(p.ok()) << p.error().what();
     policer = std::move(p).value();
-    // The agent reads the policer's drops from its pinned maps; this one is not pinned, so read it directly.
-    probes->set_policer_source(
-        [pol = policer.get()](uint32_t ifindex, bool guest_rx) -> std::optional<agent::KpiProbes::PolicerCounts> {
-          auto s = pol->stats(ifindex, guest_rx ? NetDirection::guest_in : NetDirection::guest_out);
-          if (!s) return std::nullopt;
-          return agent::KpiProbes::PolicerCounts{s->drop_packets, s->drop_bytes};
-        });
     auto m = LibvirtMechanisms::connect({}, policer.get());
     ASSERT_TRUE(m.ok()) << m.error().what();
     mech = std::move(m).value();
@@ -84,7 +84,6 @@ struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
   }
   void TearDownOnBed() override {
     if (engine) engine->controller_lost();  // back to baseline whatever happened
-    if (probes) probes->set_policer_source(nullptr);
   }
 
   // The agent's KPIs (one read at each end, as its interval does) and libvirt's counters, bracketed.
@@ -128,6 +127,7 @@ struct ShifterClosedLoop : test::OnTestbed<ShifterClosedLoop> {
     return engine->shift({++next_id, bed().vm().name, std::move(adj), lease});
   }
 
+  static inline std::shared_ptr<agent::BpfRuntime> runtime;
   static inline agent::KpiProbes* probes = nullptr;
   static inline std::string suite_error;
   std::unique_ptr<NetPolicer> policer;

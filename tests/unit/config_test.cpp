@@ -274,9 +274,10 @@ TEST(ConfigSchema, RejectsBadDeclarations) {
 TEST(ConfigSchema, DaemonSchemasAreValidAndDeclareTheirKeyNames) {
   ASSERT_TRUE(agent_schema().validate().ok()) << agent_schema().validate().error().what();
   ASSERT_TRUE(controller_schema().validate().ok()) << controller_schema().validate().error().what();
-  for (auto k : {agent_keys::host_id, agent_keys::libvirt_uri, agent_keys::interval, agent_keys::ingest,
-                 agent_keys::control, agent_keys::keys_dir, agent_keys::lease_default, agent_keys::lease_on_expiry,
-                 agent_keys::lease_state_file, agent_keys::metrics_listen, agent_keys::log_level}) {
+  for (auto k :
+       {agent_keys::host_id, agent_keys::libvirt_uri, agent_keys::interval, agent_keys::ingest, agent_keys::control,
+        agent_keys::keys_dir, agent_keys::lease_default, agent_keys::lease_on_expiry, agent_keys::lease_state_file,
+        agent_keys::bpf_pin_dir, agent_keys::metrics_listen, agent_keys::log_level}) {
     EXPECT_NE(agent_schema().find(k), nullptr) << k;
   }
   for (auto k : {controller_keys::tick, controller_keys::ingest, controller_keys::control, controller_keys::api,
