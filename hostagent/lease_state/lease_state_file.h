@@ -1,8 +1,9 @@
 #pragma once
 // LeaseStateFile: the shifting engine's LeaseStore as a JSON file (lease.state_file), replaced atomically
 // (written to NAME.tmp, then renamed) on every save. The format, version 1:
-//   {"version": 1, "vms": [{"uuid": ..., "baseline": {"cpu_millicores": ..., ...}, "shifted": ["cpu_millicores"],
+//   {"version": 1, "vms": [{"uuid": ..., "baseline": {"cpu_millicores": ..., ...}, "shifted": ["cpu", "cpu_shares"],
 //                           "lease_expiry_ms": <ms since the epoch, 0 = held>, "last_command": ...}]}
+// "shifted" holds common/resource.h names; the older spellings (cpu_millicores, memory_mib) still load.
 // It owns only the file's format; what the records mean is the engine's (hostagent/shifter/lease_store.h).
 
 #include <string>
