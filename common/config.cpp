@@ -287,6 +287,14 @@ Result<nanoseconds> parse_duration(std::string_view text) {
   return nanoseconds(static_cast<int64_t>(std::llround(total)));
 }
 
+Result<nanoseconds> parse_duration_arg(std::string_view text) {
+  const bool bare = !text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos;
+  if (!bare) return parse_duration(text);
+  auto d = parse_duration(std::string(text) + "s");
+  if (!d) return parse_duration(text);  // the error names the text as given
+  return d;
+}
+
 std::string format_duration(nanoseconds d) {
   int64_t ns = d.count();
   if (ns == 0) return "0s";

@@ -206,6 +206,8 @@ std::string render_example_toml(const Schema& schema);
 
 // Parsers shared with other modules (also used for command-line values).
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
+// A duration given as a command-line value: as parse_duration, or a bare number of seconds ("30", "0.5").
+Result<std::chrono::nanoseconds> parse_duration_arg(std::string_view text);
 std::string format_duration(std::chrono::nanoseconds d);
 Result<uint64_t> parse_bytes(std::string_view text);
 std::string format_bytes(uint64_t b);

@@ -24,6 +24,18 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
   return s;
 }
 
+Result<ClientSecurity> load_client_security(const ClientKeyFiles& f) {
+  auto origin = [](Error e, const std::string& where) { return where.empty() ? e : std::move(e).with_context(where); };
+  auto kp = load_keypair(f.key_file);
+  if (!kp) return origin(std::move(kp).error(), f.key_origin);
+  auto pub = load_public_key(f.server_key_file);
+  if (!pub) return origin(std::move(pub).error(), f.server_key_origin);
+  ClientSecurity sec;
+  sec.curve = std::move(*kp);
+  sec.server_public_z85 = std::move(*pub);
+  return sec;
+}
+
 bool is_tcp(std::string_view e) {
   return e.starts_with("tcp://");
 }

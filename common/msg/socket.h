@@ -43,6 +43,18 @@ struct ClientSecurity {
   bool allow_plaintext_tcp = false;
 };
 
+// The files a client's CURVE identity is read from: its own NAME.key and the server's NAME.pub, each with
+// the flag or configuration key that named it (put before a load error; empty: the error alone).
+struct ClientKeyFiles {
+  std::string key_file;
+  std::string server_key_file;
+  std::string key_origin = "--key";
+  std::string server_key_origin = "--server-key";
+};
+// Loads both (load_keypair, load_public_key): the one way every client (morphctl, top, the dashboard, the
+// agent) turns key files into ClientSecurity.
+Result<ClientSecurity> load_client_security(const ClientKeyFiles& files);
+
 zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const SocketOptions& opts = {});
 
 // Applies security and binds. For ipc:// makes sure the socket's directory exists with mode 0700 and

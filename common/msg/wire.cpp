@@ -190,6 +190,18 @@ bool valid_uuid(std::string_view s) {
   });
 }
 
+const char* tier_word(v1::BidTier tier) {
+  switch (tier) {
+    case v1::BidTier::sla_critical:
+      return "sla";
+    case v1::BidTier::improvement:
+      return "improve";
+    case v1::BidTier::speculative:
+      return "speculative";
+  }
+  return "?";
+}
+
 Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf) {
   MORPH_TRY_ASSIGN(auto r, kpi_report_header(buf));
   if (r->vms() != nullptr)

@@ -59,6 +59,8 @@ struct Limits {
 bool valid_name(std::string_view s);
 // A libvirt-style UUID or VM identifier: 1..64 chars of [A-Za-z0-9-].
 bool valid_uuid(std::string_view s);
+// The word for a bid tier that the api's events and morphctl print: sla, improve, speculative.
+const char* tier_word(v1::BidTier tier);
 
 // Strict: any bad VM entry makes the whole report an error (tests, tools, the fuzzers' baseline).
 Result<const v1::KpiReport*> decode_kpi_report(std::span<const uint8_t> buf);

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "controller/cli/command.h"
 #include "controller/dashboard/dashboard.h"
 
 namespace morph::cli {
@@ -181,9 +182,11 @@ int run_top(const TopOptions& opts) {
   return 0;
 }
 
-void add_top_command(CLI::App& app) {
+// `morphctl top` reads the events stream as well as the api, so it takes its own endpoints and keys
+// (--ipc-dir, or --api and --events) rather than the global --connect.
+void add_top(Commands& commands) {
   auto o = std::make_shared<TopOptions>();
-  auto* c = app.add_subcommand("top", "live view of VMs, their KPIs, allocations and prices (like top)");
+  auto* c = commands.app().add_subcommand("top", "live view of VMs, their KPIs, allocations and prices (like top)");
   c->add_option("--api", o->controller.api, "controller api endpoint (default tcp://127.0.0.1:7712)");
   c->add_option("--events", o->controller.events, "controller events endpoint (default tcp://127.0.0.1:7713)");
   c->add_option("--ipc-dir", o->controller.ipc_dir, "the controller's --ipc-dir: use its ipc:// sockets");
@@ -199,10 +202,14 @@ void add_top_command(CLI::App& app) {
       "--interval", [o](double s) { o->interval = std::chrono::milliseconds(static_cast<long>(s * 1000)); },
       "seconds between frames (default 1)");
   iv->check(CLI::Range(0.1, 3600.0));
-  c->callback([o] {
-    int rc = run_top(*o);
-    if (rc == 0) throw CLI::Success();
-    throw CLI::RuntimeError(rc);
+  Commands::examples(
+      c,
+      {"morphctl top --ipc-dir /run/morph", "morphctl top --ipc-dir /run/morph --count 3 --json",
+       "morphctl top --api tcp://ctl:7712 --events tcp://ctl:7713 --key ops.key --server-key controller.pub --once"});
+  commands.on(c, [o](Session& s) {
+    TopOptions run = *o;
+    if (&s.out != &std::cout) run.out = &s.out;  // a captured stream (a test's) is never a terminal
+    return run_top(run);
   });
 }
 

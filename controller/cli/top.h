@@ -6,7 +6,6 @@
 // frames one after another (no escape codes), so it can be piped, logged or tested. --json prints each frame
 // as one line of JSON instead (the dashboard's /api/state with the latest sample of each series).
 
-#include <CLI/CLI.hpp>
 #include <chrono>
 #include <ostream>
 #include <string>
@@ -28,9 +27,6 @@ struct TopOptions {
 
 // Exit status: 0, 1 when no data arrived within `wait` (--once/--count), 2 on bad options.
 int run_top(const TopOptions& opts);
-// Registers `top` with its options; its callback runs run_top and exits with its status (through
-// CLI::Success / CLI::RuntimeError, which CLI11_PARSE turns into the exit code).
-void add_top_command(CLI::App& app);
 // One frame as text (ansi: bold headers and a highlighted run-queue wait).
 std::string render_top(const fleet::FleetState& s, bool ansi);
 

@@ -44,12 +44,7 @@ Result<FleetViewOptions> resolve(const ControllerAddress& a) {
     if (a.key_file.empty() || a.server_key_file.empty())
       return Error(Errc::invalid_argument,
                    "CURVE needs both --key (this client's NAME.key) and --server-key (controller.pub)");
-    auto kp = msg::load_keypair(a.key_file);
-    if (!kp) return std::move(kp).error();
-    auto pub = msg::load_public_key(a.server_key_file);
-    if (!pub) return std::move(pub).error();
-    o.security.curve = *kp;
-    o.security.server_public_z85 = *pub;
+    MORPH_TRY_ASSIGN(o.security, msg::load_client_security({a.key_file, a.server_key_file, "", ""}));
   }
   return o;
 }

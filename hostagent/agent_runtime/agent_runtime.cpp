@@ -6,6 +6,7 @@
 #include "hostagent/agent_runtime/engine_shift_handler.h"
 #include "hostagent/agent_runtime/probe_kpi_source.h"
 #include "hostagent/inventory/inventory.h"
+#include "hostagent/lease_state/lease_state_file.h"
 #include "hostagent/probes/inventory_vm_source.h"
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
@@ -125,12 +126,13 @@ Result<std::unique_ptr<HostRuntime>> make_host_runtime(const RuntimeContext& ctx
   shifter::ShiftEngine::Options eo;
   eo.on_expiry =
       cfg.get_string("lease.on_expiry") == "hold" ? shifter::ExpiryPolicy::hold : shifter::ExpiryPolicy::revert;
-  eo.state_file = cfg.get_string("lease.state_file");
+  const std::string state_file = cfg.get_string("lease.state_file");
+  if (!state_file.empty()) eo.store = std::make_shared<LeaseStateFile>(state_file);
   rt->engine = std::make_shared<shifter::ShiftEngine>(
       *rt->mechanisms, [] { return shifter::WallClock::now(); }, eo);
   // Leases that ran out while the agent was down are ended now; the events are reported once connected.
   if (auto ev = rt->engine->reconcile(); !ev) {
-    spdlog::warn("lease.state_file {}: {}", eo.state_file, ev.error().what());
+    spdlog::warn("lease.state_file {}: {}", state_file, ev.error().what());
   } else if (!ev->empty()) {
     spdlog::info("{} lease(s) ran out while the agent was down; applied lease.on_expiry={}", ev->size(),
                  cfg.get_string("lease.on_expiry"));

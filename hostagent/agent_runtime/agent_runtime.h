@@ -3,9 +3,9 @@
 // --vm), their KPIs from the BPF probes (ProbeKpiSource), and shifts through the Resource Shifting Engine
 // over libvirt and the network policer (EngineShiftHandler). It builds the HostHello description (host
 // capacity, VMs with baselines, owners and SLA classes) and re-sends it when VMs come and go.
-// It owns nothing of the uplink: run_command.cpp hands it the Uplink at start.
+// It owns nothing of the uplink: run_agent() hands it the Uplink at start.
 
-#include "hostagent/uplink/run_command.h"
+#include "hostagent/uplink/run_agent.h"
 
 namespace morph::agent {
 

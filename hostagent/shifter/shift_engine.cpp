@@ -5,50 +5,16 @@
 
 #include <algorithm>
 #include <bit>
-#include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 namespace morph::agent::shifter {
 
 namespace {
-
-int64_t to_ms(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-TimePoint from_ms(int64_t ms) {
-  return TimePoint(std::chrono::milliseconds(ms));
-}
 
 // The adjustment that puts a resource back to what `f` says was in force.
 Adjustment restoring(Resource r, const InForce& f) {
   Adjustment a{r, f.value(r), {}};
   if (r == Resource::vcpu_pin) a.target = f.vcpu_pin;
   return a;
-}
-
-nlohmann::json to_json(const InForce& f) {
-  return {
-      {"cpu_millicores", f.cpu_millicores}, {"vcpu_quota_us", f.vcpu_quota_us}, {"vcpu_period_us", f.vcpu_period_us},
-      {"cpu_shares", f.cpu_shares},         {"vcpu_pin", f.vcpu_pin},           {"memory_mib", f.memory_mib},
-      {"disk_iops", f.disk_iops},           {"disk_bps", f.disk_bps},           {"net_out_kbps", f.net_out_kbps},
-      {"net_in_kbps", f.net_in_kbps},       {"storage_tier", f.storage_tier}};
-}
-
-InForce in_force_from_json(const nlohmann::json& j) {
-  InForce f;
-  f.cpu_millicores = j.value("cpu_millicores", int64_t{0});
-  f.vcpu_quota_us = j.value("vcpu_quota_us", int64_t{-1});
-  f.vcpu_period_us = j.value("vcpu_period_us", uint64_t{0});
-  f.cpu_shares = j.value("cpu_shares", uint64_t{0});
-  f.vcpu_pin = j.value("vcpu_pin", std::string{});
-  f.memory_mib = j.value("memory_mib", uint64_t{0});
-  f.disk_iops = j.value("disk_iops", uint64_t{0});
-  f.disk_bps = j.value("disk_bps", uint64_t{0});
-  f.net_out_kbps = j.value("net_out_kbps", uint64_t{0});
-  f.net_in_kbps = j.value("net_in_kbps", uint64_t{0});
-  f.storage_tier = j.value("storage_tier", int64_t{0});
-  return f;
 }
 
 }  // namespace
@@ -342,52 +308,27 @@ std::optional<InForce> ShiftEngine::baseline(const std::string& vm_uuid) const {
 }
 
 void ShiftEngine::persist_locked() {
-  if (opt_.state_file.empty()) return;
-  nlohmann::json vms = nlohmann::json::array();
-  for (const auto& [uuid, st] : vms_) {
-    nlohmann::json shifted = nlohmann::json::array();
-    for (Resource r : st.shifted) shifted.push_back(resource_name(r));
-    vms.push_back({{"uuid", uuid},
-                   {"baseline", to_json(st.baseline)},
-                   {"shifted", shifted},
-                   {"lease_expiry_ms", st.lease ? to_ms(*st.lease) : int64_t{0}},
-                   {"last_command", st.last_command}});
-  }
-  const std::string tmp = opt_.state_file + ".tmp";
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(opt_.state_file).parent_path(), ec);
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << nlohmann::json{{"version", 1}, {"vms", vms}}.dump(1) << '\n';
-    if (!f) {
-      spdlog::warn("shifter: cannot write state file {}", tmp);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, opt_.state_file, ec);
-  if (ec) spdlog::warn("shifter: cannot replace state file {}: {}", opt_.state_file, ec.message());
+  if (!opt_.store) return;
+  std::vector<LeaseRecord> records;
+  records.reserve(vms_.size());
+  for (const auto& [uuid, st] : vms_) records.push_back({uuid, st.baseline, st.shifted, st.lease, st.last_command});
+  if (auto saved = opt_.store->save(records); !saved) spdlog::warn("shifter: {}", saved.error().what());
 }
 
 Status ShiftEngine::load_locked() {
-  std::ifstream f(opt_.state_file);
-  if (!f) return {};  // first start
-  nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.contains("vms"))
-    return Error(Errc::protocol, fmt::format("state file {} is not valid", opt_.state_file));
-  for (const auto& v : j["vms"]) {
-    auto target = mech_.resolve(v.value("uuid", std::string{}));
+  MORPH_TRY_ASSIGN(std::vector<LeaseRecord> records, opt_.store->load());
+  for (LeaseRecord& r : records) {
+    auto target = mech_.resolve(r.vm_uuid);
     if (!target) {
-      spdlog::warn("shifter: vm={} from the state file is gone: {}", v.value("uuid", std::string{}),
-                   target.error().what());
+      spdlog::warn("shifter: vm={} from the state file is gone: {}", r.vm_uuid, target.error().what());
       continue;
     }
     VmState st;
     st.target = *target;
-    st.baseline = in_force_from_json(v.value("baseline", nlohmann::json::object()));
-    for (const auto& name : v.value("shifted", nlohmann::json::array()))
-      if (auto r = parse_resource(name.get<std::string>())) st.shifted.insert(*r);
-    if (int64_t ms = v.value("lease_expiry_ms", int64_t{0}); ms > 0) st.lease = from_ms(ms);
-    st.last_command = v.value("last_command", uint64_t{0});
+    st.baseline = r.baseline;
+    st.shifted = std::move(r.shifted);
+    st.lease = r.lease;
+    st.last_command = r.last_command;
     // Renewals may name the command rather than the VM.
     if (st.last_command != 0) command_vm_[st.last_command] = st.target.uuid;
     const std::string lease =
@@ -427,7 +368,7 @@ std::vector<ShiftOutcome> ShiftEngine::in_force_report() {
 Result<std::vector<LeaseEvent>> ShiftEngine::reconcile() {
   {
     std::lock_guard lock(mu_);
-    if (opt_.state_file.empty()) return std::vector<LeaseEvent>{};
+    if (!opt_.store) return std::vector<LeaseEvent>{};
     MORPH_TRY(load_locked());
   }
   return expire_due();

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "hostagent/shifter/lease_store.h"
 #include "hostagent/shifter/mechanisms.h"
 #include "hostagent/shifter/shift.h"
 
@@ -42,7 +44,8 @@ class ShiftEngine {
   struct Options {
     ExpiryPolicy on_expiry = ExpiryPolicy::revert;
     size_t remembered_outcomes = 4096;
-    std::string state_file;  // baselines + leases survive an agent restart here; empty = not persisted
+    // Baselines and leases survive an agent restart here (hostagent/lease_state/); none: not persisted.
+    std::shared_ptr<LeaseStore> store;
     // A cpu_millicores adjustment without a cpu_shares one also sets the VM's CPU weight in proportion
     // (cpu_shares_following()), so the VM gets its allocation under contention, not only a higher cap.
     bool shares_follow_cpu = true;
@@ -65,7 +68,7 @@ class ShiftEngine {
   // Lease events not yet reported.
   std::vector<LeaseEvent> take_events();
 
-  // After an agent restart: loads the state file, re-reads what is in force for each VM it names, and
+  // After an agent restart: loads the lease store, re-reads what is in force for each VM it names, and
   // applies the expiry policy to leases that ran out while the agent was down.
   Result<std::vector<LeaseEvent>> reconcile();
 

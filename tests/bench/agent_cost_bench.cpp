@@ -17,8 +17,8 @@
 #include <string>
 #include <thread>
 
+#include "hostagent/cli/kpis_command.h"
 #include "hostagent/probes/kpi_probes.h"
-#include "hostagent/probes/kpis_command.h"
 #include "tests/support/testbed.h"
 #include "tests/support/testbed_vm_source.h"
 
@@ -68,10 +68,11 @@ int main(int argc, char** argv) {
   std::ostream out(&null);
 
   // One interval to register the VMs and settle, then the measured run.
-  (void)morph::agent::run_kpis(**probes, source, {std::chrono::milliseconds(1000), 1, true}, out);
+  (void)morph::agent::cli::run_kpis(**probes, source, {std::chrono::milliseconds(1000), 1, true}, out);
   const double cpu0 = process_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
-  auto st = morph::agent::run_kpis(**probes, source, {std::chrono::milliseconds(1000), uint64_t(seconds), true}, out);
+  auto st =
+      morph::agent::cli::run_kpis(**probes, source, {std::chrono::milliseconds(1000), uint64_t(seconds), true}, out);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = process_cpu_seconds() - cpu0;
   if (!st) {

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "hostagent/lease_state/lease_state_file.h"
 #include "hostagent/shifter/libvirt_mechanisms.h"
 #include "hostagent/shifter/net_policer.h"
 #include "hostagent/shifter/shift_engine.h"
@@ -163,7 +164,9 @@ int main(int argc, char** argv) {
   // --state-file: the engine as the agent runs it, writing its lease record before each shift
   // (lease.state_file, on disk), against the same engine without a state file.
   const std::string state_path = "/var/tmp/morph-shifter-latency-" + std::to_string(getpid()) + ".json";
-  ShiftEngine changed(**mech, [] { return WallClock::now(); }, {.state_file = state ? state_path : ""});
+  std::shared_ptr<LeaseStore> store;
+  if (state) store = std::make_shared<morph::agent::LeaseStateFile>(state_path);
+  ShiftEngine changed(**mech, [] { return WallClock::now(); }, {.store = store});
   ShiftEngine full(state ? static_cast<Mechanisms&>(**mech) : full_mech, [] { return WallClock::now(); }, {});
   struct Engine {
     const char* name;

@@ -28,10 +28,10 @@
 #include <vector>
 
 #include "common/kpi/derived.h"
+#include "hostagent/cli/kpis_command.h"
 #include "hostagent/inventory/inventory.h"
 #include "hostagent/probes/inventory_vm_source.h"
 #include "hostagent/probes/kpi_probes.h"
-#include "hostagent/probes/kpis_command.h"
 #include "tests/support/requirements.h"
 #include "tests/support/shell.h"
 #include "tests/support/testbed.h"
@@ -308,7 +308,7 @@ TEST_F(KpiAccuracy, StartedAndStoppedVmsFollowWithinTwoIntervals) {
   volatile bool stop = false;
   Status loop_status;
   std::thread loop([&] {
-    loop_status = run_kpis(*probes, *source, KpisCommandOptions{kInterval, 0, true}, out, &stop);
+    loop_status = cli::run_kpis(*probes, *source, cli::KpisCommandOptions{kInterval, 0, true}, out, &stop);
   });
   struct Join {
     std::thread& t;

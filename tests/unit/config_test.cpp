@@ -41,6 +41,16 @@ TEST(ConfigParsers, Durations) {
   for (const char* bad : {"", "5", "s", "1x", "-1s", "1.s", ".5s", "1..5s", "1 s"}) {
     EXPECT_FALSE(parse_duration(bad).ok()) << bad;
   }
+  // On a command line a bare number is seconds; everything else is as above.
+  EXPECT_EQ(*parse_duration_arg("30"), 30s);
+  EXPECT_EQ(*parse_duration_arg("0.5"), 500ms);
+  EXPECT_EQ(*parse_duration_arg("250ms"), 250ms);
+  EXPECT_EQ(*parse_duration_arg("1m30s"), 90s);
+  for (const char* bad : {"", ".", "1.", "1..5", "x", "-1", "5 s", "1x"}) {
+    auto d = parse_duration_arg(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_NE(d.error().message().find("'" + std::string(bad) + "'"), std::string::npos) << d.error().message();
+  }
   EXPECT_EQ(format_duration(1s), "1s");
   EXPECT_EQ(format_duration(100ms), "100ms");
   EXPECT_EQ(format_duration(5min), "5m");

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "hostagent/lease_state/lease_state_file.h"
 #include "hostagent/shifter/mechanisms.h"
 #include "hostagent/shifter/shift_engine.h"
 
@@ -390,13 +391,13 @@ class ShifterRestartTest : public ShifterEngineTest {
   void TearDown() override { std::filesystem::remove(state); }
   // One command under a 5 s lease, then the agent stops: the values stay in force.
   void shift_then_stop(std::vector<Adjustment> adjustments) {
-    auto engine = make({.state_file = state});
+    auto engine = make({.store = file()});
     ASSERT_TRUE(shift_vm1(engine, 1, std::move(adjustments)).ok());
   }
   // A new agent 10 s later: reconcile finds the lease expired and reverts the VM to `baseline`.
   // What the engine of an agent started again on the same state file finds in reconcile().
   Result<std::vector<LeaseEvent>> reconcile_after_restart() {
-    auto engine = make({.state_file = state});
+    auto engine = make({.store = file()});
     return engine.reconcile();
   }
   void expect_reverted_after_restart(const InForce& baseline) {
@@ -407,6 +408,7 @@ class ShifterRestartTest : public ShifterEngineTest {
     EXPECT_EQ(vm1(), baseline);
   }
   std::string state = ::testing::TempDir() + "shifter_state_" + std::to_string(getpid()) + ".json";
+  std::shared_ptr<LeaseStore> file() { return std::make_shared<LeaseStateFile>(state); }
 };
 
 TEST_F(ShifterRestartTest, ExpiredLeaseWhileDownIsRevertedOnReconcile) {
@@ -437,11 +439,11 @@ TEST_F(ShifterRestartTest, StateFileWithTheOlderResourceNamesStillReverts) {
 TEST_F(ShifterRestartTest, RunningLeaseSurvivesRestartWithItsBaseline) {
   const InForce baseline = vm1();
   {
-    auto engine = make({.state_file = state});
+    auto engine = make({.store = file()});
     ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 200, {}}}, std::chrono::seconds(30)}).ok());
   }
   now += std::chrono::seconds(10);
-  auto engine = make({.state_file = state});
+  auto engine = make({.store = file()});
   auto events = engine.reconcile();
   ASSERT_TRUE(events.ok());
   EXPECT_TRUE(events->empty());
@@ -458,7 +460,7 @@ TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
   const InForce baseline = vm1();
   const std::string at_kill = state + ".at-kill";
   {
-    auto engine = make({.state_file = state});
+    auto engine = make({.store = file()});
     int calls = 0;
     EXPECT_CALL(mech, apply).WillRepeatedly(Invoke([&](const VmTarget& t, const Adjustment& a) {
       if (++calls == 2) std::filesystem::copy_file(state, at_kill, std::filesystem::copy_options::overwrite_existing);
@@ -480,7 +482,7 @@ TEST_F(ShifterRestartTest, KilledMidApplyStillRevertsAfterRestart) {
 }
 
 TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
-  auto engine = make({.state_file = state});
+  auto engine = make({.store = file()});
   ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 500, {}}}, std::chrono::seconds(30)}).ok());
   apply_fails_once(Resource::disk_iops, Error(Errc::system, "blkiotune failed"));
   ShiftOutcome out =
@@ -489,7 +491,7 @@ TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
   EXPECT_EQ(vm1().cpu_millicores, 500);  // rolled back to what command 1 set
   // The record is command 1's: its lease, and disk_iops is not marked shifted.
   EXPECT_EQ(engine.lease_expiry("uuid-1"), now + std::chrono::seconds(30));
-  auto restarted = make({.state_file = state});
+  auto restarted = make({.store = file()});
   ASSERT_TRUE(restarted.reconcile().ok());
   EXPECT_EQ(restarted.lease_expiry("uuid-1"), now + std::chrono::seconds(30));
   now += std::chrono::seconds(31);
@@ -500,13 +502,28 @@ TEST_F(ShifterRestartTest, FailedCommandLeavesThePreviousRecord) {
 }
 
 TEST_F(ShifterRestartTest, FailedFirstCommandLeavesNoRecord) {
-  auto engine = make({.state_file = state});
+  auto engine = make({.store = file()});
   apply_fails_once(Resource::disk_iops, Error(Errc::system, "blkiotune failed"));
   ASSERT_FALSE(shift_vm1(engine, 1, {{Resource::cpu, 700, {}}, {Resource::disk_iops, 50, {}}}).ok());
   EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value());
-  auto restarted = make({.state_file = state});
+  auto restarted = make({.store = file()});
   ASSERT_TRUE(restarted.reconcile().ok());
   EXPECT_FALSE(restarted.lease_expiry("uuid-1").has_value());
+}
+
+// A state file that is not the format (here: records that are not objects, a field of the wrong type) is
+// refused at reconcile, naming the file; the agent logs it and starts without the old leases.
+TEST_F(ShifterRestartTest, MalformedStateFileIsRefusedNamingIt) {
+  for (const char* text :
+       {"not json", "{\"version\": 1}", "{\"vms\": [1, 2]}", "{\"vms\": [{\"uuid\": \"uuid-1\", \"shifted\": [7]}]}"}) {
+    std::ofstream(state) << text;
+    auto engine = make({.store = file()});
+    auto events = engine.reconcile();
+    ASSERT_FALSE(events.ok()) << text;
+    EXPECT_EQ(events.error().code(), Errc::protocol) << text;
+    EXPECT_THAT(events.error().message(), HasSubstr(state)) << text;
+    EXPECT_FALSE(engine.lease_expiry("uuid-1").has_value()) << text;
+  }
 }
 
 TEST(ShifterCpuList, ParsesAndFormats) {

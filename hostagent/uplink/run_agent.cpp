@@ -1,4 +1,4 @@
-#include "hostagent/uplink/run_command.h"
+#include "hostagent/uplink/run_agent.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -7,38 +7,9 @@
 #include <ctime>
 #include <filesystem>
 
-#include "common/config_schemas.h"
 #include "hostagent/uplink/synthetic_source.h"
 
 namespace morph::agent {
-
-std::shared_ptr<RunOptions> add_run_command(CLI::App& app, std::string version) {
-  auto o = std::make_shared<RunOptions>();
-  o->version = std::move(version);
-  o->cli = std::make_unique<config::CommandLine>(config::agent_schema());
-  auto* c = app.add_subcommand("run", "connect to the controller, publish this host's KPIs and apply shifts");
-  o->cli->add_config_option(*c);
-  o->cli->add_set_option(*c);
-  o->cli->add_flag(*c, "--host", "agent.host_id");
-  o->cli->add_flag(*c, "--ingest", "endpoints.ingest");
-  o->cli->add_flag(*c, "--control", "endpoints.control");
-  o->cli->add_flag(*c, "--interval", "agent.interval");
-  o->cli->add_flag(*c, "--connect", "agent.libvirt_uri");
-  o->cli->add_flag(*c, "--metrics-listen", "metrics.listen");
-  o->cli->add_flag(*c, "--lease-state-file", "lease.state_file");
-  c->add_option("--key", o->key_file, "this agent's secret key file (default: security.keys_dir/<host_id>.key)");
-  c->add_option("--server-key", o->server_key_file,
-                "the controller's public key file (default: security.keys_dir/controller.pub)");
-  c->add_option("--interval-ms", o->interval_ms, "KPI interval in ms (same as --interval)")
-      ->check(CLI::Range(100, 60000));
-  c->add_option("--synthetic-vms", o->synthetic_vms, "publish made-up KPIs for N synthetic VMs (no libvirt, no BPF)")
-      ->check(CLI::Range(0, 4096));
-  c->add_option("--vm", o->static_vms,
-                "measure this cgroup as a VM instead of asking libvirt: NAME:CGROUP_PATH[:TAP,...]");
-  c->add_flag("--raw-tp", o->raw_tp, "use the raw_tp programs even where tp_btf works");
-  o->command = c;
-  return o;
-}
 
 std::vector<std::pair<msg::Resource, int64_t>> host_cpu_memory_capacity() {
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -49,15 +20,11 @@ std::vector<std::pair<msg::Resource, int64_t>> host_cpu_memory_capacity() {
 
 namespace {
 
-bool is_tcp(const std::string& ep) {
-  return ep.rfind("tcp://", 0) == 0;
-}
-
 // CURVE keys: explicit files win; otherwise keys_dir/<host>.key and keys_dir/controller.pub, which are
 // required when an endpoint is tcp:// (the controller refuses plaintext there) and used when present.
 Status load_keys(const config::Config& cfg, const RunOptions& o, const std::string& host, UplinkConfig& up) {
   std::string key = o.key_file, pub = o.server_key_file;
-  const bool tcp = is_tcp(up.ingest_endpoint) || is_tcp(up.control_endpoint);
+  const bool tcp = msg::is_tcp(up.ingest_endpoint) || msg::is_tcp(up.control_endpoint);
   if (key.empty() && pub.empty()) {
     const std::filesystem::path dir = cfg.get_string("security.keys_dir");
     std::error_code ec;
@@ -66,12 +33,7 @@ Status load_keys(const config::Config& cfg, const RunOptions& o, const std::stri
     key = (dir / (host + ".key")).string();
     pub = (dir / "controller.pub").string();
   }
-  auto kp = msg::load_keypair(key);
-  if (!kp) return std::move(kp).error().with_context("security.keys_dir");
-  auto sk = msg::load_public_key(pub);
-  if (!sk) return std::move(sk).error().with_context("security.keys_dir");
-  up.security.curve = *kp;
-  up.security.server_public_z85 = *sk;
+  MORPH_TRY_ASSIGN(up.security, msg::load_client_security({key, pub, "security.keys_dir", "security.keys_dir"}));
   return {};
 }
 
@@ -83,16 +45,7 @@ struct UplinkMetrics {
 
 }  // namespace
 
-int run_agent(const RunOptions& o, const HostRuntimeFactory& make_runtime) {
-  std::vector<config::Override> overrides = o.cli->overrides();
-  if (o.interval_ms > 0)
-    overrides.insert(overrides.begin(), {"agent.interval", std::to_string(o.interval_ms) + "ms", "--interval-ms"});
-  auto loaded = config::load(config::agent_schema(), o.cli->config_file(), overrides);
-  if (!loaded) {
-    spdlog::error("{}", loaded.error().what());
-    return 2;
-  }
-  const config::Config& cfg = *loaded;
+int run_agent(const config::Config& cfg, const RunOptions& o, const HostRuntimeFactory& make_runtime) {
   if (cfg.origin("log.level").where != "default")
     spdlog::set_level(spdlog::level::from_str(cfg.get_string("log.level")));
 

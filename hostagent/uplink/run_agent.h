@@ -1,13 +1,12 @@
 #pragma once
-// `morph-agent run`: connect to the controller, announce the host, heartbeat, publish KPIs, take shift
-// commands. Configured from the agent's TOML file (common/config_schemas.h agent_schema()) with
-// --config, --set KEY=VALUE and typed flags bound to keys. main.cpp only registers and dispatches it.
+// The agent's run loop, `morph-agent run` once its command line is parsed (hostagent/cli/run_command.h):
+// announce the host, heartbeat, publish KPIs and take shift commands through the Uplink, serve /metrics,
+// stop on SIGINT/SIGTERM. It takes the loaded configuration and never parses a command line.
 //
 // This file links only the uplink, config and metrics: what measures and shifts real VMs (probes,
 // inventory, shifter) is handed in as a HostRuntimeFactory (hostagent/agent_runtime), so the messaging
 // tests can run the same code path with --synthetic-vms and no libvirt or BPF.
 
-#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,12 +18,10 @@
 
 namespace morph::agent {
 
+// What `morph-agent run` takes besides the configuration keys.
 struct RunOptions {
-  CLI::App* command = nullptr;
-  std::unique_ptr<config::CommandLine> cli;  // --config, --set and the typed flags
-  std::string key_file;                      // this agent's NAME.key (default: security.keys_dir/<host_id>.key)
-  std::string server_key_file;               // the controller's NAME.pub (default: security.keys_dir/controller.pub)
-  int interval_ms = 0;                       // legacy --interval-ms; 0 = unset (agent.interval)
+  std::string key_file;         // this agent's NAME.key (default: security.keys_dir/<host_id>.key)
+  std::string server_key_file;  // the controller's NAME.pub (default: security.keys_dir/controller.pub)
   int synthetic_vms = 0;
   std::vector<std::string> static_vms;  // --vm NAME:CGROUP_PATH[:TAP,...]: measure cgroups, no libvirt
   bool raw_tp = false;
@@ -52,9 +49,9 @@ struct RuntimeContext {
 };
 using HostRuntimeFactory = std::function<Result<std::unique_ptr<HostRuntime>>(const RuntimeContext&)>;
 
-std::shared_ptr<RunOptions> add_run_command(CLI::App& app, std::string version);
+// Runs until SIGINT or SIGTERM; returns the process exit code (2: keys or options wrong, 1: could not start).
 // Without a factory only --synthetic-vms has VMs (and shifts are refused as unavailable).
-int run_agent(const RunOptions& opts, const HostRuntimeFactory& runtime = {});
+int run_agent(const config::Config& config, const RunOptions& opts, const HostRuntimeFactory& runtime = {});
 
 // Host capacity from the OS: online CPUs x 1000 millicores and physical memory in MiB.
 std::vector<std::pair<msg::Resource, int64_t>> host_cpu_memory_capacity();
