@@ -149,7 +149,7 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     }
     service = *s;
     market = service;
-    cfg.kpi_observer = service;
+    cfg.kpi_observers = {service};
   }
 
   sigset_t set;

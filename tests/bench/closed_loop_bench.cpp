@@ -403,7 +403,7 @@ int full_loop(int argc, char** argv) {
   controller::ControllerConfig cc;
   cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
                   "ipc://" + run + "/events"};
-  cc.kpi_observer = observed;
+  cc.kpi_observers = {observed};
   controller::ControllerServer server(cc, observed);
   ObservedLink link(server, tl);
   market->attach(&link);

@@ -88,7 +88,7 @@ class AgentRunE2e : public ::testing::Test {
     controller::ControllerConfig cc;
     cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
                     "ipc://" + run + "/events"};
-    cc.kpi_observer = recorder;
+    cc.kpi_observers = {recorder};
     server = std::make_unique<controller::ControllerServer>(cc, recorder);
     ASSERT_TRUE(server->start());
     host = "agent-e2e-" + std::to_string(getpid());

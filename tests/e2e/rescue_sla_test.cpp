@@ -215,7 +215,7 @@ TEST(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   controller::ControllerConfig cc;
   cc.endpoints = {"ipc://" + run + "/ingest", "ipc://" + run + "/control", "ipc://" + run + "/api",
                   "ipc://" + run + "/events"};
-  cc.kpi_observer = tap;
+  cc.kpi_observers = {tap};
   controller::ControllerServer server(cc, market);
   market->attach(&server);
   ASSERT_TRUE(server.start());
