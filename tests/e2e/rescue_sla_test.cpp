@@ -42,7 +42,7 @@
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/market_service.h"
 #include "tests/integration/agent_run_support.h"
 #include "tests/support/requirements.h"
 

@@ -1,4 +1,4 @@
-#include "controller/api/run_command.h"
+#include "controller/runtime/run_command.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,7 +10,7 @@
 #include "common/metrics.h"
 #include "controller/api/controller_server.h"
 #include "controller/dashboard/dashboard.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/market_service.h"
 
 namespace morph::controller {
 
