@@ -1,8 +1,10 @@
-// MarketRequests: each market request kind registered once with its access rule, and the rule checked
-// before the handler (admins only, the account's own caller, anyone with lists filtered).
+// MarketRequests: each market request kind registered once with its access rule, the rule checked before
+// the handler (admins only, the account's own caller, anyone with lists filtered), and the one rule for a
+// bid's expiry on submit and amend alike.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "controller/api/handlers/bid_expiry.h"
 #include "controller/api/handlers/market_requests.h"
 #include "tests/unit/controller_test_support.h"
 
@@ -165,6 +167,49 @@ TEST_F(MarketRequestsTest, ATenantsLedgerQueryIsConfinedToItsAccount) {
   std::string why;
   EXPECT_EQ(refused(tenant(""), ledger(""), &why), Errc::permission_denied);
   EXPECT_THAT(why, HasSubstr("may not act on account (any)"));
+}
+
+TEST(BidExpiry, TheTicksToExpiresNsRoundedUpAtLeastOne) {
+  const uint64_t now = 1'000 * kTick;
+  EXPECT_EQ(*expiry_tick(0, now, 40, kTick), 0u);  // until cancelled
+  EXPECT_EQ(*expiry_tick(now + 1, now, 40, kTick), 41u);
+  EXPECT_EQ(*expiry_tick(now + kTick, now, 40, kTick), 41u);
+  EXPECT_EQ(*expiry_tick(now + kTick + 1, now, 40, kTick), 42u);
+  EXPECT_EQ(*expiry_tick(now + 5 * kTick / 2, now, 40, kTick), 43u);
+  auto past = expiry_tick(now, now, 40, kTick);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().code(), Errc::invalid_argument);
+  EXPECT_EQ(past.error().what(), "expires_ns is in the past");
+}
+
+TEST_F(MarketRequestsTest, SubmitAndAmendTurnTheSameExpiresNsIntoTheSameTick) {
+  const uint64_t now = f_.clock.wall_ns();
+  const market::Tick last = f_.state->market().last_tick();
+  for (uint64_t ahead : {kTick / 3, kTick, 5 * kTick / 2, 10 * kTick - 1}) {
+    const market::BidId id = submitted(admin(), submit("alice", "vm-a", now + ahead));
+    const market::Tick on_submit = f_.state->market().find_bid(id)->expiry;
+    EXPECT_EQ(on_submit, last + (ahead + kTick - 1) / kTick) << ahead;
+    ASSERT_TRUE(call(admin(), amend_expiry(id, now + 20 * kTick)));
+    ASSERT_TRUE(call(admin(), amend_expiry(id, now + ahead)));
+    EXPECT_EQ(f_.state->market().find_bid(id)->expiry, on_submit) << ahead;
+    fbb_.Clear();
+  }
+  // The reply shows the expiry as a time no earlier than asked.
+  auto rep = call(admin(), submit("alice", "vm-a", now + 5 * kTick / 2));
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(reply_as<v1::BidReply>(fbb_, *rep)->bid()->expires_ns(), now + 3 * kTick);
+}
+
+TEST_F(MarketRequestsTest, AnExpiryInThePastIsRefusedOnSubmitAndAmendAlikeAndZeroClearsIt) {
+  const uint64_t now = f_.clock.wall_ns();
+  std::string why;
+  EXPECT_EQ(refused(admin(), submit("alice", "vm-a", now), &why), Errc::invalid_argument);
+  EXPECT_EQ(why, "expires_ns is in the past");
+  const market::BidId id = submitted(admin(), submit("alice", "vm-a", now + 3 * kTick));
+  EXPECT_EQ(refused(admin(), amend_expiry(id, now - 1), &why), Errc::invalid_argument);
+  EXPECT_EQ(why, "expires_ns is in the past");
+  ASSERT_TRUE(call(admin(), amend_expiry(id, 0)));
+  EXPECT_EQ(f_.state->market().find_bid(id)->expiry, 0u);
 }
 
 }  // namespace

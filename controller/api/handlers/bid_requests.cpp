@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common/msg/wire.h"
+#include "controller/api/handlers/bid_expiry.h"
 #include "controller/api/handlers/market_requests.h"
 #include "controller/market_state/market_wire.h"
 
@@ -47,12 +48,8 @@ void register_bid_requests(MarketRequests& r, MarketParts p) {
                                  b->max_price_ucredits(),
                                  0};
           if (b->tier() > v1::BidTier::MAX) req.tier = std::to_string(static_cast<int>(b->tier()));
-          if (b->expires_ns()) {
-            const uint64_t now = p.state.clock().wall_ns(), tick = p.state.tick_ns();
-            if (b->expires_ns() <= now) return Error(Errc::invalid_argument, "expires_ns is in the past");
-            req.expiry =
-                p.state.market().last_tick() + std::max<uint64_t>(1, (b->expires_ns() - now + tick - 1) / tick);
-          }
+          MORPH_TRY_ASSIGN(req.expiry, expiry_tick(b->expires_ns(), p.state.clock().wall_ns(),
+                                                   p.state.market().last_tick(), p.state.tick_ns()));
           MORPH_TRY_ASSIGN(auto bid, p.state.exchange().submit(req));
           spdlog::info("bid={} vm={} account={} submitted: {} {} x{} at <= {}", bid.id, bid.vm, bid.account,
                        market::tier_name(bid.tier), resource_name(bid.resource), bid.quantity, bid.max_price);
@@ -70,11 +67,8 @@ void register_bid_requests(MarketRequests& r, MarketParts p) {
           if (b->min_quantity()) ch.min_fill = *b->min_quantity();
           if (b->max_price_ucredits()) ch.max_price = *b->max_price_ucredits();
           if (b->expires_ns()) {
-            const uint64_t now = p.state.clock().wall_ns(), tick = p.state.tick_ns();
-            ch.expiry = *b->expires_ns() == 0
-                            ? 0
-                            : p.state.market().last_tick() +
-                                  std::max<uint64_t>(1, (*b->expires_ns() > now ? *b->expires_ns() - now : 0) / tick);
+            MORPH_TRY_ASSIGN(ch.expiry, expiry_tick(*b->expires_ns(), p.state.clock().wall_ns(),
+                                                    p.state.market().last_tick(), p.state.tick_ns()));
           }
           MORPH_TRY_ASSIGN(auto bid, p.state.exchange().amend(account, b->bid_id(), ch));
           p.views.publish_bid(bid, bid.state, "amended", "");
