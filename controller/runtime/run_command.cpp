@@ -10,6 +10,7 @@
 #include "common/metrics.h"
 #include "controller/api/controller_server.h"
 #include "controller/dashboard/dashboard.h"
+#include "controller/runtime/kpi_consumers.h"
 #include "controller/runtime/market_service.h"
 
 namespace morph::controller {
@@ -149,8 +150,10 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     }
     service = *s;
     market = service;
-    cfg.kpi_observers = {service};
   }
+  KpiConsumers kpis;
+  kpis.rescue = service;
+  cfg.kpi_observers = kpis.observers();
 
   sigset_t set;
   sigemptyset(&set);
