@@ -5,8 +5,8 @@
 #include <exception>
 
 #include "common/log.h"
-#include "controller/api/run_command.h"
 #include "controller/controller.h"
+#include "controller/runtime/run_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"morph-controller: the market and orchestrator for Morph hosts"};

@@ -326,8 +326,10 @@ void ControllerServer::on_ingest(std::vector<zmq::message_t>& parts) {
   ++stats_.kpi_reports;
   // The buffer moved into the HostTable (small messages live inside zmq's message struct, so re-root).
   const auto& stored = hosts_.find(host_s)->latest_report;
-  if (cfg_.kpi_observer)
-    cfg_.kpi_observer->on_kpi_report(*flatbuffers::GetRoot<v1::KpiReport>(stored.data()), received);
+  if (!cfg_.kpi_observers.empty()) {
+    const auto* kept = flatbuffers::GetRoot<v1::KpiReport>(stored.data());
+    for (const auto& o : cfg_.kpi_observers) o->on_kpi_report(*kept, received);
+  }
   if (missing) {
     stats_.kpi_gaps += missing;
     spdlog::debug("host={} KpiReport gap: {} missing", host_s, missing);

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 #include <zmq.hpp>
 
 #include "common/msg/bad_messages.h"
@@ -30,6 +31,7 @@
 #include "controller/api/api_service.h"
 #include "controller/api/market_api.h"
 #include "controller/ingest/host_table.h"
+#include "controller/ingest/kpi_observer.h"
 
 namespace morph::controller {
 
@@ -40,14 +42,6 @@ struct ControllerEndpoints {
   std::string events = "tcp://127.0.0.1:7713";
 };
 
-// Consumers of ingested KPIs inside the controller (rescue, forecast): called on the messaging thread for
-// every verified report after it is applied to the HostTable. Must return quickly and not keep pointers.
-class KpiObserver {
- public:
-  virtual ~KpiObserver() = default;
-  virtual void on_kpi_report(const v1::KpiReport& report, uint64_t received_ns) = 0;
-};
-
 struct ControllerConfig {
   ControllerEndpoints endpoints;
   std::optional<msg::KeyPair> server_key;       // required when any endpoint is tcp://
@@ -56,7 +50,8 @@ struct ControllerConfig {
   uint64_t peer_timeout_ns = 3'000'000'000ULL;  // a host silent this long is down
   uint64_t tick_ns = 250'000'000ULL;            // liveness check period
   bool republish_kpis = true;
-  std::shared_ptr<KpiObserver> kpi_observer;
+  // Consumers of each verified KpiReport, called in this order (controller/ingest/kpi_observer.h).
+  std::vector<std::shared_ptr<KpiObserver>> kpi_observers;
 };
 
 struct ControllerStats {

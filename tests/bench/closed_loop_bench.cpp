@@ -50,7 +50,7 @@
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/market_service.h"
 #include "tests/support/files.h"
 #include "tests/support/in_process_controller.h"
 #include "tests/support/process.h"
@@ -60,7 +60,7 @@
 
 using namespace morph;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -71,7 +71,7 @@ double pct(std::vector<double> v, double p) {
 
 // ---- full loop -------------------------------------------------------------------------------------
 
-double ms_between(Clock::time_point a, Clock::time_point b) {
+double ms_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
@@ -81,19 +81,19 @@ struct Timeline {
   std::mutex mu;
   std::string vm, account;
   double threshold = 0.3;
-  std::vector<std::pair<Clock::time_point, double>> reports;            // received, SLA VM's wait share
-  std::vector<Clock::time_point> raises;                                // bid.<account> events (rescue raised)
-  std::vector<std::pair<Clock::time_point, uint64_t>> raised_cpu_sent;  // ShiftCommand above the baseline
-  std::map<uint64_t, Clock::time_point> results;
+  std::vector<std::pair<SteadyClock::time_point, double>> reports;            // received, SLA VM's wait share
+  std::vector<SteadyClock::time_point> raises;                                // bid.<account> events (rescue raised)
+  std::vector<std::pair<SteadyClock::time_point, uint64_t>> raised_cpu_sent;  // ShiftCommand above the baseline
+  std::map<uint64_t, SteadyClock::time_point> results;
   int64_t baseline_mc = 0;
 
-  std::optional<Clock::time_point> first_over(Clock::time_point t0) {
+  std::optional<SteadyClock::time_point> first_over(SteadyClock::time_point t0) {
     std::lock_guard lk(mu);
     for (auto& [t, w] : reports)
       if (t >= t0 && w > threshold) return t;
     return std::nullopt;
   }
-  bool healthy_since(Clock::time_point t0, size_t n) {
+  bool healthy_since(SteadyClock::time_point t0, size_t n) {
     std::lock_guard lk(mu);
     size_t ok = 0;
     for (auto it = reports.rbegin(); it != reports.rend() && it->first >= t0; ++it) {
@@ -118,14 +118,14 @@ class ObservedMarket final : public controller::MarketApi, public controller::Kp
   void on_shift_result(const std::string& host, const msg::ShiftOutcome& r) override {
     {
       std::lock_guard lk(t_.mu);
-      if (!r.reverted && r.error == v1::ErrorCode::ok) t_.results.emplace(r.command_id, Clock::now());
+      if (!r.reverted && r.error == v1::ErrorCode::ok) t_.results.emplace(r.command_id, SteadyClock::now());
     }
     m_->on_shift_result(host, r);
   }
   void on_host_change(const std::string& host, bool up) override { m_->on_host_change(host, up); }
   void on_host_hello(const v1::HostHello& hello) override { m_->on_host_hello(hello); }
   void on_kpi_report(const v1::KpiReport& r, uint64_t received) override {
-    const auto now = Clock::now();
+    const auto now = SteadyClock::now();
     if (r.vms())
       for (const auto* k : *r.vms())
         if (k->uuid() && k->uuid()->string_view() == t_.vm) {
@@ -146,7 +146,7 @@ class ObservedLink final : public controller::ControllerLink {
   void publish_event(std::string topic, v1::MarketEventBody type, controller::EventBodyBuilder build) override {
     if (topic == "bid." + t_.account) {
       std::lock_guard lk(t_.mu);
-      t_.raises.push_back(Clock::now());
+      t_.raises.push_back(SteadyClock::now());
     }
     l_.publish_event(std::move(topic), type, std::move(build));
   }
@@ -155,7 +155,7 @@ class ObservedLink final : public controller::ControllerLink {
       for (auto& a : order.adjustments)
         if (a.resource == msg::Resource::cpu && a.value > t_.baseline_mc) {
           std::lock_guard lk(t_.mu);
-          t_.raised_cpu_sent.emplace_back(Clock::now(), order.command_id);
+          t_.raised_cpu_sent.emplace_back(SteadyClock::now(), order.command_id);
         }
     l_.send_shift(std::move(host), std::move(order));
   }
@@ -200,7 +200,7 @@ class VcpuSampler {
       while (run_) {
         bool r = false;
         for (auto& p : paths_) r = r || running(p);
-        samples_.emplace_back(Clock::now(), r);
+        samples_.emplace_back(SteadyClock::now(), r);
         std::this_thread::sleep_for(1ms);
       }
     });
@@ -210,7 +210,7 @@ class VcpuSampler {
     if (thread_.joinable()) thread_.join();
   }
   // After stop(): the onset at or after t0, if the samples show one.
-  std::optional<Clock::time_point> onset(Clock::time_point t0) const {
+  std::optional<SteadyClock::time_point> onset(SteadyClock::time_point t0) const {
     for (size_t i = 0; i < samples_.size(); ++i) {
       if (samples_[i].first < t0 || !samples_[i].second) continue;
       size_t n = 0, r = 0, j = i;
@@ -235,7 +235,7 @@ class VcpuSampler {
     return close && close[1] == ' ' && close[2] == 'R';
   }
   std::vector<std::string> paths_;
-  std::vector<std::pair<Clock::time_point, bool>> samples_;
+  std::vector<std::pair<SteadyClock::time_point, bool>> samples_;
   std::atomic<bool> run_{false};
   std::thread thread_;
 };
@@ -326,7 +326,7 @@ int full_loop(int argc, char** argv) {
   auto observed = std::make_shared<ObservedMarket>(market, tl);
   controller::ControllerConfig cc;
   cc.endpoints = test::ipc_endpoints(run);
-  cc.kpi_observer = observed;
+  cc.kpi_observers = {observed};
   controller::ControllerServer server(cc, observed);
   ObservedLink link(server, tl);
   market->attach(&link);
@@ -399,22 +399,22 @@ int full_loop(int argc, char** argv) {
   for (int r = 0; r < rounds; ++r) {
     // Idle, at the baseline, and healthy for a while: a clean start.
     set_cpu(0);
-    const auto idle_from = Clock::now();
+    const auto idle_from = SteadyClock::now();
     if (!test::wait_until([&] { return bed.sched(0) == base && tl.healthy_since(idle_from, 4); }, 60s)) {
       std::fprintf(stderr, "round %d: the VM did not settle at its baseline within 60 s; skipped\n", r);
       ++skipped;
       continue;
     }
     sampler->start();
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     set_cpu(100);
-    std::optional<Clock::time_point> t_force;
+    std::optional<SteadyClock::time_point> t_force;
     const auto give_up = t0 + 30s;
     test::Sched want{};
-    while (Clock::now() < give_up) {
+    while (SteadyClock::now() < give_up) {
       test::Sched s = bed.sched(0);
       if (s.vcpu_quota > base.vcpu_quota && s.cpu_shares > base.cpu_shares) {
-        t_force = Clock::now();
+        t_force = SteadyClock::now();
         want = s;
         break;
       }
@@ -429,7 +429,7 @@ int full_loop(int argc, char** argv) {
     sampler->stop();
     const auto guest = sampler->onset(t0);
     auto breach = tl.first_over(t0);
-    std::optional<Clock::time_point> raise, sent, result;
+    std::optional<SteadyClock::time_point> raise, sent, result;
     uint64_t cmd = 0;
     {
       std::lock_guard lk(tl.mu);
@@ -462,7 +462,7 @@ int full_loop(int argc, char** argv) {
     to_guest.push_back(ms_between(t0, *guest));
     // Where in the agent's interval the onset fell (intervals end on wall-clock multiples of the interval):
     // the loop's length depends on it, so the rounds should cover the interval.
-    const auto wall_onset = std::chrono::system_clock::now() - (Clock::now() - *guest);
+    const auto wall_onset = std::chrono::system_clock::now() - (SteadyClock::now() - *guest);
     const double phase =
         double(std::chrono::duration_cast<std::chrono::microseconds>(wall_onset.time_since_epoch()).count() %
                (int64_t(interval_ms) * 1000)) /
@@ -551,7 +551,7 @@ int main(int argc, char** argv) {
     o.vm_uuid = uuid;
     o.adjustments = {{msg::Resource::cpu, i % 2 ? 700 : 600, {}}};
     o.lease_ns = 30'000'000'000ULL;
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     server.send_shift(host, o);
     auto result = market->wait_result(o.command_id, false, 10s);
     if (!result) {

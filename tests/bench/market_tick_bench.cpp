@@ -39,7 +39,7 @@
 #include "common/metrics.h"
 #include "controller/ledger/sqlite_ledger.h"
 #include "controller/market/market.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/market_service.h"
 #include "host_hello_generated.h"
 #include "tests/support/flags.h"
 #include "tests/support/measure.h"
@@ -48,7 +48,7 @@ using namespace morph;
 using namespace morph::market;
 using morph::test::percentile;
 using morph::test::thread_cpu_ms;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -119,7 +119,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
   // The fleet and the initial book, written to the ledger as the service would have (one put_bid each).
   Fleet fleet;
   std::vector<BidId> live;
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   {
     auto led = ledger::SqliteLedger::open(path);
     if (!led) {
@@ -187,7 +187,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     b.Finish(v1::CreateHostHelloDirect(b, fleet.hosts[static_cast<size_t>(h)].c_str(), 1, 1, "bench", &cap, &vms, 0));
     svc.on_host_hello(*flatbuffers::GetRoot<v1::HostHello>(b.GetBufferPointer()));
   }
-  const double setup_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double setup_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   // Warm-up: the first tick grants everything (and the second settles holds); not timed.
   for (int i = 0; i < 2; ++i)
     if (auto st = svc.tick_once(); !st) {
@@ -235,12 +235,12 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     }
     const double sum0 = clearing->snapshot().sum;
     const double c0 = thread_cpu_ms();
-    const auto w0 = Clock::now();
+    const auto w0 = SteadyClock::now();
     if (auto st = svc.tick_once(); !st) {
       std::fprintf(stderr, "market_tick_bench: tick: %s\n", st.error().what().c_str());
       return false;
     }
-    const double wall = std::chrono::duration<double, std::milli>(Clock::now() - w0).count();
+    const double wall = std::chrono::duration<double, std::milli>(SteadyClock::now() - w0).count();
     tick_cpu.push_back(thread_cpu_ms() - c0);
     tick_ms.push_back(wall);
     const double run = with_metrics ? (clearing->snapshot().sum - sum0) * 1e3 : 0;

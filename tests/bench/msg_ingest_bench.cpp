@@ -4,7 +4,9 @@
 //   2. end to end over loopback tcp through ControllerServer, CURVE off and on, side by side. The whole
 //      controller (its messaging thread and its libzmq I/O thread, which does the CURVE crypto) is pinned
 //      to CPU 0; the sending "agents" run on CPU 1 with their own ZeroMQ context.
-// Usage: msg_ingest_bench [seconds-per-run=3] [vms=50]
+//   With history=1 a KpiHistory (controller/ingest/kpi_history.h) takes every report as well, as in
+//   `morph-controller run`: in 1. after each apply, in 2. as the server's KPI observer.
+// Usage: msg_ingest_bench [seconds-per-run=3] [vms=50] [history=0]
 #include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
@@ -25,6 +27,7 @@
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
 #include "controller/ingest/host_table.h"
+#include "controller/ingest/kpi_history.h"
 
 using namespace morph;
 using Clock = std::chrono::steady_clock;
@@ -56,17 +59,20 @@ std::vector<std::vector<uint8_t>> make_reports(const std::string& host, int vms,
     ks.push_back(k);
   }
   std::vector<std::vector<uint8_t>> out;
+  const uint64_t t0 = msg::now_ns();
   for (int s = 1; s <= n; ++s) {
     flatbuffers::FlatBufferBuilder f;
-    msg::encode_kpi_report(f, {host, uint64_t(s), 1, 1'000'000'000, msg::now_ns()}, ks);
+    // Consecutive 1 s intervals, so a KpiHistory closes a downsampled window every 60 reports.
+    msg::encode_kpi_report(f, {host, uint64_t(s), 1, 1'000'000'000, t0 + uint64_t(s) * 1'000'000'000}, ks);
     out.emplace_back(f.GetBufferPointer(), f.GetBufferPointer() + f.GetSize());
   }
   return out;
 }
 
-double decode_only(const std::vector<std::vector<uint8_t>>& reports, double secs) {
+double decode_only(const std::vector<std::vector<uint8_t>>& reports, double secs, bool history) {
   pin(0);
   controller::HostTable table;
+  controller::KpiHistory kpi_history;
   uint64_t n = 0;
   auto end = Clock::now() + std::chrono::duration<double>(secs);
   auto t0 = Clock::now();
@@ -78,6 +84,10 @@ double decode_only(const std::vector<std::vector<uint8_t>>& reports, double secs
       if (!r) std::abort();
       controller::HostTable::Change c;
       table.apply_kpi_report(**r, std::move(m), 0, c);
+      if (history) {  // as the server does: the report re-rooted in the message the table now holds
+        const auto& stored = table.find("bench-host")->latest_report;
+        kpi_history.on_kpi_report(*flatbuffers::GetRoot<v1::KpiReport>(stored.data()), 0);
+      }
     }
   }
   return double(n) / std::chrono::duration<double>(Clock::now() - t0).count();
@@ -115,7 +125,7 @@ struct E2E {
   uint64_t sent, ingested;
 };
 
-E2E end_to_end(bool curve, const std::vector<std::vector<uint8_t>>& reports, double secs, int senders) {
+E2E end_to_end(bool curve, const std::vector<std::vector<uint8_t>>& reports, double secs, int senders, bool history) {
   pin(0);  // the server's threads (messaging loop, libzmq I/O) inherit CPU 0
   auto ctl_keys = *msg::generate_keypair();
   auto agent_keys = *msg::generate_keypair();
@@ -129,6 +139,7 @@ E2E end_to_end(bool curve, const std::vector<std::vector<uint8_t>>& reports, dou
   } else {
     cfg.allow_plaintext_tcp = true;
   }
+  if (history) cfg.kpi_observers = {std::make_shared<controller::KpiHistory>()};
   controller::ControllerServer server(cfg);
   if (!server.start()) std::abort();
   std::set<pid_t> server_tids;  // this thread plus everything the server and ZAP started
@@ -200,15 +211,16 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   double secs = argc > 1 ? std::atof(argv[1]) : 3.0;
   int vms = argc > 2 ? std::atoi(argv[2]) : 50;
+  bool history = argc > 3 && std::atoi(argv[3]) != 0;
   auto reports = make_reports("bench-host", vms, 1000);
-  std::printf("KpiReport: %d VMs, %zu bytes\n", vms, reports[0].size());
-  double d = decode_only(reports, secs);
+  std::printf("KpiReport: %d VMs, %zu bytes; KPI history %s\n", vms, reports[0].size(), history ? "on" : "off");
+  double d = decode_only(reports, secs, history);
   std::printf("decode+verify+apply only (1 thread, CPU 0):      %9.0f reports/s  (%.2f us/report)\n", d, 1e6 / d);
-  auto off = end_to_end(false, reports, secs, 1);
+  auto off = end_to_end(false, reports, secs, 1, history);
   std::printf(
       "end to end tcp, CURVE off (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
       off.reports_per_s, off.reports_per_cpu_s);
-  auto on = end_to_end(true, reports, secs, 1);
+  auto on = end_to_end(true, reports, secs, 1, history);
   std::printf(
       "end to end tcp, CURVE on  (controller on CPU 0):  %9.0f reports/s wall, %9.0f per controller CPU-second\n",
       on.reports_per_s, on.reports_per_cpu_s);

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   cfg.endpoints = {"tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"};
   cfg.server_key = ctl_keys;
   cfg.allow = allow;
-  cfg.kpi_observer = rec;
+  cfg.kpi_observers = {rec};
   controller::ControllerServer server(cfg);
   if (!server.start()) return 1;
 

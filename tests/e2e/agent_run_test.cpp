@@ -43,7 +43,7 @@ struct AgentRunE2e : test::OnTestbed<AgentRunE2e> {
     recorder = std::make_shared<test::ShiftRecorder>(std::vector<std::string>{uuid});
     controller::ControllerConfig cc;
     cc.endpoints = test::ipc_endpoints(dir.str() + "/run");
-    cc.kpi_observer = recorder;
+    cc.kpi_observers = {recorder};
     server = std::make_unique<controller::ControllerServer>(cc, recorder);
     ASSERT_TRUE(server->start());
     host = "agent-e2e-" + std::to_string(getpid());

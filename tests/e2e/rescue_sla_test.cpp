@@ -42,7 +42,7 @@
 #include "common/msg/api_client.h"
 #include "common/msg/wire.h"
 #include "controller/api/controller_server.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/market_service.h"
 #include "tests/support/files.h"
 #include "tests/support/in_process_controller.h"
 #include "tests/support/process.h"
@@ -164,7 +164,7 @@ TEST_F(RescueE2e, SlaVmUnderContentionIsRescuedAndItsRunQueueWaitFalls) {
   auto tap = std::make_shared<KpiTap>(market, std::vector<std::string>{vms[0].uuid, vms[1].uuid, vms[2].uuid});
   controller::ControllerConfig cc;
   cc.endpoints = test::ipc_endpoints(run);
-  cc.kpi_observer = tap;
+  cc.kpi_observers = {tap};
   controller::ControllerServer server(cc, market);
   market->attach(&server);
   ASSERT_TRUE(server.start());

@@ -93,7 +93,7 @@ class MsgCurve : public ::testing::Test {
     cfg.endpoints = {"tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "tcp://127.0.0.1:0"};
     cfg.server_key = keys.controller;
     cfg.allow = keys.allow;
-    cfg.kpi_observer = observer;
+    cfg.kpi_observers = {observer};
     server = std::make_unique<ControllerServer>(cfg, market);
     ASSERT_TRUE(server->start());
   }

@@ -1,4 +1,4 @@
-#include "controller/api/run_command.h"
+#include "controller/runtime/run_command.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,7 +10,8 @@
 #include "common/metrics.h"
 #include "controller/api/controller_server.h"
 #include "controller/dashboard/dashboard.h"
-#include "controller/market_service/market_service.h"
+#include "controller/runtime/kpi_consumers.h"
+#include "controller/runtime/market_service.h"
 
 namespace morph::controller {
 
@@ -149,8 +150,10 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     }
     service = *s;
     market = service;
-    cfg.kpi_observer = service;
   }
+  KpiConsumers kpis;
+  kpis.rescue = service;
+  cfg.kpi_observers = kpis.observers();
 
   sigset_t set;
   sigemptyset(&set);

@@ -1,5 +1,6 @@
 #pragma once
-// `morph-controller run`: bind the four endpoints, run the market (controller/market_service/), serve the
+// `morph-controller run`: bind the four endpoints, run the market (MarketService, assembled from its parts in
+// controller/runtime/market_service.h) with its KPI consumers (kpi_consumers.h), serve the
 // dashboard on dashboard.listen (controller/dashboard/, a read-only client of those endpoints; over CURVE with a
 // key pair generated at start) and serve until SIGINT/SIGTERM, or until the ZAP handler dies (exit status 3:
 // never serve unauthenticated). Prints the bound endpoints, then "metrics URL" and "dashboard URL", on stdout.
