@@ -16,7 +16,7 @@
 //     the manner of conformal calibration), for VMs whose spread the shared model misjudges.
 //   - Weights start from a prior fitted on one PlanetLab day (prior_weights.cpp; `morph-forecast fit`).
 //
-// Memory per VM is fixed by the configuration (about 1.2 KiB with the defaults); one observe() costs
+// Memory per VM is fixed by the configuration (about 1.1 KiB with the defaults); one observe() costs
 // O(features x horizons + histogram buckets), whatever the history's length. No clock, no I/O.
 
 #include <array>
