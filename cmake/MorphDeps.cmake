@@ -11,6 +11,7 @@ find_package(FlatBuffers REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
 find_package(tomlplusplus REQUIRED)
+find_package(ZLIB REQUIRED)  # morph-forecast reads gzip-compressed traces
 find_package(CLI11 CONFIG QUIET)
 if(NOT TARGET CLI11::CLI11)
   # Debian's libcli11-dev ships the header only; wrap it in an interface target.
