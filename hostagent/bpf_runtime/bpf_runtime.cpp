@@ -1,7 +1,9 @@
 #include "hostagent/bpf_runtime/bpf_runtime.h"
 
 #include <bpf/btf.h>
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -53,6 +55,20 @@ bool btf_has_member(const btf* vmlinux, const char* type, const char* member) {
   return false;
 }
 
+// Why the policer's maps pinned in `pin_dir` cannot be reused by this process; empty when they can. The
+// kernel checks the pin file's mode on open (BPF_OBJ_GET), so the effective uid's access is what counts.
+std::string pinned_policer_unusable(const std::string& pin_dir) {
+  if (pin_dir.empty()) return "no pin directory";
+  for (const char* name : {"policer_cfg", "policer_bucket", "policer_stats"}) {
+    const std::string path = pin_dir + "/" + name;
+    if (::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_EACCESS) != 0)
+      return path + " is not pinned (no agent has set a network limit on this host)";
+    if (::faccessat(AT_FDCWD, path.c_str(), R_OK | W_OK, AT_EACCESS) != 0)
+      return path + " belongs to another user (uid " + std::to_string(::geteuid()) + " may not open it)";
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::shared_ptr<BpfRuntime>> BpfRuntime::load(const BpfRuntimeOptions& options) {
@@ -75,8 +91,17 @@ Result<std::shared_ptr<BpfRuntime>> BpfRuntime::load(const BpfRuntimeOptions& op
   btf__free(vmlinux);
 
   std::shared_ptr<BpfRuntime> rt(new BpfRuntime());
-  Status loaded = rt->open_and_load(options, kernel, options.policer);
-  if (!loaded && options.kpi && options.policer) {
+  bool with_policer = options.policer;
+  if (with_policer && options.policer_pinned_only) {
+    if (std::string why = pinned_policer_unusable(options.pin_dir); !why.empty()) {
+      if (!options.kpi) return Error(Errc::unavailable, why);
+      rt->policer_error_ = why;
+      spdlog::info("BPF: no policer drops to read: {}", why);
+      with_policer = false;
+    }
+  }
+  Status loaded = rt->open_and_load(options, kernel, with_policer);
+  if (!loaded && options.kpi && with_policer) {
     // The KPI programs do not need the policer: measure without it, as with no policer at all (network
     // shifts are then refused). Whatever failed, a second failure below is the KPI programs' own.
     rt->policer_error_ = loaded.error().what();

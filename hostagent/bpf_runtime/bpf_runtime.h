@@ -53,6 +53,10 @@ struct BpfRuntimeOptions {
   // in force and a restarted agent reads them back. Maps found there are reused; missing ones are created
   // and pinned. Two agents on one kernel need two directories. Empty: nothing is pinned (tests).
   std::string pin_dir = kDefaultBpfPinDir;
+  // Only to read what an agent's policer pinned (`morph-agent kpis` shows its drops): the policer loads
+  // only when all its maps are pinned in pin_dir and this process may open them; otherwise it is left out
+  // (policer_error() says why, at info level) and nothing is created or pinned.
+  bool policer_pinned_only = false;
 };
 
 // The KPI programs' maps and programs, and what was chosen for this kernel.

@@ -119,8 +119,10 @@ int run_kpis_command(const KpisArgs& args) {
     spdlog::error("{}", source.error().what());
     return args.vms.empty() ? 1 : 2;
   }
-  // The policer's maps are reused from their pins, so its drops are those of the limits set on this host.
+  // The policer's maps are read from their pins, so its drops are those of the limits set on this host; a
+  // look at the KPIs creates no policer state of its own.
   BpfRuntimeOptions bopts;
+  bopts.policer_pinned_only = true;
   bopts.kpi_programs.force_raw_tp = args.raw_tp;
   auto bpf = BpfRuntime::load(bopts);
   auto probes = bpf ? KpiProbes::create(*bpf, popts) : Result<std::unique_ptr<KpiProbes>>(bpf.error());

@@ -249,6 +249,30 @@ TEST(BpfRuntime, PinnedMapsOfAnotherLayoutLeaveTheKpiProgramsLoadedAndSayWhy) {
   EXPECT_FALSE(std::filesystem::exists(dir.path + "/policer_stats"));
 }
 
+// `morph-agent kpis` reads the drops of a policer an agent pinned, and never creates policer state itself.
+TEST(BpfRuntime, PinnedOnlyReadsAnAgentsPolicerAndCreatesNothing) {
+  MORPH_REQUIRE_BPF();
+  PinDir dir("readonly");
+  auto none = BpfRuntime::load({.pin_dir = dir.path, .policer_pinned_only = true});
+  ASSERT_TRUE(none.ok()) << none.error().describe();
+  EXPECT_NE((*none)->kpi(), nullptr);
+  EXPECT_EQ((*none)->policer(), nullptr) << "no agent pinned a policer here";
+  EXPECT_NE((*none)->policer_error().find("is not pinned"), std::string::npos) << (*none)->policer_error();
+  EXPECT_FALSE(std::filesystem::exists(dir.path)) << "a look at the KPIs created the pin directory";
+  auto alone = BpfRuntime::load({.kpi = false, .pin_dir = dir.path, .policer_pinned_only = true});
+  ASSERT_FALSE(alone.ok());
+  EXPECT_EQ(alone.error().code(), Errc::unavailable);
+
+  // An agent pins its policer; the reader then shares its maps.
+  auto agent = BpfRuntime::load({.kpi = false, .pin_dir = dir.path});
+  ASSERT_TRUE(agent.ok()) << agent.error().describe();
+  const uint32_t cfg_id = map_id(bpf_map__fd((*agent)->policer()->cfg));
+  auto reader = BpfRuntime::load({.pin_dir = dir.path, .policer_pinned_only = true});
+  ASSERT_TRUE(reader.ok()) << reader.error().describe();
+  ASSERT_NE((*reader)->policer(), nullptr) << (*reader)->policer_error();
+  EXPECT_EQ(map_id(bpf_map__fd((*reader)->policer()->cfg)), cfg_id);
+}
+
 TEST(BpfRuntime, NeitherPartIsABadRequest) {
   auto rt = BpfRuntime::load({.kpi = false, .policer = false});
   ASSERT_FALSE(rt.ok());
