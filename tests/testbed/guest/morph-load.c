@@ -10,8 +10,13 @@
  *                       64 MiB of the disk (allocated on the host), writes over its second half
  *   net_tx=<B/s>        UDP datagrams to the host tap address (the host drops them; libvirt counts them)
  *   net_rx=<B/s>        paced reads of an endless HTTP download (/blob) from the host
+ *   mem_dirty=<B/s>     writes to one word of each 4 KiB page of a 64 MiB buffer, cycling: the page
+ *                       dirtying rate a live migration has to keep up with
  *
- * The guest has no agent of Morph: this program only creates load, it never reports measurements.
+ * While any target is non-zero it prints its own running totals to the console once a second
+ * ("counters t=... cpu_ms=... rd=... wr=... tx=... rx=... dirty=... polls=... errors=..."), so a test can
+ * see that the load went on across a pause or a migration (t is the guest's monotonic seconds). The
+ * guest has no agent of Morph: these totals are the generator's own work, never measurements of the VM.
  * Built statically by scripts/testbed into the initramfs; not part of the CMake build.
  * Kernel command line: morph.host=<ip> [morph.port=<port>] [morph.vm=<name>].
  */
@@ -32,9 +37,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { kTargetCpu, kTargetDiskRead, kTargetDiskWrite, kTargetNetTx, kTargetNetRx, kTargetCount };
-static const char* const kTargetNames[kTargetCount] = {"cpu", "disk_read", "disk_write", "net_tx", "net_rx"};
+enum { kTargetCpu, kTargetDiskRead, kTargetDiskWrite, kTargetNetTx, kTargetNetRx, kTargetMemDirty, kTargetCount };
+static const char* const kTargetNames[kTargetCount] = {"cpu",    "disk_read", "disk_write",
+                                                       "net_tx", "net_rx",    "mem_dirty"};
 static _Atomic uint64_t g_target[kTargetCount];
+/* Running totals of the work done, per target (cpu: busy ns; the others: bytes), plus polls and errors. */
+static _Atomic uint64_t g_done[kTargetCount];
+static _Atomic uint64_t g_polls, g_errors;
 
 static char g_host[64] = "169.254.0.1";
 static int g_port = 8080;
@@ -122,6 +131,7 @@ static void* cpu_main(void* arg) {
       for (int i = 0; i < 1000; i++) sink += (uint64_t)i * 2654435761u;
     }
     uint64_t spent = now_ns() - start;
+    atomic_fetch_add(&g_done[kTargetCpu], spent < busy ? spent : busy);
     if (spent < period) sleep_ns(period - spent);
   }
   return NULL;
@@ -157,9 +167,12 @@ static void* disk_main(void* arg) {
     ssize_t n = job->target == kTargetDiskRead ? pread(job->fd, buf, chunk, (off_t)(job->span_start + off))
                                                : pwrite(job->fd, buf, chunk, (off_t)(job->span_start + off));
     if (n < 0) {
+      atomic_fetch_add(&g_errors, 1);
       say("%s on /dev/vda at %llu failed: %s", kTargetNames[job->target], (unsigned long long)(job->span_start + off),
           strerror(errno));
       sleep_ns(1000000000ull);
+    } else {
+      atomic_fetch_add(&g_done[job->target], (uint64_t)n);
     }
     off += chunk;
   }
@@ -193,7 +206,8 @@ static void* net_tx_main(void* arg) {
     }
     if (r < 0) continue;
     /* Unconnected: the host's ICMP port-unreachable replies do not turn into send errors. */
-    sendto(fd, payload, sizeof payload, 0, (struct sockaddr*)&dst, sizeof dst);
+    if (sendto(fd, payload, sizeof payload, 0, (struct sockaddr*)&dst, sizeof dst) > 0)
+      atomic_fetch_add(&g_done[kTargetNetTx], sizeof payload);
   }
   return NULL;
 }
@@ -259,7 +273,58 @@ static void* net_rx_main(void* arg) {
         break;
       }
       left -= (size_t)n;
+      atomic_fetch_add(&g_done[kTargetNetRx], (uint64_t)n);
     }
+  }
+  return NULL;
+}
+
+/* ---- Memory: dirty pages of a buffer at the target rate (one word per 4 KiB page). ---- */
+#define kDirtySpan (64ull << 20)
+#define kPage 4096u
+#define kDirtyChunk (64u * kPage)
+
+static void* mem_dirty_main(void* arg) {
+  (void)arg;
+  unsigned char* buf = NULL;
+  struct pacer p = {0};
+  uint64_t off = 0, stamp = 0;
+  for (;;) {
+    uint64_t rate = atomic_load(&g_target[kTargetMemDirty]);
+    int r = pace_wait(&p, rate, kDirtyChunk);
+    if (r == 0) {
+      sleep_ns(100000000ull);
+      continue;
+    }
+    if (r < 0) continue;
+    if (buf == NULL && (buf = malloc(kDirtySpan)) == NULL) {
+      say("mem_dirty: cannot allocate %llu MiB", (unsigned long long)(kDirtySpan >> 20));
+      atomic_store(&g_target[kTargetMemDirty], 0);
+      continue;
+    }
+    ++stamp;
+    for (uint64_t i = 0; i < kDirtyChunk; i += kPage) *(volatile uint64_t*)(buf + off + i) = stamp;
+    off = (off + kDirtyChunk) % kDirtySpan;
+    atomic_fetch_add(&g_done[kTargetMemDirty], kDirtyChunk);
+  }
+  return NULL;
+}
+
+/* ---- Counters: once a second while any target is non-zero. ---- */
+static void* counters_main(void* arg) {
+  (void)arg;
+  for (;;) {
+    sleep_ns(1000000000ull);
+    int active = 0;
+    for (int i = 0; i < kTargetCount; i++) active |= atomic_load(&g_target[i]) != 0;
+    if (!active) continue;
+    say("counters t=%.1f cpu_ms=%llu rd=%llu wr=%llu tx=%llu rx=%llu dirty=%llu polls=%llu errors=%llu",
+        (double)now_ns() / 1e9, (unsigned long long)(atomic_load(&g_done[kTargetCpu]) / 1000000ull),
+        (unsigned long long)atomic_load(&g_done[kTargetDiskRead]),
+        (unsigned long long)atomic_load(&g_done[kTargetDiskWrite]),
+        (unsigned long long)atomic_load(&g_done[kTargetNetTx]), (unsigned long long)atomic_load(&g_done[kTargetNetRx]),
+        (unsigned long long)atomic_load(&g_done[kTargetMemDirty]), (unsigned long long)atomic_load(&g_polls),
+        (unsigned long long)atomic_load(&g_errors));
   }
   return NULL;
 }
@@ -340,6 +405,8 @@ int main(void) {
   }
   pthread_create(&t, NULL, net_tx_main, NULL);
   pthread_create(&t, NULL, net_rx_main, NULL);
+  pthread_create(&t, NULL, mem_dirty_main, NULL);
+  pthread_create(&t, NULL, counters_main, NULL);
 
   say("polling http://%s:%d/targets", g_host, g_port);
   int ready = 0, failures = 0;
@@ -347,6 +414,7 @@ int main(void) {
   for (;;) {
     uint64_t next[kTargetCount];
     if (poll_targets(next) == 0) {
+      atomic_fetch_add(&g_polls, 1);
       if (!ready) {
         say("ready (first poll of the control endpoint succeeded)");
         ready = 1;
@@ -354,9 +422,9 @@ int main(void) {
       failures = 0;
       if (memcmp(next, prev, sizeof next) != 0) {
         for (int i = 0; i < kTargetCount; i++) atomic_store(&g_target[i], next[i]);
-        say("targets cpu=%llu disk_read=%llu disk_write=%llu net_tx=%llu net_rx=%llu", (unsigned long long)next[0],
-            (unsigned long long)next[1], (unsigned long long)next[2], (unsigned long long)next[3],
-            (unsigned long long)next[4]);
+        say("targets cpu=%llu disk_read=%llu disk_write=%llu net_tx=%llu net_rx=%llu mem_dirty=%llu",
+            (unsigned long long)next[0], (unsigned long long)next[1], (unsigned long long)next[2],
+            (unsigned long long)next[3], (unsigned long long)next[4], (unsigned long long)next[5]);
         memcpy(prev, next, sizeof prev);
       }
     } else if (++failures == 20) {
