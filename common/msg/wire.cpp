@@ -36,6 +36,16 @@ bool enum_ok(E e) {
   return static_cast<uint64_t>(e) <= static_cast<uint64_t>(E::MAX);
 }
 
+// Printable ASCII without blanks, quotes or backslashes: safe to quote in a log line.
+bool all_printable(std::string_view u) {
+  return std::all_of(u.begin(), u.end(), [](char c) { return c > ' ' && c < 0x7f && c != '"' && c != '\\'; });
+}
+
+// A URI as libvirt takes it: printable, with a scheme.
+bool uri_ok(std::string_view u) {
+  return !u.empty() && u.size() <= Limits::kMaxUri && u.find("://") != std::string_view::npos && all_printable(u);
+}
+
 Status check_amounts(const flatbuffers::Vector<flatbuffers::Offset<v1::ResourceAmount>>* v, const char* what) {
   if (v == nullptr) return {};
   if (v->size() > 64) return bad(std::string(what) + ": too many resources");
@@ -82,8 +92,7 @@ Status check_interval(uint64_t iv, const char* what) {
 std::string vm_label(const v1::VmKpi& k, uint32_t index) {
   auto u = sv(k.uuid());
   if (valid_uuid(u)) return "vm=" + std::string(u);
-  bool printable = !u.empty() && u.size() <= 64 &&
-                   std::all_of(u.begin(), u.end(), [](char c) { return c > ' ' && c < 0x7f && c != '"' && c != '\\'; });
+  bool printable = !u.empty() && u.size() <= 64 && all_printable(u);
   return "vm #" + std::to_string(index) +
          (printable ? " uuid=\"" + std::string(u) + "\"" : std::string(" (uuid not printable)"));
 }
@@ -338,6 +347,43 @@ Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
   if (l->command_ids() && l->command_ids()->size() > 1024) return bad("LeaseRenew: too many command ids");
   if (l->lease_ns() == 0 || l->lease_ns() > Limits::kMaxLeaseNs) return bad("LeaseRenew: lease_ns out of range");
   return l;
+}
+
+Result<const v1::MigrateCommand*> decode_migrate_command(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto c, verified_root<v1::MigrateCommand>(
+                               buf, v1::MigrateCommandIdentifier(), "MigrateCommand",
+                               [](flatbuffers::Verifier& v) { return v1::VerifyMigrateCommandBuffer(v); }));
+  if (!valid_uuid(sv(c->vm_uuid()))) return bad("MigrateCommand: vm uuid is not a UUID");
+  MORPH_TRY(check_optional_name(c->destination_host()));
+  if (c->cancel()) return c;  // names only the VM whose migration stops
+  if (!uri_ok(sv(c->destination_uri())))
+    return bad("MigrateCommand: destination_uri is not a URI (scheme://..., printable, at most 1024 chars)");
+  auto t = sv(c->transport_uri());
+  if (!t.empty() && (!uri_ok(t) || !(t.starts_with("tcp://") || t.starts_with("unix://") || t.starts_with("rdma://"))))
+    return bad("MigrateCommand: transport_uri is not a tcp://, unix:// or rdma:// URI");
+  if (c->max_downtime_ms() > Limits::kMaxDowntimeMs) return bad("MigrateCommand: max_downtime_ms above 60 s");
+  if (c->bandwidth_mib_s() > Limits::kMaxMigrationBandwidthMiBs) return bad("MigrateCommand: bandwidth above 1 TiB/s");
+  if (c->timeout_ms() > Limits::kMaxMigrationMs) return bad("MigrateCommand: timeout above 24 h");
+  return c;
+}
+
+Result<const v1::MigrateResult*> decode_migrate_result(std::span<const uint8_t> buf) {
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::MigrateResult>(
+                               buf, v1::MigrateResultIdentifier(), "MigrateResult",
+                               [](flatbuffers::Verifier& v) { return v1::VerifyMigrateResultBuffer(v); }));
+  if (!valid_uuid(sv(r->vm_uuid()))) return bad("MigrateResult: vm uuid is not a UUID");
+  MORPH_TRY(check_optional_name(r->host()));
+  MORPH_TRY(check_optional_name(r->destination_host()));
+  if (!enum_ok(r->state())) return bad("MigrateResult: unknown state");
+  MORPH_TRY(check_error(r->error()));
+  const bool has_error = r->error() != nullptr && r->error()->code() != v1::ErrorCode::ok;
+  const bool ended_badly = r->state() == v1::MigrationState::failed || r->state() == v1::MigrationState::cancelled;
+  if (ended_badly != has_error) return bad("MigrateResult: an error goes with failed or cancelled, and only with them");
+  if (r->total_ms() > Limits::kMaxMigrationMs || r->downtime_ms() > Limits::kMaxMigrationMs)
+    return bad("MigrateResult: a time above 24 h");
+  if (r->bytes() > Limits::kMaxGaugeBytes || r->remaining_bytes() > Limits::kMaxGaugeBytes)
+    return bad("MigrateResult: absurd byte count");
+  return r;
 }
 
 Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {

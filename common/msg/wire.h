@@ -24,6 +24,8 @@
 #include "kpi_report_generated.h"
 #include "lease_renew_generated.h"
 #include "market_event_generated.h"
+#include "migrate_command_generated.h"
+#include "migrate_result_generated.h"
 #include "shift_command_generated.h"
 #include "shift_result_generated.h"
 
@@ -37,6 +39,8 @@ inline constexpr std::string_view kHeartbeat = "heartbeat";
 inline constexpr std::string_view kShiftCommand = "shift";
 inline constexpr std::string_view kShiftResult = "shift_result";
 inline constexpr std::string_view kLeaseRenew = "lease";
+inline constexpr std::string_view kMigrateCommand = "migrate";
+inline constexpr std::string_view kMigrateResult = "migrate_result";
 inline constexpr std::string_view kApiRequest = "api.req";
 inline constexpr std::string_view kApiReply = "api.rep";
 }  // namespace topic
@@ -52,7 +56,11 @@ struct Limits {
   static constexpr uint64_t kMaxOpsPerSec = 1ULL << 32;
   static constexpr uint64_t kMaxGaugeBytes = 1ULL << 52;  // 4 PiB
   static constexpr size_t kMaxAdjustments = 16;
-  static constexpr uint64_t kMaxLeaseNs = 3600'000'000'000ULL;  // 1 h
+  static constexpr uint64_t kMaxLeaseNs = 3600'000'000'000ULL;      // 1 h
+  static constexpr size_t kMaxUri = 1024;                           // a libvirt or migration transport URI
+  static constexpr uint32_t kMaxDowntimeMs = 60'000;                // a pause longer than this is no live migration
+  static constexpr uint32_t kMaxMigrationBandwidthMiBs = 1u << 20;  // 1 TiB/s
+  static constexpr uint64_t kMaxMigrationMs = 86'400'000ULL;        // 24 h
 };
 
 // A name that can travel in a topic: 1..255 chars of [A-Za-z0-9._-].
@@ -91,6 +99,8 @@ Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf);
 Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf);
 Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf);
 Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf);
+Result<const v1::MigrateCommand*> decode_migrate_command(std::span<const uint8_t> buf);
+Result<const v1::MigrateResult*> decode_migrate_result(std::span<const uint8_t> buf);
 Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf);
 Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf);
 // A KpiUpdate's nested KpiReport is checked at the header level only (as decode_kpi_report_lenient):

@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/msg/migrate.h"
 #include "common/msg/shift.h"
 #include "common/msg/wire.h"
 
@@ -50,6 +51,12 @@ void walk(const v1::ShiftResult* r) {
 }
 void walk(const v1::LeaseRenew* l) {
   sink += msg::to_lease_renewal(*l).command_ids.size();
+}
+void walk(const v1::MigrateCommand* c) {
+  sink += msg::to_migrate_order(*c).destination_uri.size();
+}
+void walk(const v1::MigrateResult* r) {
+  sink += msg::to_migrate_outcome(*r).bytes;
 }
 void walk(const v1::ApiRequest* r) {
   sink += static_cast<uint64_t>(r->body_type()) + r->request_id();
