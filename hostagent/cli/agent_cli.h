@@ -1,6 +1,6 @@
 #pragma once
-// morph-agent's command line as a library (hostagent/main.cpp only calls run_agent_cli): `run`, `kpis` and
-// `shift`, each in its own file and registered at one point, commands.def. A command's file adds its
+// morph-agent's command line as a library (hostagent/main.cpp only calls run_agent_cli): `run`, `kpis`,
+// `shift` and `migrate`, each in its own file and registered at one point, commands.def. A command's file adds its
 // subcommand and options (its own option struct) and the action to run; the action runs once the command
 // line parsed and logging is set up from --log-level.
 
