@@ -1,0 +1,77 @@
+#pragma once
+// A run-unique test bed of two libvirt hosts for the live-migration tests and benchmark:
+// `scripts/testbed up N --hosts 2 --prefix P` on construction (the VMs on P-h1), `down --prefix P` on
+// destruction and on a fatal signal. It answers where a VM is (asking each host's libvirtd, as `virsh
+// list --all` would), runs `morph-agent migrate` and `virsh migrate`, and reads a VM's console log and
+// morph-load's running totals from it. Nothing here changes a VM except through those commands.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/integration/process_support.h"
+
+namespace morph::test {
+
+// One line "morph-load[VM]: counters t=... cpu_ms=... rd=... wr=... tx=... rx=... dirty=... polls=... errors=...".
+struct LoadCounters {
+  double t = 0;  // the guest's monotonic seconds
+  uint64_t cpu_ms = 0, rd = 0, wr = 0, tx = 0, rx = 0, dirty = 0, polls = 0, errors = 0;
+};
+
+class MigrationBed {
+ public:
+  explicit MigrationBed(const std::string& tag, int vms = 1);
+  ~MigrationBed();
+  MigrationBed(const MigrationBed&) = delete;
+  MigrationBed& operator=(const MigrationBed&) = delete;
+
+  // Empty when the bed is up; else why not (not root, no libvirtd, the script's output).
+  const std::string& error() const { return error_; }
+  const std::string& prefix() const { return prefix_; }
+  std::filesystem::path dir() const { return "/var/lib/morph-testbed/" + prefix_; }
+  std::string vm(int i = 1) const { return prefix_ + "-vm" + std::to_string(i); }
+  std::string uuid(int i = 1) const;
+  std::string host(int i) const { return prefix_ + "-h" + std::to_string(i); }
+  std::string uri(int i) const;  // host i's libvirt URI (`scripts/testbed hosts`)
+  // A migration socket QEMU may create on every host: unix:///<bed>/migrate/<name>.sock.
+  std::string transport(const std::string& name) const;
+  // A value of a VM's or host's env file (vms/VM.env, hosts/HOST.env); empty when absent.
+  std::string vm_env(int i, const std::string& key) const;
+  std::string host_env(int i, const std::string& key) const;
+
+  // Hosts (1, 2) whose libvirtd has the domain named `vm`, with its state ("running", "shut off", ...):
+  // a host that does not answer is listed with state "unreachable".
+  std::map<int, std::string> where(const std::string& vm) const;
+  // The one host where vm runs while no other host has it at all; nullopt otherwise.
+  std::optional<int> only_host(const std::string& vm) const;
+
+  // `scripts/testbed ARGS...` and any command, to completion.
+  RunResult testbed(const std::vector<std::string>& args,
+                    std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  RunResult run(const std::vector<std::string>& argv, std::chrono::seconds timeout = std::chrono::seconds(120)) const;
+  bool load(int i, const std::string& targets) const;
+  // `morph-agent migrate VM --connect <from> --to <to> --unsafe --transport ... --json EXTRA...`.
+  RunResult migrate(int i, int from, int to, const std::vector<std::string>& extra = {},
+                    std::chrono::seconds timeout = std::chrono::seconds(120)) const;
+  std::vector<std::string> migrate_argv(int i, int from, int to, const std::vector<std::string>& extra = {}) const;
+
+  std::string console(int i) const;
+  std::vector<LoadCounters> counters(int i) const;
+  // Lines of the console that report a disk error (the guest kernel's or morph-load's).
+  std::vector<std::string> io_errors(int i) const;
+  // QEMU processes running `vm` on the machine, whichever host they belong to.
+  int qemu_processes(const std::string& vm) const;
+
+ private:
+  std::string prefix_, error_;
+  std::filesystem::path tmp_;
+  int vms_ = 0;
+  mutable int runs_ = 0;
+};
+
+}  // namespace morph::test
