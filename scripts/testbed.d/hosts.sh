@@ -166,6 +166,18 @@ EOF
 
 host_answers() { virsh -c "$1" version >/dev/null 2>&1; }
 
+# A process inside the host's namespaces to enter them through: the holder, else one of its daemons.
+host_ns_pid() {
+  local pid
+  for pid in ${H_HOLDER_PID:-} ${H_VIRTLOGD_PID:-} ${H_LIBVIRTD_PID:-}; do
+    if alive "$pid"; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # Creates host i of prefix p (its files, namespaces, link and daemons), or restarts its daemons if they
 # died (the namespaces and VMs' runtime state outlive them), or does nothing if it answers.
 ensure_host() {
@@ -174,7 +186,7 @@ ensure_host() {
   f=$(host_env_path "$p" "$name")
   if [ -f "$f" ]; then
     load_host_env "$p" "$name"
-    if alive "${H_HOLDER_PID:-0}"; then
+    if host_ns_pid >/dev/null; then
       if alive "${H_LIBVIRTD_PID:-0}" && host_answers "$H_URI"; then return 0; fi
       log "$name: restarting its daemons"
       start_host_daemons
@@ -257,7 +269,9 @@ cmd_host_daemon() {
 }
 
 start_host_daemons() {
-  local enter=(nsenter -t "$H_HOLDER_PID" -m -n -C)
+  local ns
+  ns=$(host_ns_pid) || die "$H_NAME: no process is left in its namespaces"
+  local enter=(nsenter -t "$ns" -m -n -C)
   if ! alive "${H_VIRTLOGD_PID:-0}"; then
     setsid "${enter[@]}" "$ROOT/scripts/testbed" _host-daemon virtlogd </dev/null >>"$H_DIR/log/virtlogd.out" 2>&1 &
     H_VIRTLOGD_PID=$!
@@ -429,6 +443,7 @@ cmd_exec() {
   [[ "$h" =~ ^(.+)-h[0-9]+$ ]] || die "exec: expected a host name <prefix>-h<i>, got '$h'"
   load_host_env "${BASH_REMATCH[1]}" "$h"
   if [ "$H_INDEX" -eq 1 ]; then exec "$@"; fi
-  alive "${H_HOLDER_PID:-0}" || die "exec: host $h is not up"
-  exec nsenter -t "$H_HOLDER_PID" -m -n -C -- "$@"
+  local ns
+  ns=$(host_ns_pid) || die "exec: host $h is not up"
+  exec nsenter -t "$ns" -m -n -C -- "$@"
 }
