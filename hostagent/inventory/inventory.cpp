@@ -16,6 +16,7 @@
 
 #include "common/enum_names.h"
 #include "hostagent/inventory/domain_xml.h"
+#include "hostagent/inventory/libvirt_ref.h"
 
 namespace morph::agent {
 
@@ -90,15 +91,6 @@ Error last_libvirt_error(const std::string& what) {
   }
   return Error(code, msg);
 }
-
-struct ConnClose {
-  void operator()(virConnectPtr c) const { virConnectClose(c); }
-};
-using ConnRef = std::unique_ptr<virConnect, ConnClose>;
-struct DomFree {
-  void operator()(virDomainPtr d) const { virDomainFree(d); }
-};
-using DomRef = std::unique_ptr<virDomain, DomFree>;
 
 // The default event loop is process-wide: registered once, run by one thread while any Inventory lives.
 class EventLoop {
@@ -346,7 +338,7 @@ Result<VmInfo> Core::describe(virDomainPtr dom, std::optional<bool> known_persis
 
 Result<VmInfo> Core::describe(const std::string& uuid) {
   MORPH_TRY_ASSIGN(ConnRef c, conn_ref());
-  DomRef dom(virDomainLookupByUUIDString(c.get(), uuid.c_str()));
+  DomainRef dom(virDomainLookupByUUIDString(c.get(), uuid.c_str()));
   if (!dom) return last_libvirt_error("looking up domain " + uuid);
   return describe(dom.get());
 }
@@ -517,7 +509,7 @@ Result<std::vector<VmInfo>> Inventory::list() {
   Core& c = *impl_->core;
   MORPH_TRY_ASSIGN(ConnRef conn, c.conn_ref());
   // Persistent and transient running domains in two listings, so describe() need not ask each domain.
-  std::vector<std::pair<DomRef, bool>> owned;  // domain, persistent
+  std::vector<std::pair<DomainRef, bool>> owned;  // domain, persistent
   for (bool persistent : {true, false}) {
     virDomainPtr* doms = nullptr;
     const unsigned flags = VIR_CONNECT_LIST_DOMAINS_ACTIVE |
@@ -526,7 +518,7 @@ Result<std::vector<VmInfo>> Inventory::list() {
     if (n < 0)
       return last_libvirt_error(persistent ? "listing running persistent domains"
                                            : "listing running transient domains");
-    for (int i = 0; i < n; ++i) owned.emplace_back(DomRef(doms[i]), persistent);
+    for (int i = 0; i < n; ++i) owned.emplace_back(DomainRef(doms[i]), persistent);
     free(doms);  // NOLINT: libvirt allocates with malloc
   }
   std::vector<VmInfo> out;
@@ -550,7 +542,7 @@ Result<std::vector<VmInfo>> Inventory::list() {
 
 Result<uint64_t> Inventory::balloon_kib(const std::string& uuid) {
   MORPH_TRY_ASSIGN(ConnRef conn, impl_->core->conn_ref());
-  DomRef dom(virDomainLookupByUUIDString(conn.get(), uuid.c_str()));
+  DomainRef dom(virDomainLookupByUUIDString(conn.get(), uuid.c_str()));
   if (!dom) return last_libvirt_error("looking up domain " + uuid);
   virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
   int n = virDomainMemoryStats(dom.get(), stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);

@@ -7,24 +7,14 @@
 #include <cstdlib>
 #include <thread>
 
+#include "hostagent/inventory/libvirt_ref.h"
+
 namespace morph::agent::migration {
 
 namespace {
 
-struct ConnClose {
-  void operator()(virConnectPtr c) const { virConnectClose(c); }
-};
-using OwnedConn = std::unique_ptr<virConnect, ConnClose>;
-struct DomFree {
-  void operator()(virDomainPtr d) const { virDomainFree(d); }
-};
-using Dom = std::unique_ptr<virDomain, DomFree>;
-struct Params {
-  virTypedParameterPtr p = nullptr;
-  int n = 0;
-  int max = 0;
-  ~Params() { virTypedParamsFree(p, n); }
-};
+using OwnedConn = ConnRef;
+using Dom = DomainRef;
 
 // libvirt's last error on this thread as an Error whose category says what the caller can do about it.
 Error libvirt_error(const std::string& what) {
@@ -81,7 +71,7 @@ Presence presence_of(virDomainPtr d) {
 // Statistics of the job that runs on d (flags 0) or of its last completed one (COMPLETED).
 Result<JobStats> job_stats(virDomainPtr d, unsigned int flags, int* operation = nullptr) {
   int type = VIR_DOMAIN_JOB_NONE;
-  Params p;
+  TypedParams p;
   if (virDomainGetJobStats(d, &type, &p.p, &p.n, flags) != 0) return libvirt_error("reading job statistics");
   JobStats s;
   s.active = type == VIR_DOMAIN_JOB_BOUNDED || type == VIR_DOMAIN_JOB_UNBOUNDED;
@@ -236,11 +226,11 @@ Status LibvirtMigrationDriver::begin(const SourceVm& vm, const std::string& dest
   // Set on the source QEMU before the job: libvirt keeps migration parameters set before one for it.
   if (virDomainMigrateSetMaxDowntime(d.get(), static_cast<unsigned long long>(o.max_downtime.count()), 0) != 0)
     return libvirt_error("setting the downtime limit");
-  auto params = std::make_shared<Params>();
-  if (!o.transport_uri.empty() && virTypedParamsAddString(&params->p, &params->n, &params->max, VIR_MIGRATE_PARAM_URI,
+  auto params = std::make_shared<TypedParams>();
+  if (!o.transport_uri.empty() && virTypedParamsAddString(&params->p, &params->n, &params->cap, VIR_MIGRATE_PARAM_URI,
                                                           o.transport_uri.c_str()) != 0)
     return libvirt_error("building the migration parameters");
-  if (o.bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params->p, &params->n, &params->max,
+  if (o.bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params->p, &params->n, &params->cap,
                                                        VIR_MIGRATE_PARAM_BANDWIDTH, o.bandwidth_mib_s) != 0)
     return libvirt_error("building the migration parameters");
 

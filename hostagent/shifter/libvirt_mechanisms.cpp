@@ -11,21 +11,13 @@
 #include <thread>
 #include <vector>
 
+#include "hostagent/inventory/libvirt_ref.h"
+
 namespace morph::agent::shifter {
 
 namespace {
 
-struct DomainFree {
-  void operator()(virDomainPtr d) const { virDomainFree(d); }
-};
-using Domain = std::unique_ptr<virDomain, DomainFree>;
-
-struct TypedParams {
-  virTypedParameterPtr p = nullptr;
-  int n = 0;
-  int cap = 0;
-  ~TypedParams() { virTypedParamsFree(p, n); }
-};
+using Domain = DomainRef;
 
 Error libvirt_error(const std::string& what) {
   virErrorPtr e = virGetLastError();
