@@ -9,17 +9,9 @@
 namespace morph::agent::migration {
 
 const char* presence_name(Presence p) {
-  switch (p) {
-    case Presence::absent:
-      return "absent";
-    case Presence::defined:
-      return "defined, not running";
-    case Presence::running:
-      return "running";
-    case Presence::paused:
-      return "paused";
-  }
-  return "unknown";
+  static constexpr const char* kNames[] = {"absent", "defined, not running", "running", "paused"};
+  const auto i = static_cast<size_t>(p);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
 }
 
 namespace {

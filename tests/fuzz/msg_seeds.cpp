@@ -72,26 +72,23 @@ int main(int argc, char** argv) {
   msg::encode_lease_renew(f, {uuid, {1, 2}, 5'000'000'000ULL});
   put(dir, "decode_lease_renew", f);
   f.Clear();
-  msg::MigrateOrder mo;
-  mo.command_id = 2;
-  mo.vm_uuid = uuid;
-  mo.destination_host = "host-b";
-  mo.destination_uri = "qemu+tcp://host-b/system";
-  mo.transport_uri = "tcp://10.0.0.2:49152";
-  mo.max_downtime_ms = 300;
-  mo.postcopy = true;
-  msg::encode_migrate_command(f, mo);
+  msg::encode_migrate_command(f, {.command_id = 2,
+                                  .vm_uuid = uuid,
+                                  .destination_host = "host-b",
+                                  .destination_uri = "qemu+tcp://host-b/system",
+                                  .transport_uri = "tcp://10.0.0.2:49152",
+                                  .max_downtime_ms = 300,
+                                  .postcopy = true});
   put(dir, "decode_migrate_command", f);
   f.Clear();
-  msg::MigrateOutcome mr;
-  mr.command_id = 2;
-  mr.vm_uuid = uuid;
-  mr.destination_host = "host-b";
-  mr.state = v1::MigrationState::failed;
-  mr.total_ms = 812;
-  mr.bytes = 1 << 20;
-  mr.error = v1::ErrorCode::unavailable;
-  mr.error_message = "timed out";
+  msg::MigrateOutcome mr{.command_id = 2,
+                         .vm_uuid = uuid,
+                         .destination_host = "host-b",
+                         .state = v1::MigrationState::failed,
+                         .total_ms = 812,
+                         .bytes = 1 << 20,
+                         .error = v1::ErrorCode::unavailable,
+                         .error_message = "timed out"};
   msg::encode_migrate_result(f, "host-a", mr);
   put(dir, "decode_migrate_result", f);
   f.Clear();

@@ -2,6 +2,7 @@
 // the refusals naming the bad argument, and the one object --json prints.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "hostagent/cli/migrate_command.h"
@@ -46,30 +47,22 @@ TEST(MigrateCli, EveryFlagReachesTheRequest) {
 }
 
 TEST(MigrateCli, BadArgumentsAreRefusedByName) {
-  auto refused = [](MigrateArgs a, const char* says) {
+  const std::vector<std::pair<std::function<void(MigrateArgs&)>, const char*>> cases = {
+      {[](MigrateArgs& a) { a.to = "h2"; }, "--to 'h2' is not a libvirt URI"},
+      {[](MigrateArgs& a) { a.timeout = "soon"; }, "--timeout"},
+      {[](MigrateArgs& a) { a.timeout = "500ms"; }, "timeout 500 ms"},
+      {[](MigrateArgs& a) { a.downtime = "2m"; }, "max downtime 120000 ms"},
+      {[](MigrateArgs& a) { a.transport = "ftp://x"; }, "transport URI 'ftp://x'"},
+      {[](MigrateArgs& a) { a.postcopy = a.tunnelled = true; }, "post-copy"},
+  };
+  for (const auto& [spoil, says] : cases) {
+    auto a = args();
+    spoil(a);
     auto r = parse_migrate_args(a);
     ASSERT_FALSE(r.ok()) << says;
     EXPECT_EQ(r.error().code(), Errc::invalid_argument);
     EXPECT_NE(r.error().what().find(says), std::string::npos) << r.error().what();
-  };
-  auto a = args();
-  a.to = "h2";
-  refused(a, "--to 'h2' is not a libvirt URI");
-  a = args();
-  a.timeout = "soon";
-  refused(a, "--timeout");
-  a = args();
-  a.timeout = "500ms";
-  refused(a, "timeout 500 ms");
-  a = args();
-  a.downtime = "2m";
-  refused(a, "max downtime 120000 ms");
-  a = args();
-  a.transport = "ftp://x";
-  refused(a, "transport URI 'ftp://x'");
-  a = args();
-  a.postcopy = a.tunnelled = true;
-  refused(a, "post-copy");
+  }
 }
 
 TEST(MigrateCli, JsonIsOneObjectWithTheFigures) {

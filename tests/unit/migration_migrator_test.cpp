@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -131,6 +132,16 @@ class MigratorTest : public ::testing::Test {
   std::unique_ptr<Migrator> migrator;
 };
 
+// The VM's state on the host of `uri` becomes `p` at every poll (`at_end`: once the migration call ended).
+void set_at_poll(MockDriver& driver, TwoHosts& host, const char* uri, Presence p, bool at_end) {
+  ON_CALL(driver, poll).WillByDefault(Invoke([&host, uri, p, at_end](const std::string& u) {
+    if (!at_end) host.where[uri] = p;
+    auto e = host.poll(u);
+    if (at_end && e.finished) host.where[uri] = p;
+    return e;
+  }));
+}
+
 TEST_F(MigratorTest, MovesTheVmAndReportsTheDestinationsFigures) {
   std::vector<uint64_t> progress;
   EXPECT_CALL(driver, begin(_, kDst, _)).Times(1);
@@ -151,34 +162,27 @@ TEST_F(MigratorTest, MovesTheVmAndReportsTheDestinationsFigures) {
 TEST_F(MigratorTest, OptionsOutOfRangeAreRefusedBeforeTheDriverIsAsked) {
   EXPECT_CALL(driver, find).Times(0);
   EXPECT_CALL(driver, begin).Times(0);
-  auto refuse = [&](MigrationOptions o, const char* says) {
+  const std::vector<std::pair<std::function<void(MigrationOptions&)>, const char*>> cases = {
+      {[](MigrationOptions& o) { o.max_downtime = std::chrono::milliseconds(0); }, "max downtime 0 ms"},
+      {[](MigrationOptions& o) { o.max_downtime = std::chrono::milliseconds(60001); }, "max downtime 60001 ms"},
+      {[](MigrationOptions& o) { o.bandwidth_mib_s = (1u << 20) + 1; }, "bandwidth"},
+      {[](MigrationOptions& o) { o.timeout = std::chrono::milliseconds(999); }, "timeout 999 ms"},
+      {[](MigrationOptions& o) { o.postcopy = o.tunnelled = true; }, "post-copy"},
+      {[](MigrationOptions& o) { o.transport_uri = "http://x"; }, "transport URI 'http://x'"},
+      {[](MigrationOptions& o) {
+         o.transport_uri = "unix:///run/m.sock";
+         o.tunnelled = true;
+       },
+       "exclude each other"},
+  };
+  for (const auto& [spoil, says] : cases) {
+    MigrationOptions o;
+    spoil(o);
     auto r = migrator->migrate(request(o));
     ASSERT_FALSE(r.ok()) << says;
     EXPECT_EQ(r.error().code(), Errc::invalid_argument);
     EXPECT_THAT(r.error().what(), HasSubstr(says));
-  };
-  MigrationOptions o;
-  o.max_downtime = std::chrono::milliseconds(0);
-  refuse(o, "max downtime 0 ms");
-  o = {};
-  o.max_downtime = std::chrono::milliseconds(60001);
-  refuse(o, "max downtime 60001 ms");
-  o = {};
-  o.bandwidth_mib_s = (1u << 20) + 1;
-  refuse(o, "bandwidth");
-  o = {};
-  o.timeout = std::chrono::milliseconds(999);
-  refuse(o, "timeout 999 ms");
-  o = {};
-  o.postcopy = o.tunnelled = true;
-  refuse(o, "post-copy");
-  o = {};
-  o.transport_uri = "http://x";
-  refuse(o, "transport URI 'http://x'");
-  o = {};
-  o.transport_uri = "unix:///run/m.sock";
-  o.tunnelled = true;
-  refuse(o, "exclude each other");
+  }
   auto no_dest = migrator->migrate({"vm1", "", {}});
   ASSERT_FALSE(no_dest.ok());
   EXPECT_EQ(no_dest.error().code(), Errc::invalid_argument);
@@ -352,10 +356,7 @@ TEST_F(MigratorTest, PostcopySwitchesOnceAfterTheFirstPassAndTheTimeoutNoLongerA
 
 TEST_F(MigratorTest, AFailureThatLeavesTheVmPausedResumesItOnTheSource) {
   host.outcome = Error(Errc::unavailable, "migration: internal error: qemu unexpectedly closed the monitor");
-  ON_CALL(driver, poll).WillByDefault(Invoke([&](const std::string& u) {
-    host.where[kSrc] = Presence::paused;  // the switch-over had paused it
-    return host.poll(u);
-  }));
+  set_at_poll(driver, host, kSrc, Presence::paused, false);  // the switch-over had paused it
   EXPECT_CALL(driver, resume(kUuid)).Times(1);
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
@@ -366,10 +367,7 @@ TEST_F(MigratorTest, AFailureThatLeavesTheVmPausedResumesItOnTheSource) {
 
 TEST_F(MigratorTest, AFailureSaysWhatTheDestinationStillHas) {
   host.outcome = Error(Errc::unavailable, "migration: end of file while reading data");
-  ON_CALL(driver, poll).WillByDefault(Invoke([&](const std::string& u) {
-    host.where[kDst] = Presence::paused;  // an incoming QEMU nobody cleaned up
-    return host.poll(u);
-  }));
+  set_at_poll(driver, host, kDst, Presence::paused, false);  // an incoming QEMU nobody cleaned up
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.error().what(), HasSubstr("the destination still has it (paused)"));
@@ -385,11 +383,7 @@ TEST_F(MigratorTest, ADestinationThatDiedLeavesWhatItHoldsUnknownAndTheVmOnTheSo
 }
 
 TEST_F(MigratorTest, SuccessWithoutTheVmRunningOnTheDestinationIsAnError) {
-  ON_CALL(driver, poll).WillByDefault(Invoke([&](const std::string& u) {
-    auto e = host.poll(u);
-    if (e.finished) host.where[kDst] = Presence::paused;
-    return e;
-  }));
+  set_at_poll(driver, host, kDst, Presence::paused, true);
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::internal);
@@ -397,11 +391,7 @@ TEST_F(MigratorTest, SuccessWithoutTheVmRunningOnTheDestinationIsAnError) {
 }
 
 TEST_F(MigratorTest, SuccessWithTheVmStillRunningOnTheSourceIsAnError) {
-  ON_CALL(driver, poll).WillByDefault(Invoke([&](const std::string& u) {
-    auto e = host.poll(u);
-    if (e.finished) host.where[kSrc] = Presence::running;
-    return e;
-  }));
+  set_at_poll(driver, host, kSrc, Presence::running, true);
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::internal);
