@@ -176,6 +176,25 @@ std::vector<std::string> MigrationBed::io_errors(int i) const {
   return out;
 }
 
+std::vector<std::string> MigrationBed::kernel_faults(int i) const {
+  std::vector<std::string> out;
+  std::istringstream in(console(i));
+  for (std::string line; std::getline(in, line);)
+    for (const char* sign : {"BUG:", "Oops", "Kernel panic", "general protection fault"})
+      if (line.find(sign) != std::string::npos) {
+        out.push_back(line);
+        break;
+      }
+  return out;
+}
+
+int MigrationBed::boots(int i) const {
+  const std::string c = console(i);
+  int n = 0;
+  for (size_t p = c.find("morph-init: vm="); p != std::string::npos; p = c.find("morph-init: vm=", p + 1)) ++n;
+  return n;
+}
+
 int MigrationBed::qemu_processes(const std::string& name) const {
   int n = 0;
   const std::string needle = "guest=" + name + ",";

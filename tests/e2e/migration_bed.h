@@ -64,6 +64,10 @@ class MigrationBed {
   std::vector<LoadCounters> counters(int i) const;
   // Lines of the console that report a disk error (the guest kernel's or morph-load's).
   std::vector<std::string> io_errors(int i) const;
+  // Lines of the console that report a fault of the guest kernel (oops, BUG, panic, general protection).
+  std::vector<std::string> kernel_faults(int i) const;
+  // How often the guest booted (its /init's "morph-init: vm=" line): more than once is a reboot.
+  int boots(int i) const;
   // QEMU processes running `vm` on the machine, whichever host they belong to.
   int qemu_processes(const std::string& vm) const;
 

@@ -33,6 +33,8 @@ class MigrateCliE2e : public ::testing::Test {
     if (bed->error().empty()) {
       EXPECT_EQ(bed->only_host(bed->vm()), 1) << where();
       EXPECT_EQ(bed->qemu_processes(bed->vm()), 1) << "QEMU processes of " << bed->vm();
+      EXPECT_TRUE(bed->kernel_faults(1).empty()) << bed->kernel_faults(1).front();
+      EXPECT_EQ(bed->boots(1), 1) << "the guest rebooted";
     }
   }
   static std::string where() {

@@ -33,7 +33,7 @@ constexpr auto kInterval = 1s;
 struct Seen {
   std::string host, uuid;
   Clock::time_point at;
-  agent::VmKpis kpis;
+  kpi::VmKpis kpis;
 };
 
 // Every VM entry of every KPI report the controller received, with its host.
@@ -111,7 +111,7 @@ class MigrateLoadedE2e : public ::testing::Test {
   }
 
   // Reports of the VM from `host` after `t` with the figure `f` above zero.
-  size_t busy_reports(Clock::time_point t, const std::string& host, uint64_t agent::VmKpis::*f) const {
+  size_t busy_reports(Clock::time_point t, const std::string& host, uint64_t kpi::VmKpis::*f) const {
     size_t n = 0;
     for (const auto& s : log->since(t, uuid))
       if (s.host == host && s.kpis.*f > 0) ++n;
@@ -146,10 +146,10 @@ class MigrateLoadedE2e : public ::testing::Test {
     std::cout << "first busy report from " << bed->host(to) << " " << after.count() << " ms after the move ended\n";
     EXPECT_LE(*first - done, 2 * kInterval);
     ASSERT_TRUE(
-        test::wait_until([&] { return busy_reports(done, bed->host(to), &agent::VmKpis::net_tx_bytes) >= 2; }, 10s))
+        test::wait_until([&] { return busy_reports(done, bed->host(to), &kpi::VmKpis::net_tx_bytes) >= 2; }, 10s))
         << "the VM's network traffic did not resume on " << bed->host(to);
     EXPECT_TRUE(
-        test::wait_until([&] { return busy_reports(done, bed->host(to), &agent::VmKpis::blk_read_bytes) >= 2; }, 10s))
+        test::wait_until([&] { return busy_reports(done, bed->host(to), &kpi::VmKpis::blk_read_bytes) >= 2; }, 10s))
         << "the VM's disk reads did not show on " << bed->host(to);
     // The source's agent no longer reports it (one last report for the interval the move ended in).
     std::this_thread::sleep_for(3 * kInterval);
@@ -176,6 +176,8 @@ class MigrateLoadedE2e : public ::testing::Test {
     std::cout << "longest gap between the guest's once-a-second totals: " << longest << " s\n";
     EXPECT_LT(longest, 3.0);
     EXPECT_TRUE(bed->io_errors(1).empty()) << bed->io_errors(1).front();
+    EXPECT_TRUE(bed->kernel_faults(1).empty()) << bed->kernel_faults(1).front();
+    EXPECT_EQ(bed->boots(1), 1) << "the guest rebooted";
   }
 
   std::unique_ptr<test::MigrationBed> bed;
@@ -188,7 +190,7 @@ class MigrateLoadedE2e : public ::testing::Test {
 
 TEST_F(MigrateLoadedE2e, ThereAndBackUnderLoadMeasuredByEachHostsAgent) {
   ASSERT_TRUE(bed->load(1, "cpu=50 disk_read=2M net_tx=1M"));
-  ASSERT_TRUE(test::wait_until([&] { return busy_reports({}, bed->host(1), &agent::VmKpis::cpu_run_ns) >= 3; }, 30s))
+  ASSERT_TRUE(test::wait_until([&] { return busy_reports({}, bed->host(1), &kpi::VmKpis::cpu_run_ns) >= 3; }, 30s))
       << logs();
   ASSERT_TRUE(test::wait_until([&] { return bed->counters(1).size() >= 3; }, 20s));
   move(1, 2);
