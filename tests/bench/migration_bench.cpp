@@ -12,14 +12,12 @@
 // the failures, and the faults: moves after which the guest kernel faulted (this QEMU's TCG loses dirty
 // pages of a guest writing fast; the guest is then booted afresh before the next move). The load average
 // is printed before and after.
-//   sudo build/tests/bench/migration_bench [N] [--dirty MIB_PER_S] [--modes idle,cpu,dirty]
+//   sudo build/tests/bench/migration_bench [--runs N] [--dirty MIB_PER_S] [--modes idle,cpu,dirty]
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -29,10 +27,10 @@
 #include "hostagent/migration/libvirt_migration_driver.h"
 #include "hostagent/migration/migrator.h"
 #include "tests/e2e/migration_bed.h"
-#include "tests/support/requirements.h"
+#include "tests/support/flags.h"
+#include "tests/support/measure.h"
 
 using namespace morph;
-using Ms = std::chrono::duration<double, std::milli>;
 
 namespace {
 
@@ -41,25 +39,6 @@ struct Sample {
   bool faulted = false;  // the guest kernel faulted after the move (QEMU's TCG loses dirty pages)
   double downtime = 0, total = 0, wall = 0;
 };
-
-struct Stats {
-  double p50 = 0, p99 = 0, max = 0;
-};
-Stats stats(std::vector<double> v) {
-  if (v.empty()) return {};
-  std::sort(v.begin(), v.end());
-  auto pct = [&](double p) {
-    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-  };
-  return {pct(0.50), pct(0.99), v.back()};
-}
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 // "Total downtime:   153          ms" → 153 from `virsh domjobinfo --completed` output.
 double field_ms(const std::string& out, const std::string& name) {
@@ -83,7 +62,7 @@ Sample by_morph(const test::MigrationBed& bed, int from, int to) {
   r.options.transport_uri = bed.transport(bed.vm());
   r.options.timeout = std::chrono::seconds(120);
   auto rep = m.migrate(r);
-  s.wall = Ms(std::chrono::steady_clock::now() - t0).count();
+  s.wall = test::ms_since(t0);
   if (!rep) {
     std::fprintf(stderr, "morph: %s\n", rep.error().what().c_str());
     return s;
@@ -100,7 +79,7 @@ Sample by_virsh(const test::MigrationBed& bed, int from, int to) {
   auto r = bed.run({"/usr/bin/virsh", "-c", bed.uri(from), "migrate", "--live", "--p2p", "--unsafe", "--persistent",
                     "--undefinesource", bed.vm(), bed.uri(to), "--migrateuri", bed.transport(bed.vm() + "-virsh")},
                    std::chrono::seconds(180));
-  s.wall = Ms(std::chrono::steady_clock::now() - t0).count();
+  s.wall = test::ms_since(t0);
   if (r.rc != 0) {
     std::fprintf(stderr, "virsh: %s\n", r.err.c_str());
     return s;
@@ -146,44 +125,39 @@ void print(const std::string& mode, const std::string& tool, const std::vector<S
     total.push_back(s.total);
     wall.push_back(s.wall);
   }
-  const Stats d = stats(down), t = stats(total), w = stats(wall);
-  std::printf("%-14s %-6s %3zu %4d %6d   %7.0f %7.0f %7.0f   %7.0f %7.0f %7.0f   %7.0f %7.0f %7.0f\n", mode.c_str(),
-              tool.c_str(), down.size(), failed, faulted, d.p50, d.p99, d.max, t.p50, t.p99, t.max, w.p50, w.p99,
-              w.max);
+  std::printf("%-14s %-6s %3zu %4d %6d", mode.c_str(), tool.c_str(), down.size(), failed, faulted);
+  for (const auto* xs : {&down, &total, &wall})
+    std::printf("   %7.0f %7.0f %7.0f", test::percentile(*xs, 0.50), test::percentile(*xs, 0.99),
+                test::percentile(*xs, 1));
+  std::printf("\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int n = 20;
-  int dirty = 32;
-  std::string modes = "idle,cpu,dirty";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--dirty" && i + 1 < argc) {
-      dirty = std::atoi(argv[++i]);
-    } else if (a == "--modes" && i + 1 < argc) {
-      modes = argv[++i];
-    } else if (std::atoi(a.c_str()) > 0) {
-      n = std::atoi(a.c_str());
-    } else {
-      std::fprintf(stderr, "usage: migration_bench [N] [--dirty MIB_PER_S] [--modes idle,cpu,dirty]\n");
-      return 2;
-    }
+  const test::Flags flags(argc, argv, {"--runs", "--dirty", "--modes"});
+  if (!flags.error().empty()) {
+    std::fprintf(stderr, "%s\nusage: migration_bench [--runs N] [--dirty MIB_PER_S] [--modes idle,cpu,dirty]\n",
+                 flags.error().c_str());
+    return 2;
   }
+  const int n = static_cast<int>(flags.number("--runs", 20));
+  const int dirty = static_cast<int>(flags.number("--dirty", 32));
+  const std::string modes = flags.text("--modes", "idle,cpu,dirty");
   spdlog::set_level(spdlog::level::warn);
-  test::MigrationBed bed("mbench");
-  if (!bed.error().empty()) {
-    std::fprintf(stderr, "%s\n", bed.error().c_str());
+  test::Testbed testbed(test::MigrationBed::spec("mbench"));
+  if (!testbed.up()) {
+    std::fprintf(stderr, "%s%s\n", testbed.unavailable().c_str(), testbed.error().c_str());
     return 1;
   }
+  const test::MigrationBed bed(testbed);
   const std::map<std::string, std::pair<std::string, std::string>> all = {
       {"idle", {"idle", "cpu=0 mem_dirty=0"}},
       {"cpu", {"cpu=100", "cpu=100 mem_dirty=0"}},
       {"dirty", {"mem_dirty=" + std::to_string(dirty) + "M", "cpu=0 mem_dirty=" + std::to_string(dirty) + "M"}}};
   std::printf("live migrations of a 1-vCPU 256 MiB TCG guest between the test bed's two hosts, %d per mode and tool\n",
               n);
-  std::printf("load average before: %s\n\n", loadavg().c_str());
+  std::printf("load average before: %s\n\n", test::loadavg().c_str());
   std::printf("%-14s %-6s %3s %4s %6s   %-23s   %-23s   %-23s\n", "mode", "tool", "n", "fail", "faults",
               "downtime ms p50/p99/max", "total ms p50/p99/max", "wall ms p50/p99/max");
   int host = 1;
@@ -228,6 +202,6 @@ int main(int argc, char** argv) {
     print(label, "virsh", virsh_runs);
     std::fflush(stdout);
   }
-  std::printf("\nload average after: %s\n", loadavg().c_str());
+  std::printf("\nload average after: %s\n", test::loadavg().c_str());
   return 0;
 }

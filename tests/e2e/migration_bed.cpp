@@ -1,20 +1,16 @@
 #include "tests/e2e/migration_bed.h"
 
-#include <unistd.h>
-
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "tests/support/daemons.h"
 #include "tests/support/requirements.h"
 
 namespace morph::test {
 
 namespace {
-
-std::string g_teardown;  // the down command for the fatal-signal path
 
 std::string env_value(const std::filesystem::path& file, const std::string& key) {
   std::ifstream in(file);
@@ -29,39 +25,11 @@ std::string env_value(const std::filesystem::path& file, const std::string& key)
 
 }  // namespace
 
-MigrationBed::MigrationBed(const std::string& tag, int vms) : vms_(vms) {
-  if (!is_root()) {
-    error_ = "needs root (run as root or via scripts/test)";
-    return;
-  }
-  if (auto why = libvirtd_unavailable_reason(); !why.empty()) {
-    error_ = why;
-    return;
-  }
-  prefix_ = tag + "-" + std::to_string(getpid());
-  char tmpl[] = "/tmp/morph-migration.XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    error_ = "mkdtemp failed";
-    return;
-  }
-  tmp_ = tmpl;
-  g_teardown = source_dir() + "/scripts/testbed down --prefix " + prefix_ + " >/dev/null 2>&1";
-  for (int sig : {SIGINT, SIGTERM, SIGABRT, SIGSEGV})
-    std::signal(sig, [](int s) {
-      if (std::system(g_teardown.c_str()) != 0) {
-      }
-      std::signal(s, SIG_DFL);
-      std::raise(s);
-    });
-  auto up = testbed({"up", std::to_string(vms), "--hosts", "2", "--prefix", prefix_}, std::chrono::seconds(400));
-  if (up.rc != 0) error_ = "scripts/testbed up --hosts 2 failed (run scripts/testbed prepare first?): " + up.err;
+BedSpec MigrationBed::spec(const std::string& tag, int vms, bool needs_bpf) {
+  return {unique_prefix(tag), vms, {"--hosts", "2"}, needs_bpf};
 }
 
-MigrationBed::~MigrationBed() {
-  if (!prefix_.empty()) testbed({"down", "--prefix", prefix_}, std::chrono::seconds(120));
-  std::error_code ec;
-  if (!tmp_.empty()) std::filesystem::remove_all(tmp_, ec);
-}
+MigrationBed::MigrationBed(const Testbed& bed) : bed_(bed) {}
 
 RunResult MigrationBed::run(const std::vector<std::string>& argv, std::chrono::seconds timeout) const {
   return run_to_end(argv, tmp_ / ("run." + std::to_string(++runs_) + ".out"), timeout);
@@ -77,27 +45,12 @@ std::string MigrationBed::uri(int i) const {
   return i == 1 ? "qemu+unix:///system?socket=/run/libvirt/libvirt-sock" : host_env(i, "H_URI");
 }
 
-std::string MigrationBed::uuid(int i) const {
-  return vm_env(i, "UUID");
-}
-
 std::string MigrationBed::transport(const std::string& name) const {
-  return "unix://" + (dir() / "migrate" / (name + ".sock")).string();
-}
-
-std::string MigrationBed::vm_env(int i, const std::string& key) const {
-  return env_value(dir() / "vms" / (vm(i) + ".env"), key);
+  return "unix://" + bed_.dir() + "/migrate/" + name + ".sock";
 }
 
 std::string MigrationBed::host_env(int i, const std::string& key) const {
-  return env_value(dir() / "hosts" / (host(i) + ".env"), key);
-}
-
-bool MigrationBed::load(int i, const std::string& targets) const {
-  std::vector<std::string> args{"load", vm(i)};
-  std::istringstream in(targets);
-  for (std::string t; in >> t;) args.push_back(t);
-  return testbed(args).rc == 0;
+  return env_value(bed_.dir() + "/hosts/" + host(i) + ".env", key);
 }
 
 std::map<int, std::string> MigrationBed::where(const std::string& name) const {
@@ -122,7 +75,7 @@ std::optional<int> MigrationBed::only_host(const std::string& name) const {
 
 std::vector<std::string> MigrationBed::migrate_argv(int i, int from, int to,
                                                     const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv{binary_dir() + "/hostagent/morph-agent",
+  std::vector<std::string> argv{program("hostagent/morph-agent"),
                                 "migrate",
                                 vm(i),
                                 "--connect",
@@ -140,10 +93,6 @@ std::vector<std::string> MigrationBed::migrate_argv(int i, int from, int to,
 RunResult MigrationBed::migrate(int i, int from, int to, const std::vector<std::string>& extra,
                                 std::chrono::seconds timeout) const {
   return run(migrate_argv(i, from, to, extra), timeout);
-}
-
-std::string MigrationBed::console(int i) const {
-  return slurp_file(vm_env(i, "CONSOLE"));
 }
 
 std::vector<LoadCounters> MigrationBed::counters(int i) const {
@@ -201,7 +150,7 @@ int MigrationBed::qemu_processes(const std::string& name) const {
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     const std::string pid = e.path().filename();
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmd = slurp_file(e.path() / "cmdline");
+    std::string cmd = slurp(e.path() / "cmdline");
     for (char& c : cmd)
       if (c == '\0') c = ' ';
     if (cmd.find("qemu-system") != std::string::npos && cmd.find(needle) != std::string::npos) ++n;

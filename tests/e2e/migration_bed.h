@@ -1,9 +1,9 @@
 #pragma once
-// A run-unique test bed of two libvirt hosts for the live-migration tests and benchmark:
-// `scripts/testbed up N --hosts 2 --prefix P` on construction (the VMs on P-h1), `down --prefix P` on
-// destruction and on a fatal signal. It answers where a VM is (asking each host's libvirtd, as `virsh
-// list --all` would), runs `morph-agent migrate` and `virsh migrate`, and reads a VM's console log and
-// morph-load's running totals from it. Nothing here changes a VM except through those commands.
+// The two-host view of a test bed for the live-migration tests and benchmark: a tests/support Testbed
+// brought up with `--hosts 2` (MigrationBed::spec; its VMs on P-h1) owns the bed, and this answers where a
+// VM is (asking each host's libvirtd, as `virsh list --all` would), runs `morph-agent migrate` and `virsh
+// migrate`, and reads a VM's console log and morph-load's running totals from it. Nothing here changes a
+// VM except through those commands.
 
 #include <chrono>
 #include <cstdint>
@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "tests/integration/process_support.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/testbed.h"
 
 namespace morph::test {
 
@@ -25,23 +27,19 @@ struct LoadCounters {
 
 class MigrationBed {
  public:
-  explicit MigrationBed(const std::string& tag, int vms = 1);
-  ~MigrationBed();
-  MigrationBed(const MigrationBed&) = delete;
-  MigrationBed& operator=(const MigrationBed&) = delete;
+  // A bed of `vms` VMs on the first of two hosts, under a prefix unique to this run.
+  static BedSpec spec(const std::string& tag, int vms = 1, bool needs_bpf = false);
+  // `bed` must be up and outlive this.
+  explicit MigrationBed(const Testbed& bed);
 
-  // Empty when the bed is up; else why not (not root, no libvirtd, the script's output).
-  const std::string& error() const { return error_; }
-  const std::string& prefix() const { return prefix_; }
-  std::filesystem::path dir() const { return "/var/lib/morph-testbed/" + prefix_; }
-  std::string vm(int i = 1) const { return prefix_ + "-vm" + std::to_string(i); }
-  std::string uuid(int i = 1) const;
-  std::string host(int i) const { return prefix_ + "-h" + std::to_string(i); }
+  const std::string& prefix() const { return bed_.prefix(); }
+  std::string vm(int i = 1) const { return prefix() + "-vm" + std::to_string(i); }
+  std::string uuid(int i = 1) const { return bed_.vm(size_t(i - 1)).uuid; }
+  std::string host(int i) const { return prefix() + "-h" + std::to_string(i); }
   std::string uri(int i) const;  // host i's libvirt URI (`scripts/testbed hosts`)
   // A migration socket QEMU may create on every host: unix:///<bed>/migrate/<name>.sock.
   std::string transport(const std::string& name) const;
-  // A value of a VM's or host's env file (vms/VM.env, hosts/HOST.env); empty when absent.
-  std::string vm_env(int i, const std::string& key) const;
+  // A value of a host's env file (hosts/HOST.env); empty when absent.
   std::string host_env(int i, const std::string& key) const;
 
   // Hosts (1, 2) whose libvirtd has the domain named `vm`, with its state ("running", "shut off", ...):
@@ -54,13 +52,16 @@ class MigrationBed {
   RunResult testbed(const std::vector<std::string>& args,
                     std::chrono::seconds timeout = std::chrono::seconds(60)) const;
   RunResult run(const std::vector<std::string>& argv, std::chrono::seconds timeout = std::chrono::seconds(120)) const;
-  bool load(int i, const std::string& targets) const;
+  bool load(int i, const std::string& targets) const { return bed_.load(size_t(i - 1), targets).ok(); }
   // `morph-agent migrate VM --connect <from> --to <to> --unsafe --transport ... --json EXTRA...`.
   RunResult migrate(int i, int from, int to, const std::vector<std::string>& extra = {},
                     std::chrono::seconds timeout = std::chrono::seconds(120)) const;
   std::vector<std::string> migrate_argv(int i, int from, int to, const std::vector<std::string>& extra = {}) const;
 
-  std::string console(int i) const;
+  // A path in this bed's private scratch directory (a child's output).
+  std::filesystem::path scratch(const std::string& name) const { return tmp_ / name; }
+
+  std::string console(int i) const { return slurp(bed_.vm(size_t(i - 1)).console); }
   std::vector<LoadCounters> counters(int i) const;
   // Lines of the console that report a disk error (the guest kernel's or morph-load's).
   std::vector<std::string> io_errors(int i) const;
@@ -72,9 +73,8 @@ class MigrationBed {
   int qemu_processes(const std::string& vm) const;
 
  private:
-  std::string prefix_, error_;
-  std::filesystem::path tmp_;
-  int vms_ = 0;
+  const Testbed& bed_;
+  TempDir tmp_{"migration"};
   mutable int runs_ = 0;
 };
 

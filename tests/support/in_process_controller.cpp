@@ -33,11 +33,12 @@ void ShiftRecorder::on_shift_result(const std::string&, const msg::ShiftOutcome&
 }
 
 void ShiftRecorder::on_kpi_report(const v1::KpiReport& report, uint64_t) {
-  if (!report.vms() || watched_.empty()) return;
+  if (!report.vms() || (watched_.empty() && !all_vms_)) return;
+  const auto now = Clock::now();
   for (const v1::VmKpi* k : *report.vms())
-    if (k->uuid() && std::find(watched_.begin(), watched_.end(), k->uuid()->str()) != watched_.end()) {
+    if (k->uuid() && (all_vms_ || std::find(watched_.begin(), watched_.end(), k->uuid()->str()) != watched_.end())) {
       std::lock_guard lk(mu_);
-      kpis_.push_back(msg::to_vm_kpis(*k));
+      kpis_.push_back({std::string(msg::sv(report.host())), k->uuid()->str(), now, msg::to_vm_kpis(*k)});
     }
 }
 
@@ -62,7 +63,17 @@ std::optional<ReceivedResult> ShiftRecorder::wait_result(uint64_t id, bool rever
 
 std::vector<kpi::VmKpis> ShiftRecorder::kpis() const {
   std::lock_guard lk(mu_);
-  return kpis_;
+  std::vector<kpi::VmKpis> out;
+  for (const auto& k : kpis_) out.push_back(k.kpis);
+  return out;
+}
+
+std::vector<ReceivedKpi> ShiftRecorder::received_kpis(Clock::time_point since) const {
+  std::lock_guard lk(mu_);
+  std::vector<ReceivedKpi> out;
+  for (const auto& k : kpis_)
+    if (k.at >= since) out.push_back(k);
+  return out;
 }
 
 size_t ShiftRecorder::kpi_count() const {

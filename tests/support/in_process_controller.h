@@ -27,11 +27,18 @@ std::vector<std::string> agent_run_argv(const std::string& host, const controlle
 
 using Clock = std::chrono::steady_clock;
 using ReceivedResult = std::pair<msg::ShiftOutcome, Clock::time_point>;
+// One VM's entry of a KPI report: the reporting host, when it arrived.
+struct ReceivedKpi {
+  std::string host, uuid;
+  Clock::time_point at;
+  kpi::VmKpis kpis;
+};
 
 class ShiftRecorder final : public controller::MarketApi, public controller::KpiObserver {
  public:
-  // KPIs are kept for the VMs with these UUIDs (none: no KPIs are kept).
-  explicit ShiftRecorder(std::vector<std::string> watched = {}) : watched_(std::move(watched)) {}
+  // KPIs are kept for the VMs with these UUIDs (none: no KPIs are kept), or of every VM with `all_vms`.
+  explicit ShiftRecorder(std::vector<std::string> watched = {}, bool all_vms = false)
+      : watched_(std::move(watched)), all_vms_(all_vms) {}
 
   Result<controller::ReplyBody> handle(const controller::Caller&, const v1::ApiRequest&,
                                        flatbuffers::FlatBufferBuilder&) override;
@@ -46,14 +53,17 @@ class ShiftRecorder final : public controller::MarketApi, public controller::Kpi
   // The watched VMs' KPIs in the order they arrived.
   std::vector<kpi::VmKpis> kpis() const;
   size_t kpi_count() const;
+  // The same with their hosts and arrival, those arrived at or after `since`.
+  std::vector<ReceivedKpi> received_kpis(Clock::time_point since = {}) const;
 
  private:
   std::optional<ReceivedResult> find(uint64_t id, bool reverted, Clock::time_point since) const;
   std::vector<std::string> watched_;
+  bool all_vms_ = false;
   mutable std::mutex mu_;
   mutable std::condition_variable arrived_;
   std::vector<ReceivedResult> results_;
-  std::vector<kpi::VmKpis> kpis_;
+  std::vector<ReceivedKpi> kpis_;
 };
 
 }  // namespace morph::test
