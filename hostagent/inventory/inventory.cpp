@@ -16,6 +16,7 @@
 
 #include "common/enum_names.h"
 #include "hostagent/inventory/domain_xml.h"
+#include "hostagent/inventory/libvirt_error.h"
 #include "hostagent/inventory/libvirt_ref.h"
 
 namespace morph::agent {
@@ -65,33 +66,6 @@ void silence_libvirt(void*, virErrorPtr e) {
   if (e != nullptr && e->message != nullptr) spdlog::debug("libvirt: {}", e->message);
 }
 
-Error last_libvirt_error(const std::string& what) {
-  virErrorPtr e = virGetLastError();
-  std::string msg = what + ": " + (e && e->message ? e->message : "unknown libvirt error");
-  Errc code = Errc::unavailable;
-  if (e != nullptr) {
-    switch (e->code) {
-      case VIR_ERR_NO_DOMAIN:
-        code = Errc::not_found;
-        break;
-      case VIR_ERR_OPERATION_INVALID:
-        code = Errc::conflict;
-        break;  // e.g. domain not running
-      case VIR_ERR_INVALID_ARG:
-        code = Errc::invalid_argument;
-        break;
-      case VIR_ERR_AUTH_FAILED:
-      case VIR_ERR_OPERATION_DENIED:
-      case VIR_ERR_ACCESS_DENIED:
-        code = Errc::permission_denied;
-        break;
-      default:
-        break;  // connection and daemon failures
-    }
-  }
-  return Error(code, msg);
-}
-
 // The default event loop is process-wide: registered once, run by one thread while any Inventory lives.
 class EventLoop {
  public:
@@ -103,13 +77,13 @@ class EventLoop {
       virSetErrorFunc(nullptr, silence_libvirt);
       reg = virEventRegisterDefaultImpl();
     });
-    if (reg < 0) return last_libvirt_error("registering libvirt's default event loop");
+    if (reg < 0) return libvirt_error("registering libvirt's default event loop");
     if (refs_++ == 0) {
       quit_ = false;
       thread_ = std::thread([] {
         while (!quit_.load()) {
           if (virEventRunDefaultImpl() < 0) {
-            spdlog::warn("libvirt event loop iteration failed: {}", last_libvirt_error("event loop").what());
+            spdlog::warn("libvirt event loop iteration failed: {}", libvirt_error("event loop").what());
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
           }
         }
@@ -234,11 +208,11 @@ void on_close(virConnectPtr c, int reason, void* opaque) {
 
 Result<virConnectPtr> Core::connect(const std::shared_ptr<Core>& self) {
   virConnectPtr c = virConnectOpen(opt.uri.c_str());
-  if (c == nullptr) return last_libvirt_error("connecting to " + opt.uri);
+  if (c == nullptr) return libvirt_error("connecting to " + opt.uri);
   virConnSetErrorFunc(c, nullptr, silence_libvirt);
   if (opt.keepalive_interval.count() > 0 &&
       virConnectSetKeepAlive(c, static_cast<int>(opt.keepalive_interval.count()), opt.keepalive_count) < 0) {
-    Error e = last_libvirt_error("enabling keepalive on " + opt.uri);
+    Error e = libvirt_error("enabling keepalive on " + opt.uri);
     virConnectClose(c);
     return e;
   }
@@ -250,7 +224,7 @@ Result<virConnectPtr> Core::connect(const std::shared_ptr<Core>& self) {
     callback_ids.clear();
   }
   auto fail = [&](const std::string& what) -> Error {
-    Error e = last_libvirt_error(what);
+    Error e = libvirt_error(what);
     std::vector<int> ids;
     {
       std::lock_guard lk(mu);
@@ -298,7 +272,7 @@ namespace {
 // virDomainGetXMLDesc as a string.
 Result<std::string> domain_xml_desc(virDomainPtr dom, unsigned flags, const std::string& what) {
   char* xml = virDomainGetXMLDesc(dom, flags);
-  if (xml == nullptr) return last_libvirt_error(what);
+  if (xml == nullptr) return libvirt_error(what);
   std::string out(xml);
   free(xml);  // NOLINT: libvirt allocates with malloc
   return out;
@@ -322,7 +296,7 @@ Result<VmInfo> Core::describe(virDomainPtr dom, std::optional<bool> known_persis
   // libvirt prints <domain id='N'> exactly while the domain runs.
   if (live.vm.libvirt_id < 0) return std::move(live.vm);
   const int persistent = known_persistent ? int{*known_persistent} : virDomainIsPersistent(dom);
-  if (persistent < 0) return last_libvirt_error(who + ": querying persistence");
+  if (persistent < 0) return libvirt_error(who + ": querying persistence");
   if (persistent == 1) {
     MORPH_TRY_ASSIGN(std::string def_xml,
                      domain_xml_desc(dom, VIR_DOMAIN_XML_INACTIVE, who + ": reading the persistent definition"));
@@ -339,7 +313,7 @@ Result<VmInfo> Core::describe(virDomainPtr dom, std::optional<bool> known_persis
 Result<VmInfo> Core::describe(const std::string& uuid) {
   MORPH_TRY_ASSIGN(ConnRef c, conn_ref());
   DomainRef dom(virDomainLookupByUUIDString(c.get(), uuid.c_str()));
-  if (!dom) return last_libvirt_error("looking up domain " + uuid);
+  if (!dom) return libvirt_error("looking up domain " + uuid);
   return describe(dom.get());
 }
 
@@ -516,8 +490,7 @@ Result<std::vector<VmInfo>> Inventory::list() {
                            (persistent ? VIR_CONNECT_LIST_DOMAINS_PERSISTENT : VIR_CONNECT_LIST_DOMAINS_TRANSIENT);
     int n = virConnectListAllDomains(conn.get(), &doms, flags);
     if (n < 0)
-      return last_libvirt_error(persistent ? "listing running persistent domains"
-                                           : "listing running transient domains");
+      return libvirt_error(persistent ? "listing running persistent domains" : "listing running transient domains");
     for (int i = 0; i < n; ++i) owned.emplace_back(DomainRef(doms[i]), persistent);
     free(doms);  // NOLINT: libvirt allocates with malloc
   }
@@ -543,10 +516,10 @@ Result<std::vector<VmInfo>> Inventory::list() {
 Result<uint64_t> Inventory::balloon_kib(const std::string& uuid) {
   MORPH_TRY_ASSIGN(ConnRef conn, impl_->core->conn_ref());
   DomainRef dom(virDomainLookupByUUIDString(conn.get(), uuid.c_str()));
-  if (!dom) return last_libvirt_error("looking up domain " + uuid);
+  if (!dom) return libvirt_error("looking up domain " + uuid);
   virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
   int n = virDomainMemoryStats(dom.get(), stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
-  if (n < 0) return last_libvirt_error("reading memory stats of " + uuid);
+  if (n < 0) return libvirt_error("reading memory stats of " + uuid);
   for (int i = 0; i < n; ++i)
     if (stats[i].tag == VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON) return static_cast<uint64_t>(stats[i].val);
   return Error(Errc::not_found, "domain " + uuid + " reports no balloon size");
@@ -558,7 +531,7 @@ Result<std::vector<LibvirtCounters>> Inventory::counters() {
                          VIR_DOMAIN_STATS_BLOCK | VIR_DOMAIN_STATS_BALLOON;
   virDomainStatsRecordPtr* recs = nullptr;
   int n = virConnectGetAllDomainStats(conn.get(), stats, &recs, VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE);
-  if (n < 0) return last_libvirt_error("reading domain stats");
+  if (n < 0) return libvirt_error("reading domain stats");
   std::vector<LibvirtCounters> out;
   out.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {

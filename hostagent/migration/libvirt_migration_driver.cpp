@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "hostagent/inventory/libvirt_error.h"
 #include "hostagent/inventory/libvirt_ref.h"
 
 namespace morph::agent::migration {
@@ -16,41 +17,14 @@ namespace {
 using OwnedConn = ConnRef;
 using Dom = DomainRef;
 
-// libvirt's last error on this thread as an Error whose category says what the caller can do about it.
+// libvirt's last error, with what to do about an unsafe migration said.
 Error libvirt_error(const std::string& what) {
-  virErrorPtr e = virGetLastError();
-  std::string msg = what + ": " + (e != nullptr && e->message != nullptr ? e->message : "unknown libvirt error");
-  Errc code = Errc::unavailable;  // connection and daemon failures
-  if (e != nullptr) {
-    switch (e->code) {
-      case VIR_ERR_NO_DOMAIN:
-        code = Errc::not_found;
-        break;
-      case VIR_ERR_OPERATION_INVALID:
-      case VIR_ERR_OPERATION_ABORTED:
-        code = Errc::conflict;
-        break;
-      case VIR_ERR_MIGRATE_UNSAFE:
-        code = Errc::invalid_argument;
-        msg +=
-            " (libvirt cannot tell that both hosts see the disks: copy them along, or say that the storage is "
-            "shared although libvirt cannot tell: --copy-storage or --unsafe)";
-        break;
-      case VIR_ERR_INVALID_ARG:
-      case VIR_ERR_ARGUMENT_UNSUPPORTED:
-      case VIR_ERR_CONFIG_UNSUPPORTED:
-        code = Errc::invalid_argument;
-        break;
-      case VIR_ERR_AUTH_FAILED:
-      case VIR_ERR_OPERATION_DENIED:
-      case VIR_ERR_ACCESS_DENIED:
-        code = Errc::permission_denied;
-        break;
-      default:
-        break;
-    }
-  }
-  return Error(code, msg);
+  Error e = agent::libvirt_error(what);
+  virErrorPtr last = virGetLastError();
+  if (last == nullptr || last->code != VIR_ERR_MIGRATE_UNSAFE) return e;
+  return Error(e.code(), e.message() +
+                             " (libvirt cannot tell that both hosts see the disks: copy them along, or say that the "
+                             "storage is shared although libvirt cannot tell: --copy-storage or --unsafe)");
 }
 
 Result<Dom> lookup(virConnectPtr c, const std::string& vm) {
