@@ -66,6 +66,9 @@ class LibvirtHostRuntime final : public HostRuntime {
   Status start(Uplink& uplink) override {
     source->on_vms_changed([this, &uplink](std::vector<VmInfo> vms) {
       spdlog::info("running VMs changed ({} now); sending HostHello again", vms.size());
+      // A VM that left (migrated away, stopped) takes nothing of this host's leases with it: no revert
+      // reaches for it later. Its new host's agent reports it with the values in force there.
+      if (engine) engine->forget_departed();
       uplink.set_host({capacity, with_engine_baselines(std::move(vms))});
     });
     if (handler)

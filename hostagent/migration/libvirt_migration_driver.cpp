@@ -207,6 +207,17 @@ Status LibvirtMigrationDriver::begin(const SourceVm& vm, const std::string& dest
   if (o.bandwidth_mib_s > 0 && virTypedParamsAddULLong(&params->p, &params->n, &params->cap,
                                                        VIR_MIGRATE_PARAM_BANDWIDTH, o.bandwidth_mib_s) != 0)
     return libvirt_error("building the migration parameters");
+  if (vm.persistent) {
+    // The destination's definition is the source's definition, not its live state: by default libvirt
+    // persists the live XML there, and values a shift put in force (CPU quota, balloon, disk limits) would
+    // become the VM's baseline on its new host. The live values still travel with the running VM.
+    char* defined = virDomainGetXMLDesc(d.get(), VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_MIGRATABLE);
+    if (defined == nullptr) return libvirt_error("reading the domain's persistent definition");
+    const int added =
+        virTypedParamsAddString(&params->p, &params->n, &params->cap, VIR_MIGRATE_PARAM_PERSIST_XML, defined);
+    free(defined);  // NOLINT(cppcoreguidelines-no-malloc): libvirt allocates with malloc
+    if (added != 0) return libvirt_error("building the migration parameters");
+  }
 
   // The call gets a connection of its own: libvirt's client answers nothing else on a connection while a
   // migration call waits on it, and the statistics, abort and post-copy calls must get through meanwhile.

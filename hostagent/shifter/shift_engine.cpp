@@ -289,6 +289,30 @@ std::vector<LeaseEvent> ShiftEngine::controller_lost() {
   return expire_due();
 }
 
+std::vector<std::string> ShiftEngine::forget_departed() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> gone;
+  for (auto it = vms_.begin(); it != vms_.end();) {
+    auto here = mech_.resolve(it->first);
+    if (here || here.error().code() != Errc::not_found) {
+      ++it;
+      continue;
+    }
+    const VmState& st = it->second;
+    spdlog::info(
+        "vm={} name={} no longer runs on this host ({}): its shifts (command={}) and lease are forgotten, "
+        "nothing reverted",
+        st.target.uuid, st.target.name, here.error().what(), st.last_command);
+    gone.push_back(it->first);
+    it = vms_.erase(it);
+  }
+  if (gone.empty()) return gone;
+  std::erase_if(command_vm_,
+                [&](const auto& c) { return std::find(gone.begin(), gone.end(), c.second) != gone.end(); });
+  persist_locked();
+  return gone;
+}
+
 std::vector<LeaseEvent> ShiftEngine::take_events() {
   std::lock_guard lock(mu_);
   return std::exchange(events_, {});

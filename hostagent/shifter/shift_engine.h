@@ -68,6 +68,12 @@ class ShiftEngine {
   // Lease events not yet reported.
   std::vector<LeaseEvent> take_events();
 
+  // A VM that no longer runs on this host (it moved to another, or stopped) has nothing here to revert:
+  // every VM this engine holds that the mechanisms cannot find running here (not_found) is forgotten with
+  // its baseline and lease, without a revert and without a lease event, and the store is rewritten. Any
+  // other failure to look a VM up (libvirtd gone) keeps it. Returns the UUIDs forgotten.
+  std::vector<std::string> forget_departed();
+
   // After an agent restart: loads the lease store, re-reads what is in force for each VM it names, and
   // applies the expiry policy to leases that ran out while the agent was down.
   Result<std::vector<LeaseEvent>> reconcile();

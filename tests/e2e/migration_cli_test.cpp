@@ -55,6 +55,30 @@ TEST_F(MigrateCliE2e, MovesThereAndBackWithTheFigures) {
   }
 }
 
+// A shift in force moves with the VM, its definition (the baseline a HostHello reports) does not change.
+TEST_F(MigrateCliE2e, AShiftedVmArrivesWithItsValuesInForceAndItsDefinitionUnchanged) {
+  const std::string agent = test::program("hostagent/morph-agent");
+  auto shift = mig->run({agent, "shift", mig->vm(), "cpu", "500", "--connect", mig->uri(1)});
+  ASSERT_EQ(shift.rc, 0) << shift.out << shift.err;
+  const std::string shifted = "<quota>50000</quota>";
+  auto xml = [&](int host, bool defined) {
+    std::vector<std::string> argv{"/usr/bin/virsh", "-c", mig->uri(host), "dumpxml", mig->vm()};
+    if (defined) argv.push_back("--inactive");
+    return mig->run(argv).out;
+  };
+  ASSERT_NE(xml(1, false).find(shifted), std::string::npos) << xml(1, false);
+  const std::string definition = xml(1, true);
+  ASSERT_EQ(definition.find(shifted), std::string::npos) << definition;
+  ASSERT_EQ(mig->migrate(1, 1, 2).rc, 0);
+  EXPECT_NE(xml(2, false).find(shifted), std::string::npos) << "the shift did not move with the VM";
+  EXPECT_EQ(xml(2, true).find(shifted), std::string::npos) << "the live values became the definition:\n"
+                                                           << xml(2, true);
+  ASSERT_EQ(mig->migrate(1, 2, 1).rc, 0);
+  EXPECT_EQ(xml(1, true).find(shifted), std::string::npos);
+  // A full vCPU again for the tests after this one.
+  EXPECT_EQ(mig->run({agent, "shift", mig->vm(), "cpu", "1000", "--connect", mig->uri(1)}).rc, 0);
+}
+
 TEST_F(MigrateCliE2e, AnUnknownDestinationIsRefused) {
   auto r = mig->run({test::program("hostagent/morph-agent"), "migrate", mig->vm(), "--connect", mig->uri(1), "--to",
                      "qemu+unix:///system?socket=/nonexistent/libvirt-sock", "--unsafe"});

@@ -264,6 +264,28 @@ TEST_F(ShifterEngineTest, ControllerLossEndsEveryLeaseNow) {
   EXPECT_EQ(vm1().cpu_millicores, 2000);
 }
 
+TEST_F(ShifterEngineTest, AVmThatLeftTheHostIsForgottenWithoutARevert) {
+  auto engine = make();
+  ASSERT_TRUE(shift_vm1(engine, 1, {{Resource::cpu, 1500, {}}}).ok());
+  // Still here: kept. libvirtd not answering is no reason to forget it either.
+  EXPECT_TRUE(engine.forget_departed().empty());
+  EXPECT_CALL(mech, resolve("uuid-1")).WillOnce(Return(Result<VmTarget>(Error(Errc::unavailable, "libvirtd gone"))));
+  EXPECT_TRUE(engine.forget_departed().empty());
+  ASSERT_TRUE(engine.lease_expiry("uuid-1"));
+  // Migrated away: nothing of it may be touched any more, now or when its lease would have run out.
+  host.vms.erase("uuid-1");
+  EXPECT_CALL(mech, resolve("uuid-1")).WillRepeatedly(Invoke(&host, &HostModel::resolve));
+  EXPECT_CALL(mech, apply).Times(0);
+  EXPECT_THAT(engine.forget_departed(), ::testing::ElementsAre("uuid-1"));
+  EXPECT_FALSE(engine.lease_expiry("uuid-1"));
+  EXPECT_FALSE(engine.baseline("uuid-1"));
+  EXPECT_EQ(engine.renew_command(1, now + std::chrono::seconds(5)).error().code(), Errc::not_found);
+  now += std::chrono::seconds(10);
+  EXPECT_TRUE(engine.expire_due().empty());
+  EXPECT_TRUE(engine.controller_lost().empty());
+  EXPECT_TRUE(engine.in_force_report().empty());
+}
+
 TEST_F(ShifterEngineTest, RevertFailureIsReported) {
   auto engine = make();
   ASSERT_TRUE(engine.shift({1, "uuid-1", {{Resource::cpu, 250, {}}}, std::chrono::seconds(1)}).ok());
