@@ -42,9 +42,10 @@ struct MigrateLoadedE2e : test::OnTestbed<MigrateLoadedE2e> {
     ASSERT_TRUE(started) << started.error().what();
     for (int h = 1; h <= 2; ++h) {
       // Inside the host's namespaces, against its own libvirtd, with its own lease file.
-      auto argv = test::agent_run_argv(mig->host(h), cc.endpoints,
-                                       {"--connect", mig->uri(h), "--interval", "1s", "--metrics-listen", "",
-                                        "--lease-state-file", (dir / ("leases-" + mig->host(h) + ".json")).string()});
+      auto argv = test::agent_run_argv(
+          mig->host(h), cc.endpoints,
+          {"--connect", mig->uri(h), "--interval", "1s", "--metrics-listen", "", "--lease-state-file",
+           (dir / ("leases-" + mig->host(h) + ".json")).string(), "--set", "agent.bpf_pin_dir=" + pin_dir(h)});
       argv.insert(argv.begin(), {test::source_dir() + "/scripts/testbed", "exec", mig->host(h)});
       agents.push_back(std::make_unique<test::ChildProcess>(argv, dir / ("agent-" + mig->host(h) + ".out")));
     }
@@ -52,9 +53,13 @@ struct MigrateLoadedE2e : test::OnTestbed<MigrateLoadedE2e> {
   }
   void TearDownOnBed() override {
     for (auto& a : agents) a->stop();
+    std::error_code ec;
+    for (int h = 1; h <= 2; ++h) std::filesystem::remove_all(pin_dir(h), ec);
     if (server) server->stop();
     if (HasFailure()) std::cout << logs();
   }
+  // Each agent pins its BPF maps in a directory of its own: two agents on one kernel share none.
+  std::string pin_dir(int h) const { return "/sys/fs/bpf/" + mig->host(h); }
   std::string logs() const {
     std::string s;
     for (const auto& a : agents) s += a->err().substr(a->err().size() > 4000 ? a->err().size() - 4000 : 0) + "\n";
