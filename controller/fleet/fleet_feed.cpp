@@ -7,6 +7,7 @@
 
 #include "common/msg/wire.h"
 #include "controller/market_state/market_wire.h"
+#include "market_event_generated.h"
 
 namespace morph::controller {
 
@@ -66,6 +67,15 @@ void FleetFeed::feed_host(const std::string& host) {
   }
 }
 
+void FleetFeed::moved(const std::string& vm, const std::string& from, const std::string& to) {
+  spdlog::info("vm={} moved from host={} to host={}: its bids clear on {}'s books from the next tick", vm, from, to,
+               to);
+  if (ControllerLink* link = state_.link())
+    link->publish_event("vm.migrated", v1::MarketEventBody::VmMigrated, [=](flatbuffers::FlatBufferBuilder& b) {
+      return v1::CreateVmMigratedDirect(b, vm.c_str(), from.c_str(), to.c_str()).Union();
+    });
+}
+
 void FleetFeed::on_host_change(const std::string& host, bool up) {
   auto it = hosts_.find(host);
   if (it == hosts_.end() || it->second.up == up) return;
@@ -112,7 +122,10 @@ void FleetFeed::on_host_hello(const v1::HostHello& hello) {
         for (const auto* c : *v->ceiling())
           if (auto r = traded_from_wire(c->resource())) market::at(e.ceiling, *r) = c->amount();
       std::string id(msg::sv(v->uuid()));
-      if (auto old = vms_.find(id); old == vms_.end() || old->second.host != host) host_vms_[host].push_back(id);
+      if (auto old = vms_.find(id); old == vms_.end() || old->second.host != host) {
+        host_vms_[host].push_back(id);
+        if (old != vms_.end()) moved(id, old->second.host, host);
+      }
       vms_[id] = e;
     }
   // A VM the host no longer reports (stopped, gone; one that moved is reported by its new host) can have

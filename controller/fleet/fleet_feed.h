@@ -3,7 +3,8 @@
 // baselines, ceilings and owners), host liveness and admins' owner overrides, and fed into the market's
 // inventory as it changes: a hello feeds its own host; a new account or an owner override every host; a
 // host going down or coming back at the next tick (feed_if_hosts_changed). A host that is down offers
-// nothing; a VM its host stops reporting sits out of clearing (Market::set_vm_absent) until it is back.
+// nothing; a VM its host stops reporting sits out of clearing (Market::set_vm_absent) until it is back; a
+// VM another host reports now has moved there (published as vm.migrated) and is that host's from then on.
 //
 // It keeps the VmDirectory the other parts read. It never clears, bids or sends anything. Every call is
 // made with MarketState's lock held.
@@ -48,6 +49,8 @@ class FleetFeed final : public VmDirectory {
     bool up = true;
   };
   void feed_host(const std::string& host);  // the host and the VMs it reported
+  // A hello names a VM another host reported before: it moved there. Logged and published (vm.migrated).
+  void moved(const std::string& vm, const std::string& from, const std::string& to);
 
   MarketState& state_;
   std::map<std::string, HostRecord> hosts_;

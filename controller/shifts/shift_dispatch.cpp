@@ -62,6 +62,13 @@ std::vector<std::string> ShiftDispatch::dispatch(const std::vector<market::Alloc
       it->second.fresh = true;
     }
     auto& t = it->second;
+    if (!t.host.empty() && t.host != a.host && !t.fresh) {
+      // The VM moved (its new host reported it): the destination's agent holds no lease for it, so its
+      // whole allocation goes there as a new command, and nothing goes to the source, which forgot it.
+      spdlog::info("vm={} moved from host={} to host={}: its allocation is applied there afresh", a.vm, t.host, a.host);
+      t.fresh = true;
+      t.increment = {};
+    }
     t.host = a.host;
     t.held = true;
     market::at(t.next, a.resource) += a.quantity;

@@ -2,7 +2,8 @@
 // ShiftDispatch: allocations become shifts. Each tick's allocations are summed per VM into an increment
 // over its baseline. A VM whose increment is new or changed is sent a ShiftCommand with absolute targets
 // (baseline + increment, only the resources the market moved, now or before) and a lease; one whose
-// increment holds has its lease renewed; one that holds nothing any more is sent its baseline, once. CPU
+// increment holds has its lease renewed; one that holds nothing any more is sent its baseline, once. A VM
+// whose allocation now names another host (it moved) is sent its whole allocation there as new. CPU
 // goes as millicores only: the agent's shifting engine raises the VM's cpu_shares in the same proportion
 // to its baseline (docs/market.md, "Allocations become shifts").
 //

@@ -45,6 +45,13 @@ int main(int argc, char** argv) {
   ev.Finish(v1::CreateMarketEvent(ev, 1, 1, 1, v1::MarketEventBody::KpiUpdate, v1::CreateKpiUpdate(ev, nested).Union()),
             v1::MarketEventIdentifier());
   put(dir, "decode_market_event", ev);
+  {
+    flatbuffers::FlatBufferBuilder m;  // a move the controller learned of
+    m.Finish(v1::CreateMarketEvent(m, 2, 1, 1, v1::MarketEventBody::VmMigrated,
+                                   v1::CreateVmMigratedDirect(m, uuid, "host-a", "host-b").Union()),
+             v1::MarketEventIdentifier());
+    put(dir, "decode_market_event", m, "seed-vm-migrated");
+  }
   f.Clear();
   std::vector<flatbuffers::Offset<v1::ResourceAmount>> base{v1::CreateResourceAmount(f, v1::Resource::cpu, 1000)};
   std::vector<flatbuffers::Offset<v1::VmBaselineInfo>> vms{

@@ -73,6 +73,17 @@ TEST_F(FleetFeedTest, AVmNoLongerReportedSitsOutAndAVmThatMovedBelongsToItsNewHo
   EXPECT_EQ(feed_.find_vm("vm-c"), nullptr);
   EXPECT_EQ(market().supply("h1", Resource::cpu), 8000);  // vm-c's baseline no longer takes supply
   EXPECT_EQ(market().supply("h2", Resource::cpu), 7000);
+  // The move was published once, naming both hosts; a VM new to the fleet is no move.
+  std::vector<std::string> moves;
+  for (auto& e : f_.link.events) {
+    if (e.type != v1::MarketEventBody::VmMigrated) continue;
+    EXPECT_EQ(e.topic, "vm.migrated");
+    flatbuffers::FlatBufferBuilder b;
+    b.Finish(e.build(b));
+    auto* m = flatbuffers::GetRoot<v1::VmMigrated>(b.GetBufferPointer());
+    moves.push_back(m->vm_uuid()->str() + " " + m->from_host()->str() + "->" + m->to_host()->str());
+  }
+  EXPECT_EQ(moves, std::vector<std::string>{"vm-a h1->h2"});
 }
 
 TEST_F(FleetFeedTest, AnOwnerOverrideIsKeptInTheLedgerAndFeedsTheVm) {

@@ -104,6 +104,25 @@ TEST_F(ShiftDispatchTest, AVmThatHoldsNothingAnyMoreIsSentItsBaselineOnce) {
   EXPECT_TRUE(f_.link.renewals.empty());
 }
 
+TEST_F(ShiftDispatchTest, AVmThatMovedGetsItsWholeAllocationOnTheNewHostAndNothingOnTheOld) {
+  shifts_.dispatch({alloc(1, "vm-a", Resource::cpu, 300)});
+  const uint64_t first = f_.link.shifts.at(0).second.command_id;
+  // The same allocation, now cleared on h2's books: no renewal of a lease h2 never granted, no baseline to h1.
+  auto moved = alloc(1, "vm-a", Resource::cpu, 300);
+  moved.host = "h2";
+  EXPECT_CALL(f_.link, renew_lease(_, _)).Times(0);
+  EXPECT_THAT(shifts_.dispatch({moved}), ElementsAre("vm-a"));
+  ASSERT_EQ(f_.link.shifts.size(), 2u);
+  auto& [host, o] = f_.link.shifts[1];
+  EXPECT_EQ(host, "h2");
+  EXPECT_THAT(o.adjustments, ElementsAre(setting(Resource::cpu, 1300)));
+  EXPECT_GT(o.command_id, first);
+  EXPECT_EQ(shifts_.command_of("vm-a"), o.command_id);
+  // From then on it holds there: renewed on h2.
+  EXPECT_CALL(f_.link, renew_lease("h2", Field(&msg::LeaseRenewal::command_ids, ElementsAre(o.command_id))));
+  EXPECT_TRUE(shifts_.dispatch({moved}).empty());
+}
+
 TEST_F(ShiftDispatchTest, AVmTheDirectoryDoesNotKnowGetsTheIncrementAlone) {
   shifts_.dispatch({alloc(1, "vm-gone", Resource::cpu, 250)});
   ASSERT_EQ(f_.link.shifts.size(), 1u);

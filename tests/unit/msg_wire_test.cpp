@@ -329,6 +329,23 @@ TEST(Wire, MarketEventKpiUpdateWithOneBadVmIsKeptForTheConsumerToFilter) {
   EXPECT_FALSE(decode_market_event(nest(report({vm(1)}, 10'000'000))));
 }
 
+TEST(Wire, MarketEventVmMigratedNamesAVmAndTwoDifferentHosts) {
+  auto event = [](const char* uuid, const char* from, const char* to) {
+    flatbuffers::FlatBufferBuilder ev;
+    ev.Finish(v1::CreateMarketEvent(ev, 1, 1, 1, v1::MarketEventBody::VmMigrated,
+                                    v1::CreateVmMigratedDirect(ev, uuid, from, to).Union()),
+              v1::MarketEventIdentifier());
+    return std::vector<uint8_t>(ev.GetBufferPointer(), ev.GetBufferPointer() + ev.GetSize());
+  };
+  const char* uuid = "11111111-2222-4333-8444-555555555555";
+  auto ok = decode_market_event(event(uuid, "h1", "h2"));
+  ASSERT_TRUE(ok) << ok.error().describe();
+  EXPECT_EQ((*ok)->body_as_VmMigrated()->to_host()->str(), "h2");
+  EXPECT_FALSE(decode_market_event(event(uuid, "h1", "h1")));
+  EXPECT_FALSE(decode_market_event(event(uuid, "h1", "h/../2")));
+  EXPECT_FALSE(decode_market_event(event("not-a-uuid", "h1", "h2")));
+}
+
 TEST(Wire, ShiftCommandRoundTripAndLimits) {
   ShiftOrder o{9,
                "11111111-2222-4333-8444-555555555555",
