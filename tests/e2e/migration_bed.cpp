@@ -1,5 +1,6 @@
 #include "tests/e2e/migration_bed.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -115,26 +116,28 @@ std::vector<LoadCounters> MigrationBed::counters(int i) const {
   return out;
 }
 
-std::vector<std::string> MigrationBed::io_errors(int i) const {
+std::vector<std::string> MigrationBed::console_lines(int i, const std::vector<std::string>& signs) const {
   std::vector<std::string> out;
   std::istringstream in(console(i));
   for (std::string line; std::getline(in, line);)
-    if (line.find("I/O error") != std::string::npos || line.find("blk_update_request") != std::string::npos ||
-        (line.find("/dev/vda") != std::string::npos && line.find("failed") != std::string::npos))
+    if (std::any_of(signs.begin(), signs.end(),
+                    [&](const std::string& s) { return line.find(s) != std::string::npos; }))
       out.push_back(line);
   return out;
 }
 
-std::vector<std::string> MigrationBed::kernel_faults(int i) const {
-  std::vector<std::string> out;
-  std::istringstream in(console(i));
-  for (std::string line; std::getline(in, line);)
-    for (const char* sign : {"BUG:", "Oops", "Kernel panic", "general protection fault"})
-      if (line.find(sign) != std::string::npos) {
-        out.push_back(line);
-        break;
-      }
+std::vector<std::string> MigrationBed::io_errors(int i) const {
+  auto out = console_lines(i, {"I/O error", "blk_update_request", "/dev/vda"});
+  // A /dev/vda line is an error only when it says something failed.
+  std::erase_if(out, [](const std::string& l) {
+    return l.find("I/O error") == std::string::npos && l.find("blk_update_request") == std::string::npos &&
+           l.find("failed") == std::string::npos;
+  });
   return out;
+}
+
+std::vector<std::string> MigrationBed::kernel_faults(int i) const {
+  return console_lines(i, {"BUG:", "Oops", "Kernel panic", "general protection fault"});
 }
 
 int MigrationBed::boots(int i) const {

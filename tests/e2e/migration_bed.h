@@ -73,6 +73,8 @@ class MigrationBed {
   int qemu_processes(const std::string& vm) const;
 
  private:
+  // Lines of VM i's console that contain any of `signs`.
+  std::vector<std::string> console_lines(int i, const std::vector<std::string>& signs) const;
   const Testbed& bed_;
   TempDir tmp_{"migration"};
   mutable int runs_ = 0;
