@@ -56,22 +56,19 @@ void encode_migrate_result(flatbuffers::FlatBufferBuilder& fbb, const std::strin
 }
 
 MigrateOutcome to_migrate_outcome(const v1::MigrateResult& r) {
-  MigrateOutcome o;
-  o.command_id = r.command_id();
-  o.vm_uuid = std::string(sv(r.vm_uuid()));
-  o.destination_host = std::string(sv(r.destination_host()));
-  o.state = r.state();
-  o.downtime_ms = r.downtime_ms();
-  o.total_ms = r.total_ms();
-  o.bytes = r.bytes();
-  o.remaining_bytes = r.remaining_bytes();
-  o.iterations = r.iterations();
-  o.postcopy = r.postcopy();
-  if (r.error()) {
-    o.error = r.error()->code();
-    o.error_message = std::string(sv(r.error()->message()));
-  }
-  return o;
+  const v1::Error* e = r.error();
+  return {r.command_id(),
+          std::string(sv(r.vm_uuid())),
+          std::string(sv(r.destination_host())),
+          r.state(),
+          r.downtime_ms(),
+          r.total_ms(),
+          r.bytes(),
+          r.remaining_bytes(),
+          r.iterations(),
+          r.postcopy(),
+          e ? e->code() : v1::ErrorCode::ok,
+          e ? std::string(sv(e->message())) : std::string()};
 }
 
 }  // namespace morph::msg

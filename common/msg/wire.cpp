@@ -155,9 +155,8 @@ Status check_vm_kpi(const v1::VmKpi& k, uint64_t report_interval_ns, uint32_t in
 
 // Everything but the VM entries: a failure here rejects the whole report.
 Result<const v1::KpiReport*> kpi_report_header(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r,
-                   verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport",
-                                                [](flatbuffers::Verifier& v) { return v1::VerifyKpiReportBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto r, verified_root<v1::KpiReport>(buf, v1::KpiReportIdentifier(), "KpiReport", v1::VerifyKpiReportBuffer));
   if (!valid_name(sv(r->host()))) return bad("KpiReport: host is not a valid name");
   MORPH_TRY(check_interval(r->interval_ns(), "KpiReport"));
   if (r->vms() != nullptr && r->vms()->size() > Limits::kMaxVms) return bad("KpiReport: too many VMs");
@@ -167,6 +166,12 @@ Result<const v1::KpiReport*> kpi_report_header(std::span<const uint8_t> buf) {
 Status check_account(const flatbuffers::String* s, bool required) {
   if (s == nullptr || s->size() == 0) return required ? bad("account is required") : Status{};
   if (!valid_name(s->string_view())) return bad("account name is not [A-Za-z0-9._-]{1,255}");
+  return {};
+}
+
+// A message's VM UUID, which it must carry.
+Status check_vm_uuid(const flatbuffers::String* s, const char* message) {
+  if (!valid_uuid(sv(s))) return bad(std::string(message) + ": vm uuid is not a UUID");
   return {};
 }
 
@@ -289,9 +294,8 @@ void rebuild_kpi_report(flatbuffers::FlatBufferBuilder& fbb, const v1::KpiReport
 }
 
 Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto h,
-                   verified_root<v1::HostHello>(buf, v1::HostHelloIdentifier(), "HostHello",
-                                                [](flatbuffers::Verifier& v) { return v1::VerifyHostHelloBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto h, verified_root<v1::HostHello>(buf, v1::HostHelloIdentifier(), "HostHello", v1::VerifyHostHelloBuffer));
   if (!valid_name(sv(h->host()))) return bad("HostHello: host is not a valid name");
   if (!str_ok(h->agent_version())) return bad("HostHello: agent_version too long");
   if (h->kpi_interval_ns() != 0) MORPH_TRY(check_interval(h->kpi_interval_ns(), "HostHello"));
@@ -310,17 +314,15 @@ Result<const v1::HostHello*> decode_host_hello(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::Heartbeat*> decode_heartbeat(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto h,
-                   verified_root<v1::Heartbeat>(buf, v1::HeartbeatIdentifier(), "Heartbeat",
-                                                [](flatbuffers::Verifier& v) { return v1::VerifyHeartbeatBuffer(v); }));
+  MORPH_TRY_ASSIGN(
+      auto h, verified_root<v1::Heartbeat>(buf, v1::HeartbeatIdentifier(), "Heartbeat", v1::VerifyHeartbeatBuffer));
   if (!valid_name(sv(h->sender()))) return bad("Heartbeat: sender is not a valid name");
   return h;
 }
 
 Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto c, verified_root<v1::ShiftCommand>(
-                               buf, v1::ShiftCommandIdentifier(), "ShiftCommand",
-                               [](flatbuffers::Verifier& v) { return v1::VerifyShiftCommandBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto c, verified_root<v1::ShiftCommand>(buf, v1::ShiftCommandIdentifier(), "ShiftCommand",
+                                                           v1::VerifyShiftCommandBuffer));
   if (!valid_uuid(sv(c->vm_uuid()))) return bad("ShiftCommand: vm uuid is not a UUID");
   if (c->adjustments()->size() == 0) return bad("ShiftCommand: no adjustments");
   MORPH_TRY(check_adjustments(c->adjustments(), "ShiftCommand"));
@@ -329,9 +331,8 @@ Result<const v1::ShiftCommand*> decode_shift_command(std::span<const uint8_t> bu
 }
 
 Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(
-      auto r, verified_root<v1::ShiftResult>(buf, v1::ShiftResultIdentifier(), "ShiftResult",
-                                             [](flatbuffers::Verifier& v) { return v1::VerifyShiftResultBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::ShiftResult>(buf, v1::ShiftResultIdentifier(), "ShiftResult",
+                                                          v1::VerifyShiftResultBuffer));
   if (!valid_uuid(sv(r->vm_uuid()))) return bad("ShiftResult: vm uuid is not a UUID");
   MORPH_TRY(check_optional_name(r->host()));
   MORPH_TRY(check_adjustments(r->in_force(), "ShiftResult"));
@@ -341,8 +342,7 @@ Result<const v1::ShiftResult*> decode_shift_result(std::span<const uint8_t> buf)
 
 Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
   MORPH_TRY_ASSIGN(
-      auto l, verified_root<v1::LeaseRenew>(buf, v1::LeaseRenewIdentifier(), "LeaseRenew",
-                                            [](flatbuffers::Verifier& v) { return v1::VerifyLeaseRenewBuffer(v); }));
+      auto l, verified_root<v1::LeaseRenew>(buf, v1::LeaseRenewIdentifier(), "LeaseRenew", v1::VerifyLeaseRenewBuffer));
   if (!valid_uuid(sv(l->vm_uuid()))) return bad("LeaseRenew: vm uuid is not a UUID");
   if (l->command_ids() && l->command_ids()->size() > 1024) return bad("LeaseRenew: too many command ids");
   if (l->lease_ns() == 0 || l->lease_ns() > Limits::kMaxLeaseNs) return bad("LeaseRenew: lease_ns out of range");
@@ -350,10 +350,9 @@ Result<const v1::LeaseRenew*> decode_lease_renew(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::MigrateCommand*> decode_migrate_command(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto c, verified_root<v1::MigrateCommand>(
-                               buf, v1::MigrateCommandIdentifier(), "MigrateCommand",
-                               [](flatbuffers::Verifier& v) { return v1::VerifyMigrateCommandBuffer(v); }));
-  if (!valid_uuid(sv(c->vm_uuid()))) return bad("MigrateCommand: vm uuid is not a UUID");
+  MORPH_TRY_ASSIGN(auto c, verified_root<v1::MigrateCommand>(buf, v1::MigrateCommandIdentifier(), "MigrateCommand",
+                                                             v1::VerifyMigrateCommandBuffer));
+  MORPH_TRY(check_vm_uuid(c->vm_uuid(), "MigrateCommand"));
   MORPH_TRY(check_optional_name(c->destination_host()));
   if (c->cancel()) return c;  // names only the VM whose migration stops
   if (!uri_ok(sv(c->destination_uri())))
@@ -368,12 +367,10 @@ Result<const v1::MigrateCommand*> decode_migrate_command(std::span<const uint8_t
 }
 
 Result<const v1::MigrateResult*> decode_migrate_result(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(auto r, verified_root<v1::MigrateResult>(
-                               buf, v1::MigrateResultIdentifier(), "MigrateResult",
-                               [](flatbuffers::Verifier& v) { return v1::VerifyMigrateResultBuffer(v); }));
-  if (!valid_uuid(sv(r->vm_uuid()))) return bad("MigrateResult: vm uuid is not a UUID");
-  MORPH_TRY(check_optional_name(r->host()));
-  MORPH_TRY(check_optional_name(r->destination_host()));
+  MORPH_TRY_ASSIGN(auto r, verified_root<v1::MigrateResult>(buf, v1::MigrateResultIdentifier(), "MigrateResult",
+                                                            v1::VerifyMigrateResultBuffer));
+  MORPH_TRY(check_vm_uuid(r->vm_uuid(), "MigrateResult"));
+  for (const flatbuffers::String* host : {r->host(), r->destination_host()}) MORPH_TRY(check_optional_name(host));
   if (!enum_ok(r->state())) return bad("MigrateResult: unknown state");
   MORPH_TRY(check_error(r->error()));
   const bool has_error = r->error() != nullptr && r->error()->code() != v1::ErrorCode::ok;
@@ -388,8 +385,7 @@ Result<const v1::MigrateResult*> decode_migrate_result(std::span<const uint8_t> 
 
 Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
   MORPH_TRY_ASSIGN(
-      auto r, verified_root<v1::ApiRequest>(buf, v1::ApiRequestIdentifier(), "ApiRequest",
-                                            [](flatbuffers::Verifier& v) { return v1::VerifyApiRequestBuffer(v); }));
+      auto r, verified_root<v1::ApiRequest>(buf, v1::ApiRequestIdentifier(), "ApiRequest", v1::VerifyApiRequestBuffer));
   using B = v1::ApiRequestBody;
   // The verifier accepts union types it does not know (from newer schemas): refuse them here.
   if (r->body_type() == B::NONE || !enum_ok(r->body_type())) return bad("ApiRequest: unknown request type");
@@ -467,8 +463,7 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
 
 Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf) {
   MORPH_TRY_ASSIGN(auto r,
-                   verified_root<v1::ApiReply>(buf, v1::ApiReplyIdentifier(), "ApiReply",
-                                               [](flatbuffers::Verifier& v) { return v1::VerifyApiReplyBuffer(v); }));
+                   verified_root<v1::ApiReply>(buf, v1::ApiReplyIdentifier(), "ApiReply", v1::VerifyApiReplyBuffer));
   if (!enum_ok(r->body_type())) return bad("ApiReply: unknown reply type");
   MORPH_TRY(check_error(r->error()));
   if (r->body_type() == v1::ApiReplyBody::NONE && (r->error() == nullptr || r->error()->code() == v1::ErrorCode::ok))
@@ -477,9 +472,8 @@ Result<const v1::ApiReply*> decode_api_reply(std::span<const uint8_t> buf) {
 }
 
 Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf) {
-  MORPH_TRY_ASSIGN(
-      auto e, verified_root<v1::MarketEvent>(buf, v1::MarketEventIdentifier(), "MarketEvent",
-                                             [](flatbuffers::Verifier& v) { return v1::VerifyMarketEventBuffer(v); }));
+  MORPH_TRY_ASSIGN(auto e, verified_root<v1::MarketEvent>(buf, v1::MarketEventIdentifier(), "MarketEvent",
+                                                          v1::VerifyMarketEventBuffer));
   using B = v1::MarketEventBody;
   if (e->body_type() == B::NONE || !enum_ok(e->body_type())) return bad("MarketEvent: unknown event type");
   if (e->body_type() == B::KpiUpdate) {

@@ -23,11 +23,11 @@ namespace morph::agent::migration {
 
 class LibvirtMigrationDriver final : public MigrationDriver {
  public:
-  // source_uri: the libvirt URI of this host (the VM's source).
-  static Result<std::unique_ptr<LibvirtMigrationDriver>> connect(const std::string& source_uri);
-  ~LibvirtMigrationDriver() override;
   LibvirtMigrationDriver(const LibvirtMigrationDriver&) = delete;
   LibvirtMigrationDriver& operator=(const LibvirtMigrationDriver&) = delete;
+  ~LibvirtMigrationDriver() override;
+  // source_uri: the libvirt URI of this host (the VM's source).
+  static Result<std::unique_ptr<LibvirtMigrationDriver>> connect(const std::string& source_uri);
 
   Result<SourceVm> find(const std::string& vm) override;
   Result<std::string> host_uuid(const std::string& uri) override;

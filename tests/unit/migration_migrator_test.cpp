@@ -18,15 +18,13 @@
 namespace morph::agent::migration {
 namespace {
 
-using ::testing::_;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
-using ::testing::Invoke;
-using ::testing::NiceMock;
-using ::testing::Return;
-
 constexpr const char* kSrc = "";  // the source, as the driver names it
 constexpr const char* kDst = "qemu+unix:///system?socket=/dst/libvirt-sock";
+
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::Invoke;
+using ::testing::Return;
 constexpr const char* kUuid = "11111111-2222-3333-4444-555555555555";
 
 // Two hosts and a VM on the first; a migration that finishes after `polls_to_finish` polls unless aborted.
@@ -125,10 +123,18 @@ class MigratorTest : public ::testing::Test {
         [this](std::chrono::milliseconds d) { now += d; });
   }
   MigrationRequest request(MigrationOptions o = {}) { return {"vm1", kDst, std::move(o)}; }
+  // `req` is refused with `code` and an error saying `says`, before anything moves.
+  void expect_refused(const MigrationRequest& req, Errc code, const std::string& says) {
+    EXPECT_CALL(driver, begin).Times(0);
+    auto r = migrator->migrate(req);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), code);
+    EXPECT_THAT(r.error().what(), HasSubstr(says));
+  }
 
   std::chrono::steady_clock::time_point now{};
   TwoHosts host;
-  NiceMock<MockDriver> driver;
+  ::testing::NiceMock<MockDriver> driver;
   std::unique_ptr<Migrator> migrator;
 };
 
@@ -197,70 +203,40 @@ TEST_F(MigratorTest, TheTransportUrisThatPass) {
 }
 
 TEST_F(MigratorTest, AVmNotOnThisHostIsNotFound) {
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate({"vm9", kDst, {}});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::not_found);
-  EXPECT_THAT(r.error().what(), HasSubstr("VM vm9 is not on this host"));
+  expect_refused({"vm9", kDst, {}}, Errc::not_found, "VM vm9 is not on this host");
 }
 
 TEST_F(MigratorTest, AVmThatDoesNotRunIsAConflict) {
   host.vm.presence = Presence::defined;
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::conflict);
-  EXPECT_THAT(r.error().what(), HasSubstr("a live migration moves a running VM"));
+  expect_refused(request(), Errc::conflict, "a live migration moves a running VM");
 }
 
 TEST_F(MigratorTest, AVmAlreadyMigratingOrBusyIsAConflict) {
-  EXPECT_CALL(driver, begin).Times(0);
   host.vm.migration_job = true;  // started by another client (virsh, another agent process)
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::conflict);
-  EXPECT_THAT(r.error().what(), HasSubstr("a migration of VM vm1 runs already"));
+  expect_refused(request(), Errc::conflict, "a migration of VM vm1 runs already");
   host.vm.migration_job = false;
   host.vm.other_job = "snapshot";
-  r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::conflict);
-  EXPECT_THAT(r.error().what(), HasSubstr("busy with a libvirt snapshot job"));
+  expect_refused(request(), Errc::conflict, "busy with a libvirt snapshot job");
 }
 
 TEST_F(MigratorTest, TheVmsOwnHostIsRefused) {
   host.host_uuids[kDst] = "host-a";
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::invalid_argument);
-  EXPECT_THAT(r.error().what(), HasSubstr("is this host (host UUID host-a)"));
+  expect_refused(request(), Errc::invalid_argument, "is this host (host UUID host-a)");
 }
 
 TEST_F(MigratorTest, AnUnknownDestinationIsUnavailable) {
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate({"vm1", "qemu+tcp://nowhere/system", {}});
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::unavailable);
-  EXPECT_THAT(r.error().what(), HasSubstr("destination qemu+tcp://nowhere/system does not answer"));
+  expect_refused({"vm1", "qemu+tcp://nowhere/system", {}}, Errc::unavailable,
+                 "destination qemu+tcp://nowhere/system does not answer");
 }
 
 TEST_F(MigratorTest, ADestinationThatHasTheVmAlreadyIsAConflict) {
   host.where[kDst] = Presence::defined;
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::conflict);
-  EXPECT_THAT(r.error().what(), HasSubstr("already has a domain with VM vm1's UUID"));
+  expect_refused(request(), Errc::conflict, "already has a domain with VM vm1's UUID");
 }
 
 TEST_F(MigratorTest, AtMostTwoOutboundMigrationsCountingOtherClients) {
   host.others_outbound = 2;
-  EXPECT_CALL(driver, begin).Times(0);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::unavailable);
-  EXPECT_THAT(r.error().what(), HasSubstr("already runs 2 outbound migration(s), at most 2 at once"));
+  expect_refused(request(), Errc::unavailable, "already runs 2 outbound migration(s), at most 2 at once");
   host.others_outbound = 1;
   EXPECT_CALL(driver, begin).Times(1);
   EXPECT_TRUE(migrator->migrate(request()).ok());
@@ -269,7 +245,7 @@ TEST_F(MigratorTest, AtMostTwoOutboundMigrationsCountingOtherClients) {
 // Two migrations through one Migrator: the second VM waits for a slot that the first holds.
 TEST(MigratorLimits, ItsOwnMigrationsTakeSlotsBeforeLibvirtSeesThem) {
   TwoHosts host;
-  NiceMock<MockDriver> driver;
+  ::testing::NiceMock<MockDriver> driver;
   driver.delegate_to(host);
   std::mutex mu;
   std::condition_variable cv;
@@ -320,8 +296,8 @@ TEST_F(MigratorTest, ATimeoutAbortsAndTheVmStaysOnTheSource) {
   auto r = migrator->migrate(request(o));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::unavailable);
-  EXPECT_THAT(r.error().what(),
-              AllOf(HasSubstr("timed out after 2000 ms and aborted"), HasSubstr("the VM runs on this host")));
+  EXPECT_THAT(r.error().what(), ::testing::AllOf(HasSubstr("timed out after 2000 ms and aborted"),
+                                                 HasSubstr("the VM runs on this host")));
   EXPECT_THAT(r.error().what(), ::testing::Not(HasSubstr("destination still has it")));
   EXPECT_LE(now - std::chrono::steady_clock::time_point{}, std::chrono::milliseconds(2200));
 }
@@ -336,7 +312,7 @@ TEST_F(MigratorTest, CancelAbortsAndSaysSo) {
   });
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::conflict);
-  EXPECT_THAT(r.error().what(), AllOf(HasSubstr("cancelled"), HasSubstr("the VM runs on this host")));
+  EXPECT_THAT(r.error().what(), ::testing::AllOf(HasSubstr("cancelled"), HasSubstr("the VM runs on this host")));
   auto none = migrator->cancel("vm1");
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().code(), Errc::not_found);
@@ -361,8 +337,8 @@ TEST_F(MigratorTest, AFailureThatLeavesTheVmPausedResumesItOnTheSource) {
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), Errc::unavailable);
-  EXPECT_THAT(r.error().what(),
-              AllOf(HasSubstr("qemu unexpectedly closed the monitor"), HasSubstr("the VM runs on this host")));
+  EXPECT_THAT(r.error().what(), ::testing::AllOf(HasSubstr("qemu unexpectedly closed the monitor"),
+                                                 HasSubstr("the VM runs on this host")));
 }
 
 TEST_F(MigratorTest, AFailureSaysWhatTheDestinationStillHas) {
@@ -378,24 +354,19 @@ TEST_F(MigratorTest, ADestinationThatDiedLeavesWhatItHoldsUnknownAndTheVmOnTheSo
   host.dst_down_after = true;
   auto r = migrator->migrate(request());
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(r.error().what(), AllOf(HasSubstr("Connection reset by peer"), HasSubstr("the VM runs on this host"),
-                                      HasSubstr("the destination does not answer")));
+  EXPECT_THAT(r.error().what(),
+              ::testing::AllOf(HasSubstr("Connection reset by peer"), HasSubstr("the VM runs on this host"),
+                               HasSubstr("the destination does not answer")));
 }
 
 TEST_F(MigratorTest, SuccessWithoutTheVmRunningOnTheDestinationIsAnError) {
   set_at_poll(driver, host, kDst, Presence::paused, true);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::internal);
-  EXPECT_THAT(r.error().what(), HasSubstr("not running on"));
+  expect_refused(request(), Errc::internal, "not running on");
 }
 
 TEST_F(MigratorTest, SuccessWithTheVmStillRunningOnTheSourceIsAnError) {
   set_at_poll(driver, host, kSrc, Presence::running, true);
-  auto r = migrator->migrate(request());
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code(), Errc::internal);
-  EXPECT_THAT(r.error().what(), HasSubstr("running on both hosts"));
+  expect_refused(request(), Errc::internal, "running on both hosts");
 }
 
 TEST_F(MigratorTest, UnreadableDestinationStatisticsFallBackToTheSourcesFigures) {
