@@ -491,7 +491,7 @@ Result<const v1::MarketEvent*> decode_market_event(std::span<const uint8_t> buf)
     if (!valid_name(sv(e->body_as_HostChange()->host()->host()))) return bad("HostChange: bad host name");
   } else if (e->body_type() == B::VmMigrated) {
     auto* m = e->body_as_VmMigrated();
-    MORPH_TRY(check_optional_uuid(m->vm_uuid()));
+    MORPH_TRY(check_vm_uuid(m->vm_uuid(), "VmMigrated"));
     if (!valid_name(sv(m->from_host())) || !valid_name(sv(m->to_host())) || sv(m->from_host()) == sv(m->to_host()))
       return bad("VmMigrated: bad hosts");
   }

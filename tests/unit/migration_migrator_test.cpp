@@ -123,13 +123,17 @@ class MigratorTest : public ::testing::Test {
         [this](std::chrono::milliseconds d) { now += d; });
   }
   MigrationRequest request(MigrationOptions o = {}) { return {"vm1", kDst, std::move(o)}; }
-  // `req` is refused with `code` and an error saying `says`, before anything moves.
-  void expect_refused(const MigrationRequest& req, Errc code, const std::string& says) {
-    EXPECT_CALL(driver, begin).Times(0);
+  // `req` fails with `code` and an error saying `says`.
+  void expect_error(const MigrationRequest& req, Errc code, const std::string& says) {
     auto r = migrator->migrate(req);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code(), code);
     EXPECT_THAT(r.error().what(), HasSubstr(says));
+  }
+  // The same, refused before anything moves.
+  void expect_refused(const MigrationRequest& req, Errc code, const std::string& says) {
+    EXPECT_CALL(driver, begin).Times(0);
+    expect_error(req, code, says);
   }
 
   std::chrono::steady_clock::time_point now{};
@@ -361,12 +365,12 @@ TEST_F(MigratorTest, ADestinationThatDiedLeavesWhatItHoldsUnknownAndTheVmOnTheSo
 
 TEST_F(MigratorTest, SuccessWithoutTheVmRunningOnTheDestinationIsAnError) {
   set_at_poll(driver, host, kDst, Presence::paused, true);
-  expect_refused(request(), Errc::internal, "not running on");
+  expect_error(request(), Errc::internal, "not running on");
 }
 
 TEST_F(MigratorTest, SuccessWithTheVmStillRunningOnTheSourceIsAnError) {
   set_at_poll(driver, host, kSrc, Presence::running, true);
-  expect_refused(request(), Errc::internal, "running on both hosts");
+  expect_error(request(), Errc::internal, "running on both hosts");
 }
 
 TEST_F(MigratorTest, UnreadableDestinationStatisticsFallBackToTheSourcesFigures) {
