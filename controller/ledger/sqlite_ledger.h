@@ -43,7 +43,6 @@ class SqliteLedger final : public Ledger {
   Status exec(const char* sql);
   Status upsert_bid(const market::Bid& bid);
   Status add_credit(const std::string& account, Micros amount, const std::string& note);
-  Status migrate();
   Result<int64_t> next_journal_id();
   sqlite3* db_;
 };
