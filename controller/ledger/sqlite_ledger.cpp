@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
+#include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_schema.h"
 #include "controller/ledger/sqlite_support.h"
 
@@ -20,16 +23,10 @@ using sqlite::Transaction;
 Result<market::Bid> bid_from_row(Stmt& q) {
   market::Bid b;
   b.id = static_cast<market::BidId>(q.i64(0));
-  b.account = q.text(1);
-  b.vm = q.text(2);
-  b.host = q.text(3);
-  auto r = market::parse_traded_resource(q.text(4));
-  auto t = market::parse_tier(q.text(5));
   auto st = market::parse_bid_state(q.text(12));
   auto why = market::parse_failure_reason(q.text(13));
-  if (!r || !t || !st || !why) return Error(Errc::internal, "bid " + std::to_string(b.id) + ": bad enum in ledger");
-  b.resource = *r;
-  b.tier = *t;
+  if (!sqlite::read_placement(q, 1, b) || !st || !why)
+    return Error(Errc::internal, "bid " + std::to_string(b.id) + ": bad enum in ledger");
   b.quantity = q.i64(6);
   b.min_fill = q.i64(7);
   b.max_price = q.i64(8);
@@ -193,6 +190,13 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
   Micros sum = 0;
   for (const auto& c : o.charges) sum += c.amount;
   if (sum != o.revenue) return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
+  if (!spans_.known()) {  // the first commit after open, or after one whose outcome was unknown
+    std::vector<AllocationSpans::Open> open;
+    MORPH_TRY(sqlite::read_open_spans(db_, nullptr, &open));
+    spans_.reset(std::move(open));
+  }
+  MORPH_TRY_ASSIGN(AllocationChanges changes,
+                   spans_.diff(o.tick, o.allocations, allocation_key, allocation_terms, "allocation"));
 
   Stmt tick(db_,
             "INSERT INTO ticks(tick, revenue, charge_count, allocation_count, failure_count, ts_ns) "
@@ -200,13 +204,10 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
   Stmt debit(db_, "UPDATE accounts SET balance = balance - ? WHERE id = ?");
   // Charges and failures take their journal ids (rowids) from the shared sequence, in commit order.
   Stmt charge(db_, "INSERT INTO charges(rowid, tick, bid_id, account, amount) VALUES(?,?,?,?,?)");
-  Stmt alloc(db_,
-             "INSERT INTO allocations(tick, bid_id, account, vm, host, resource, tier, quantity, price, since, "
-             "notice_until) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
   Stmt fail(db_, "INSERT INTO failures(rowid, tick, bid_id, account, reason, detail) VALUES(?,?,?,?,?,?)");
   Stmt price(db_, "INSERT INTO prices(tick, host, resource, tier, price, sold) VALUES(?,?,?,?,?,?)");
   Stmt bid(db_, kBidUpsert);
-  if (!tick.ok() || !debit.ok() || !charge.ok() || !alloc.ok() || !fail.ok() || !price.ok() || !bid.ok())
+  if (!tick.ok() || !debit.ok() || !charge.ok() || !fail.ok() || !price.ok() || !bid.ok())
     return prep_error(db_, "tick statements");
   MORPH_TRY_ASSIGN(int64_t jid, next_journal_id());
 
@@ -219,13 +220,11 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                 .bind(5, static_cast<int64_t>(o.failures.size()))
                 .bind(6, ts)
                 .run("recording tick"));
+  // One debit per account, not per charge: all debits of a tick land in one transaction, so the total is
+  // what CHECK(balance >= 0) must allow (a few hundred updates instead of one per allocation).
+  std::unordered_map<std::string_view, Micros> due;
   for (const auto& c : o.charges) {
-    auto st = debit.bind(1, c.amount).bind(2, c.account).run("debiting");
-    if (!st.ok())  // CHECK(balance >= 0): the whole tick is refused, never a partial one
-      return Error(Errc::insufficient_funds, "tick " + std::to_string(o.tick) + ": account " + c.account +
-                                                 " cannot pay " + std::to_string(c.amount) + ": " +
-                                                 st.error().message());
-    if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "tick charges unknown account " + c.account);
+    due[c.account] += c.amount;
     MORPH_TRY(charge.bind(1, jid++)
                   .bind(2, t)
                   .bind(3, c.bid_id)
@@ -233,19 +232,15 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                   .bind(5, c.amount)
                   .run("recording charge"));
   }
-  for (const auto& a : o.allocations)
-    MORPH_TRY(alloc.bind(1, t)
-                  .bind(2, a.bid_id)
-                  .bind(3, a.account)
-                  .bind(4, a.vm)
-                  .bind(5, a.host)
-                  .bind(6, resource_name(a.resource))
-                  .bind(7, market::tier_name(a.tier))
-                  .bind(8, a.quantity)
-                  .bind(9, a.price)
-                  .bind(10, a.since)
-                  .bind(11, a.notice_until)
-                  .run("recording allocation"));
+  for (const auto& [account, amount] : due) {
+    const std::string name(account);
+    auto st = debit.bind(1, amount).bind(2, name).run("debiting");
+    if (!st.ok())  // CHECK(balance >= 0): the whole tick is refused, never a partial one
+      return Error(Errc::insufficient_funds, "tick " + std::to_string(o.tick) + ": account " + name + " cannot pay " +
+                                                 std::to_string(amount) + ": " + st.error().message());
+    if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "tick charges unknown account " + name);
+  }
+  MORPH_TRY(sqlite::write_span_changes(db_, changes));
   for (const auto& f : o.failures)
     MORPH_TRY(fail.bind(1, jid++)
                   .bind(2, t)
@@ -263,7 +258,12 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
                   .bind(6, p.sold)
                   .run("recording price"));
   for (const auto& b : o.bid_changes) MORPH_TRY(bind_bid(bid, b));
-  return tx.commit();
+  if (auto st = tx.commit(); !st) {
+    spans_.forget();  // whatever happened to the file, the next commit reads the open spans from it
+    return st;
+  }
+  spans_.committed(std::move(changes));
+  return {};
 }
 
 Result<Tick> SqliteLedger::last_tick() {
@@ -296,30 +296,11 @@ Result<market::MarketSnapshot> SqliteLedger::load() {
     s.next_bid_id = static_cast<market::BidId>(q.i64(0));
     s.next_seq = static_cast<uint64_t>(q.i64(1));
   }
-  {
-    Stmt q(db_,
-           "SELECT bid_id, account, vm, host, resource, tier, quantity, price, since, notice_until "
-           "FROM allocations WHERE tick = ?");
-    if (!q.ok()) return prep_error(db_, "allocations");
-    q.bind(1, s.last_tick);
-    while (q.row()) {
-      market::Allocation a;
-      a.bid_id = static_cast<market::BidId>(q.i64(0));
-      a.account = q.text(1);
-      a.vm = q.text(2);
-      a.host = q.text(3);
-      auto r = market::parse_traded_resource(q.text(4));
-      auto t = market::parse_tier(q.text(5));
-      if (!r || !t) return Error(Errc::internal, "allocation with bad enum in ledger");
-      a.resource = *r;
-      a.tier = *t;
-      a.quantity = q.i64(6);
-      a.price = q.i64(7);
-      a.since = static_cast<Tick>(q.i64(8));
-      a.notice_until = static_cast<Tick>(q.i64(9));
-      s.allocations.push_back(std::move(a));
-    }
-  }
+  // The allocations in force after the last tick: the open spans. Kept as the spans a next commit tells its
+  // allocations apart against (the same rows, read once).
+  std::vector<AllocationSpans::Open> open;
+  MORPH_TRY(sqlite::read_open_spans(db_, &s.allocations, &open));
+  spans_.reset(std::move(open));
   return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_support.h"
 
 namespace morph::ledger {
@@ -59,20 +60,6 @@ CREATE TABLE IF NOT EXISTS charges(
   PRIMARY KEY (tick, bid_id)
 );
 CREATE INDEX IF NOT EXISTS charges_by_account ON charges(account);
-CREATE TABLE IF NOT EXISTS allocations(
-  tick INTEGER NOT NULL REFERENCES ticks(tick),
-  bid_id INTEGER NOT NULL,
-  account TEXT NOT NULL,
-  vm TEXT NOT NULL,
-  host TEXT NOT NULL,
-  resource TEXT NOT NULL,
-  tier TEXT NOT NULL,
-  quantity INTEGER NOT NULL CHECK (quantity > 0),
-  price INTEGER NOT NULL CHECK (price >= 0),
-  since INTEGER NOT NULL,
-  notice_until INTEGER NOT NULL,
-  PRIMARY KEY (tick, bid_id)
-);
 CREATE TABLE IF NOT EXISTS failures(
   tick INTEGER NOT NULL REFERENCES ticks(tick),
   bid_id INTEGER NOT NULL,
@@ -131,7 +118,6 @@ CREATE TABLE IF NOT EXISTS rescue_bids(
 // credits themselves, whose ids (the rowids) are drawn from one sequence in commit order (schema version
 // 2), so an entry's id is a stable, increasing paging cursor. journal() queries the three tables directly
 // (each through its own index, LIMIT pushed into each arm); the view is for inspection with sqlite3.
-constexpr int kSchemaVersion = 2;
 constexpr const char* kJournalView = R"sql(
 CREATE VIEW IF NOT EXISTS journal(id, tick, account, kind, amount, bid_id, reason, ts_ns) AS
   SELECT c.rowid, c.tick, c.account, 'charge', -c.amount, c.bid_id, '', t.ts_ns FROM charges c JOIN ticks t ON t.tick = c.tick
@@ -139,23 +125,23 @@ CREATE VIEW IF NOT EXISTS journal(id, tick, account, kind, amount, bid_id, reaso
   UNION ALL SELECT id, after_tick, account, 'deposit', amount, 0, note, ts_ns FROM credits;
 )sql";
 
-// Brings an older file to schema version 2, once, in one transaction:
+// Version 2, from v1 (no journal) or the journal-table era, in one transaction:
 //  - v1 (no journal) and the journal-table era alike: ticks and credits gain ts_ns; a journal table's
 //    timestamps are kept (ticks: its charge/failure time; credits: matched in order), then it is dropped;
 //    ticks without one take committed_at.
 //  - charges, failures and credits are renumbered into one sequence in commit order (by tick; within a
 //    tick charges, then failures, then the deposits made after it), the order the journal table had.
-Status migrate(sqlite3* db_) {
-  // Each statement is finished before the migration writes (a pending read would lock the tables).
-  auto scalar = [&](const std::string& sql, const char* arg) -> Result<int64_t> {
-    Stmt q(db_, sql.c_str());
-    if (!q.ok()) return prep_error(db_, "schema check");
-    if (arg) q.bind(1, arg);
-    if (!q.row()) return prep_error(db_, "schema check");
-    return q.i64(0);
-  };
-  MORPH_TRY_ASSIGN(const int64_t version, scalar("PRAGMA user_version", nullptr));
-  if (version >= kSchemaVersion) return exec(db_, kJournalView);
+// Each statement is finished before the migration writes (a pending read would lock the tables).
+Result<int64_t> scalar(sqlite3* db_, const std::string& sql, const char* arg = nullptr) {
+  Stmt q(db_, sql.c_str());
+  if (!q.ok()) return prep_error(db_, "schema check");
+  if (arg) q.bind(1, arg);
+  if (!q.row()) return prep_error(db_, "schema check");
+  return q.i64(0);
+}
+
+Status to_v2(sqlite3* db_, int64_t version) {
+  auto scalar = [&](const std::string& sql, const char* arg) { return ledger::scalar(db_, sql, arg); };
   auto has_column = [&](const char* table, const char* column) {
     auto n = scalar(std::string("SELECT COUNT(*) FROM pragma_table_info('") + table + "') WHERE name = ?", column);
     return n.ok() && *n > 0;
@@ -198,17 +184,35 @@ Status migrate(sqlite3* db_) {
            "UPDATE credits SET id = -id;"
            "UPDATE credits SET id = (SELECT j.id FROM journal_ids j WHERE j.kind = 2 AND j.old = -credits.id);"
            "DROP TABLE temp.journal_ids;"));
-  MORPH_TRY(exec(db_, kJournalView));
-  MORPH_TRY(exec(db_, ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str()));
+  MORPH_TRY(exec(db_, "PRAGMA user_version = 2"));
   MORPH_TRY(tx.commit());
-  if (version != 0 || journal_table) spdlog::info("ledger: migrated to schema {} (journal as a view)", kSchemaVersion);
+  if (version != 0 || journal_table) spdlog::info("ledger: migrated to schema 2 (journal as a view)");
   return {};
+}
+
+// Allocations stored as spans (spans.h) instead of one row per tick and bid: told by the table's layout, not
+// by user_version, so this step composes with the numbered ones whatever order they land in. One transaction.
+Status to_allocation_spans(sqlite3* db) {
+  Transaction tx(db);
+  MORPH_TRY(tx.begin());
+  MORPH_TRY_ASSIGN(const bool converted, sqlite::to_spans(db));
+  MORPH_TRY(tx.commit());
+  if (converted) spdlog::info("ledger: migrated allocations to spans of unchanged terms (one row per change)");
+  return {};
+}
+
+Status migrate(sqlite3* db) {
+  MORPH_TRY_ASSIGN(const int64_t version, scalar(db, "PRAGMA user_version"));
+  if (version < 2) MORPH_TRY(to_v2(db, version));
+  MORPH_TRY(to_allocation_spans(db));
+  return exec(db, kJournalView);
 }
 
 }  // namespace
 
 Status apply_schema(sqlite3* db) {
   MORPH_TRY(exec(db, kSchema));
+  MORPH_TRY(exec(db, sqlite::kAllocationSpansTable));
   return migrate(db);
 }
 

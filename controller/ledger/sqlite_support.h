@@ -1,7 +1,7 @@
 #pragma once
 // The SQLite helpers of the ledger's own files (not a public header): a prepared statement that finalizes
-// itself, a transaction that rolls back unless committed, and the errors they raise. Nothing here knows the
-// ledger's tables.
+// itself, a transaction that rolls back unless committed, and the errors they raise; and the one reading of
+// the placement columns bid and allocation rows share. Nothing here knows the ledger's tables.
 
 #include <sqlite3.h>
 
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "controller/market/types.h"
 
 namespace morph::ledger::sqlite {
 
@@ -109,6 +110,21 @@ inline Status exec(sqlite3* db, const char* sql) {
     return Error(Errc::io, std::string("ledger: ") + msg);
   }
   return {};
+}
+
+// A bid's or an allocation's placement (account, vm, host, resource, tier) from columns at..at+4 of q's row;
+// false if the resource or tier is not one this version knows.
+template <class Row>
+bool read_placement(Stmt& q, int at, Row& row) {
+  row.account = q.text(at);
+  row.vm = q.text(at + 1);
+  row.host = q.text(at + 2);
+  auto r = market::parse_traded_resource(q.text(at + 3));
+  auto t = market::parse_tier(q.text(at + 4));
+  if (!r || !t) return false;
+  row.resource = *r;
+  row.tier = *t;
+  return true;
 }
 
 }  // namespace morph::ledger::sqlite
