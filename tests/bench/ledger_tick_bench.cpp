@@ -216,7 +216,7 @@ bool run(const std::string& dir, int allocations, int ticks, double churn, const
   }
   WalCount wal;
   sqlite3_wal_hook(db, wal_hook, &wal);
-  std::vector<double> ms, bytes, rows;
+  std::vector<double> ms, cpu, bytes, rows;
   const int warmup = 2;
   SteadyMarket market(allocations, accounts, churn);
   for (int i = 1; i <= ticks + warmup; ++i) {
@@ -225,9 +225,11 @@ bool run(const std::string& dir, int allocations, int ticks, double churn, const
     const int64_t changes0 = sqlite3_total_changes64(db);
     const long before = wal.restarted ? 0 : wal.frames_now;
     wal.restarted = false;
+    const double c0 = morph::test::thread_cpu_ms();
     auto t0 = Clock::now();
     auto st = l.commit_tick(o);
     const double d = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double c = morph::test::thread_cpu_ms() - c0;
     if (!st.ok()) {
       std::fprintf(stderr, "ledger_tick_bench: tick %d: %s\n", i, st.error().message().c_str());
       return false;
@@ -236,6 +238,7 @@ bool run(const std::string& dir, int allocations, int ticks, double churn, const
     const long frames = wal.frames_now - before;
     if (i > warmup) {
       ms.push_back(d);
+      cpu.push_back(c);
       bytes.push_back(static_cast<double>(frames) * (page + 24));
       rows.push_back(static_cast<double>(sqlite3_total_changes64(db) - changes0));
     }
@@ -256,9 +259,10 @@ bool run(const std::string& dir, int allocations, int ticks, double churn, const
   }
   auto audit = l.audit();
   if (!audit) std::fprintf(stderr, "ledger_tick_bench: audit: %s\n", audit.error().message().c_str());
-  std::printf("%-8d %-28s %5d %9.1f %9.1f %8.0f %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
-              percentile(ms, 0.5), percentile(ms, 0.99), percentile(rows, 0.5), percentile(bytes, 0.5),
-              percentile(page_acct, 0.5), percentile(page_since, 0.5), audit ? (audit->ok() ? "ok" : "FAILED") : "error");
+  std::printf("%-8d %-28s %5d %9.1f %9.1f %9.1f %8.0f %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
+              percentile(ms, 0.5), percentile(ms, 0.99), percentile(cpu, 0.5), percentile(rows, 0.5),
+              percentile(bytes, 0.5), percentile(page_acct, 0.5), percentile(page_since, 0.5),
+              audit ? (audit->ok() ? "ok" : "FAILED") : "error");
   std::fflush(stdout);
   for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
   return true;
@@ -286,8 +290,8 @@ int main(int argc, char** argv) {
       "# SQLite %s, dir %s; commit_tick wall time per tick (fsync included), medians over %d ticks, churn %.3f of the "
       "allocations per tick; rows = rows inserted, updated or deleted per tick (median)\n",
       sqlite3_libversion(), dir.c_str(), ticks, churn);
-  std::printf("%-8s %-28s %5s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms", "rows",
-              "wal_bytes", "acct_pg", "since_pg", "audit");
+  std::printf("%-8s %-28s %5s %9s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms",
+              "cpu_p50", "rows", "wal_bytes", "acct_pg", "since_pg", "audit");
   for (const auto& s : split(sizes))
     for (const auto& v : split(variants)) {
       // Big ticks take seconds each: fewer of them.
