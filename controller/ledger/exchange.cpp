@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace morph::ledger {
 
 Status Exchange::recover() {
@@ -53,10 +55,25 @@ Status Exchange::cancel(const std::string& account, market::BidId id) {
   return {};
 }
 
+namespace {
+uint64_t since_ns(std::chrono::steady_clock::time_point t0) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+}  // namespace
+
 Result<market::TickOutcome> Exchange::run_tick() {
+  phases_ = {};
+  auto t0 = std::chrono::steady_clock::now();
   market::TickOutcome out = market_.clear(market_.last_tick() + 1);
-  MORPH_TRY(ledger_.commit_tick(out));
+  phases_.clear_ns = since_ns(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto committed = ledger_.commit_tick(out);
+  phases_.commit_ns = since_ns(t0);
+  MORPH_TRY(committed);
+  t0 = std::chrono::steady_clock::now();
   market_.apply(out);
+  phases_.apply_ns = since_ns(t0);
   return out;
 }
 

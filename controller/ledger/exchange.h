@@ -4,10 +4,19 @@
 // a crash Exchange::recover() rebuilds exactly the committed state: no committed tick lost, none
 // charged twice (the ledger refuses a tick number it already has).
 
+#include <cstdint>
+
 #include "controller/ledger/ledger.h"
 #include "controller/market/market.h"
 
 namespace morph::ledger {
+
+// Where the last run_tick spent its time (monotonic wall time, ns): clearing (Market::clear), the ledger's
+// transaction (Ledger::commit_tick, fsync included) and making the committed outcome current (Market::apply).
+// Observed by the controller's metrics and the tick benchmark; decides nothing.
+struct TickPhases {
+  uint64_t clear_ns = 0, commit_ns = 0, apply_ns = 0;
+};
 
 class Exchange {
  public:
@@ -29,12 +38,15 @@ class Exchange {
 
   // Clears tick last+1, commits it as one ledger transaction, then applies it to the market.
   Result<market::TickOutcome> run_tick();
+  // The phases of the last run_tick (of the commit that failed, if the last one did: apply_ns 0 then).
+  const TickPhases& last_phases() const { return phases_; }
 
   market::Market& market() { return market_; }
 
  private:
   market::Market& market_;
   Ledger& ledger_;
+  TickPhases phases_;
 };
 
 }  // namespace morph::ledger

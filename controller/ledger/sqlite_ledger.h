@@ -10,6 +10,7 @@
 #include <string>
 
 #include "controller/ledger/ledger.h"
+#include "controller/ledger/spans.h"
 
 namespace morph::ledger {
 
@@ -43,9 +44,9 @@ class SqliteLedger final : public Ledger {
   Status exec(const char* sql);
   Status upsert_bid(const market::Bid& bid);
   Status add_credit(const std::string& account, Micros amount, const std::string& note);
-  Status migrate();
   Result<int64_t> next_journal_id();
   sqlite3* db_;
+  AllocationSpans spans_;  // the open allocation spans, as committed (spans.h)
 };
 
 }  // namespace morph::ledger

@@ -49,7 +49,7 @@ class MarketTick {
 
   // metrics (null without a registry)
   std::shared_ptr<metrics::Counter> m_ticks_, m_revenue_, m_tick_errors_;
-  std::shared_ptr<metrics::Histogram> m_clear_s_;
+  std::shared_ptr<metrics::Histogram> m_clear_s_, m_clear_only_s_, m_commit_s_;
   std::array<std::shared_ptr<metrics::Gauge>, market::kTierCount> m_bids_{};
 };
 

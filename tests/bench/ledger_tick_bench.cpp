@@ -1,8 +1,10 @@
 // ledger_tick_bench: what one market tick costs the ledger — the wall time of SqliteLedger::commit_tick (one
-// transaction, WAL, synchronous=FULL, fsync included) with synthetic ticks of 1k, 10k and 100k allocations,
-// each with one charge per allocation, failures (10% of allocations), prices (21 per host, 100 allocations
+// transaction, WAL, synchronous=FULL, fsync included) with synthetic ticks of 1k, 10k and 100k allocations in
+// a steady market (the same allocations every tick but for --churn of them: new, changed or ended), each
+// with one charge per allocation, failures (10% of allocations), prices (21 per host, 100 allocations
 // per host) and bid state changes (1%). Prints per size and variant: median and p99 commit time, rows
-// written per tick and bytes appended to the WAL per tick (frames x (page size + 24)). The variants are
+// written per tick (inserted, updated or deleted, as SQLite counts them) and bytes appended to the WAL per
+// tick (frames x (page size + 24)). The variants are
 // applied to the same ledger code through its handle, so they run side by side in one invocation:
 //   journal_table  the previous design, re-created (with SQLite's default 2 MiB page cache): a journal table (id
 //   AUTOINCREMENT, indexes
@@ -15,7 +17,8 @@
 // After the ticks it times two `ledger show` pages (100 entries) through SqliteLedger::journal: one account's
 // newest, and everything since the last tick (medians of 20).
 //
-//   ledger_tick_bench [--dir /tmp] [--sizes 1000,10000,100000] [--ticks 20] [--variants shipped,journal_table]
+//   ledger_tick_bench [--dir /tmp] [--sizes 1000,10000,100000] [--ticks 20] [--churn 0.005]
+//                     [--variants shipped,journal_table]
 // The database is a fresh file per size and variant under --dir (state the filesystem with the figures).
 #include <sqlite3.h>
 
@@ -24,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -98,53 +102,95 @@ bool apply_variant(sqlite3* db, const std::string& v) {
   return false;
 }
 
-TickOutcome make_tick(Tick t, int allocations, int accounts) {
-  static const Resource res[] = {Resource::cpu, Resource::memory, Resource::disk_iops, Resource::net_out_kbps};
-  static const Tier tiers[] = {Tier::sla, Tier::improve, Tier::speculative};
-  TickOutcome o;
-  o.tick = t;
-  const int hosts = std::max(1, allocations / 100);
-  for (int i = 0; i < allocations; ++i) {
+// A steady market: the same allocations tick after tick, of which a fraction (`churn`) changes per tick — a
+// third are new bids, a third change quantity and price, a third end — as in a running controller (0.5 % of
+// the bids churn per tick in market_tick_bench). Every allocation is charged every tick.
+class SteadyMarket {
+ public:
+  SteadyMarket(int allocations, int accounts, double churn)
+      : accounts_(accounts), hosts_(std::max(1, allocations / 100)), churn_(churn), rng_(42) {
+    for (int i = 0; i < allocations; ++i) allocs_.push_back(make(static_cast<BidId>(i + 1), 1));
+    next_id_ = static_cast<BidId>(allocations + 1);
+  }
+
+  TickOutcome next(Tick t) {
+    if (t > 1) {
+      const int n = std::max(3, static_cast<int>(churn_ * static_cast<double>(allocs_.size())));
+      for (int i = 0; i < n; ++i) {
+        auto& a = allocs_[pick(allocs_.size())];
+        if (i % 3 == 0) {
+          allocs_.push_back(make(next_id_++, t));
+        } else if (i % 3 == 1) {
+          a.quantity = 100 + static_cast<int64_t>(pick(900));
+          a.price = 3 + static_cast<Micros>(pick(7));
+          a.since = t;
+        } else {
+          a = allocs_.back();
+          allocs_.pop_back();
+        }
+      }
+    }
+    static const Tier tiers[] = {Tier::sla, Tier::improve, Tier::speculative};
+    TickOutcome o;
+    o.tick = t;
+    o.allocations = allocs_;
+    for (const auto& a : allocs_) {
+      o.charges.push_back({a.bid_id, a.account, a.quantity * a.price});
+      o.revenue += a.quantity * a.price;
+    }
+    const int n = static_cast<int>(allocs_.size());
+    for (int i = 0; i < n / 10; ++i)
+      o.failures.push_back({static_cast<BidId>(10'000'000 + i), "acct" + std::to_string(i % accounts_),
+                            FailureReason::no_capacity, "book full"});
+    for (int h = 0; h < hosts_; ++h)
+      for (Resource r : kMarketResources)
+        for (Tier tr : tiers) o.prices.push_back({"host" + std::to_string(h), r, tr, 5, 1000});
+    for (int i = 0; i < n / 100; ++i) {
+      Bid b;
+      b.id = static_cast<BidId>(20'000'000 + (static_cast<int>(t) * 1000 + i) % 50000);
+      b.account = "acct" + std::to_string(i % accounts_);
+      b.vm = "vm";
+      b.host = "host0";
+      b.quantity = 10;
+      b.min_fill = 1;
+      b.max_price = 9;
+      b.expiry = t + 100;
+      b.submitted = 1;
+      b.seq = b.id;
+      b.state = BidState::suspended;
+      b.state_reason = FailureReason::insufficient_funds;
+      o.bid_changes.push_back(b);
+    }
+    return o;
+  }
+
+ private:
+  size_t pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  Allocation make(BidId id, Tick t) {
+    static const Resource res[] = {Resource::cpu, Resource::memory, Resource::disk_iops, Resource::net_out_kbps};
+    static const Tier tiers[] = {Tier::sla, Tier::improve, Tier::speculative};
+    const int i = static_cast<int>(id);
     Allocation a;
-    a.bid_id = static_cast<BidId>(i + 1);
-    a.account = "acct" + std::to_string(i % accounts);
-    a.host = "host" + std::to_string(i % hosts);
-    a.vm = a.host + "-vm" + std::to_string((i / hosts) % 20);
+    a.bid_id = id;
+    a.account = "acct" + std::to_string(i % accounts_);
+    a.host = "host" + std::to_string(i % hosts_);
+    a.vm = a.host + "-vm" + std::to_string((i / hosts_) % 20);
     a.resource = res[i % 4];
     a.tier = tiers[i % 3];
     a.quantity = 100 + i % 900;
-    a.price = 3 + (i + static_cast<int>(t)) % 7;
-    a.since = t > 50 ? t - 50 : 1;
-    o.charges.push_back({a.bid_id, a.account, a.quantity * a.price});
-    o.revenue += a.quantity * a.price;
-    o.allocations.push_back(std::move(a));
+    a.price = 3 + i % 7;
+    a.since = t;
+    return a;
   }
-  for (int i = 0; i < allocations / 10; ++i)
-    o.failures.push_back({static_cast<BidId>(allocations + i + 1), "acct" + std::to_string(i % accounts),
-                          FailureReason::no_capacity, "book full"});
-  for (int h = 0; h < hosts; ++h)
-    for (Resource r : kMarketResources)
-      for (Tier tr : tiers) o.prices.push_back({"host" + std::to_string(h), r, tr, 5, 1000});
-  for (int i = 0; i < allocations / 100; ++i) {
-    Bid b;
-    b.id = static_cast<BidId>(allocations * 2 + (static_cast<int>(t) * 1000 + i) % 50000 + 1);
-    b.account = "acct" + std::to_string(i % accounts);
-    b.vm = "vm";
-    b.host = "host0";
-    b.quantity = 10;
-    b.min_fill = 1;
-    b.max_price = 9;
-    b.expiry = t + 100;
-    b.submitted = 1;
-    b.seq = b.id;
-    b.state = BidState::suspended;
-    b.state_reason = FailureReason::insufficient_funds;
-    o.bid_changes.push_back(b);
-  }
-  return o;
-}
 
-bool run(const std::string& dir, int allocations, int ticks, const std::string& variant) {
+  int accounts_, hosts_;
+  double churn_;
+  std::mt19937_64 rng_;
+  std::vector<Allocation> allocs_;
+  BidId next_id_ = 1;
+};
+
+bool run(const std::string& dir, int allocations, int ticks, double churn, const std::string& variant) {
   const std::string path = dir + "/ledger_tick_bench_" + std::to_string(allocations) + "_" + variant + ".db";
   for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
   auto opened = ledger::SqliteLedger::open(path);
@@ -168,33 +214,22 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
     if (sqlite3_step(s) == SQLITE_ROW) page = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
   }
-  // A ledger that writes journal rows (the journal_table variants, or an older build's ledger run through
-  // this bench as "shipped"): they count as rows written.
-  bool journal_rows = false;
-  {
-    sqlite3_stmt* s = nullptr;
-    sqlite3_prepare_v2(
-        db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'journal_table')", -1, &s,
-        nullptr);
-    journal_rows = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) > 0;
-    sqlite3_finalize(s);
-  }
   WalCount wal;
   sqlite3_wal_hook(db, wal_hook, &wal);
-  std::vector<double> ms, bytes;
-  long rows = 0;
+  std::vector<double> ms, cpu, bytes, rows;
   const int warmup = 2;
+  SteadyMarket market(allocations, accounts, churn);
   for (int i = 1; i <= ticks + warmup; ++i) {
-    TickOutcome o = make_tick(static_cast<Tick>(i), allocations, accounts);
-    rows = 1 + static_cast<long>(o.charges.size()) * 2 /* charge, debit */ + static_cast<long>(o.allocations.size()) +
-           static_cast<long>(o.failures.size()) + static_cast<long>(o.prices.size()) +
-           static_cast<long>(o.bid_changes.size());
-    if (journal_rows) rows += static_cast<long>(o.charges.size() + o.failures.size());
+    TickOutcome o = market.next(static_cast<Tick>(i));
+    // Rows the commit inserted, updated or deleted (triggers' included), whatever the ledger's layout.
+    const int64_t changes0 = sqlite3_total_changes64(db);
     const long before = wal.restarted ? 0 : wal.frames_now;
     wal.restarted = false;
+    const double c0 = morph::test::thread_cpu_ms();
     auto t0 = Clock::now();
     auto st = l.commit_tick(o);
     const double d = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    const double c = morph::test::thread_cpu_ms() - c0;
     if (!st.ok()) {
       std::fprintf(stderr, "ledger_tick_bench: tick %d: %s\n", i, st.error().message().c_str());
       return false;
@@ -203,7 +238,9 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
     const long frames = wal.frames_now - before;
     if (i > warmup) {
       ms.push_back(d);
+      cpu.push_back(c);
       bytes.push_back(static_cast<double>(frames) * (page + 24));
+      rows.push_back(static_cast<double>(sqlite3_total_changes64(db) - changes0));
     }
   }
   // Two `ledger show` pages through the shipped query.
@@ -222,9 +259,10 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
   }
   auto audit = l.audit();
   if (!audit) std::fprintf(stderr, "ledger_tick_bench: audit: %s\n", audit.error().message().c_str());
-  std::printf("%-8d %-28s %5d %9.1f %9.1f %8ld %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
-              percentile(ms, 0.5), percentile(ms, 0.99), rows, percentile(bytes, 0.5), percentile(page_acct, 0.5),
-              percentile(page_since, 0.5), audit ? (audit->ok() ? "ok" : "FAILED") : "error");
+  std::printf("%-8d %-28s %5d %9.1f %9.1f %9.1f %8.0f %11.0f %8.2f %8.2f %s\n", allocations, variant.c_str(), ticks,
+              percentile(ms, 0.5), percentile(ms, 0.99), percentile(cpu, 0.5), percentile(rows, 0.5),
+              percentile(bytes, 0.5), percentile(page_acct, 0.5), percentile(page_since, 0.5),
+              audit ? (audit->ok() ? "ok" : "FAILED") : "error");
   std::fflush(stdout);
   for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
   return true;
@@ -233,28 +271,32 @@ bool run(const std::string& dir, int allocations, int ticks, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const morph::test::Flags flags(argc, argv, {"--dir", "--sizes", "--ticks", "--variants"});
+  const morph::test::Flags flags(argc, argv, {"--dir", "--sizes", "--ticks", "--churn", "--variants"});
   if (!flags.error().empty()) {
-    std::fprintf(stderr, "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--variants V,..]\n");
+    std::fprintf(stderr,
+                 "usage: ledger_tick_bench [--dir D] [--sizes N,..] [--ticks N] [--churn F] [--variants V,..]\n");
     return 2;
   }
   const std::string dir = flags.text("--dir", "/tmp"), sizes = flags.text("--sizes", "1000,10000,100000"),
                     variants =
                         flags.text("--variants", "journal_table,journal_table_no_tick_index,view_cache2m,shipped");
   const int ticks = static_cast<int>(flags.number("--ticks", 20));
+  const double churn = std::atof(flags.text("--churn", "0.005").c_str());
   if (ticks < 1) {
     std::fprintf(stderr, "ledger_tick_bench: --ticks must be >= 1\n");
     return 2;
   }
-  std::printf("# SQLite %s, dir %s; commit_tick wall time per tick (fsync included), medians over %d ticks\n",
-              sqlite3_libversion(), dir.c_str(), ticks);
-  std::printf("%-8s %-28s %5s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms", "rows",
-              "wal_bytes", "acct_pg", "since_pg", "audit");
+  std::printf(
+      "# SQLite %s, dir %s; commit_tick wall time per tick (fsync included), medians over %d ticks, churn %.3f of the "
+      "allocations per tick; rows = rows inserted, updated or deleted per tick (median)\n",
+      sqlite3_libversion(), dir.c_str(), ticks, churn);
+  std::printf("%-8s %-28s %5s %9s %9s %9s %8s %11s %8s %8s %s\n", "allocs", "variant", "ticks", "p50_ms", "p99_ms",
+              "cpu_p50", "rows", "wal_bytes", "acct_pg", "since_pg", "audit");
   for (const auto& s : split(sizes))
     for (const auto& v : split(variants)) {
       // Big ticks take seconds each: fewer of them.
       const int n = std::stoi(s) >= 100000 ? std::max(3, ticks / 4) : ticks;
-      if (!run(dir, std::stoi(s), n, v)) return 1;
+      if (!run(dir, std::stoi(s), n, churn, v)) return 1;
     }
   return 0;
 }

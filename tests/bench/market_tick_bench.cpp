@@ -1,9 +1,10 @@
-// market_tick_bench: the wall and CPU time of one controller tick, MarketService::tick_once, at 1k, 10k and
-// 100k allocations (hosts x 20 VMs x 5 bids, 500 accounts, as market_clearing_bench), and the part of it
-// spent in Exchange::run_tick (clearing + the ledger's one SQLite transaction, read per tick from the
-// morph_market_clearing_seconds histogram's sum), so the service's own per-tick bookkeeping (feeding the
-// inventory, price history, the alloc./bid./price. events, shift targets and lease renewals, the log
-// search lines) is what is left: "book" = tick_once - run_tick, per tick.
+// market_tick_bench: the wall and CPU time of one controller tick, MarketService::tick_once, at fleets of
+// 1,000 to 10,000 hosts (hosts x 20 VMs x 5 bids, 500 accounts, as market_clearing_bench), and its parts:
+// clear (Market::clear), commit (the ledger's one SQLite transaction, fsync included) and apply
+// (Market::apply), each read per tick from the controller's morph_market_clear_seconds /
+// morph_ledger_commit_seconds histograms and morph_market_clearing_seconds (clear + commit + apply); "book" is
+// what is left, the service's own per-tick bookkeeping (feeding the inventory, price history, the
+// alloc./bid./price. events, shift targets and lease renewals, the log search lines).
 //
 // A real MarketService over a real SQLite ledger in a fresh directory (WAL, synchronous=FULL as shipped),
 // hosts and VMs fed as HostHellos, a ControllerLink that only counts what it is given (events are not
@@ -13,10 +14,11 @@
 // (one transaction each, synchronous=OFF on that connection only: setup time, not measured); the service
 // recovers them. Logging goes to a null sink at info (formatting included, no I/O).
 //
-// --metrics 0 opens the service without a metrics registry (as a controller never does): no run/book split
-// then, but the tick without the registry's per-tick work (the morph_market_bids gauge) shows what that costs.
+// --metrics 0 opens the service without a metrics registry (as a controller never does): no split then, but
+// the tick without the registry's per-tick work (the morph_market_bids gauge) shows what that costs.
 //
-//   market_tick_bench [--sizes 1000,10000,100000] [--ticks 20] [--churn 0.005] [--dir /tmp] [--metrics 1]
+//   market_tick_bench [--hosts 1000,5000,10000 | --sizes BIDS,..] [--ticks 20] [--churn 0.005] [--dir /tmp]
+//                     [--metrics 1]
 #include <flatbuffers/flatbuffers.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -42,11 +44,13 @@
 #include "controller/runtime/market_service.h"
 #include "host_hello_generated.h"
 #include "tests/support/flags.h"
+#include "tests/support/http.h"
 #include "tests/support/measure.h"
 
 using namespace morph;
 using namespace morph::market;
 using morph::test::percentile;
+using morph::test::rss_mib;
 using morph::test::thread_cpu_ms;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -169,9 +173,17 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     return false;
   }
   auto& svc = **opened;
-  auto clearing = reg.histogram("morph_market_clearing_seconds", "Time to clear and commit one tick", {},
-                                {0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})
-                      .with({});  // as the service registers it
+  // The sums of the controller's histograms, as a scrape would read them (0 without a registry).
+  struct Sums {
+    double run = 0, clear = 0, commit = 0;
+  };
+  auto sums = [&] {
+    if (!with_metrics) return Sums{};
+    const std::string text = reg.render();
+    auto sum = [&](const char* name) { return morph::test::metric_value(text, name).value_or(0); };
+    return Sums{sum("morph_market_clearing_seconds_sum"), sum("morph_market_clear_seconds_sum"),
+                sum("morph_ledger_commit_seconds_sum")};
+  };
   CountingLink link;
   svc.attach(&link);
   for (int h = 0; h < hosts; ++h) {
@@ -195,7 +207,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
       return false;
     }
 
-  std::vector<double> tick_ms, tick_cpu, run_ms, book_ms;
+  std::vector<double> tick_ms, tick_cpu, clear_ms, commit_ms, apply_ms, book_ms;
   long events0 = link.alloc + link.bid, shifts0 = link.shifts, renew0 = link.renewals, alloc0 = link.alloc;
   long churned = 0;
   for (int t = 0; t < ticks; ++t) {
@@ -233,7 +245,7 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
       }
       ++churned;
     }
-    const double sum0 = clearing->snapshot().sum;
+    const Sums s0 = sums();
     const double c0 = thread_cpu_ms();
     const auto w0 = SteadyClock::now();
     if (auto st = svc.tick_once(); !st) {
@@ -243,17 +255,21 @@ bool run(int allocations, int ticks, double churn, const std::string& dir_root, 
     const double wall = std::chrono::duration<double, std::milli>(SteadyClock::now() - w0).count();
     tick_cpu.push_back(thread_cpu_ms() - c0);
     tick_ms.push_back(wall);
-    const double run = with_metrics ? (clearing->snapshot().sum - sum0) * 1e3 : 0;
-    run_ms.push_back(run);
+    const Sums s1 = sums();
+    const double run = (s1.run - s0.run) * 1e3, clr = (s1.clear - s0.clear) * 1e3, cmt = (s1.commit - s0.commit) * 1e3;
+    clear_ms.push_back(clr);
+    commit_ms.push_back(cmt);
+    apply_ms.push_back(run - clr - cmt);
     book_ms.push_back(wall - run);
   }
   const double per = static_cast<double>(ticks);
-  std::printf("%8zu %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.2f %8.2f %8.1f %7.0f %7.0f %7.0f %7.0f\n", live.size(), hosts,
-              setup_s, percentile(tick_ms, 0.5), percentile(tick_ms, 0.99), percentile(tick_cpu, 0.5),
-              percentile(run_ms, 0.5), percentile(book_ms, 0.5), percentile(book_ms, 0.99),
-              static_cast<double>(churned) / per, static_cast<double>(link.alloc - alloc0) / per,
-              static_cast<double>(link.alloc + link.bid - events0) / per,
-              static_cast<double>(link.shifts - shifts0) / per, static_cast<double>(link.renewals - renew0) / per);
+  std::printf(
+      "%8zu %6d %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %8.2f %8.2f %8.1f %7.0f %7.0f %7.0f %7.0f %7.0f\n",
+      live.size(), hosts, setup_s, percentile(tick_ms, 0.5), percentile(tick_ms, 0.99), percentile(tick_cpu, 0.5),
+      percentile(clear_ms, 0.5), percentile(commit_ms, 0.5), percentile(commit_ms, 0.99), percentile(apply_ms, 0.5),
+      percentile(book_ms, 0.5), percentile(book_ms, 0.99), static_cast<double>(churned) / per,
+      static_cast<double>(link.alloc - alloc0) / per, static_cast<double>(link.alloc + link.bid - events0) / per,
+      static_cast<double>(link.shifts - shifts0) / per, static_cast<double>(link.renewals - renew0) / per, rss_mib());
   std::fflush(stdout);
   opened->reset();
   std::error_code ec;
@@ -272,13 +288,17 @@ std::vector<int> ints(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const morph::test::Flags flags(argc, argv, {"--sizes", "--ticks", "--churn", "--dir", "--metrics"});
+  const morph::test::Flags flags(argc, argv, {"--hosts", "--sizes", "--ticks", "--churn", "--dir", "--metrics"});
   if (!flags.error().empty()) {
-    std::fprintf(stderr, "market_tick_bench: %s (--sizes, --ticks, --churn, --dir, --metrics)\n",
+    std::fprintf(stderr, "market_tick_bench: %s (--hosts, --sizes, --ticks, --churn, --dir, --metrics)\n",
                  flags.error().c_str());
     return 2;
   }
-  const std::vector<int> sizes = ints(flags.text("--sizes", "1000,10000,100000"));
+  std::vector<int> sizes = ints(flags.text("--sizes", "1000,10000,100000"));
+  if (!flags.text("--hosts").empty()) {
+    sizes = ints(flags.text("--hosts"));
+    for (int& n : sizes) n *= kVmsPerHost * kBidsPerVm;
+  }
   const int ticks = std::max(1, static_cast<int>(flags.number("--ticks", 20)));
   const double churn = std::atof(flags.text("--churn", "0.005").c_str());
   const std::string dir = flags.text("--dir", "/tmp");
@@ -288,14 +308,15 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(null_logger);
   std::printf(
       "# MarketService::tick_once, %d VMs/host, %d bids/VM, %d accounts, %d timed ticks, churn %.3f of the bids "
-      "per tick; ms\n# tick = tick_once wall, cpu = its thread CPU, run = Exchange::run_tick wall (clearing + "
-      "ledger commit), book = tick - run (the service's bookkeeping); per tick: churned requests, alloc. "
-      "events, alloc.+bid. events, shift commands, lease renewals\n",
-      kVmsPerHost, kBidsPerVm, kAccounts, ticks, churn);
-  if (!with_metrics) std::printf("# no metrics registry: run and book are not measured (0)\n");
-  std::printf("%8s %6s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s\n", "bids", "hosts", "setup_s", "tick_p50",
-              "tick_p99", "cpu_p50", "run_p50", "book_p50", "book_p99", "churn", "alloc_e", "events", "shifts",
-              "renews");
+      "per tick; ms; load %s\n# tick = tick_once wall, cpu = its thread CPU; its parts: clear = Market::clear, "
+      "commit = the ledger's transaction, apply = Market::apply, book = the rest (the service's bookkeeping); per "
+      "tick: churned requests, alloc. events, alloc.+bid. events, shift commands, lease renewals; rss = the bench's "
+      "MiB after\n",
+      kVmsPerHost, kBidsPerVm, kAccounts, ticks, churn, morph::test::loadavg().c_str());
+  if (!with_metrics) std::printf("# no metrics registry: the parts are not measured (0)\n");
+  std::printf("%8s %6s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s %7s %7s %7s %7s\n", "bids", "hosts", "setup_s",
+              "tick_p50", "tick_p99", "cpu_p50", "clr_p50", "cmt_p50", "cmt_p99", "apl_p50", "book_p50", "book_p99",
+              "churn", "alloc_e", "events", "shifts", "renews", "rss_mib");
   for (int s : sizes)
     if (!run(s, ticks, churn, dir, with_metrics)) return 1;
 }

@@ -1,16 +1,20 @@
 // ledger_crash_driver: a real process running the market + SQLite ledger tick loop with live random bids
 // and fast ticks, to be killed with SIGKILL at any instant by ledger_crash_test. On start it recovers from
-// the ledger and prints "recovered <last tick>"; after every commit it prints "committed <tick>" (only
-// once the ledger has returned, so every printed tick must survive a kill).
+// the ledger and prints "recovered <last tick> <digest>"; after every commit it prints "committed <tick>
+// <digest>" (only once the ledger has returned, so every printed tick must survive a kill). The digest is of
+// the allocations: as recovered, and as the tick committed them, so a restart must print the last one's.
 //
 //   ledger_crash_driver --db PATH --until TICK [--seed N] [--sleep-us N]
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "controller/ledger/exchange.h"
 #include "controller/ledger/sqlite_ledger.h"
@@ -43,6 +47,18 @@ void say(const std::string& line) {
   if (::write(STDOUT_FILENO, l.data(), l.size()) < 0) std::exit(3);
 }
 
+// Every field of every allocation, in bid order: two digests agree only if the allocations do.
+std::string digest(std::vector<Allocation> held) {
+  std::sort(held.begin(), held.end(), [](auto& x, auto& y) { return x.bid_id < y.bid_id; });
+  std::string text;
+  for (const Allocation& a : held)
+    text += std::to_string(a.bid_id) + " " + a.account + " " + a.vm + " " + a.host + " " +
+            std::string(resource_name(a.resource)) + " " + std::string(tier_name(a.tier)) + " " +
+            std::to_string(a.quantity) + " " + std::to_string(a.price) + " " + std::to_string(a.since) + " " +
+            std::to_string(a.notice_until) + "\n";
+  return std::to_string(held.size()) + ":" + std::to_string(std::hash<std::string>{}(text));
+}
+
 int fail(const Error& e) {
   std::fprintf(stderr, "ledger_crash_driver: %s\n", e.describe().c_str());
   return 2;
@@ -66,6 +82,8 @@ int main(int argc, char** argv) {
   Market market(config());
   ledger::Exchange ex(market, led);
   if (auto st = ex.recover(); !st.ok()) return fail(st.error());
+  std::vector<Allocation> recovered;
+  for (const auto& [bid, a] : market.allocations()) recovered.push_back(a);
   // Accounts are created once; a kill in between leaves some to create on the next start.
   for (int a = 0; a < kAccounts; ++a)
     if (!market.balance(account(a)).ok())
@@ -82,7 +100,7 @@ int main(int argc, char** argv) {
       if (auto st = market.upsert_vm(vm); !st.ok()) return fail(st.error());
     }
   }
-  say("recovered " + std::to_string(market.last_tick()));
+  say("recovered " + std::to_string(market.last_tick()) + " " + digest(std::move(recovered)));
 
   std::mt19937_64 rng(seed ^ (market.last_tick() * 0x9e3779b97f4a7c15ULL));
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
@@ -117,7 +135,7 @@ int main(int argc, char** argv) {
         return fail(st.error());
     auto o = ex.run_tick();
     if (!o.ok()) return fail(o.error());
-    say("committed " + std::to_string(o->tick));
+    say("committed " + std::to_string(o->tick) + " " + digest(o->allocations));
     if (sleep_us > 0) ::usleep(static_cast<useconds_t>(sleep_us));
   }
   return 0;
