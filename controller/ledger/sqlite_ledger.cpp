@@ -108,7 +108,10 @@ CREATE TABLE IF NOT EXISTS vm_policies(
   max_price INTEGER NOT NULL CHECK (max_price >= 0),
   budget_per_hour INTEGER NOT NULL CHECK (budget_per_hour >= 0),
   funds_horizon_s INTEGER NOT NULL,
-  updated_tick INTEGER NOT NULL
+  updated_tick INTEGER NOT NULL,
+  predictive INTEGER NOT NULL DEFAULT 0 CHECK (predictive IN (0, 1)),
+  predictive_horizon_s INTEGER NOT NULL DEFAULT 300,
+  predictive_quantile_permille INTEGER NOT NULL DEFAULT 900
 );
 CREATE TABLE IF NOT EXISTS owner_overrides(
   vm TEXT PRIMARY KEY,
@@ -279,6 +282,7 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   MORPH_TRY(l->exec("PRAGMA cache_size=-65536"));
   MORPH_TRY(l->exec(kSchema));
   MORPH_TRY(l->migrate());
+  MORPH_TRY(l->add_predictive_columns());
   Stmt q(db, "PRAGMA journal_mode");
   if (!q.ok() || !q.row() || q.text(0) != "wal") return Error(Errc::io, "ledger " + path + ": WAL mode not available");
   return l;
@@ -358,6 +362,22 @@ Result<int64_t> SqliteLedger::next_journal_id() {
          " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
   if (!q.ok() || !q.row()) return prep_error(db_, "journal id");
   return q.i64(0);
+}
+
+// A file from before predictive bids (issue #14) gains the policy's three predictive columns, at their
+// defaults (off). Independent of the schema version: the columns are additive.
+Status SqliteLedger::add_predictive_columns() {
+  int64_t n = 0;
+  {
+    Stmt q(db_, "SELECT COUNT(*) FROM pragma_table_info('vm_policies') WHERE name = 'predictive'");
+    if (!q.ok() || !q.row()) return prep_error(db_, "schema check");
+    n = q.i64(0);
+  }
+  if (n > 0) return {};
+  return exec(
+      "ALTER TABLE vm_policies ADD COLUMN predictive INTEGER NOT NULL DEFAULT 0 CHECK (predictive IN (0, 1));"
+      "ALTER TABLE vm_policies ADD COLUMN predictive_horizon_s INTEGER NOT NULL DEFAULT 300;"
+      "ALTER TABLE vm_policies ADD COLUMN predictive_quantile_permille INTEGER NOT NULL DEFAULT 900;");
 }
 
 Status SqliteLedger::exec(const char* sql) {
@@ -692,11 +712,11 @@ Result<std::vector<JournalEntry>> SqliteLedger::journal(const JournalQuery& jq) 
 Status SqliteLedger::put_policy(const PolicyRecord& p) {
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  Stmt q(
-      db_,
-      "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
-      "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
-      "funds_horizon_s, updated_tick) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
+  Stmt q(db_,
+         "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
+         "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
+         "funds_horizon_s, predictive, predictive_horizon_s, predictive_quantile_permille, updated_tick) "
+         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
   if (!q.ok()) return prep_error(db_, "policy");
   MORPH_TRY(q.bind(1, p.vm)
                 .bind(2, p.account)
@@ -712,6 +732,9 @@ Status SqliteLedger::put_policy(const PolicyRecord& p) {
                 .bind(12, p.max_price)
                 .bind(13, p.budget_per_hour)
                 .bind(14, int64_t{p.funds_horizon_s})
+                .bind(15, int64_t{p.predictive})
+                .bind(16, int64_t{p.predictive_horizon_s})
+                .bind(17, int64_t{p.predictive_quantile_permille})
                 .run("recording policy"));
   return tx.commit();
 }
@@ -742,8 +765,8 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
   {
     Stmt q(db_,
            "SELECT vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, breach_intervals, "
-           "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s "
-           "FROM vm_policies ORDER BY vm");
+           "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s, "
+           "predictive, predictive_horizon_s, predictive_quantile_permille FROM vm_policies ORDER BY vm");
     if (!q.ok()) return prep_error(db_, "policies");
     while (q.row()) {
       PolicyRecord p;
@@ -761,6 +784,9 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
       p.max_price = q.i64(11);
       p.budget_per_hour = q.i64(12);
       p.funds_horizon_s = static_cast<uint32_t>(q.i64(13));
+      p.predictive = q.i64(14) != 0;
+      p.predictive_horizon_s = static_cast<uint32_t>(q.i64(15));
+      p.predictive_quantile_permille = static_cast<uint32_t>(q.i64(16));
       s.policies.push_back(std::move(p));
     }
   }

@@ -41,6 +41,7 @@ class SqliteLedger final : public Ledger {
  private:
   explicit SqliteLedger(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  Status add_predictive_columns();
   Status upsert_bid(const market::Bid& bid);
   Status add_credit(const std::string& account, Micros amount, const std::string& note);
   Status migrate();
