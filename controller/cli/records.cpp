@@ -162,15 +162,15 @@ json quote_json(const v1::QuoteReply& q) {
 json quote_forecast_json(const v1::QuoteReply& q) {
   const v1::ForecastAdvice* f = q.forecast();
   if (!f) return nullptr;
-  return {{"ready", f->ready()},
-          {"note", s(f->note())},
-          {"baseline_mc", f->baseline_mc()},
-          {"p50_peak_mc", f->p50_peak_mc()},
-          {"p90_peak_mc", f->p90_peak_mc()},
-          {"increment_mc", f->increment_mc()},
-          {"horizon_s", f->horizon_s()},
-          {"recent_price_ucredits", f->recent_price_ucredits()},
-          {"cost_per_hour_ucredits", f->cost_per_hour_ucredits()}};
+  json j = {{"ready", f->ready()}, {"note", s(f->note())}, {"horizon_s", f->horizon_s()}};
+  for (auto [key, value] : {std::pair{"baseline_mc", f->baseline_mc()},
+                            {"p50_peak_mc", f->p50_peak_mc()},
+                            {"p90_peak_mc", f->p90_peak_mc()},
+                            {"increment_mc", f->increment_mc()},
+                            {"recent_price_ucredits", f->recent_price_ucredits()},
+                            {"cost_per_hour_ucredits", f->cost_per_hour_ucredits()}})
+    j[key] = value;
+  return j;
 }
 
 json quote_history_json(const v1::QuoteReply& q) {
