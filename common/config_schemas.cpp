@@ -119,6 +119,13 @@ Schema make_controller_schema() {
         "A challenger must outbid an incumbent by this many percent to displace it.")
       .min("0")
       .max("100");
+  // The CPU demand forecaster behind predictive bids and quotes (controller/predict/).
+  const char* forecast_step =
+      "Step of the CPU demand forecaster: each VM's mean demand over a step is one observation, and forecasts "
+      "reach 12 steps ahead (predictive bids' --horizon, quote's hour). 5m is the step its prior was fitted at.";
+  s.add("forecast.step", Type::duration, "5m", forecast_step).min("1s").max("1h");
+  const char* min_steps = "Steps of a VM's history before its forecast is bid on (predictive bids) or quoted.";
+  s.add("forecast.min_steps", Type::integer, "12", min_steps).min("1").max("288");
   s.add("security.keys_dir", Type::path, "/etc/morph/keys",
         "CURVE keys (morphctl keys gen): the controller's controller.key. Needed when an endpoint is tcp://.");
   s.add("security.allow_list", Type::path, "/etc/morph/allow-list",

@@ -1,4 +1,7 @@
-// `morphctl policy get|set`: a VM's SLA thresholds, its rescue settings and the rescue bid in force.
+// `morphctl policy get|set`: a VM's SLA thresholds, its rescue and predictive-bid settings and the bids in force.
+#include <cmath>
+
+#include "common/config.h"
 #include "controller/cli/command.h"
 #include "controller/cli/records.h"
 
@@ -8,7 +11,8 @@ namespace {
 
 // `policy set` sends only the flags given (the controller keeps the rest), so it keeps each flag's option.
 struct PolicyArgs {
-  std::string vm, rescue;
+  std::string vm, rescue, predictive, horizon;
+  double quantile = 0;
   uint32_t runq_permille = 0;
   uint64_t blk_p99_us = 0, drops_per_s = 0;
   int64_t max_price = 0, budget_per_hour = 0;
@@ -17,13 +21,24 @@ struct PolicyArgs {
   CLI::Option *o_rescue = nullptr, *o_runq = nullptr, *o_blk = nullptr, *o_drops = nullptr;
   CLI::Option *o_max_price = nullptr, *o_budget = nullptr, *o_breach = nullptr, *o_recover = nullptr;
   CLI::Option *o_cpu_step = nullptr, *o_iops_step = nullptr, *o_kbps_step = nullptr;
+  CLI::Option *o_predictive = nullptr, *o_horizon = nullptr, *o_quantile = nullptr;
 };
+
+// --horizon as whole seconds (the controller checks it against the forecaster's reach).
+uint32_t horizon_s(const std::string& text) {
+  auto d = config::parse_duration_arg(text);
+  if (!d) fail(kUsage, "--horizon: " + std::string(d.error().what()));
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+  if (s < 1 || s > 86'400) fail(kUsage, "--horizon " + text + ": must be from 1s to 24h");
+  return static_cast<uint32_t>(s);
+}
 
 json policy_rows(const v1::ApiReply& reply) {
   return policy_json(expect(reply.body_as_PolicyReply()));
 }
 
 flatbuffers::Offset<void> policy_set_body(Builder& b, const PolicyArgs& o) {
+  const uint32_t horizon = o.o_horizon->count() ? horizon_s(o.horizon) : 0;  // checked before building
   auto vm = b.CreateString(o.vm);
   v1::PolicySetBuilder pb(b);
   pb.add_vm_uuid(vm);
@@ -38,6 +53,9 @@ flatbuffers::Offset<void> policy_set_body(Builder& b, const PolicyArgs& o) {
   if (o.o_cpu_step->count()) pb.add_cpu_step(o.cpu_step);
   if (o.o_iops_step->count()) pb.add_disk_iops_step(o.disk_iops_step);
   if (o.o_kbps_step->count()) pb.add_net_kbps_step(o.net_kbps_step);
+  if (o.o_predictive->count()) pb.add_predictive(o.predictive == "on");
+  if (o.o_horizon->count()) pb.add_predictive_horizon_s(horizon);
+  if (o.o_quantile->count()) pb.add_predictive_quantile_permille(static_cast<uint32_t>(std::lround(o.quantile * 1000)));
   return pb.Finish().Union();
 }
 
@@ -69,6 +87,15 @@ void add_set_options(CLI::App* set, PolicyArgs& o) {
   o.o_kbps_step = set->add_option("--net-kbps-step", o.net_kbps_step,
                                   "kbit/s a network rescue asks for (1..1048576; default 10000)")
                       ->check(steps);
+  // Predictive bids (docs/market.md "Predictive bids").
+  o.o_predictive = set->add_option("--predictive", o.predictive, "bid ahead of the VM's forecast demand: on or off")
+                       ->check(CLI::IsMember({"on", "off"}));
+  o.o_horizon = set->add_option("--horizon", o.horizon,
+                                "how far ahead the predictive bid covers the forecast (5m, 30m; up to the "
+                                "forecaster's reach, an hour by default; default 5m)");
+  o.o_quantile = set->add_option("--quantile", o.quantile,
+                                 "the forecast quantile a predictive bid is sized at (0.5..0.99; default 0.9)")
+                     ->check(CLI::Range(0.5, 0.99));
 }
 
 }  // namespace
@@ -87,7 +114,8 @@ void add_policy(Commands& c) {
   const std::vector<std::string> examples = {
       "morphctl policy set 0f1e2d3c-... --rescue on --runq-wait-permille 200 --max-price 50 --budget-per-hour "
       "5000000",
-      "morphctl policy set 0f1e2d3c-... --breach-intervals 1 --recover-intervals 5 --cpu-step 500 --json"};
+      "morphctl policy set 0f1e2d3c-... --breach-intervals 1 --recover-intervals 5 --cpu-step 500 --json",
+      "morphctl policy set 0f1e2d3c-... --predictive on --horizon 5m --quantile 0.9 --max-price 50"};
   c.request(
       set, examples, v1::ApiRequestBody::PolicySet, [a = set.args](Builder& b) { return policy_set_body(b, *a); },
       policy_rows);

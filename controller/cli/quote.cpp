@@ -1,4 +1,5 @@
-// `morphctl quote`: what an increment would cost on a VM's host now, and the recent prices of its book.
+// `morphctl quote`: what an increment would cost on a VM's host now, the recent prices of its book, and (a
+// --vm quote of cpu) the increment its demand forecast says it is likely to need over the next hour.
 #include "controller/cli/command.h"
 #include "controller/cli/records.h"
 
@@ -22,9 +23,10 @@ int run_quote(Session& s, const QuoteArgs& a) {
     return v1::CreateQuoteQueryDirect(b, a.vm.c_str(), a.host.c_str(), resource, tier, a.quantity, a.history).Union();
   });
   const v1::QuoteReply& q = expect(reply.body_as_QuoteReply());
-  json out = quote_json(q), hist = quote_history_json(q);
+  json out = quote_json(q), hist = quote_history_json(q), forecast = quote_forecast_json(q);
   if (a.json) {
     out["history"] = hist;
+    if (!forecast.is_null()) out["forecast"] = forecast;
     print(out, true, s.out);
     return kOk;
   }
@@ -34,6 +36,17 @@ int run_quote(Session& s, const QuoteArgs& a) {
   s.out << (hist.empty() ? " (none yet)\n" : "\n");
   if (q.available() < q.quantity())
     s.out << "only " << q.available() << " of " << q.quantity() << " could be had now\n";
+  if (!forecast.is_null()) {
+    if (forecast["ready"].get<bool>())
+      s.out << "next " << forecast["horizon_s"].get<uint32_t>() / 60 << " min (forecast): likely +"
+            << forecast["increment_mc"].get<int64_t>() << " mc above the " << forecast["baseline_mc"].get<int64_t>()
+            << " mc baseline (p90 peak " << forecast["p90_peak_mc"].get<int64_t>() << " mc, p50 "
+            << forecast["p50_peak_mc"].get<int64_t>() << "), about "
+            << forecast["cost_per_hour_ucredits"].get<int64_t>() << " ucredits/h at the recent "
+            << forecast["recent_price_ucredits"].get<int64_t>() << " per mc-second\n";
+    else
+      s.out << "forecast: " << forecast["note"].get<std::string>() << "\n";
+  }
   return kOk;
 }
 

@@ -47,6 +47,7 @@ json bid_json(const v1::BidInfo& b) {
           {"state", v1::EnumNameBidState(b.state())},
           {"filled", b.filled_quantity()},
           {"rescue", b.rescue()},
+          {"predictive", b.predictive()},
           {"expires_ns", b.expires_ns()}};
 }
 
@@ -142,6 +143,11 @@ json policy_json(const v1::PolicyReply& r) {
   j["cpu_step_mc"] = r.cpu_step();
   j["disk_iops_step"] = r.disk_iops_step();
   j["net_kbps_step"] = r.net_kbps_step();
+  j["predictive"] = r.predictive();
+  j["predictive_horizon_s"] = r.predictive_horizon_s();
+  j["predictive_quantile"] = r.predictive_quantile_permille() / 1000.0;
+  j["predictive_bid_id"] = r.predictive_bid_id();
+  j["predictive_status"] = s(r.predictive_status());
   return j;
 }
 
@@ -151,6 +157,20 @@ json quote_json(const v1::QuoteReply& q) {
                        {"price_ucredits", q.price_ucredits()},
                        {"cost_per_tick_ucredits", q.cost_per_tick_ucredits()},
                        {"tick_ms", q.tick_ms()}});
+}
+
+json quote_forecast_json(const v1::QuoteReply& q) {
+  const v1::ForecastAdvice* f = q.forecast();
+  if (!f) return nullptr;
+  json j = {{"ready", f->ready()}, {"note", s(f->note())}, {"horizon_s", f->horizon_s()}};
+  for (auto [key, value] : {std::pair{"baseline_mc", f->baseline_mc()},
+                            {"p50_peak_mc", f->p50_peak_mc()},
+                            {"p90_peak_mc", f->p90_peak_mc()},
+                            {"increment_mc", f->increment_mc()},
+                            {"recent_price_ucredits", f->recent_price_ucredits()},
+                            {"cost_per_hour_ucredits", f->cost_per_hour_ucredits()}})
+    j[key] = value;
+  return j;
 }
 
 json quote_history_json(const v1::QuoteReply& q) {

@@ -24,6 +24,8 @@ json policy_json(const v1::PolicyReply& r);
 // A QuoteReply without its price history (quote_history_json).
 json quote_json(const v1::QuoteReply& q);
 json quote_history_json(const v1::QuoteReply& q);
+// A quote's cost advice from the VM's demand forecast; null when the quote has none (a host or non-cpu quote).
+json quote_forecast_json(const v1::QuoteReply& q);
 // {"cpu": 2000, ...}: resource amounts (a host's capacity, a VM's baseline) by resource name.
 json amounts_json(const flatbuffers::Vector<flatbuffers::Offset<v1::ResourceAmount>>* amounts);
 

@@ -152,6 +152,38 @@ std::vector<KpiSample> KpiHistory::recent(std::string_view vm, size_t n) const {
   return out;
 }
 
+std::optional<double> KpiHistory::mean_demand(std::string_view vm, uint64_t from_ns, uint64_t to_ns) const {
+  std::lock_guard lk(mu_);
+  auto it = vms_.find(vm);
+  if (it == vms_.end() || to_ns <= from_ns) return std::nullopt;
+  double weighted = 0, span = 0;
+  auto add = [&](const KpiSample& s) {
+    weighted += static_cast<double>(s.cpu_demand_mc()) * s.span_ms;
+    span += s.span_ms;
+  };
+  bool reached = !it->second.fine.full(opt_.fine_samples);  // nothing dropped yet: the ring is the whole past
+  it->second.fine.visit_newest_first([&](const KpiSample& s) {
+    if (s.end_ns < from_ns) {
+      reached = true;
+      return false;
+    }
+    if (s.end_ns < to_ns) add(s);
+    return true;
+  });
+  if (!reached) {
+    // The span reaches past the fine samples: the closed windows wholly inside it instead (a window's
+    // sample ends at its end and holds the intervals that ended in [end - coarse_window, end)).
+    weighted = span = 0;
+    it->second.coarse.visit_newest_first([&](const KpiSample& s) {
+      if (s.end_ns < from_ns + coarse_ns_) return false;
+      if (s.end_ns <= to_ns) add(s);
+      return true;
+    });
+  }
+  if (span <= 0) return std::nullopt;
+  return weighted / span;
+}
+
 size_t KpiHistory::vm_count() const {
   std::lock_guard lk(mu_);
   return vms_.size();

@@ -65,6 +65,11 @@ class KpiHistory final : public KpiObserver {
   std::optional<VmSeries> series(std::string_view vm) const;
   // The last n full-resolution samples of a VM, oldest first (fewer when it has fewer).
   std::vector<KpiSample> recent(std::string_view vm, size_t n) const;
+  // The mean CPU demand (run + wait) of a VM over the intervals that ended in [from_ns, to_ns), weighted by
+  // their spans, in millicores; nullopt when none did. From the full-resolution samples when they reach back
+  // to from_ns, else from the closed coarse windows within the span (a caller over a long span aligns it to
+  // coarse_window). Costs at most one pass over the VM's rings, copies nothing.
+  std::optional<double> mean_demand(std::string_view vm, uint64_t from_ns, uint64_t to_ns) const;
   size_t vm_count() const;
   const Options& options() const { return opt_; }
 
@@ -76,6 +81,14 @@ class KpiHistory final : public KpiObserver {
     size_t size() const { return buf_.size(); }
     // The last n, oldest first.
     void copy_last(size_t n, std::vector<KpiSample>& out) const;
+    // Calls f on the samples newest first until it returns false.
+    template <class F>
+    void visit_newest_first(F&& f) const {
+      const size_t size = buf_.size();
+      for (size_t i = size; i-- > 0;)
+        if (!f(buf_[(head_ + i) % size])) return;
+    }
+    bool full(size_t capacity) const { return buf_.size() >= capacity; }
 
    private:
     std::vector<KpiSample> buf_;

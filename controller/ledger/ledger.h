@@ -77,11 +77,16 @@ struct PolicyRecord {
   int64_t cpu_step = 0, disk_iops_step = 0, net_kbps_step = 0;
   Micros max_price = 0, budget_per_hour = 0;
   uint32_t funds_horizon_s = 0;
+  bool predictive = false;  // predictive bids (controller/predict/)
+  uint32_t predictive_horizon_s = 300, predictive_quantile_permille = 900;
 };
 struct OwnerOverride {
   std::string vm, account, set_by;
   uint64_t set_ns = 0;
 };
+// A rescue record whose signal is this is a predictive bid (controller/predict/), kept like a rescue so a
+// restarted controller still knows it as predictive and amends or cancels it.
+inline constexpr const char* kPredictiveSignal = "predictive";
 struct RescueRecord {
   market::BidId bid = 0;
   std::string vm;

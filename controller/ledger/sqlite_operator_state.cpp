@@ -25,11 +25,11 @@ Status SqliteLedger::put_rescue_bid(const market::Bid& bid, const RescueRecord& 
 Status SqliteLedger::put_policy(const PolicyRecord& p) {
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  Stmt q(
-      db_,
-      "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
-      "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
-      "funds_horizon_s, updated_tick) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
+  Stmt q(db_,
+         "INSERT OR REPLACE INTO vm_policies(vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, "
+         "breach_intervals, recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, "
+         "funds_horizon_s, predictive, predictive_horizon_s, predictive_quantile_permille, updated_tick) "
+         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,(SELECT COALESCE(MAX(tick), 0) FROM ticks))");
   if (!q.ok()) return prep_error(db_, "policy");
   MORPH_TRY(q.bind(1, p.vm)
                 .bind(2, p.account)
@@ -45,6 +45,9 @@ Status SqliteLedger::put_policy(const PolicyRecord& p) {
                 .bind(12, p.max_price)
                 .bind(13, p.budget_per_hour)
                 .bind(14, int64_t{p.funds_horizon_s})
+                .bind(15, int64_t{p.predictive})
+                .bind(16, int64_t{p.predictive_horizon_s})
+                .bind(17, int64_t{p.predictive_quantile_permille})
                 .run("recording policy"));
   return tx.commit();
 }
@@ -75,8 +78,8 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
   {
     Stmt q(db_,
            "SELECT vm, account, rescue, runq_wait_permille, blk_p99_us, drops_per_s, breach_intervals, "
-           "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s "
-           "FROM vm_policies ORDER BY vm");
+           "recover_intervals, cpu_step, disk_iops_step, net_kbps_step, max_price, budget_per_hour, funds_horizon_s, "
+           "predictive, predictive_horizon_s, predictive_quantile_permille FROM vm_policies ORDER BY vm");
     if (!q.ok()) return prep_error(db_, "policies");
     while (q.row()) {
       PolicyRecord p;
@@ -94,6 +97,9 @@ Result<OperatorState> SqliteLedger::load_operator_state() {
       p.max_price = q.i64(11);
       p.budget_per_hour = q.i64(12);
       p.funds_horizon_s = static_cast<uint32_t>(q.i64(13));
+      p.predictive = q.i64(14) != 0;
+      p.predictive_horizon_s = static_cast<uint32_t>(q.i64(15));
+      p.predictive_quantile_permille = static_cast<uint32_t>(q.i64(16));
       s.policies.push_back(std::move(p));
     }
   }

@@ -98,7 +98,10 @@ CREATE TABLE IF NOT EXISTS vm_policies(
   max_price INTEGER NOT NULL CHECK (max_price >= 0),
   budget_per_hour INTEGER NOT NULL CHECK (budget_per_hour >= 0),
   funds_horizon_s INTEGER NOT NULL,
-  updated_tick INTEGER NOT NULL
+  updated_tick INTEGER NOT NULL,
+  predictive INTEGER NOT NULL DEFAULT 0 CHECK (predictive IN (0, 1)),
+  predictive_horizon_s INTEGER NOT NULL DEFAULT 300,
+  predictive_quantile_permille INTEGER NOT NULL DEFAULT 900
 );
 CREATE TABLE IF NOT EXISTS owner_overrides(
   vm TEXT PRIMARY KEY,
@@ -201,10 +204,23 @@ Status to_allocation_spans(sqlite3* db) {
   return {};
 }
 
+// A file from before predictive bids (issue #14) gains the policy's three predictive columns, at their
+// defaults (off). Told by the table's layout, as the spans step: the columns are additive.
+Status add_predictive_columns(sqlite3* db) {
+  MORPH_TRY_ASSIGN(const int64_t n,
+                   scalar(db, "SELECT COUNT(*) FROM pragma_table_info('vm_policies') WHERE name = 'predictive'"));
+  if (n > 0) return {};
+  return exec(db,
+              "ALTER TABLE vm_policies ADD COLUMN predictive INTEGER NOT NULL DEFAULT 0 CHECK (predictive IN (0, 1));"
+              "ALTER TABLE vm_policies ADD COLUMN predictive_horizon_s INTEGER NOT NULL DEFAULT 300;"
+              "ALTER TABLE vm_policies ADD COLUMN predictive_quantile_permille INTEGER NOT NULL DEFAULT 900;");
+}
+
 Status migrate(sqlite3* db) {
   MORPH_TRY_ASSIGN(const int64_t version, scalar(db, "PRAGMA user_version"));
   if (version < 2) MORPH_TRY(to_v2(db, version));
   MORPH_TRY(to_allocation_spans(db));
+  MORPH_TRY(add_predictive_columns(db));
   return exec(db, kJournalView);
 }
 

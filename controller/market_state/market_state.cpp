@@ -19,7 +19,8 @@ Result<std::unique_ptr<MarketState>> MarketState::recover(MarketServiceConfig cf
   for (auto& a : snap.accounts) s->accounts_[a.id] = {};
   MORPH_TRY_ASSIGN(operator_state, s->ledger_->load_operator_state());
   for (auto& a : operator_state.accounts) s->accounts_[a.account] = {a.display_name, a.created_ns};
-  for (auto& r : operator_state.rescues) s->rescue_ids_.insert(r.bid);
+  for (auto& r : operator_state.rescues)
+    (r.signal == ledger::kPredictiveSignal ? s->predictive_ids_ : s->rescue_ids_).insert(r.bid);
   const market::Tick last = s->market_.last_tick();
   const size_t keep = s->cfg_.price_history;
   const market::Tick from = last >= keep ? last - keep + 1 : 0;

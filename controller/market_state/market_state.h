@@ -84,6 +84,10 @@ class MarketState {
   bool is_rescue(market::BidId id) const { return rescue_ids_.contains(id); }
   void tag_rescue(market::BidId id) { rescue_ids_.insert(id); }
   void untag_rescue(market::BidId id) { rescue_ids_.erase(id); }
+  // Live bids placed ahead of a forecast rise (listed with predictive = true); controller/predict/ tags.
+  bool is_predictive(market::BidId id) const { return predictive_ids_.contains(id); }
+  void tag_predictive(market::BidId id) { predictive_ids_.insert(id); }
+  void untag_predictive(market::BidId id) { predictive_ids_.erase(id); }
 
  private:
   MarketState(MarketServiceConfig cfg, std::unique_ptr<ledger::Ledger> ledger, Clock& clock);
@@ -98,6 +102,7 @@ class MarketState {
   std::map<std::string, AccountMeta> accounts_;
   std::map<PriceKey, std::deque<PricePoint>> prices_;
   std::set<market::BidId> rescue_ids_;
+  std::set<market::BidId> predictive_ids_;
 };
 
 }  // namespace morph::controller

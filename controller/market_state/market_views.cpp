@@ -17,7 +17,7 @@ flatbuffers::Offset<v1::BidInfo> MarketViews::bid_info(flatbuffers::FlatBufferBu
   if (b.expiry > m.last_tick()) expires = state_.clock().wall_ns() + (b.expiry - m.last_tick()) * state_.tick_ns();
   return v1::CreateBidInfoDirect(fbb, b.id, b.account.c_str(), b.vm.c_str(), wire(b.resource), b.quantity, b.min_fill,
                                  b.max_price, wire(b.tier), wire(state), expires, 0, filled, state_.is_rescue(b.id),
-                                 b.host.c_str());
+                                 b.host.c_str(), state_.is_predictive(b.id));
 }
 
 flatbuffers::Offset<v1::AccountInfo> MarketViews::account_info(flatbuffers::FlatBufferBuilder& fbb,

@@ -42,6 +42,12 @@ struct SlaPolicy {
   Micros max_price = 0;           // per unit per second
   Micros budget_per_hour = 0;     // cap on what rescue bids may cost per hour at max_price
   uint32_t funds_horizon_s = 60;  // the balance must cover the bid at max_price this long
+  // Predictive bids (controller/predict/): a bid for the forecast demand above the baseline, kept in place
+  // `predictive_horizon_s` ahead, at the forecast's `predictive_quantile_permille` quantile; within max_price
+  // and budget_per_hour.
+  bool predictive = false;
+  uint32_t predictive_horizon_s = 300;
+  uint32_t predictive_quantile_permille = 900;
 };
 
 // A rescued VM is healthy only under this share of each threshold (level hysteresis; docs/market.md).

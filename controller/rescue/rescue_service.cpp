@@ -25,6 +25,9 @@ void RescueService::restore(const ledger::OperatorState& st) {
     p.max_price = r.max_price;
     p.budget_per_hour = r.budget_per_hour;
     p.funds_horizon_s = r.funds_horizon_s;
+    p.predictive = r.predictive;
+    p.predictive_horizon_s = r.predictive_horizon_s;
+    p.predictive_quantile_permille = r.predictive_quantile_permille;
     if (auto ok = evaluator_.set_policy(p); !ok) {
       spdlog::warn("vm={} stored policy not restored: {}", r.vm, ok.error().what());
       continue;
@@ -33,6 +36,7 @@ void RescueService::restore(const ledger::OperatorState& st) {
   }
   // Every rescue bid stays tagged as one (MarketState), even one whose signal this build does not know.
   for (auto& r : st.rescues) {
+    if (r.signal == ledger::kPredictiveSignal) continue;  // the predictive service's (controller/predict/)
     auto sig = rescue::parse_signal(r.signal);
     if (!sig) {
       spdlog::warn("vm={} bid={} rescue with unknown signal '{}'", r.vm, r.bid, r.signal);
@@ -70,20 +74,30 @@ Status RescueService::set_policy(const rescue::SlaPolicy& p) {
                    std::string(name) + " " + std::to_string(v) + " out of range (1.." + std::to_string(kMaxStep) + ")");
   if (p.rescue && p.max_price <= 0)
     return Error(Errc::invalid_argument, "rescue needs a max price (max_price_ucredits > 0)");
+  if (p.predictive && p.max_price <= 0)
+    return Error(Errc::invalid_argument, "predictive bids need a max price (max_price_ucredits > 0)");
+  if (p.predictive_quantile_permille < kMinQuantilePermille || p.predictive_quantile_permille > kMaxQuantilePermille)
+    return Error(Errc::invalid_argument,
+                 "predictive_quantile_permille " + std::to_string(p.predictive_quantile_permille) + " out of range (" +
+                     std::to_string(kMinQuantilePermille) + ".." + std::to_string(kMaxQuantilePermille) + ")");
+  if (p.predictive_horizon_s < 1)
+    return Error(Errc::invalid_argument, "predictive_horizon_s must be at least 1 second");
   {
     rescue::RescueEvaluator check;  // validate before it is stored
     MORPH_TRY(check.set_policy(p));
   }
   MORPH_TRY(state_.ledger().put_policy({p.vm, p.account, p.rescue, p.runq_wait_permille, p.blk_p99_us, p.drops_per_s,
                                         p.breach_intervals, p.recover_intervals, p.cpu_step, p.disk_iops_step,
-                                        p.net_kbps_step, p.max_price, p.budget_per_hour, p.funds_horizon_s}));
+                                        p.net_kbps_step, p.max_price, p.budget_per_hour, p.funds_horizon_s,
+                                        p.predictive, p.predictive_horizon_s, p.predictive_quantile_permille}));
   MORPH_TRY(evaluator_.set_policy(p));
   policies_[p.vm] = p;
   spdlog::info(
       "vm={} policy set: rescue {}, runq wait > {} permille, max price {}, budget {}/h, breach {} recover {} "
-      "intervals, steps cpu {} mc disk {} iops net {} kbps",
+      "intervals, steps cpu {} mc disk {} iops net {} kbps, predictive {} ({} s ahead, quantile {} permille)",
       p.vm, p.rescue, p.runq_wait_permille, p.max_price, p.budget_per_hour, p.breach_intervals, p.recover_intervals,
-      p.cpu_step, p.disk_iops_step, p.net_kbps_step);
+      p.cpu_step, p.disk_iops_step, p.net_kbps_step, p.predictive, p.predictive_horizon_s,
+      p.predictive_quantile_permille);
   return {};
 }
 

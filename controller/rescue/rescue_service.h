@@ -29,6 +29,9 @@ class RescueService {
   // interval.
   static constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
   static constexpr int64_t kMaxStep = int64_t{1} << 20;
+  // The quantiles a predictive bid may be sized at: the forecaster gives p50 and p90, and a quantile between
+  // or a little beyond is read off them (controller/predict/predictive_plan.h).
+  static constexpr uint32_t kMinQuantilePermille = 500, kMaxQuantilePermille = 990;
 
   RescueService(MarketState& state, MarketViews& views, const VmDirectory& vms)
       : state_(state), views_(views), vms_(vms) {}
@@ -46,6 +49,7 @@ class RescueService {
   // The newest rescue bid in force for the VM, whichever signal raised it; 0: none.
   market::BidId rescue_bid(const std::string& vm) const;
   size_t policy_count() const { return policies_.size(); }
+  const std::map<std::string, rescue::SlaPolicy>& policies() const { return policies_; }
 
  private:
   void raise(const std::string& vm, const std::string& owner, rescue::RescueAction& a);

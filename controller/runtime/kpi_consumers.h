@@ -10,15 +10,21 @@
 
 #include "controller/ingest/kpi_history.h"
 #include "controller/ingest/kpi_observer.h"
+#include "controller/predict/demand_forecasts.h"
 
 namespace morph::controller {
 
 struct KpiConsumers {
+  explicit KpiConsumers(DemandForecastsConfig forecast = {})
+      : forecasts(std::make_shared<DemandForecasts>(history, forecast)) {}
+
   std::shared_ptr<KpiHistory> history = std::make_shared<KpiHistory>();
-  std::shared_ptr<KpiObserver> rescue;  // the market service; null when no market runs
+  // CPU demand forecasts from the history: after it, before the market that bids on them.
+  std::shared_ptr<DemandForecasts> forecasts;
+  std::shared_ptr<KpiObserver> rescue;  // the market service (rescue, predictive bids); null when no market runs
 
   std::vector<std::shared_ptr<KpiObserver>> observers() const {
-    std::vector<std::shared_ptr<KpiObserver>> out{history};
+    std::vector<std::shared_ptr<KpiObserver>> out{history, forecasts};
     if (rescue) out.push_back(rescue);
     return out;
   }

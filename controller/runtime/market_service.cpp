@@ -19,6 +19,7 @@ Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig c
   s->tick_.recovered();
   s->fleet_.restore_owners(op.owners);
   s->rescue_.restore(op);
+  s->predictive_.restore(op);
   const MarketState& st = *s->state_;
   size_t price_points = 0;
   for (auto& [k, h] : st.prices()) price_points += h.size();
@@ -36,7 +37,8 @@ MarketService::MarketService(std::unique_ptr<MarketState> state, metrics::Regist
       shifts_(*state_, fleet_, metrics),
       tick_(*state_, views_, shifts_, metrics),
       rescue_(*state_, views_, fleet_),
-      requests_({*state_, views_, fleet_, rescue_, shifts_}),
+      predictive_(*state_, views_, fleet_, rescue_),
+      requests_({*state_, views_, fleet_, rescue_, shifts_, predictive_}),
       loop_(state_->clock(), {state_->config().tick, state_->config().tick_offset}, [this] {
         if (auto st = tick_once(); !st) spdlog::error("market tick failed: {}", st.error().what());
       }) {}
@@ -48,6 +50,11 @@ MarketService::~MarketService() {
 void MarketService::attach(ControllerLink* link) {
   std::lock_guard lk(state_->mutex());
   state_->attach(link);
+}
+
+void MarketService::use_forecasts(std::shared_ptr<const DemandForecasts> forecasts) {
+  std::lock_guard lk(state_->mutex());
+  predictive_.use_forecasts(std::move(forecasts));
 }
 
 void MarketService::start() {
@@ -98,6 +105,7 @@ void MarketService::on_kpi_report(const v1::KpiReport& report, uint64_t /*receiv
   if (!report.vms()) return;
   std::lock_guard lk(state_->mutex());
   rescue_.on_kpi_report(report);
+  predictive_.on_kpi_report(report);
 }
 
 }  // namespace morph::controller

@@ -19,6 +19,7 @@
 #include "controller/fleet/fleet_feed.h"
 #include "controller/market_state/market_state.h"
 #include "controller/market_state/market_views.h"
+#include "controller/predict/predictive_service.h"
 #include "controller/rescue/rescue_service.h"
 #include "controller/shifts/shift_dispatch.h"
 #include "controller/tick/market_tick.h"
@@ -35,6 +36,8 @@ class MarketService final : public MarketApi, public KpiObserver {
 
   // Where events and shift commands go. Set before start(); must outlive the tick loop.
   void attach(ControllerLink* link);
+  // The demand forecasts predictive bids follow (the runtime's KPI consumer). Set before start().
+  void use_forecasts(std::shared_ptr<const DemandForecasts> forecasts);
   void start();  // the tick loop
   void stop();
   // One tick now: the fleet feed's pending changes, then a clearing round (the loop calls this; tests may).
@@ -48,7 +51,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   void on_shift_result(const std::string& host, const msg::ShiftOutcome& result) override;
   void on_host_change(const std::string& host, bool up) override;
   void on_host_hello(const v1::HostHello& hello) override;
-  // KpiObserver: the rescue's input.
+  // KpiObserver: the rescue's and the predictive bids' input.
   void on_kpi_report(const v1::KpiReport& report, uint64_t received_ns) override;
 
  private:
@@ -60,6 +63,7 @@ class MarketService final : public MarketApi, public KpiObserver {
   ShiftDispatch shifts_;
   MarketTick tick_;
   RescueService rescue_;
+  PredictiveService predictive_;
   MarketRequests requests_;
   TickLoop loop_;
 };

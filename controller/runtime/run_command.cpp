@@ -151,8 +151,12 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
     service = *s;
     market = service;
   }
-  KpiConsumers kpis;
+  DemandForecastsConfig fc;
+  fc.step = conf.get_duration(keys::forecast_step);
+  fc.min_steps = static_cast<uint32_t>(conf.get_int(keys::forecast_min_steps));
+  KpiConsumers kpis(fc);
   kpis.rescue = service;
+  if (service) service->use_forecasts(kpis.forecasts);
   cfg.kpi_observers = kpis.observers();
 
   sigset_t set;

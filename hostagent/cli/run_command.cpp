@@ -29,6 +29,9 @@ std::shared_ptr<RunCommand> add_run_command(CLI::App& app, std::string version) 
   c->add_option("--synthetic-vms", o->options.synthetic_vms,
                 "publish made-up KPIs for N synthetic VMs (no libvirt, no BPF)")
       ->check(CLI::Range(0, 4096));
+  c->add_option("--synthetic-demand", o->options.synthetic_demand_file,
+                "with --synthetic-vms: a file holding the synthetic VMs' CPU demand in millicores, read at each "
+                "interval (a test or demo drives demand by rewriting it)");
   c->add_option("--vm", o->options.static_vms,
                 "measure this cgroup as a VM instead of asking libvirt: NAME:CGROUP_PATH[:TAP,...]");
   c->add_flag("--raw-tp", o->options.raw_tp, "use the raw_tp programs even where tp_btf works");

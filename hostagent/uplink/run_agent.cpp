@@ -76,7 +76,7 @@ int run_agent(const config::Config& cfg, const RunOptions& o, const HostRuntimeF
     spdlog::warn("publishing SYNTHETIC KPIs for {} made-up VMs", o.synthetic_vms);
     desc.vms = synthetic_vms(host, o.synthetic_vms);
     desc.capacity = {{msg::Resource::cpu, 16000}, {msg::Resource::memory, 65536}};
-    source = std::make_shared<SyntheticKpiSource>(desc.vms);
+    source = std::make_shared<SyntheticKpiSource>(desc.vms, o.synthetic_demand_file);
   } else if (make_runtime) {
     auto rt = make_runtime(RuntimeContext{cfg, o, host, registry});
     if (!rt) {

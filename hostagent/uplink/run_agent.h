@@ -23,6 +23,7 @@ struct RunOptions {
   std::string key_file;         // this agent's NAME.key (default: security.keys_dir/<host_id>.key)
   std::string server_key_file;  // the controller's NAME.pub (default: security.keys_dir/controller.pub)
   int synthetic_vms = 0;
+  std::string synthetic_demand_file;    // --synthetic-demand: the synthetic VMs' CPU demand (mc), read each interval
   std::vector<std::string> static_vms;  // --vm NAME:CGROUP_PATH[:TAP,...]: measure cgroups, no libvirt
   bool raw_tp = false;
   std::string version;

@@ -1,9 +1,12 @@
 #pragma once
 // SyntheticKpiSource: a stand-in KpiSource for `morph-agent run --synthetic-vms N` until the BPF probes are
 // wired into the run mode: N made-up VMs ("<host>-vmI", stable UUIDs) with plausible, varying deltas. It is
-// labelled as synthetic in the logs and in the VM names; it never claims to measure anything.
+// labelled as synthetic in the logs and in the VM names; it never claims to measure anything. With a demand
+// file (--synthetic-demand) every VM's CPU demand (on-CPU time, millicores) is the number the file holds when
+// the interval ends, so a test can drive a rise and a fall; an unreadable file leaves the made-up demand.
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -33,9 +36,15 @@ inline std::vector<VmInfo> synthetic_vms(const std::string& host, int n) {
 
 class SyntheticKpiSource final : public KpiSource {
  public:
-  explicit SyntheticKpiSource(std::vector<VmInfo> vms) : vms_(std::move(vms)) {}
+  explicit SyntheticKpiSource(std::vector<VmInfo> vms, std::string demand_file = {})
+      : vms_(std::move(vms)), demand_file_(std::move(demand_file)) {}
   Result<std::vector<kpi::VmKpis>> collect(uint64_t interval_ns) override {
     ++round_;
+    long long demand_mc = -1;
+    if (!demand_file_.empty()) {
+      std::ifstream in(demand_file_);
+      if (!(in >> demand_mc) || demand_mc < 0 || demand_mc > 1'000'000) demand_mc = -1;
+    }
     std::vector<kpi::VmKpis> out;
     for (size_t i = 0; i < vms_.size(); ++i) {
       kpi::VmKpis k;
@@ -45,6 +54,10 @@ class SyntheticKpiSource final : public KpiSource {
       uint64_t wobble = (round_ * 7919 + i * 104729) % 1000;
       k.cpu_run_ns = interval_ns / 4 + wobble * 1000;
       k.cpu_wait_ns = wobble * 500;
+      if (demand_mc >= 0) {
+        k.cpu_run_ns = interval_ns / 1000 * static_cast<uint64_t>(demand_mc);
+        k.cpu_wait_ns = 0;
+      }
       k.runq_lat_us[4] = 10 + wobble % 50;
       k.blk_read_bytes = 4096 * wobble;
       k.blk_read_ops = wobble;
@@ -59,6 +72,7 @@ class SyntheticKpiSource final : public KpiSource {
 
  private:
   std::vector<VmInfo> vms_;
+  std::string demand_file_;
   uint64_t round_ = 0;
 };
 

@@ -64,7 +64,8 @@ class MarketRequestsTest : public ::testing::Test {
   FleetFeed fleet_{*f_.state};
   ShiftDispatch shifts_{*f_.state, fleet_};
   RescueService rescue_{*f_.state, views_, fleet_};
-  MarketRequests requests_{{*f_.state, views_, fleet_, rescue_, shifts_}};
+  PredictiveService predictive_{*f_.state, views_, fleet_, rescue_};
+  MarketRequests requests_{{*f_.state, views_, fleet_, rescue_, shifts_, predictive_}};
   flatbuffers::FlatBufferBuilder fbb_;
 };
 

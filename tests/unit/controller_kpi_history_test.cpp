@@ -151,6 +151,25 @@ TEST(KpiHistory, AReportWithoutATimestampIsFiledAtItsArrival) {
   EXPECT_EQ(s[0].end_ns, kStart + 7 * kSec);
 }
 
+TEST(KpiHistory, MeanDemandOverASpanIsFromTheFineSamplesWhileTheyReachBackElseFromClosedWindows) {
+  KpiHistory h(small());
+  // Intervals ending at kStart + 1..4 s: demand 200, 200, 600, 600 mc (run + wait).
+  feed(h, 0, 2, 150, 50);
+  feed(h, 2, 4, 500, 100);
+  auto m = h.mean_demand("vm-a", kStart + 1 * kSec, kStart + 4 * kSec);  // ends in [1 s, 4 s): 200, 200, 600
+  ASSERT_TRUE(m);
+  EXPECT_NEAR(*m, 1000.0 / 3, 1e-9);
+  EXPECT_FALSE(h.mean_demand("vm-a", kStart + 10 * kSec, kStart + 20 * kSec));  // nothing ended then
+  EXPECT_FALSE(h.mean_demand("vm-zz", kStart, kStart + 4 * kSec));
+  // 30 s of 100 mc then 300 mc: the 5 fine samples no longer reach back to 10 s, so [10 s, 30 s) is read
+  // from its two closed windows (the intervals that ended in [10, 20) and [20, 30)).
+  feed(h, 4, 19, 100, 0);
+  feed(h, 19, 35, 300, 0);
+  m = h.mean_demand("vm-a", kStart + 10 * kSec, kStart + 30 * kSec);
+  ASSERT_TRUE(m);
+  EXPECT_NEAR(*m, (10 * 100 + 10 * 300) / 20.0, 1e-9);
+}
+
 TEST(KpiHistory, TheDefaultsKeepTenMinutesAtFullResolutionAndADayOfMinutes) {
   KpiHistory h;
   EXPECT_EQ(h.options().fine_samples, 600u);

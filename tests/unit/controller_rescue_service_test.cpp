@@ -44,14 +44,7 @@ class RescueServiceTest : public ::testing::Test {
     f_.clock.advance(std::chrono::seconds(1));
     rescue_->on_kpi_report(*Report("h1", f_.clock.wall_ns(), {vm_kpis("vm-a", 500, wait_ms)}));
   }
-  std::vector<std::string> outcomes() {
-    std::vector<std::string> out;
-    for (size_t i = 0; i < f_.link.events.size(); ++i) {
-      flatbuffers::FlatBufferBuilder fbb;
-      out.push_back(f_.link.body<v1::BidOutcome>(i, fbb)->outcome()->str());
-    }
-    return out;
-  }
+  std::vector<std::string> outcomes() { return bid_outcomes(f_.link); }
 
   MarketStateFixture f_;
   std::unique_ptr<MarketViews> views_;

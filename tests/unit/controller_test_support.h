@@ -131,6 +131,16 @@ class MarketStateFixture {
   MarketServiceConfig cfg_;
 };
 
+// The outcome of every bid event the parts published (BidOutcome bodies), in order.
+inline std::vector<std::string> bid_outcomes(const MockLink& link) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < link.events.size(); ++i) {
+    flatbuffers::FlatBufferBuilder fbb;
+    out.push_back(link.body<v1::BidOutcome>(i, fbb)->outcome()->str());
+  }
+  return out;
+}
+
 // --- wire builders ---
 
 struct HelloVm {

@@ -54,6 +54,10 @@ TEST(Morphctl, BadArgumentsAreUsageErrorsNamingTheFlagBeforeAnythingIsSent) {
       {{"ledger", "show", "--kind", "refund"}, "--kind"},
       {{"policy", "set", "vm", "--breach-intervals", "0"}, "--breach-intervals"},
       {{"policy", "set", "vm", "--rescue", "maybe"}, "--rescue"},
+      {{"policy", "set", "vm", "--predictive", "maybe"}, "--predictive"},
+      {{"policy", "set", "vm", "--quantile", "1.5"}, "--quantile"},
+      {{"policy", "set", "vm", "--horizon", "soon"}, "--horizon: 'soon' is not a duration"},
+      {{"policy", "set", "vm", "--horizon", "0s"}, "--horizon 0s: must be from 1s to 24h"},
       {{"no-such-command"}, "unknown command 'no-such-command'"},
       {{"bids"}, "subcommand"},
   };
@@ -198,7 +202,7 @@ TEST(MorphctlRecords, BidAsPrintedWithTierWordAndFieldOrder) {
   flatbuffers::FlatBufferBuilder fbb;
   auto* b = record<v1::BidInfo>(fbb, [](auto& f) {
     return v1::CreateBidInfoDirect(f, 17, "acme", "uuid-1", v1::Resource::cpu, 500, 100, 20, v1::BidTier::sla_critical,
-                                   v1::BidState::active, 0, 0, 300, false, "host-a");
+                                   v1::BidState::active, 0, 0, 300, false, "host-a", true);
   });
   json j = bid_json(*b);
   EXPECT_EQ(j["bid_id"], 17);
@@ -208,11 +212,12 @@ TEST(MorphctlRecords, BidAsPrintedWithTierWordAndFieldOrder) {
   EXPECT_EQ(j["state"], "active");
   EXPECT_EQ(j["filled"], 300);
   EXPECT_EQ(j["host"], "host-a");
+  EXPECT_EQ(j["predictive"], true);
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
   EXPECT_EQ(keys,
             (std::vector<std::string>{"bid_id", "account", "vm", "host", "resource", "tier", "quantity", "min_quantity",
-                                      "max_price_ucredits", "state", "filled", "rescue", "expires_ns"}));
+                                      "max_price_ucredits", "state", "filled", "rescue", "predictive", "expires_ns"}));
 }
 
 TEST(MorphctlRecords, KpiRowInMillisecondsAndPermille) {

@@ -82,6 +82,7 @@ void register_bid_requests(MarketRequests& r, MarketParts p) {
           market::Bid copy = *p.state.market().find_bid(id);  // the rule found it
           MORPH_TRY(p.state.exchange().cancel(copy.account, id));
           p.state.untag_rescue(id);
+          p.state.untag_predictive(id);
           p.views.publish_bid(copy, market::BidState::cancelled, "cancelled", "");
           return bid_reply(p, q.fbb, copy, market::BidState::cancelled);
         });

@@ -13,13 +13,33 @@ namespace morph::controller {
 namespace {
 using Request = MarketRequests::Request;
 
+// The VM's likely CPU increment over the next hour (its demand forecast's p90 peak above its baseline) and
+// what it would cost at the recent prices of the book predictive bids go to (cpu, improve): their mean over
+// the ticks kept, the reserve when none cleared.
+flatbuffers::Offset<v1::ForecastAdvice> forecast_advice(MarketParts p, const std::string& vm, const std::string& host,
+                                                        const market::MarketConfig& mc,
+                                                        flatbuffers::FlatBufferBuilder& fbb) {
+  const PredictiveService::Advice a = p.predictive.advice(vm);
+  market::Micros price = mc.reserve[static_cast<size_t>(Resource::cpu)][static_cast<size_t>(market::Tier::improve)];
+  if (auto it = p.state.prices().find({host, Resource::cpu, market::Tier::improve});
+      it != p.state.prices().end() && !it->second.empty()) {
+    market::Wide sum = 0;
+    for (auto& pt : it->second) sum += pt.price;
+    price = static_cast<market::Micros>(sum / static_cast<market::Wide>(it->second.size()));
+  }
+  const auto hourly = static_cast<int64_t>(static_cast<market::Wide>(a.increment_mc) * price * 3600);
+  return v1::CreateForecastAdviceDirect(fbb, a.ready, a.note.c_str(), a.baseline_mc, a.p50_peak_mc, a.p90_peak_mc,
+                                        a.increment_mc, a.horizon_s, price, a.ready ? hourly : 0);
+}
+
 // What `quantity` would get and cost on a book now: the book as it stands plus a hypothetical bid for it at
 // any price, cleared by the rule (market/clearing.h); with the book's recent prices.
 Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::FlatBufferBuilder& fbb) {
   const market::Market& m = p.state.market();
   const market::MarketConfig& mc = p.state.config().market;
-  std::string host(msg::sv(q.host()));
+  std::string host(msg::sv(q.host())), vm;
   if (q.vm_uuid() && q.vm_uuid()->size()) {
+    vm = std::string(msg::sv(q.vm_uuid()));
     const VmRecord* v = p.fleet.find_vm(std::string(msg::sv(q.vm_uuid())));
     if (!v) return Error(Errc::not_found, "unknown VM " + std::string(msg::sv(q.vm_uuid())));
     host = v->host;
@@ -64,8 +84,10 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
                                                h->sold, h->tick));
   }
   auto cost = static_cast<int64_t>(static_cast<market::Wide>(price) * got * mc.tick_ms / 1000);
-  auto body =
-      v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, cost, mc.tick_ms, &hist);
+  flatbuffers::Offset<v1::ForecastAdvice> advice;
+  if (!vm.empty() && *r == Resource::cpu) advice = forecast_advice(p, vm, host, mc, fbb);
+  auto body = v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, cost, mc.tick_ms,
+                                         &hist, advice);
   return ReplyBody{v1::ApiReplyBody::QuoteReply, body.Union()};
 }
 }  // namespace

@@ -21,6 +21,7 @@
 #include "controller/fleet/fleet_feed.h"
 #include "controller/market_state/market_state.h"
 #include "controller/market_state/market_views.h"
+#include "controller/predict/predictive_service.h"
 #include "controller/rescue/rescue_service.h"
 #include "controller/shifts/shift_dispatch.h"
 
@@ -33,6 +34,7 @@ struct MarketParts {
   FleetFeed& fleet;
   RescueService& rescue;
   const ShiftDispatch& shifts;
+  PredictiveService& predictive;
 };
 
 // What a caller may act on and see; decided from its role and account here only.

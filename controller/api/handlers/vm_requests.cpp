@@ -22,10 +22,13 @@ Result<ReplyBody> policy_reply(MarketParts p, const std::string& vm, flatbuffers
   auto info =
       v1::CreateVmPolicyDirect(fbb, vm.c_str(), owner.c_str(), pol.rescue, pol.runq_wait_permille, pol.blk_p99_us,
                                pol.drops_per_s, pol.max_price, pol.budget_per_hour, p.rescue.rescue_bid(vm));
-  return ReplyBody{v1::ApiReplyBody::PolicyReply,
-                   v1::CreatePolicyReply(fbb, info, pol.breach_intervals, pol.recover_intervals, pol.cpu_step,
-                                         pol.disk_iops_step, pol.net_kbps_step)
-                       .Union()};
+  const std::string predictive = p.predictive.status(vm);
+  return ReplyBody{
+      v1::ApiReplyBody::PolicyReply,
+      v1::CreatePolicyReplyDirect(fbb, info, pol.breach_intervals, pol.recover_intervals, pol.cpu_step,
+                                  pol.disk_iops_step, pol.net_kbps_step, pol.predictive, pol.predictive_horizon_s,
+                                  pol.predictive_quantile_permille, p.predictive.bid(vm), predictive.c_str())
+          .Union()};
 }
 
 Result<std::string> known_vm(MarketParts p, const flatbuffers::String* uuid) {
@@ -70,7 +73,12 @@ void register_vm_requests(MarketRequests& r, MarketParts p) {
           if (b->cpu_step()) pol.cpu_step = *b->cpu_step();
           if (b->disk_iops_step()) pol.disk_iops_step = *b->disk_iops_step();
           if (b->net_kbps_step()) pol.net_kbps_step = *b->net_kbps_step();
+          if (b->predictive()) pol.predictive = *b->predictive();
+          if (b->predictive_horizon_s()) pol.predictive_horizon_s = *b->predictive_horizon_s();
+          if (b->predictive_quantile_permille()) pol.predictive_quantile_permille = *b->predictive_quantile_permille();
+          MORPH_TRY(p.predictive.check(pol));   // the horizon within the forecaster's reach
           MORPH_TRY(p.rescue.set_policy(pol));  // checks every field, names the one out of range
+          p.predictive.policy_changed(vm);
           return policy_reply(p, vm, q.fbb);
         });
 
