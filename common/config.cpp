@@ -1,61 +1,19 @@
+// Keys, schemas and the values of a loaded configuration (common/config.h): what a key accepts, checking a
+// value against it, and the typed getters. Reading TOML is config_toml.cpp's, the command line
+// config_cli.cpp's, the generated docs config_render.cpp's.
+
 #include "common/config.h"
 
-#include <toml++/toml.h>
-
-#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
-#include <system_error>
 
 #include "common/enum_names.h"
-#include "common/escape.h"
 
 namespace morph::config {
 
 namespace {
 
 using std::chrono::nanoseconds;
-
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-template <class Int>
-std::optional<Int> parse_int(std::string_view s) {
-  Int v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
 
 bool is_name_part(std::string_view part) {
   if (part.empty() || !(part[0] >= 'a' && part[0] <= 'z')) return false;
@@ -122,6 +80,8 @@ int compare(const Value& a, const Value& b) {
   return 0;
 }
 
+}  // namespace
+
 std::string format_value(const Value& v) {
   if (auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
@@ -130,112 +90,6 @@ std::string format_value(const Value& v) {
   return std::get<std::string>(v);
 }
 
-// The value as written in a TOML file.
-std::string toml_literal(Type type, const Value& v) {
-  if (type == Type::boolean || type == Type::integer) return format_value(v);
-  if (type == Type::bytes) {
-    uint64_t b = std::get<uint64_t>(v);
-    std::string f = format_bytes(b);
-    return f == std::to_string(b) ? f : quote(f);
-  }
-  return quote(format_value(v));
-}
-
-std::string position(const std::string& source, const toml::source_region& r) {
-  return source + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
-}
-
-std::string describe_node(const toml::node& n) {
-  if (n.is_table()) return "a table";
-  if (n.is_array()) return "an array";
-  if (n.is_string()) return "string " + quote(n.as_string()->get());
-  std::ostringstream os;
-  n.visit([&](auto&& v) { os << v; });
-  std::string s = os.str();
-  const char* kind = n.is_integer() ? "integer " : n.is_floating_point() ? "float " : n.is_boolean() ? "boolean " : "";
-  return kind + s;
-}
-
-Result<Value> from_node(const Key& key, const toml::node& n) {
-  auto wrong = [&]() -> Result<Value> {
-    return Error(Errc::invalid_argument, "expected " + key.expectation() + ", got " + describe_node(n));
-  };
-  Result<Value> v = Error(Errc::internal, "unset");
-  switch (key.type()) {
-    case Type::boolean:
-      if (!n.is_boolean()) return wrong();
-      v = Value(n.as_boolean()->get());
-      break;
-    case Type::integer:
-      if (!n.is_integer()) return wrong();
-      v = Value(n.as_integer()->get());
-      break;
-    case Type::bytes:
-      if (n.is_integer()) {
-        int64_t i = n.as_integer()->get();
-        if (i < 0) return wrong();
-        v = Value(static_cast<uint64_t>(i));
-      } else if (n.is_string()) {
-        auto b = parse_bytes(n.as_string()->get());
-        if (!b) return wrong();
-        v = Value(*b);
-      } else {
-        return wrong();
-      }
-      break;
-    case Type::duration: {
-      if (!n.is_string()) return wrong();
-      auto d = parse_duration(n.as_string()->get());
-      if (!d) return wrong();
-      v = Value(*d);
-      break;
-    }
-    default:
-      if (!n.is_string()) return wrong();
-      v = Value(std::string(n.as_string()->get()));
-  }
-  if (auto st = key.check(*v); !st) return wrong();
-  return v;
-}
-
-bool has_table(const Schema& schema, const std::string& prefix) {
-  std::string p = prefix + ".";
-  return std::any_of(schema.keys().begin(), schema.keys().end(),
-                     [&](const Key& k) { return k.name().compare(0, p.size(), p) == 0; });
-}
-
-std::string unknown_key_message(const Schema& schema, const std::string& name, bool table = false) {
-  std::string m =
-      std::string(table ? "unknown table '" : "unknown key '") + name + "' in the configuration of " + schema.program();
-  if (auto c = schema.closest(name)) m += " (did you mean '" + *c + "'?)";
-  return m;
-}
-
-Status apply_table(const Schema& schema, const toml::table& table, const std::string& prefix, const std::string& source,
-                   std::map<std::string, Value, std::less<>>& values,
-                   std::map<std::string, Origin, std::less<>>& origins) {
-  for (auto&& [k, node] : table) {
-    std::string name = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (const Key* key = schema.find(name)) {
-      auto v = from_node(*key, node);
-      if (!v)
-        return Error(Errc::invalid_argument,
-                     position(source, node.source()) + ": " + name + ": " + v.error().message());
-      values[name] = std::move(v).value();
-      origins[name] = Origin{position(source, node.source())};
-    } else if (node.is_table() && has_table(schema, name)) {
-      MORPH_TRY(apply_table(schema, *node.as_table(), name, source, values, origins));
-    } else {
-      const auto& where = k.source().begin.line ? k.source() : node.source();
-      return Error(Errc::invalid_argument,
-                   position(source, where) + ": " + unknown_key_message(schema, name, node.is_table()));
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
 namespace {
 constexpr auto kTypeNames = enum_names<Type::choice>(
     {"string", "path", "boolean", "integer", "duration", "bytes", "endpoint", "listen address", "choice"});
@@ -243,157 +97,6 @@ constexpr auto kTypeNames = enum_names<Type::choice>(
 
 const char* type_name(Type t) {
   return kTypeNames.name(t, "?");
-}
-
-// ---- parsers ----
-
-Result<nanoseconds> parse_duration(std::string_view text) {
-  auto bad = [&]() -> Result<nanoseconds> {
-    return Error(Errc::invalid_argument,
-                 "'" + std::string(text) + "' is not a duration like \"1s\", \"100ms\" or \"5m\"");
-  };
-  if (text.empty()) return bad();
-  long double total = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-    std::string number(text.substr(start, i - start));
-    if (number.empty() || std::count(number.begin(), number.end(), '.') > 1 || number.front() == '.' ||
-        number.back() == '.') {
-      return bad();
-    }
-    size_t ustart = i;
-    while (i < text.size() && !((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-    std::string_view unit = text.substr(ustart, i - ustart);
-    long double scale;
-    if (unit == "ns")
-      scale = 1;
-    else if (unit == "us" || unit == "µs")
-      scale = 1e3L;
-    else if (unit == "ms")
-      scale = 1e6L;
-    else if (unit == "s")
-      scale = 1e9L;
-    else if (unit == "m")
-      scale = 60e9L;
-    else if (unit == "h")
-      scale = 3600e9L;
-    else
-      return bad();
-    total += std::stold(number) * scale;
-  }
-  if (total > 9.2e18L) return bad();
-  return nanoseconds(static_cast<int64_t>(std::llround(total)));
-}
-
-Result<nanoseconds> parse_duration_arg(std::string_view text) {
-  const bool bare = !text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos;
-  if (!bare) return parse_duration(text);
-  auto d = parse_duration(std::string(text) + "s");
-  if (!d) return parse_duration(text);  // the error names the text as given
-  return d;
-}
-
-std::string format_duration(nanoseconds d) {
-  int64_t ns = d.count();
-  if (ns == 0) return "0s";
-  struct Unit {
-    int64_t scale;
-    const char* name;
-  };
-  static constexpr Unit units[] = {{3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
-                                   {1'000'000, "ms"},        {1'000, "us"},         {1, "ns"}};
-  for (const auto& u : units) {
-    if (ns % u.scale == 0) return std::to_string(ns / u.scale) + u.name;
-  }
-  return std::to_string(ns) + "ns";
-}
-
-Result<uint64_t> parse_bytes(std::string_view text) {
-  auto bad = [&]() -> Result<uint64_t> {
-    return Error(Errc::invalid_argument,
-                 "'" + std::string(text) + "' is not a size like 1048576, \"64KiB\" or \"1MiB\"");
-  };
-  size_t i = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-  auto n = parse_int<uint64_t>(text.substr(0, i));
-  if (!n) return bad();
-  std::string_view unit = text.substr(i);
-  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
-  int shift;
-  if (unit.empty() || unit == "B")
-    shift = 0;
-  else if (unit == "K" || unit == "KiB" || unit == "k")
-    shift = 10;
-  else if (unit == "M" || unit == "MiB")
-    shift = 20;
-  else if (unit == "G" || unit == "GiB")
-    shift = 30;
-  else if (unit == "T" || unit == "TiB")
-    shift = 40;
-  else
-    return bad();
-  if (shift && *n > (UINT64_MAX >> shift)) return bad();
-  return *n << shift;
-}
-
-std::string format_bytes(uint64_t b) {
-  static constexpr std::pair<int, const char*> units[] = {{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}};
-  if (b != 0) {
-    for (auto [shift, name] : units) {
-      if (b % (uint64_t{1} << shift) == 0) return std::to_string(b >> shift) + name;
-    }
-  }
-  return std::to_string(b);
-}
-
-Status check_endpoint(std::string_view text, const std::vector<std::string>& schemes) {
-  auto allowed = [&](const char* s) { return std::find(schemes.begin(), schemes.end(), s) != schemes.end(); };
-  std::string t(text);
-  if (t.rfind("tcp://", 0) == 0 && allowed("tcp")) {
-    std::string rest = t.substr(6);
-    size_t colon = rest.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      return Error(Errc::invalid_argument, "'" + t + "' has no host:port after tcp://");
-    }
-    std::string port = rest.substr(colon + 1);
-    auto p = parse_int<uint32_t>(port);
-    if (port != "*" && (!p || *p > 65535)) {
-      return Error(Errc::invalid_argument, "'" + t + "' has no valid port (0..65535 or *)");
-    }
-    return {};
-  }
-  if (t.rfind("ipc://", 0) == 0 && allowed("ipc")) {
-    if (t.size() <= 7 || t[6] != '/') {
-      return Error(Errc::invalid_argument, "'" + t + "' is not ipc:// followed by an absolute path");
-    }
-    return {};
-  }
-  std::string list;
-  for (const auto& s : schemes) list += (list.empty() ? "" : " or ") + s + "://";
-  return Error(Errc::invalid_argument, "'" + t + "' is not a " + list + " endpoint");
-}
-
-Result<ListenAddress> parse_listen(std::string_view text) {
-  auto bad = [&]() -> Result<ListenAddress> {
-    return Error(Errc::invalid_argument, "'" + std::string(text) + "' is not a listen address HOST:PORT");
-  };
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) return bad();
-  ListenAddress a;
-  std::string_view host = text.substr(0, colon);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') return bad();
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return bad();  // a bare IPv6 address needs brackets
-  }
-  auto port = parse_int<uint32_t>(text.substr(colon + 1));
-  if (!port || *port > 65535) return bad();
-  a.host = std::string(host);
-  a.port = static_cast<uint16_t>(*port);
-  return a;
 }
 
 // ---- Key ----
@@ -475,7 +178,7 @@ Status Key::check(const Value& v) const {
 Result<Value> Key::parse_text(std::string_view text) const {
   auto v = parse_raw(type_, text);
   if (!v) {
-    return Error(Errc::invalid_argument, "expected " + expectation() + ", got " + quote(text));
+    return Error(Errc::invalid_argument, "expected " + expectation() + ", got " + toml_quote(text));
   }
   MORPH_TRY(check(*v));
   return v;
@@ -534,6 +237,13 @@ Status Schema::validate() const {
   return {};
 }
 
+std::string Schema::unknown_name(std::string_view name, bool table) const {
+  std::string m = std::string(table ? "unknown table '" : "unknown key '") + std::string(name) +
+                  "' in the configuration of " + program_;
+  if (auto c = closest(name)) m += " (did you mean '" + *c + "'?)";
+  return m;
+}
+
 // ---- Config ----
 
 const Key& Config::declared(std::string_view key) const {
@@ -582,7 +292,7 @@ uint64_t Config::get_bytes(std::string_view key) const {
 
 Status Config::set(const std::string& key, std::string_view text, const std::string& source) {
   const Key* k = schema_->find(key);
-  if (!k) return Error(Errc::invalid_argument, source + " " + key + ": " + unknown_key_message(*schema_, key));
+  if (!k) return Error(Errc::invalid_argument, source + " " + key + ": " + schema_->unknown_name(key));
   auto v = k->parse_text(text);
   if (!v)
     return Error(Errc::invalid_argument, source + " " + key + "=" + std::string(text) + ": " + v.error().message());
@@ -599,196 +309,6 @@ Result<Config> defaults(const Schema& schema) {
     c.origins_[k.name()] = Origin{"default"};
   }
   return c;
-}
-
-namespace {
-Status apply_overrides(Config& c, const std::vector<Override>& overrides) {
-  for (const auto& o : overrides) MORPH_TRY(c.set(o.key, o.value, o.source));
-  return {};
-}
-}  // namespace
-
-Result<Config> parse(const Schema& schema, std::string_view toml_text, const std::string& source_name,
-                     const std::vector<Override>& overrides) {
-  MORPH_TRY_ASSIGN(Config c, defaults(schema));
-  toml::table t;
-  try {
-    t = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    return Error(Errc::invalid_argument,
-                 position(source_name, e.source()) + ": TOML syntax error: " + std::string(e.description()));
-  }
-  MORPH_TRY(apply_table(schema, t, "", source_name, c.values_, c.origins_));
-  MORPH_TRY(apply_overrides(c, overrides));
-  return c;
-}
-
-Result<Config> load(const Schema& schema, const std::optional<std::filesystem::path>& file,
-                    const std::vector<Override>& overrides) {
-  if (!file) {
-    MORPH_TRY_ASSIGN(Config c, defaults(schema));
-    MORPH_TRY(apply_overrides(c, overrides));
-    return c;
-  }
-  std::ifstream in(*file, std::ios::binary);
-  if (!in) return Error(Errc::invalid_argument, "cannot read configuration file " + file->string(), errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(schema, ss.str(), file->string(), overrides);
-}
-
-// ---- command line ----
-
-CommandLine::CommandLine(const Schema& schema) : schema_(&schema) {}
-
-CLI::Option* CommandLine::add_config_option(CLI::App& app, std::string default_path) {
-  default_path_ = std::move(default_path);
-  std::string help = "TOML configuration file of " + schema_->program();
-  if (!default_path_.empty()) help += " (default " + default_path_ + " if it exists)";
-  config_opt_ = app.add_option("--config,-c", config_path_, help)->type_name("PATH");
-  return config_opt_;
-}
-
-CLI::Option* CommandLine::add_set_option(CLI::App& app) {
-  return app.add_option("--set", sets_, "override a configuration key, e.g. --set agent.interval=500ms (repeatable)")
-      ->type_name("KEY=VALUE")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-}
-
-CLI::Option* CommandLine::add_flag(CLI::App& app, const std::string& flag, const std::string& key) {
-  const Key* k = schema_->find(key);
-  if (!k) throw std::logic_error("config flag " + flag + ": '" + key + "' is not a key of " + schema_->program());
-  auto& b = bound_.emplace_back(Bound{flag, key, {}});
-  std::string help =
-      k->doc() + " [" + key + ", default " + (k->default_text().empty() ? "\"\"" : k->default_text()) + "]";
-  return app.add_option(flag, b.values, help)
-      ->type_name(k->type() == Type::choice ? "WORD" : "VALUE")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-}
-
-std::optional<std::filesystem::path> CommandLine::config_file() const {
-  if (config_opt_ && config_opt_->count() > 0) return std::filesystem::path(config_path_);
-  if (!default_path_.empty()) {
-    std::error_code ec;
-    if (std::filesystem::exists(default_path_, ec)) return std::filesystem::path(default_path_);
-  }
-  return std::nullopt;
-}
-
-std::vector<Override> CommandLine::overrides() const {
-  std::vector<Override> out;
-  for (const auto& s : sets_) {
-    size_t eq = s.find('=');
-    // A --set without '=' still goes through, so load() reports it with the key's expectation.
-    if (eq == std::string::npos)
-      out.push_back({s, "", "--set (no '=VALUE')"});
-    else
-      out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set"});
-  }
-  for (const auto& b : bound_) {
-    if (!b.values.empty()) out.push_back({b.key, b.values.back(), b.flag});
-  }
-  return out;
-}
-
-Result<Config> CommandLine::load() const {
-  return config::load(*schema_, config_file(), overrides());
-}
-
-// ---- rendering ----
-
-namespace {
-
-std::string type_cell(const Key& k) {
-  std::string t = type_name(k.type());
-  if (k.type() == Type::choice) {
-    // expectation() is "one of a, b, c"
-    std::string words = k.expectation().substr(7);
-    t = "one of ";
-    size_t start = 0;
-    while (true) {
-      size_t comma = words.find(", ", start);
-      t += "`" + words.substr(start, comma == std::string::npos ? comma : comma - start) + "`";
-      if (comma == std::string::npos) break;
-      t += ", ";
-      start = comma + 2;
-    }
-    return t;
-  }
-  std::string e = k.expectation();
-  for (const char* marker : {" from ", " of at least ", " of at most "}) {
-    size_t p = e.rfind(marker);
-    if (p == std::string::npos) continue;
-    std::string range = e.substr(p + std::string(marker).size());
-    if (std::string(marker) == " from ") {
-      size_t to = range.find(" to ");
-      return t + " " + range.substr(0, to) + " – " + range.substr(to + 4);
-    }
-    return t + (std::string(marker) == " of at least " ? " ≥ " : " ≤ ") + range;
-  }
-  return t;
-}
-
-std::string cell(const std::string& s) {
-  return escaped(s, {{'|', "\\|"}, {'<', "&lt;"}, {'>', "&gt;"}, {'\n', " "}});
-}
-
-// Splits text into comment lines of at most width characters.
-std::string wrap_comment(const std::string& text, size_t width) {
-  std::string out, line;
-  std::istringstream words(text);
-  std::string w;
-  while (words >> w) {
-    if (!line.empty() && line.size() + 1 + w.size() > width) {
-      out += "# " + line + "\n";
-      line.clear();
-    }
-    line += (line.empty() ? "" : " ") + w;
-  }
-  if (!line.empty()) out += "# " + line + "\n";
-  return out;
-}
-
-}  // namespace
-
-std::string render_markdown_table(const Schema& schema) {
-  std::string out = "| key | type | default | description |\n|---|---|---|---|\n";
-  for (const auto& k : schema.keys()) {
-    out += "| `" + k.name() + "` | " + cell(type_cell(k)) + " | `" +
-           toml_literal(k.type(), *k.parse_text(k.default_text())) + "` | " + cell(k.doc()) + " |\n";
-  }
-  return out;
-}
-
-std::string render_example_toml(const Schema& schema) {
-  std::string out = "# Configuration of " + schema.program() +
-                    ": every key at its default. Generated from common/config_schemas.cpp;\n"
-                    "# the key tables of docs/operations.md come from the same place. Values given on the\n"
-                    "# command line (--set KEY=VALUE, or the key's own flag) override this file.\n";
-  // Tables in the order their first key is declared; top-level keys first.
-  std::vector<std::string> tables;
-  for (const auto& k : schema.keys()) {
-    size_t dot = k.name().rfind('.');
-    std::string table = dot == std::string::npos ? "" : k.name().substr(0, dot);
-    if (std::find(tables.begin(), tables.end(), table) == tables.end()) tables.push_back(table);
-  }
-  std::stable_partition(tables.begin(), tables.end(), [](const std::string& t) { return t.empty(); });
-  for (const auto& table : tables) {
-    out += "\n";
-    if (!table.empty()) out += "[" + table + "]\n";
-    for (const auto& k : schema.keys()) {
-      size_t dot = k.name().rfind('.');
-      std::string kt = dot == std::string::npos ? "" : k.name().substr(0, dot);
-      if (kt != table) continue;
-      bool plain = k.type() == Type::string || k.type() == Type::path;
-      out += wrap_comment(plain ? k.doc() : k.doc() + " Value: " + k.expectation() + ".", 98);
-      out += k.name().substr(dot == std::string::npos ? 0 : dot + 1) + " = " +
-             toml_literal(k.type(), *k.parse_text(k.default_text())) + "\n";
-    }
-  }
-  return out;
 }
 
 }  // namespace morph::config

@@ -11,6 +11,10 @@
 // docs/operations.md and render_example_toml() the files in config/; unit tests keep both in step.
 //
 // This module never reads the environment and never opens any file but the one it is given.
+//
+// Where each part lives: keys, schemas and values in config.cpp; the text forms of durations, sizes,
+// endpoints and listen addresses in config_values.h; reading TOML in config_toml.cpp; the command line in
+// config_cli.cpp; the generated docs in config_render.cpp.
 
 #include <chrono>
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/config_values.h"
 #include "common/error.h"
 
 namespace CLI {
@@ -47,6 +52,8 @@ const char* type_name(Type t);
 
 // The parsed value of a key. Durations are nanoseconds; bytes are a uint64_t.
 using Value = std::variant<bool, int64_t, uint64_t, std::chrono::nanoseconds, std::string>;
+// The value as it would be written on a command line ("1s", "64KiB", "5", "true", "info").
+std::string format_value(const Value& v);
 
 // One declared key. Built through the chainable setters returned by Schema::add().
 class Key {
@@ -102,6 +109,9 @@ class Schema {
   std::optional<std::string> closest(std::string_view name) const;
   // Every default parses and meets its constraint; names are well formed and unique.
   Status validate() const;
+  // The error text for a name that is not declared: "unknown key 'x' in the configuration of P", with
+  // "(did you mean 'y'?)" when a declared name is close.
+  std::string unknown_name(std::string_view name, bool table = false) const;
 
  private:
   std::string program_;
@@ -203,20 +213,5 @@ class CommandLine {
 std::string render_markdown_table(const Schema& schema);
 // An example TOML file holding every key at its default, each preceded by its doc as a comment.
 std::string render_example_toml(const Schema& schema);
-
-// Parsers shared with other modules (also used for command-line values).
-Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
-// A duration given as a command-line value: as parse_duration, or a bare number of seconds ("30", "0.5").
-Result<std::chrono::nanoseconds> parse_duration_arg(std::string_view text);
-std::string format_duration(std::chrono::nanoseconds d);
-Result<uint64_t> parse_bytes(std::string_view text);
-std::string format_bytes(uint64_t b);
-Status check_endpoint(std::string_view text, const std::vector<std::string>& schemes = {"tcp", "ipc"});
-// "host:port" → {host, port}; host may be "", "0.0.0.0", a name or "[v6]".
-struct ListenAddress {
-  std::string host;
-  uint16_t port = 0;
-};
-Result<ListenAddress> parse_listen(std::string_view text);
 
 }  // namespace morph::config
