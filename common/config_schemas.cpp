@@ -105,7 +105,8 @@ Schema make_controller_schema() {
           std::string("Reserve price of ") + r + " in µcredits per " + resource_unit(res) +
               " per second: bids below it are refused and it is the price when no bid loses (what an uncontested "
               "winner pays).")
-        .min("0");
+        .min("0")
+        .max("1099511627776");  // 2^40, the market's price bound (controller/market/money.h kMaxPrice)
   }
   s.add("market.min_hold_ticks", Type::integer, "5",
         "Ticks an allocation is held against bids of the same or a lower tier.")

@@ -20,7 +20,7 @@ Status Exchange::open_account(const market::Account& account, const std::string&
 }
 
 Status Exchange::deposit(const std::string& account, Micros amount, const std::string& reference) {
-  MORPH_TRY(market_.balance(account));
+  MORPH_TRY(market_.check_credit(account, amount));  // the market's bounds refuse before the ledger records it
   MORPH_TRY(ledger_.credit(account, amount, reference.empty() ? "deposit" : reference));
   return market_.credit(account, amount);
 }

@@ -11,6 +11,7 @@
 #include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_schema.h"
 #include "controller/ledger/sqlite_support.h"
+#include "controller/market/money.h"
 
 namespace morph::ledger {
 namespace {
@@ -63,12 +64,12 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   // WAL + FULL: a returned COMMIT has been fsynced; a torn write is rolled back on the next open.
   MORPH_TRY(l->exec("PRAGMA journal_mode=WAL"));
   MORPH_TRY(l->exec("PRAGMA synchronous=FULL"));
-  MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   // A tick of 100k allocations dirties tens of MB of table and index pages; with SQLite's 2 MiB default
   // cache they spill and are re-read within the one transaction (commit 1.2-1.6x slower at 100k-300k,
   // docs/benchmarks.md "Ledger commit per tick"). 64 MiB is a ceiling, allocated only as pages are used.
   MORPH_TRY(l->exec("PRAGMA cache_size=-65536"));
-  MORPH_TRY(apply_schema(db));
+  MORPH_TRY(apply_schema(db));  // before foreign keys are enforced: a migration may rebuild a table
+  MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   Stmt q(db, "PRAGMA journal_mode");
   if (!q.ok() || !q.row() || q.text(0) != "wal") return Error(Errc::io, "ledger " + path + ": WAL mode not available");
   return l;
@@ -110,6 +111,23 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
 }
 
 Status SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note) {
+  // The money bounds (docs/market.md): a balance stays within kMaxBalance, and every credit ever made sums
+  // within int64, so every SUM the audit takes fits (charges never exceed the credits that paid them).
+  {
+    Stmt q(db_, "SELECT balance, (SELECT COALESCE(SUM(amount), 0) FROM credits) FROM accounts WHERE id = ?");
+    if (!q.ok()) return prep_error(db_, "credit bounds");
+    q.bind(1, account);
+    if (!q.row()) return Error(Errc::not_found, "unknown account " + account);
+    const Micros balance = q.i64(0), credited = q.i64(1);
+    if (amount > market::kMaxBalance - balance)
+      return Error(Errc::invalid_argument, "a credit of " + std::to_string(amount) + " to account " + account +
+                                               " (balance " + std::to_string(balance) +
+                                               ") would exceed the balance bound " +
+                                               std::to_string(market::kMaxBalance) + " ucredits");
+    if (!market::checked_add(credited, amount))
+      return Error(Errc::invalid_argument,
+                   "a credit of " + std::to_string(amount) + " would take the ledger's credits ever made past int64");
+  }
   Stmt up(db_, "UPDATE accounts SET balance = balance + ? WHERE id = ?");
   Stmt ins(db_,
            "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
@@ -188,7 +206,7 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
     return Error(Errc::conflict,
                  "tick " + std::to_string(o.tick) + " refused: last committed tick is " + std::to_string(last));
   Micros sum = 0;
-  for (const auto& c : o.charges) sum += c.amount;
+  for (const auto& c : o.charges) sum = market::saturating_add(sum, c.amount);
   if (sum != o.revenue) return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
   if (!spans_.known()) {  // the first commit after open, or after one whose outcome was unknown
     std::vector<AllocationSpans::Open> open;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 #include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_support.h"
 
@@ -13,19 +15,29 @@ using sqlite::prep_error;
 using sqlite::Stmt;
 using sqlite::Transaction;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS accounts(
+// Balances are the only amounts SQL computes (balance + credit, balance - charge); past int64 SQLite would
+// make one a REAL, so the CHECKs keep them integers (schema version 3). Every other amount is bound from an
+// int64 and cannot be anything else. The two tables' definitions are also what version 3 rebuilds old ones to.
+std::string accounts_table(const char* name) {
+  return std::string("CREATE TABLE IF NOT EXISTS ") + name +
+         R"sql((
   id TEXT PRIMARY KEY,
-  balance INTEGER NOT NULL CHECK (balance >= 0)
-);
-CREATE TABLE IF NOT EXISTS credits(
+  balance INTEGER NOT NULL CHECK (typeof(balance) = 'integer' AND balance >= 0)
+);)sql";
+}
+std::string credits_table(const char* name) {
+  return std::string("CREATE TABLE IF NOT EXISTS ") + name +
+         R"sql((
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   account TEXT NOT NULL REFERENCES accounts(id),
-  amount INTEGER NOT NULL CHECK (amount > 0),
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer' AND amount > 0),
   note TEXT NOT NULL,
   after_tick INTEGER NOT NULL,
   ts_ns INTEGER NOT NULL DEFAULT 0
-);
+);)sql";
+}
+
+constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS bids(
   id INTEGER PRIMARY KEY,
   account TEXT NOT NULL REFERENCES accounts(id),
@@ -201,9 +213,51 @@ Status to_allocation_spans(sqlite3* db) {
   return {};
 }
 
+// Version 3: balances and credits are integers by CHECK. SQLite cannot add a CHECK to a table, so both are
+// rebuilt (SQLite's "12 steps": new table, copy, drop, rename; foreign keys are not enforced yet while the
+// ledger opens). A file where an overflow already made a balance REAL (before the money bounds) is refused,
+// naming the accounts: which credit was wrong is the operator's call, not the migration's.
+Status to_v3(sqlite3* db_) {
+  MORPH_TRY_ASSIGN(const int64_t checked,
+                   scalar(db_, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'accounts' AND sql LIKE '%typeof%'"));
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  if (checked == 0) {
+    std::string bad;
+    {
+      Stmt q(db_,
+             "SELECT 'account ' || id || ' balance ' || CAST(balance AS TEXT) FROM accounts WHERE typeof(balance) != "
+             "'integer' UNION ALL SELECT 'credit ' || id || ' of ' || account || ' amount ' || CAST(amount AS TEXT) "
+             "FROM credits WHERE typeof(amount) != 'integer'");
+      if (!q.ok()) return prep_error(db_, "integer check");
+      while (q.row()) bad += (bad.empty() ? "" : "; ") + q.text(0);
+    }
+    if (!bad.empty())
+      return Error(Errc::invalid_argument,
+                   "ledger: amounts stored as non-integers by an overflow of an older version (" + bad +
+                       "); correct them from credits - charges, or restore a backup, before this version opens it");
+    MORPH_TRY(exec(db_, "DROP VIEW IF EXISTS journal"));  // renaming tables under a view that names them fails
+    MORPH_TRY(exec(db_, accounts_table("accounts_v3").c_str()));
+    MORPH_TRY(exec(db_, credits_table("credits_v3").c_str()));
+    MORPH_TRY(exec(db_,
+                   "INSERT INTO accounts_v3(id, balance) SELECT id, balance FROM accounts;"
+                   "INSERT INTO credits_v3(id, account, amount, note, after_tick, ts_ns)"
+                   " SELECT id, account, amount, note, after_tick, ts_ns FROM credits;"
+                   "DROP TABLE credits; DROP TABLE accounts;"
+                   "ALTER TABLE accounts_v3 RENAME TO accounts; ALTER TABLE credits_v3 RENAME TO credits;"));
+    MORPH_TRY_ASSIGN(const int64_t dangling, scalar(db_, "SELECT COUNT(*) FROM pragma_foreign_key_check"));
+    if (dangling != 0) return Error(Errc::internal, "ledger: rebuilding accounts left rows without their account");
+  }
+  MORPH_TRY(exec(db_, "PRAGMA user_version = 3"));
+  MORPH_TRY(tx.commit());
+  if (checked == 0) spdlog::info("ledger: migrated to schema 3 (balances kept integers by CHECK)");
+  return {};
+}
+
 Status migrate(sqlite3* db) {
   MORPH_TRY_ASSIGN(const int64_t version, scalar(db, "PRAGMA user_version"));
   if (version < 2) MORPH_TRY(to_v2(db, version));
+  if (version < 3) MORPH_TRY(to_v3(db));
   MORPH_TRY(to_allocation_spans(db));
   return exec(db, kJournalView);
 }
@@ -211,6 +265,8 @@ Status migrate(sqlite3* db) {
 }  // namespace
 
 Status apply_schema(sqlite3* db) {
+  MORPH_TRY(exec(db, "PRAGMA foreign_keys=OFF"));  // a migration may rebuild a table others refer to
+  MORPH_TRY(exec(db, (accounts_table("accounts") + credits_table("credits")).c_str()));
   MORPH_TRY(exec(db, kSchema));
   MORPH_TRY(exec(db, sqlite::kAllocationSpansTable));
   return migrate(db);

@@ -44,6 +44,11 @@ struct SlaPolicy {
   uint32_t funds_horizon_s = 60;  // the balance must cover the bid at max_price this long
 };
 
+// Bounds of a policy's money fields and steps (set_policy refuses others, naming the field): a rescue bid's
+// step x max_price x 3600 stays far inside int64 (docs/market.md, "Money bounds").
+inline constexpr Micros kMaxPolicyPrice = Micros{1} << 28;
+inline constexpr int64_t kMaxStep = int64_t{1} << 20;
+
 // A rescued VM is healthy only under this share of each threshold (level hysteresis; docs/market.md).
 inline constexpr uint64_t kRecoverPercent = 80;
 

@@ -28,7 +28,7 @@ class RescueService {
   // evaluator's step bound, and a count bound that keeps a breach or recovery within minutes at any sane
   // interval.
   static constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
-  static constexpr int64_t kMaxStep = int64_t{1} << 20;
+  static constexpr int64_t kMaxStep = rescue::kMaxStep;
 
   RescueService(MarketState& state, MarketViews& views, const VmDirectory& vms)
       : state_(state), views_(views), vms_(vms) {}

@@ -6,6 +6,7 @@
 #include "common/msg/wire.h"
 #include "controller/api/handlers/market_requests.h"
 #include "controller/market/clearing.h"
+#include "controller/market/money.h"
 #include "controller/market_state/market_wire.h"
 
 namespace morph::controller {
@@ -33,6 +34,9 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
   auto tier = market::parse_tier(tier_text(q.tier()));
   if (!tier) return Error(Errc::invalid_argument, "unknown tier");
   int64_t qty = q.quantity() > 0 ? q.quantity() : 1;
+  if (qty > market::kMaxQuantity)
+    return Error(Errc::invalid_argument,
+                 "quantity " + std::to_string(qty) + " is outside 1.." + std::to_string(market::kMaxQuantity));
   market::BookParams params;
   params.supply = m.supply(host, *r);
   for (int t = 0; t < market::kTierCount; ++t) params.reserve[t] = mc.reserve[static_cast<size_t>(*r)][t];
@@ -51,7 +55,8 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
     max_seq = std::max(max_seq, b.seq);
     book.push_back(bb);
   }
-  market::BookBid probe{0, *tier, std::numeric_limits<market::Micros>::max() / 4, qty, 1, max_seq + 1};
+  // The probe offers the highest price a bid may carry: what it is charged is set by the others.
+  market::BookBid probe{0, *tier, market::kMaxPrice, qty, 1, max_seq + 1};
   book.push_back(probe);
   auto res = market::clear_book(params, book);
   int64_t got = res.fills.back().quantity;
@@ -63,9 +68,12 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
       hist.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(*r), wire(*tier), h->price, params.supply,
                                                h->sold, h->tick));
   }
-  auto cost = static_cast<int64_t>(static_cast<market::Wide>(price) * got * mc.tick_ms / 1000);
+  auto cost = market::charge_for(got, price, mc.tick_ms);
+  if (!cost)
+    return Error(Errc::invalid_argument, std::to_string(got) + " units at " + std::to_string(price) +
+                                             " ucredits/unit-s cost more per tick than int64 holds");
   auto body =
-      v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, cost, mc.tick_ms, &hist);
+      v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, *cost, mc.tick_ms, &hist);
   return ReplyBody{v1::ApiReplyBody::QuoteReply, body.Union()};
 }
 }  // namespace
