@@ -160,6 +160,9 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // libzmq writes with send(2) without MSG_NOSIGNAL: a peer that shut its end down (or one the controller
+  // disconnects, docs/security.md "Limits") must cost an EPIPE, not the process.
+  ::signal(SIGPIPE, SIG_IGN);
   ControllerServer server(cfg, std::move(market));
   if (service) service->attach(&server);
   auto up = registry.gauge("morph_controller_hosts_up", "Hosts currently up").with({});
@@ -170,11 +173,18 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
           .with({});
   auto reports = registry.gauge("morph_controller_kpi_reports", "KpiReports ingested").with({});
   auto api = registry.gauge("morph_controller_api_requests", "Api requests served").with({});
+  auto subs = registry.gauge("morph_controller_event_subscriptions", "Topic prefixes subscribed on events").with({});
+  auto dropped = registry
+                     .gauge("morph_controller_event_subscribers_dropped",
+                            "Events connections dropped for a subscription past the limits (docs/security.md)")
+                     .with({});
   registry.on_collect([&] {
     up->set(static_cast<double>(server.stats().hosts_up.load()));
     bad->set(static_cast<double>(server.stats().bad_messages.load()));
     reports->set(static_cast<double>(server.stats().kpi_reports.load()));
     api->set(static_cast<double>(server.stats().api_requests.load()));
+    subs->set(static_cast<double>(server.stats().subscriptions.load()));
+    dropped->set(static_cast<double>(server.stats().subscribers_dropped.load()));
   });
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (auto listen = conf.get_string(keys::metrics_listen); !listen.empty()) {
