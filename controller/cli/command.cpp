@@ -28,6 +28,7 @@ const v1::ApiReply& Client::call(v1::ApiRequestBody type,
   if (auto st = api_->connect(); !st)
     fail(kUnreachable, "cannot connect to " + conn_.connect + ": " + st.error().what());
   auto reply = api_->call(type, build, std::chrono::milliseconds(conn_.timeout_ms));
+  if (!reply && reply.error().code() == Errc::permission_denied) fail(kNotAdmitted, reply.error().what());
   if (!reply) fail(kUnreachable, "cannot reach the controller at " + conn_.connect + ": " + reply.error().what());
   reply_ = std::move(*reply);
   auto r = msg::decode_api_reply({static_cast<const uint8_t*>(reply_.data()), reply_.size()});
