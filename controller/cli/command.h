@@ -50,7 +50,10 @@ struct Connection {
 class Client {
  public:
   explicit Client(Connection connection) : conn_(std::move(connection)) {}
-  const v1::ApiReply& call(v1::ApiRequestBody type, const std::function<flatbuffers::Offset<void>(Builder&)>& build);
+  // `attempts` > 1 sends the request again after no reply in time: only for requests safe to repeat (a
+  // deposit carrying its idempotency key).
+  const v1::ApiReply& call(v1::ApiRequestBody type, const std::function<flatbuffers::Offset<void>(Builder&)>& build,
+                           int attempts = 1);
 
  private:
   Connection conn_;

@@ -8,6 +8,7 @@
 // is the embedded one. A ledger never decides anything about the market: it records outcomes.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,14 @@ struct JournalQuery {
   uint32_t limit = 100;    // the newest `limit` matching entries, returned oldest first
 };
 
+// A credit as recorded: its journal entry. `replayed`: the credit had been made before with the same
+// idempotency key and amount, and was not made again.
+struct CreditReceipt {
+  uint64_t entry = 0;
+  Micros amount = 0;
+  bool replayed = false;
+};
+
 // Operator state that is not money but must survive a restart: account details, per-VM SLA/rescue
 // policies, admin owner overrides and the rescue bids the controller raised (so a restarted controller
 // still knows them as rescues and retires them on recovery).
@@ -108,7 +117,14 @@ class Ledger {
   virtual Status create_account(const market::Account& account, const std::string& display_name = {},
                                 uint64_t created_ns = 0) = 0;
   // Credits an account and, in the same transaction, reactivates its suspended bids (as Market::credit).
-  virtual Status credit(const std::string& account, Micros amount, const std::string& note) = 0;
+  // With an idempotency key (unique per account, kept with the credit): a credit already made with that
+  // key is not made again; the same amount returns its receipt (replayed), another amount is refused
+  // (Errc::conflict, naming both).
+  virtual Result<CreditReceipt> credit(const std::string& account, Micros amount, const std::string& note,
+                                       const std::string& idempotency_key = {}) = 0;
+  // The credit made to `account` with `idempotency_key`, if there is one.
+  virtual Result<std::optional<CreditReceipt>> credit_by_key(const std::string& account,
+                                                             const std::string& idempotency_key) = 0;
   // Records a bid as submitted, amended or cancelled (upsert by id).
   virtual Status put_bid(const market::Bid& bid) = 0;
   // A rescue bid raised on the owner's behalf: the bid and its rescue record in one transaction.

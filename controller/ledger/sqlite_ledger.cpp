@@ -100,7 +100,7 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
   if (!ins.ok()) return prep_error(db_, "account insert");
   auto st = ins.bind(1, a.id).run("creating account");
   if (!st.ok()) return Error(Errc::already_exists, "account " + a.id + ": " + st.error().message());
-  if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));
+  if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));  // (the entry is not needed)
   Stmt meta(db_, "INSERT INTO account_meta(account, display_name, created_ns) VALUES(?, ?, ?)");
   if (!meta.ok()) return prep_error(db_, "account details");
   MORPH_TRY(meta.bind(1, a.id)
@@ -110,7 +110,8 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
   return tx.commit();
 }
 
-Status SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note) {
+Result<int64_t> SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note,
+                                         const std::string& idempotency_key) {
   // The money bounds (docs/market.md): a balance stays within kMaxBalance, and every credit ever made sums
   // within int64, so every SUM the audit takes fits (charges never exceed the credits that paid them).
   {
@@ -130,27 +131,55 @@ Status SqliteLedger::add_credit(const std::string& account, Micros amount, const
   }
   Stmt up(db_, "UPDATE accounts SET balance = balance + ? WHERE id = ?");
   Stmt ins(db_,
-           "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
-           "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?)");
+           "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns, idempotency_key) "
+           "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?, NULLIF(?, ''))");
   if (!up.ok() || !ins.ok()) return prep_error(db_, "credit");
   MORPH_TRY(up.bind(1, amount).bind(2, account).run("crediting"));
   if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "unknown account " + account);
   MORPH_TRY_ASSIGN(int64_t id, next_journal_id());
-  return ins.bind(1, id).bind(2, account).bind(3, amount).bind(4, note).bind(5, now_ns()).run("recording credit");
+  MORPH_TRY(ins.bind(1, id)
+                .bind(2, account)
+                .bind(3, amount)
+                .bind(4, note)
+                .bind(5, now_ns())
+                .bind(6, idempotency_key)
+                .run("recording credit"));
+  return id;
 }
 
-Status SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note) {
+Result<std::optional<CreditReceipt>> SqliteLedger::credit_by_key(const std::string& account,
+                                                                 const std::string& idempotency_key) {
+  if (idempotency_key.empty()) return std::optional<CreditReceipt>{};
+  Stmt q(db_, "SELECT id, amount FROM credits WHERE account = ? AND idempotency_key = ?");
+  if (!q.ok()) return prep_error(db_, "credit by key");
+  q.bind(1, account).bind(2, idempotency_key);
+  if (!q.row()) return std::optional<CreditReceipt>{};
+  return std::optional<CreditReceipt>{CreditReceipt{static_cast<uint64_t>(q.i64(0)), q.i64(1), true}};
+}
+
+Result<CreditReceipt> SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note,
+                                           const std::string& idempotency_key) {
   if (amount <= 0) return Error(Errc::invalid_argument, "a credit must be positive");
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  MORPH_TRY(add_credit(account, amount, note));
+  // Looked up inside the transaction, so two writers cannot both miss it (the unique index backs this up).
+  MORPH_TRY_ASSIGN(auto prior, credit_by_key(account, idempotency_key));
+  if (prior) {
+    if (prior->amount != amount)
+      return Error(Errc::conflict, "idempotency key " + idempotency_key + " was used for a deposit of " +
+                                       std::to_string(prior->amount) + " to account " + account + " (ledger entry " +
+                                       std::to_string(prior->entry) + "), not " + std::to_string(amount));
+    return *prior;
+  }
+  MORPH_TRY_ASSIGN(const int64_t entry, add_credit(account, amount, note, idempotency_key));
   // Same rule as Market::credit, in the same transaction: a credit lifts funds suspensions.
   Stmt lift(db_,
             "UPDATE bids SET state = 'active', state_reason = 'none' "
             "WHERE account = ? AND state = 'suspended'");
   if (!lift.ok()) return prep_error(db_, "lifting suspensions");
   MORPH_TRY(lift.bind(1, account).run("lifting suspensions"));
-  return tx.commit();
+  MORPH_TRY(tx.commit());
+  return CreditReceipt{static_cast<uint64_t>(entry), amount, false};
 }
 
 namespace {

@@ -33,7 +33,8 @@ std::string credits_table(const char* name) {
   amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer' AND amount > 0),
   note TEXT NOT NULL,
   after_tick INTEGER NOT NULL,
-  ts_ns INTEGER NOT NULL DEFAULT 0
+  ts_ns INTEGER NOT NULL DEFAULT 0,
+  idempotency_key TEXT
 );)sql";
 }
 
@@ -254,10 +255,27 @@ Status to_v3(sqlite3* db_) {
   return {};
 }
 
+// Version 4: a deposit may carry an idempotency key, unique per account (a retry is answered from the first
+// deposit, never credited twice). Credits without one keep NULL, which the partial index leaves out.
+Status to_v4(sqlite3* db_) {
+  MORPH_TRY_ASSIGN(const int64_t has_key,
+                   scalar(db_, "SELECT COUNT(*) FROM pragma_table_info('credits') WHERE name = 'idempotency_key'"));
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  if (has_key == 0) MORPH_TRY(exec(db_, "ALTER TABLE credits ADD COLUMN idempotency_key TEXT"));
+  MORPH_TRY(
+      exec(db_,
+           "CREATE UNIQUE INDEX IF NOT EXISTS credits_by_idempotency_key ON credits(account, idempotency_key) WHERE "
+           "idempotency_key IS NOT NULL;"
+           "PRAGMA user_version = 4;"));
+  return tx.commit();
+}
+
 Status migrate(sqlite3* db) {
   MORPH_TRY_ASSIGN(const int64_t version, scalar(db, "PRAGMA user_version"));
   if (version < 2) MORPH_TRY(to_v2(db, version));
   if (version < 3) MORPH_TRY(to_v3(db));
+  if (version < 4) MORPH_TRY(to_v4(db));
   MORPH_TRY(to_allocation_spans(db));
   return exec(db, kJournalView);
 }

@@ -158,3 +158,65 @@ TEST_F(LedgerTest, AFileAnOverflowDamagedIsRefusedNamingTheAccount) {
 
 }  // namespace
 }  // namespace morph::ledger
+
+namespace morph::ledger {
+namespace {
+
+using namespace morph::market;
+using testing::LedgerTest;
+
+// Issue #19: a deposit had no idempotency key, so a client retrying after a lost reply credited twice.
+TEST_F(LedgerTest, ADepositRetriedWithItsKeyIsCreditedOnce) {
+  auto first = ex_->deposit("bob", 700, "invoice-9", "inv-9-attempt");
+  ASSERT_TRUE(first.ok()) << first.error().what();
+  EXPECT_FALSE(first->replayed);
+  auto again = ex_->deposit("bob", 700, "invoice-9", "inv-9-attempt");
+  ASSERT_TRUE(again.ok()) << again.error().what();
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->entry, first->entry);
+  EXPECT_EQ(*market_->balance("bob"), 5'700);
+  // The same key with another amount is a different request: refused, naming both.
+  auto other = ex_->deposit("bob", 800, "invoice-9", "inv-9-attempt");
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), Errc::conflict);
+  EXPECT_NE(other.error().what().find("deposit of 700"), std::string::npos) << other.error().what();
+  EXPECT_NE(other.error().what().find("not 800"), std::string::npos) << other.error().what();
+  EXPECT_EQ(*market_->balance("bob"), 5'700);
+  // Keys are per account; no key means no deduplication.
+  ASSERT_TRUE(ex_->deposit("alice", 700, "", "inv-9-attempt").ok());
+  EXPECT_TRUE(ex_->deposit("alice", 700, "", "inv-9-attempt")->replayed);
+  ASSERT_TRUE(ex_->deposit("bob", 1).ok());
+  ASSERT_TRUE(ex_->deposit("bob", 1).ok());
+  EXPECT_EQ(*market_->balance("bob"), 5'702);
+  EXPECT_EQ(*market_->balance("alice"), 100'700);
+  // Durable: a restarted controller answers the retry from the ledger.
+  ledger_.reset();
+  auto l = SqliteLedger::open(path_);
+  ASSERT_TRUE(l.ok());
+  ledger_ = std::move(*l);
+  Market again_market(testing::config());
+  ex_ = std::make_unique<Exchange>(again_market, *ledger_);
+  ASSERT_TRUE(ex_->recover().ok());
+  auto late = ex_->deposit("bob", 700, "invoice-9", "inv-9-attempt");
+  ASSERT_TRUE(late.ok()) << late.error().what();
+  EXPECT_TRUE(late->replayed);
+  EXPECT_EQ(late->entry, first->entry);
+  EXPECT_EQ(*again_market.balance("bob"), 5'702);
+  auto audit = ledger_->audit();
+  ASSERT_TRUE(audit.ok());
+  EXPECT_TRUE(audit->ok()) << audit->describe();
+}
+
+// A retry is answered even when the balance it already raised would no longer take it: the first deposit
+// filled the account to its bound.
+TEST_F(LedgerTest, ARetryIsAnsweredEvenWhenTheBoundWouldRefuseIt) {
+  const Micros fill = kMaxBalance - 100'000;
+  ASSERT_TRUE(ex_->deposit("alice", fill, "", "fill").ok());
+  auto again = ex_->deposit("alice", fill, "", "fill");
+  ASSERT_TRUE(again.ok()) << again.error().what();
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(*market_->balance("alice"), kMaxBalance);
+}
+
+}  // namespace
+}  // namespace morph::ledger
