@@ -34,6 +34,7 @@ struct AuditReport {
   int64_t accounts_inconsistent = 0;   // accounts where credits - charges != balance
   int64_t ticks_revenue_mismatch = 0;  // ticks whose recorded revenue != sum of their charges
   int64_t journal_mismatch = 0;        // journal ids (the paging cursor) shared by two charges/failures/credits
+  Tick archived_through = 0;           // retention: ticks up to this one are archived (their sums kept)
 
   bool ok() const {
     return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 && accounts_inconsistent == 0 &&
@@ -108,6 +109,20 @@ struct PricePoint {
   market::PriceQuote quote;
 };
 
+// Retention (docs/operations.md, "Ledger retention"): the per-tick rows (charges, failures, allocations,
+// prices, the tick rows themselves) of ticks older than the newest `keep_ticks` are moved to an archive file
+// or deleted, after being summed per account (rows and amounts) and per table into the ledger, so
+// deposits - charges = balance still holds for every account. Credits, bids and operator state are kept.
+struct RetentionPolicy {
+  Tick keep_ticks = 0;       // 0: keep everything
+  std::string archive_path;  // empty: delete once summed
+  Tick batch_ticks = 10;     // at most this many ticks archived per call (bounded work per tick)
+};
+struct RetentionReport {
+  Tick through = 0;   // every tick <= this is archived (0: none yet)
+  uint64_t rows = 0;  // rows moved or deleted by this call
+};
+
 class Ledger {
  public:
   virtual ~Ledger() = default;
@@ -147,6 +162,8 @@ class Ledger {
   virtual Result<OperatorState> load_operator_state() = 0;
   // Cleared prices of ticks >= since (for `quote` history after a restart), oldest first.
   virtual Result<std::vector<PricePoint>> prices_since(Tick since) = 0;
+  // One step of retention: archives the next ticks (at most batch_ticks) older than the newest keep_ticks.
+  virtual Result<RetentionReport> retain(const RetentionPolicy& policy) = 0;
 };
 
 }  // namespace morph::ledger

@@ -47,7 +47,7 @@ std::string AuditReport::describe() const {
     << ") credits=" << total_credits << " charges=" << total_charges << " revenue=" << total_revenue
     << " balances=" << total_balances << " negative=" << negative_balances
     << " inconsistent_accounts=" << accounts_inconsistent << " tick_revenue_mismatch=" << ticks_revenue_mismatch
-    << " journal_mismatch=" << journal_mismatch;
+    << " journal_mismatch=" << journal_mismatch << " archived_through=" << archived_through;
   return o.str();
 }
 
@@ -83,7 +83,7 @@ SqliteLedger::~SqliteLedger() {
 Result<int64_t> SqliteLedger::next_journal_id() {
   Stmt q(db_,
          "SELECT MAX(COALESCE((SELECT MAX(rowid) FROM charges), 0), COALESCE((SELECT MAX(rowid) FROM failures), 0),"
-         " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
+         " COALESCE((SELECT MAX(id) FROM credits), 0), COALESCE((SELECT MAX(max_id) FROM retention_state), 0)) + 1");
   if (!q.ok() || !q.row()) return prep_error(db_, "journal id");
   return q.i64(0);
 }
@@ -365,16 +365,26 @@ Result<AuditReport> SqliteLedger::audit() {
   r.first_tick = static_cast<Tick>(first);
   r.last_tick = static_cast<Tick>(last);
   r.tick_count = static_cast<uint64_t>(count);
-  r.ticks_contiguous = count == 0 || (first == 1 && last - first + 1 == count);
+  // Archived ticks (retention) count by their sums: the ticks left start right after them.
+  MORPH_TRY_ASSIGN(int64_t archived,
+                   scalar("SELECT COALESCE((SELECT through_tick FROM retention_state WHERE tbl = 'ticks'), 0)"));
+  r.archived_through = static_cast<Tick>(archived);
+  r.ticks_contiguous = count == 0 || (first == archived + 1 && last - first + 1 == count);
   MORPH_TRY_ASSIGN(r.total_credits, scalar("SELECT COALESCE(SUM(amount), 0) FROM credits"));
-  MORPH_TRY_ASSIGN(r.total_charges, scalar("SELECT COALESCE(SUM(amount), 0) FROM charges"));
-  MORPH_TRY_ASSIGN(r.total_revenue, scalar("SELECT COALESCE(SUM(revenue), 0) FROM ticks"));
+  MORPH_TRY_ASSIGN(r.total_charges,
+                   scalar("SELECT COALESCE(SUM(amount), 0) + (SELECT COALESCE(SUM(amount), 0) FROM retention_state "
+                          "WHERE tbl = 'charges') FROM charges"));
+  MORPH_TRY_ASSIGN(r.total_revenue,
+                   scalar("SELECT COALESCE(SUM(revenue), 0) + (SELECT COALESCE(SUM(amount), 0) FROM retention_state "
+                          "WHERE tbl = 'ticks') FROM ticks"));
   MORPH_TRY_ASSIGN(r.total_balances, scalar("SELECT COALESCE(SUM(balance), 0) FROM accounts"));
   MORPH_TRY_ASSIGN(r.negative_balances, scalar("SELECT COUNT(*) FROM accounts WHERE balance < 0"));
   MORPH_TRY_ASSIGN(r.accounts_inconsistent,
                    scalar("SELECT COUNT(*) FROM accounts a WHERE a.balance != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM credits c WHERE c.account = a.id) - "
-                          "(SELECT COALESCE(SUM(amount), 0) FROM charges d WHERE d.account = a.id)"));
+                          "(SELECT COALESCE(SUM(amount), 0) FROM charges d WHERE d.account = a.id) - "
+                          "(SELECT COALESCE(SUM(amount), 0) FROM archived_totals x WHERE x.account = a.id AND "
+                          "x.tbl = 'charges')"));
   MORPH_TRY_ASSIGN(r.ticks_revenue_mismatch,
                    scalar("SELECT COUNT(*) FROM ticks t WHERE t.revenue != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM charges c WHERE c.tick = t.tick) "

@@ -39,6 +39,7 @@ class SqliteLedger final : public Ledger {
   Status put_owner_override(const OwnerOverride& owner) override;
   Result<OperatorState> load_operator_state() override;
   Result<std::vector<PricePoint>> prices_since(Tick since) override;
+  Result<RetentionReport> retain(const RetentionPolicy& policy) override;
 
   sqlite3* handle() { return db_; }  // for inspection in tests and tools
 

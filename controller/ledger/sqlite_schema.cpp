@@ -119,6 +119,22 @@ CREATE TABLE IF NOT EXISTS owner_overrides(
   set_by TEXT NOT NULL,
   set_ns INTEGER NOT NULL
 );
+-- Retention: what archived rows summed to, per account and table (rows, amount), and per table (through
+-- which tick, rows, amount, the largest journal id), so audits and journal ids carry on without them.
+CREATE TABLE IF NOT EXISTS archived_totals(
+  account TEXT NOT NULL,
+  tbl TEXT NOT NULL,
+  rows INTEGER NOT NULL,
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer'),
+  PRIMARY KEY (account, tbl)
+);
+CREATE TABLE IF NOT EXISTS retention_state(
+  tbl TEXT PRIMARY KEY,
+  through_tick INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer'),
+  max_id INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rescue_bids(
   bid_id INTEGER PRIMARY KEY REFERENCES bids(id),
   vm TEXT NOT NULL,

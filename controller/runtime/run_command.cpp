@@ -58,6 +58,11 @@ Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::
   MORPH_TRY_ASSIGN(m.lease, config::parse_duration(lease));
   if (m.lease < m.tick * 2) return Error(Errc::invalid_argument, "--lease " + lease + ": must be at least two ticks");
   m.ledger_path = cfg.get_string(keys::ledger_path);
+  // Retention counts ticks: the duration kept, rounded up to whole ticks.
+  if (auto keep = cfg.get_duration(keys::retention_keep); keep.count() > 0)
+    m.retention.keep_ticks = static_cast<market::Tick>((keep + m.tick - std::chrono::nanoseconds(1)) / m.tick);
+  m.retention.archive_path = cfg.get_string(keys::retention_archive);
+  m.retention.batch_ticks = static_cast<market::Tick>(cfg.get_int(keys::retention_batch_ticks));
   for (Resource r : kMarketResources)
     m.market.set_reserve(r, cfg.get_int(std::string(keys::reserve_prefix) + resource_name(r)));
   m.market.hold_ticks = static_cast<uint32_t>(cfg.get_int(keys::min_hold_ticks));
