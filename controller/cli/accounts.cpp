@@ -56,8 +56,8 @@ void add_accounts(Commands& c) {
   deposit.cmd->add_option("amount", deposit.args->amount, "micro-credits, > 0")->required()->check(CLI::PositiveNumber);
   deposit.cmd->add_option("--reference", deposit.args->reference, "note recorded with the deposit");
   deposit.cmd->add_option("--idempotency-key", deposit.args->idempotency_key,
-                           "a retry with the same key and amount is credited once ([A-Za-z0-9._-]; default: a fresh "
-                           "random key, so this command's own resends are safe)");
+                          "a retry with the same key and amount is credited once ([A-Za-z0-9._-]; default: a fresh "
+                          "random key, so this command's own resends are safe)");
   c.on(deposit, {"morphctl accounts deposit acme 5000000 --reference invoice-42 --idempotency-key invoice-42"},
        [a = deposit.args](Session& s) {
          // Without a key of the caller's, a fresh one: a reply lost on the way back is asked for again (up to 3

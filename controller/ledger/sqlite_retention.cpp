@@ -10,10 +10,7 @@
 namespace morph::ledger {
 namespace {
 
-using sqlite::exec;
-using sqlite::prep_error;
-using sqlite::Stmt;
-using sqlite::Transaction;
+using namespace sqlite;  // Stmt, Transaction, exec, prep_error
 
 // A table whose rows belong to one tick (column `tick`). Summed per account when it has an account
 // column, with its money column when it has one; `journal`: its rowids are journal ids (the largest is kept
@@ -40,6 +37,14 @@ std::string rows_of(const RetainedTable& t, bool from_main = true) {
   return w;
 }
 
+// Runs `sql` over the ticks in (from, through] (its :from and :through).
+Status run_range(sqlite3* db, const std::string& sql, Tick from, Tick through, const char* what) {
+  Stmt q(db, sql.c_str());
+  if (!q.ok()) return prep_error(db, what);
+  q.bind_named(":from", from).bind_named(":through", through);
+  return q.run(what);
+}
+
 }  // namespace
 
 Status SqliteLedger::copy_to_archive(const std::string& path, Tick from, Tick through) {
@@ -64,12 +69,9 @@ Status SqliteLedger::copy_to_archive(const std::string& path, Tick from, Tick th
   // are in both, and the next copy skips them (row_id), so none is lost or doubled.
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  for (const auto& t : kRetained) {
-    Stmt q(db_, ("INSERT OR IGNORE INTO archive." + std::string(t.name) + " SELECT rowid, *" + rows_of(t)).c_str());
-    if (!q.ok()) return prep_error(db_, "archive copy");
-    q.bind_named(":from", from).bind_named(":through", through);
-    MORPH_TRY(q.run("copying to the archive"));
-  }
+  for (const auto& t : kRetained)
+    MORPH_TRY(run_range(db_, "INSERT OR IGNORE INTO archive." + std::string(t.name) + " SELECT rowid, *" + rows_of(t),
+                        from, through, "copying to the archive"));
   return tx.commit();
 }
 
@@ -91,29 +93,21 @@ Result<RetentionReport> SqliteLedger::retain(const RetentionPolicy& p) {
   MORPH_TRY(tx.begin());
   for (const auto& t : kRetained) {
     const std::string amount = t.amount ? std::string("COALESCE(SUM(") + t.amount + "), 0)" : "0";
-    if (t.account) {
-      Stmt q(db_, ("INSERT INTO archived_totals(account, tbl, rows, amount) SELECT " + std::string(t.account) + ", '" +
-                   t.name + "', COUNT(*), " + amount + rows_of(t) + " GROUP BY " + t.account +
-                   " ON CONFLICT(account, tbl) DO UPDATE SET rows = rows + excluded.rows, amount = amount + "
-                   "excluded.amount")
-                      .c_str());
-      if (!q.ok()) return prep_error(db_, "archived totals");
-      q.bind_named(":from", from).bind_named(":through", through);
-      MORPH_TRY(q.run("summing archived rows per account"));
-    }
-    Stmt st(db_,
-            ("INSERT INTO retention_state(tbl, through_tick, rows, amount, max_id) SELECT '" + std::string(t.name) +
-             "', :through, COUNT(*), " + amount + ", " + (t.journal ? "COALESCE(MAX(rowid), 0)" : "0") + rows_of(t) +
-             " ON CONFLICT(tbl) DO UPDATE SET through_tick = excluded.through_tick, rows = rows + excluded.rows, "
-             "amount = amount + excluded.amount, max_id = MAX(max_id, excluded.max_id)")
-                .c_str());
-    if (!st.ok()) return prep_error(db_, "retention state");
-    st.bind_named(":from", from).bind_named(":through", through);
-    MORPH_TRY(st.run("summing archived rows"));
-    Stmt del(db_, ("DELETE" + rows_of(t, false)).c_str());
-    if (!del.ok()) return prep_error(db_, "retention delete");
-    del.bind_named(":from", from).bind_named(":through", through);
-    MORPH_TRY(del.run("deleting archived rows"));
+    if (t.account)
+      MORPH_TRY(run_range(db_,
+                          "INSERT INTO archived_totals(account, tbl, rows, amount) SELECT " + std::string(t.account) +
+                              ", '" + t.name + "', COUNT(*), " + amount + rows_of(t) + " GROUP BY " + t.account +
+                              " ON CONFLICT(account, tbl) DO UPDATE SET rows = rows + excluded.rows, amount = amount "
+                              "+ excluded.amount",
+                          from, through, "summing archived rows per account"));
+    MORPH_TRY(run_range(db_,
+                        "INSERT INTO retention_state(tbl, through_tick, rows, amount, max_id) SELECT '" +
+                            std::string(t.name) + "', :through, COUNT(*), " + amount + ", " +
+                            (t.journal ? "COALESCE(MAX(rowid), 0)" : "0") + rows_of(t) +
+                            " ON CONFLICT(tbl) DO UPDATE SET through_tick = excluded.through_tick, rows = rows + "
+                            "excluded.rows, amount = amount + excluded.amount, max_id = MAX(max_id, excluded.max_id)",
+                        from, through, "summing archived rows"));
+    MORPH_TRY(run_range(db_, "DELETE" + rows_of(t, false), from, through, "deleting archived rows"));
     r.rows += static_cast<uint64_t>(sqlite3_changes(db_));
   }
   MORPH_TRY(tx.commit());

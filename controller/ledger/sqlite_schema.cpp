@@ -274,11 +274,15 @@ Status to_v3(sqlite3* db_) {
 // Version 4: a deposit may carry an idempotency key, unique per account (a retry is answered from the first
 // deposit, never credited twice). Credits without one keep NULL, which the partial index leaves out.
 Status to_v4(sqlite3* db_) {
-  MORPH_TRY_ASSIGN(const int64_t has_key,
-                   scalar(db_, "SELECT COUNT(*) FROM pragma_table_info('credits') WHERE name = 'idempotency_key'"));
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  if (has_key == 0) MORPH_TRY(exec(db_, "ALTER TABLE credits ADD COLUMN idempotency_key TEXT"));
+  bool has_key = false;  // a new file has the column from credits_table(); ADD COLUMN cannot be repeated
+  {
+    Stmt q(db_, "SELECT 1 FROM pragma_table_info('credits') WHERE name = 'idempotency_key'");
+    if (!q.ok()) return prep_error(db_, "credits columns");
+    has_key = q.row();
+  }
+  if (!has_key) MORPH_TRY(exec(db_, "ALTER TABLE credits ADD COLUMN idempotency_key TEXT"));
   MORPH_TRY(
       exec(db_,
            "CREATE UNIQUE INDEX IF NOT EXISTS credits_by_idempotency_key ON credits(account, idempotency_key) WHERE "

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <limits>
 
-#include "controller/market/money.h"
-
 #include "common/enum_names.h"
 #include "common/kpi/derived.h"
+#include "controller/market/money.h"
 
 namespace morph::rescue {
 

@@ -28,7 +28,10 @@
 #include "common/msg/api_client.h"
 #include "common/msg/socket.h"
 #include "common/msg/wire.h"
-#include "tests/integration/process_support.h"
+#include "tests/support/daemons.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace morph {
 namespace {
@@ -88,7 +91,7 @@ bool send_raw_subscription(const std::string& ipc_path, size_t prefix_bytes) {
 }
 
 int64_t rss_kib(pid_t pid) {
-  std::istringstream in(test::slurp_file("/proc/" + std::to_string(pid) + "/status"));
+  std::istringstream in(test::slurp("/proc/" + std::to_string(pid) + "/status"));
   std::string line;
   while (std::getline(in, line))
     if (line.starts_with("VmRSS:")) return std::atoll(line.c_str() + 6);
@@ -219,11 +222,10 @@ Latency probe_api(msg::ApiClient& api, int n) {
 class HostilePeers : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/morph-events-attack.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(tmp_.ok());
+    dir_ = tmp_.path();
     ipc_ = dir_ / "ipc";
-    std::string bin = test::binary_dir() + "/controller/morph-controller";
+    std::string bin = test::program("controller/morph-controller");
     if (const char* other = std::getenv("MORPH_EVENTS_ATTACK_CONTROLLER")) bin = other;
     ASSERT_EQ(access(bin.c_str(), X_OK), 0) << bin;
     controller_ = std::make_unique<test::ChildProcess>(
@@ -236,14 +238,11 @@ class HostilePeers : public ::testing::Test {
   }
   void TearDown() override {
     controller_.reset();
-    std::error_code ec;
-    if (!HasFailure())
-      std::filesystem::remove_all(dir_, ec);
-    else
-      std::fprintf(stderr, "logs kept in %s\n", dir_.c_str());
+    tmp_.keep(HasFailure());  // a failed test's logs stay for a look
   }
   std::string ep(const char* name) const { return "ipc://" + (ipc_ / name).string(); }
 
+  test::TempDir tmp_{"events-attack"};
   std::filesystem::path dir_, ipc_;
   std::unique_ptr<test::ChildProcess> controller_;
 };

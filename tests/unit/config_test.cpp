@@ -302,15 +302,16 @@ TEST(ConfigSchema, DaemonSchemasAreValidAndDeclareTheirKeyNames) {
     const std::string key = std::string(controller_keys::reserve_prefix) + resource_name(r);
     EXPECT_NE(controller_schema().find(key), nullptr) << key;
     // The reserve's bound is the market's price bound (docs/market.md "Money bounds").
-    EXPECT_TRUE(parse(controller_schema(),
-                      "[market.reserve]\n" + std::string(resource_name(r)) + " = " + std::to_string(market::kMaxPrice) + "\n",
-                      "c.toml")
-                    .ok())
+    EXPECT_TRUE(
+        parse(controller_schema(),
+              "[market.reserve]\n" + std::string(resource_name(r)) + " = " + std::to_string(market::kMaxPrice) + "\n",
+              "c.toml")
+            .ok())
         << key;
-    auto over = parse(controller_schema(),
-                      "[market.reserve]\n" + std::string(resource_name(r)) + " = " +
-                          std::to_string(market::kMaxPrice + 1) + "\n",
-                      "c.toml");
+    auto over = parse(
+        controller_schema(),
+        "[market.reserve]\n" + std::string(resource_name(r)) + " = " + std::to_string(market::kMaxPrice + 1) + "\n",
+        "c.toml");
     ASSERT_FALSE(over.ok()) << key;
     EXPECT_NE(over.error().message().find(key), std::string::npos) << over.error().message();
   }

@@ -27,7 +27,9 @@ class Retention : public LedgerTest {
     ASSERT_TRUE(ex_->submit({"bob", "vm-b", Resource::cpu, "improve", 600, 100, 10, 0}).ok());
     for (int t = 1; t <= 30; ++t) {
       ASSERT_TRUE(ex_->run_tick().ok()) << t;
-      if (t % 7 == 0) ASSERT_TRUE(ex_->deposit("bob", 3'000, "top-up").ok());
+      if (t % 7 == 0) {
+        ASSERT_TRUE(ex_->deposit("bob", 3'000, "top-up").ok());
+      }
     }
   }
   void expect_audit_ok() {

@@ -2,6 +2,8 @@
 // negative, recovery of exactly the committed state, and the audit invariants (debits = revenue).
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "tests/unit/ledger_test_support.h"
 
 namespace morph::ledger {

@@ -42,6 +42,16 @@ kpi::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops = 
 
 constexpr Micros kRich = 1'000'000'000;
 
+// Everything the evaluator decides over `n` intervals of the same sample.
+std::vector<RescueAction> observe_n(RescueEvaluator& ev, int n, const kpi::VmKpis& k, Micros funds) {
+  std::vector<RescueAction> got;
+  for (int i = 0; i < n; ++i) {
+    auto a = ev.observe(k, funds);
+    got.insert(got.end(), a.begin(), a.end());
+  }
+  return got;
+}
+
 TEST(RescuePolicy, RaisesAfterThreeConsecutiveBreachesOnly) {
   RescueEvaluator ev;
   ASSERT_TRUE(ev.set_policy(policy()).ok());
@@ -183,19 +193,11 @@ TEST(RescuePolicy, RestoredRescueIsRetiredOnRecoveryAndNotRaisedTwice) {
   for (int i = 0; i < 5; ++i)
     EXPECT_TRUE(ev.observe(sample(300), kRich).empty()) << i;  // still breached: no second bid
   // The budget (one cpu step) is used by the restored rescue: a latency breach cannot add a disk bid.
-  std::vector<RescueAction> got;
-  for (int i = 0; i < 3; ++i) {
-    auto a = ev.observe(sample(300, 50'000), kRich);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(300, 50'000), kRich);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
   EXPECT_NE(got[0].why.find("budget"), std::string::npos) << got[0].why;
-  got.clear();
-  for (int i = 0; i < 4; ++i) {
-    auto a = ev.observe(sample(100), kRich);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  got = observe_n(ev, 4, sample(100), kRich);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::retire);
   EXPECT_EQ(got[0].signal, Signal::runq_wait);
@@ -252,11 +254,7 @@ TEST(RescuePolicy, AFundsHorizonPastInt64IsRefusedNotWrapped) {
   p.funds_horizon_s = 1u << 15;
   p.budget_per_hour = 0;  // no hourly cap: only the funds decide
   ASSERT_TRUE(ev.set_policy(p).ok());
-  std::vector<RescueAction> got;
-  for (int i = 0; i < 3; ++i) {
-    auto a = ev.observe(sample(300), 1);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(300), 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
   EXPECT_NE(got[0].why.find("does not cover"), std::string::npos) << got[0].why;
@@ -272,11 +270,7 @@ TEST(RescuePolicy, ARestoredHugeRescueUsesTheWholeBudget) {
   p.budget_per_hour = market::kMaxBalance;
   ASSERT_TRUE(ev.set_policy(p).ok());
   ASSERT_TRUE(ev.restore_rescue("vm1", Signal::runq_wait, market::kMaxQuantity).ok());
-  std::vector<RescueAction> got;
-  for (int i = 0; i < 3; ++i) {
-    auto a = ev.observe(sample(100, 50'000), kRich);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(100, 50'000), kRich);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
   EXPECT_NE(got[0].why.find("budget"), std::string::npos) << got[0].why;
