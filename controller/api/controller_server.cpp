@@ -264,6 +264,7 @@ Caller ControllerServer::caller_of(const std::string& uid) const {
     c.name = p->second;
     if (cfg_.allow)
       if (auto* pr = cfg_.allow->find(c.role, c.name)) c.account = pr->account;
+    c.sees_all = c.role == msg::Role::tenant && !cfg_.reads_all.empty() && c.name == cfg_.reads_all;
   }
   return c;
 }

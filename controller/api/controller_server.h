@@ -51,6 +51,9 @@ struct ControllerConfig {
   ControllerEndpoints endpoints;
   std::optional<msg::KeyPair> server_key;       // required when any endpoint is tcp://
   std::shared_ptr<const msg::AllowList> allow;  // required with server_key
+  // A tenant principal that sees every account's rows in snapshots (the in-process dashboard's own
+  // identity, docs/security.md); it still acts on nothing. Empty: none.
+  std::string reads_all;
   bool allow_plaintext_tcp = false;             // benchmarks only
   uint64_t peer_timeout_ns = 3'000'000'000ULL;  // a host silent this long is down
   uint64_t tick_ns = 250'000'000ULL;            // liveness check period

@@ -187,10 +187,21 @@ Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) co
   return {};
 }
 
+Error Market::unknown_vm(const std::string& vm) const {
+  // After a restart the bids come back from the ledger before the hosts report their VMs (a heartbeat or
+  // so): a VM a restored bid names is known, only not yet described, so the client is told to retry
+  // (unavailable) rather than that the VM does not exist.
+  for (BidId id : orphans_)
+    if (auto it = bids_.find(id); it != bids_.end() && it->second.vm == vm)
+      return Error(Errc::unavailable, "VM " + vm + " is not described yet: its host " + it->second.host +
+                                          " has not reported since the controller started; retry shortly");
+  return Error(Errc::not_found, "unknown VM " + vm);
+}
+
 Result<Bid> Market::check_submit(const BidRequest& req, Tick now) const {
   if (!account_ix_.contains(req.account)) return Error(Errc::not_found, "unknown account " + req.account);
   auto vm = vms_.find(req.vm);
-  if (vm == vms_.end()) return Error(Errc::not_found, "unknown VM " + req.vm);
+  if (vm == vms_.end()) return unknown_vm(req.vm);
   if (vm->second.owner != req.account)
     return Error(Errc::permission_denied, "VM " + req.vm + " is not owned by account " + req.account);
   auto tier = parse_tier(req.tier);
@@ -233,7 +244,7 @@ Result<Bid> Market::check_amend(const std::string& account, BidId id, const BidA
   if (change.max_price) b.max_price = *change.max_price;
   if (change.expiry) b.expiry = *change.expiry;
   auto vm = vms_.find(b.vm);
-  if (vm == vms_.end()) return Error(Errc::not_found, "unknown VM " + b.vm);
+  if (vm == vms_.end()) return unknown_vm(b.vm);
   MORPH_TRY(validate_shape(b, vm->second, id));
   // Asking for more (price or quantity) is a new bid in the queue; asking for less keeps its place.
   if (b.quantity > it->second.quantity || b.max_price > it->second.max_price) b.seq = next_seq_;

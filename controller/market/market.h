@@ -129,6 +129,8 @@ class Market {
   std::unordered_map<BidId, Bid> bids_;  // active and suspended
   std::unordered_map<BidId, Allocation> holdings_;
   std::vector<BidId> orphans_;  // bids whose host has not reported in yet
+  // "unknown VM", or unavailable (retry) when a restored bid names the VM and its host has not reported yet.
+  Error unknown_vm(const std::string& vm) const;
   Tick last_tick_ = 0;
   BidId next_bid_id_ = 1;
   uint64_t next_seq_ = 1;

@@ -79,11 +79,17 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
   return requests_.handle(caller, request, fbb);
 }
 
-void MarketService::snapshot(flatbuffers::FlatBufferBuilder& fbb,
+void MarketService::snapshot(const Caller& caller, flatbuffers::FlatBufferBuilder& fbb,
                              std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                              std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) {
   std::lock_guard lk(state_->mutex());
-  requests_.snapshot(fbb, prices, allocations);
+  requests_.snapshot(caller, fbb, prices, allocations);
+}
+
+std::string MarketService::owner_of(const std::string& vm, const std::string& reported) {
+  std::lock_guard lk(state_->mutex());
+  std::string owner = fleet_.owner_of(vm);
+  return owner.empty() ? reported : owner;
 }
 
 void MarketService::on_shift_result(const std::string& host, const msg::ShiftOutcome& result) {

@@ -527,6 +527,12 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   // vm2 belongs to "other" by an admin override; it bids with an expiry an hour away.
   auto r = ctl({"vms", "set-owner", vm2, "other"});
   ASSERT_EQ(r.rc, 0) << r.err;
+  // `vms list` shows the owner in force, and the metadata's beside it (issue #19: it showed the metadata's).
+  for (auto& v : ctl({"vms", "list", "--json"}).js())
+    if (v["vm"] == vm2) {
+      EXPECT_EQ(v["owner"], "other") << v.dump();
+      EXPECT_NE(v["metadata_owner"], "other") << v.dump();
+    }
   r = ctl({"bids", "submit", "--account", "other", "--vm", vm2, "--quantity", "300", "--max-price", "7", "--expires-in",
            "1h", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;

@@ -136,7 +136,16 @@ void register_market_queries(MarketRequests& r, MarketParts p) {
           return ReplyBody{v1::ApiReplyBody::LedgerReply, v1::CreateLedgerReplyDirect(q.fbb, &v, next).Union()};
         });
 
-  r.add(v1::ApiRequestBody::QuoteQuery, MarketRequests::anyone(),
+  // A quote for a host is anyone's (prices are public); one for a VM is its owner's: it tells what the VM
+  // could get on its host, which is the owner's business (issue #19).
+  r.add(v1::ApiRequestBody::QuoteQuery,
+        MarketRequests::owner([p](const v1::ApiRequest& q) -> Result<std::optional<std::string>> {
+          auto* b = q.body_as_QuoteQuery();
+          if (!b->vm_uuid() || b->vm_uuid()->size() == 0) return std::optional<std::string>{};
+          const std::string vm(msg::sv(b->vm_uuid()));
+          if (!p.fleet.find_vm(vm)) return Error(Errc::not_found, "unknown VM " + vm);
+          return std::optional(p.fleet.owner_of(vm));
+        }),
         [p](const Request& q) { return quote(p, *q.body.body_as_QuoteQuery(), q.fbb); });
 }
 
