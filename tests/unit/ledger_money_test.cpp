@@ -83,7 +83,8 @@ TEST_F(LedgerTest, ABalanceCannotBecomeAReal) {
   EXPECT_EQ(text(ledger_->handle(), "SELECT typeof(balance) FROM accounts WHERE id = 'alice'"), "integer");
 }
 
-// A schema-2 file: accounts and credits as they were before the CHECKs, the version stamp 2.
+// A schema-2 file: accounts and credits as they were before the CHECKs (and the idempotency key), the
+// version stamp 2.
 void make_v2(sqlite3* db) {
   const char* sql =
       "DROP VIEW journal;"
@@ -92,7 +93,7 @@ void make_v2(sqlite3* db) {
       "CREATE TABLE credits_old(id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL REFERENCES accounts(id),"
       " amount INTEGER NOT NULL CHECK (amount > 0), note TEXT NOT NULL, after_tick INTEGER NOT NULL,"
       " ts_ns INTEGER NOT NULL DEFAULT 0);"
-      "INSERT INTO credits_old SELECT * FROM credits;"
+      "INSERT INTO credits_old SELECT id, account, amount, note, after_tick, ts_ns FROM credits;"
       "PRAGMA foreign_keys=OFF;"
       "DROP TABLE credits; DROP TABLE accounts;"
       "ALTER TABLE accounts_old RENAME TO accounts; ALTER TABLE credits_old RENAME TO credits;"
@@ -114,7 +115,8 @@ TEST_F(LedgerTest, ASchema2FileIsMigratedAndKeepsItsHistory) {
   auto l = SqliteLedger::open(path_);
   ASSERT_TRUE(l.ok()) << l.error().what();
   sqlite3* db = (*l)->handle();
-  EXPECT_EQ(text(db, "PRAGMA user_version"), "3");
+  EXPECT_EQ(text(db, "PRAGMA user_version"), "4");
+  EXPECT_EQ(text(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'credits_by_idempotency_key'"), "1");
   EXPECT_NE(text(db, "SELECT sql FROM sqlite_master WHERE name = 'accounts'").find("typeof(balance)"),
             std::string::npos);
   EXPECT_NE(text(db, "SELECT sql FROM sqlite_master WHERE name = 'credits'").find("typeof(amount)"), std::string::npos);
@@ -156,14 +158,30 @@ TEST_F(LedgerTest, AFileAnOverflowDamagedIsRefusedNamingTheAccount) {
   EXPECT_NE(l.error().what().find("restore a backup"), std::string::npos) << l.error().what();
 }
 
-}  // namespace
-}  // namespace morph::ledger
-
-namespace morph::ledger {
-namespace {
-
-using namespace morph::market;
-using testing::LedgerTest;
+// A schema-3 file (credits without the idempotency key) opens as version 4: the column is added, older
+// credits keep none, and a keyed deposit is deduplicated from then on.
+TEST_F(LedgerTest, ASchema3FileGainsTheIdempotencyKey) {
+  ASSERT_TRUE(ex_->deposit("bob", 700, "invoice-9").ok());
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(ledger_->handle(),
+                         "DROP VIEW journal; DROP INDEX credits_by_idempotency_key;"
+                         "ALTER TABLE credits DROP COLUMN idempotency_key; PRAGMA user_version = 3;",
+                         nullptr, nullptr, &err),
+            SQLITE_OK)
+      << (err ? err : "");
+  ledger_.reset();
+  auto l = SqliteLedger::open(path_);
+  ASSERT_TRUE(l.ok()) << l.error().what();
+  ledger_ = std::move(*l);
+  EXPECT_EQ(text(ledger_->handle(), "PRAGMA user_version"), "4");
+  EXPECT_EQ(text(ledger_->handle(), "SELECT COUNT(*) FROM credits WHERE idempotency_key IS NULL"),
+            text(ledger_->handle(), "SELECT COUNT(*) FROM credits"));
+  ex_ = std::make_unique<Exchange>(*market_, *ledger_);
+  ASSERT_TRUE(ex_->deposit("bob", 5, "", "k-1").ok());
+  auto again = ex_->deposit("bob", 5, "", "k-1");
+  ASSERT_TRUE(again.ok()) << again.error().what();
+  EXPECT_TRUE(again->replayed);
+}
 
 // Issue #19: a deposit had no idempotency key, so a client retrying after a lost reply credited twice.
 TEST_F(LedgerTest, ADepositRetriedWithItsKeyIsCreditedOnce) {
