@@ -27,7 +27,9 @@ Error refusal(const SocketMonitor::Event& e, const std::string& endpoint) {
         why = "the handshake failed with ZMTP protocol error " + std::to_string(e.value);
     }
   } else {
-    why = "the handshake failed";
+    // libzmq gives no detail when the server drops the handshake without an ERROR command, as it does when
+    // it cannot decrypt this client's HELLO: the server key given is the usual cause.
+    why = "the handshake failed without a reason from the controller (is the server key given the controller's?)";
   }
   return Error(Errc::permission_denied, "the controller at " + endpoint + " refused the connection: " + why);
 }

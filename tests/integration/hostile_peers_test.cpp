@@ -119,7 +119,7 @@ class ReportLoad {
       pubs.push_back(msg::make_socket(ctx_, zmq::socket_type::pub));
       pubs.back().connect(ingest_);
     }
-    std::vector<agent::VmKpis> vms(kVmsPerReport);
+    std::vector<kpi::VmKpis> vms(kVmsPerReport);
     for (int v = 0; v < kVmsPerReport; ++v) {
       vms[static_cast<size_t>(v)].uuid = "00000000-0000-4000-8000-" + std::to_string(100000000000 + v);
       vms[static_cast<size_t>(v)].name = "load-vm-" + std::to_string(v);

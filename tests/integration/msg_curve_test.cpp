@@ -295,11 +295,11 @@ TEST_F(MsgCurve, RefusesStrangerPlaintextWrongServerKeyAndTenantAsAgent) {
     msg::ApiClient client(ctx, server->endpoints().api, c.sec);
     ASSERT_TRUE(client.connect());
     const auto t0 = std::chrono::steady_clock::now();
-    auto r = client.call(
+    auto refused = client.call(
         v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 3000ms);
-    ASSERT_FALSE(r) << c.what;
-    EXPECT_EQ(r.error().code(), Errc::permission_denied) << c.what << ": " << r.error().what();
-    EXPECT_NE(r.error().what().find(c.why), std::string::npos) << c.what << ": " << r.error().what();
+    ASSERT_FALSE(refused) << c.what;
+    EXPECT_EQ(refused.error().code(), Errc::permission_denied) << c.what << ": " << refused.error().what();
+    EXPECT_NE(refused.error().what().find(c.why), std::string::npos) << c.what << ": " << refused.error().what();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << c.what;
   }
 }

@@ -26,6 +26,12 @@ std::string text(sqlite3* db, const char* sql) {
   return out;
 }
 
+// Runs SQL behind the ledger's back (to make an older or damaged file); fails the test when SQLite refuses.
+void run_sql(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+}
+
 // Issue #19 item 2: after a positive deposit, a deposit of INT64_MAX was accepted; the balance wrapped in
 // memory and became a REAL in SQLite, and summing the account's credits failed. Now it is refused, in both.
 TEST_F(LedgerTest, ADepositThatWouldOverflowIsRefusedAndNothingIsWritten) {
@@ -98,8 +104,7 @@ void make_v2(sqlite3* db) {
       "DROP TABLE credits; DROP TABLE accounts;"
       "ALTER TABLE accounts_old RENAME TO accounts; ALTER TABLE credits_old RENAME TO credits;"
       "PRAGMA user_version = 2;";
-  char* err = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  run_sql(db, sql);
 }
 
 TEST_F(LedgerTest, ASchema2FileIsMigratedAndKeepsItsHistory) {
@@ -143,13 +148,7 @@ TEST_F(LedgerTest, ASchema2FileIsMigratedAndKeepsItsHistory) {
 TEST_F(LedgerTest, AFileAnOverflowDamagedIsRefusedNamingTheAccount) {
   ASSERT_TRUE(ex_->deposit("alice", 1'000'000).ok());
   make_v2(ledger_->handle());
-  char* err = nullptr;
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(),
-                         "UPDATE accounts SET balance = balance + 9223372036854775807 WHERE id = "
-                         "'alice'",
-                         nullptr, nullptr, &err),
-            SQLITE_OK)
-      << (err ? err : "");
+  run_sql(ledger_->handle(), "UPDATE accounts SET balance = balance + 9223372036854775807 WHERE id = 'alice'");
   ASSERT_EQ(text(ledger_->handle(), "SELECT typeof(balance) FROM accounts WHERE id = 'alice'"), "real");
   ledger_.reset();
   auto l = SqliteLedger::open(path_);
@@ -162,13 +161,9 @@ TEST_F(LedgerTest, AFileAnOverflowDamagedIsRefusedNamingTheAccount) {
 // credits keep none, and a keyed deposit is deduplicated from then on.
 TEST_F(LedgerTest, ASchema3FileGainsTheIdempotencyKey) {
   ASSERT_TRUE(ex_->deposit("bob", 700, "invoice-9").ok());
-  char* err = nullptr;
-  ASSERT_EQ(sqlite3_exec(ledger_->handle(),
-                         "DROP VIEW journal; DROP INDEX credits_by_idempotency_key;"
-                         "ALTER TABLE credits DROP COLUMN idempotency_key; PRAGMA user_version = 3;",
-                         nullptr, nullptr, &err),
-            SQLITE_OK)
-      << (err ? err : "");
+  run_sql(ledger_->handle(),
+          "DROP VIEW journal; DROP INDEX credits_by_idempotency_key;"
+          "ALTER TABLE credits DROP COLUMN idempotency_key; PRAGMA user_version = 3;");
   ledger_.reset();
   auto l = SqliteLedger::open(path_);
   ASSERT_TRUE(l.ok()) << l.error().what();
