@@ -92,7 +92,7 @@ Schema make_controller_schema() {
   s.add("ledger.path", Type::path, "/var/lib/morph/ledger.db",
         "SQLite ledger (WAL mode): one transaction per tick; its directory must exist.");
   s.add("ledger.retention.keep", Type::duration, "0s",
-        "How much per-tick history (charges, failures, allocations, prices, tick rows) the ledger keeps: older "
+        "How much per-tick history (charges, failures, prices, tick rows) the ledger keeps: older "
         "ticks' rows are summed per account, then moved to ledger.retention.archive or deleted. Balances, "
         "credits, bids and the audit are unaffected; `ledger show` no longer lists archived entries. 0s: keep "
         "everything.")

@@ -23,10 +23,12 @@ struct RetainedTable {
   bool journal;
   const char* keep;  // nullptr: none
 };
-// The tick rows last: the others refer to them.
+// The tick rows last: the others refer to them. Not allocations: since issue #17 they are spans written
+// only when terms change (a WITHOUT ROWID table without a tick column), no longer a per-tick growth.
 constexpr RetainedTable kRetained[] = {
-    {"charges", "account", "amount", true, nullptr},     {"failures", "account", nullptr, true, nullptr},
-    {"allocations", "account", nullptr, false, nullptr}, {"prices", nullptr, nullptr, false, nullptr},
+    {"charges", "account", "amount", true, nullptr},
+    {"failures", "account", nullptr, true, nullptr},
+    {"prices", nullptr, nullptr, false, nullptr},
     {"ticks", nullptr, "revenue", false, nullptr},
 };
 

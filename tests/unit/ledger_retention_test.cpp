@@ -62,7 +62,7 @@ TEST_F(Retention, OldTicksAreSummedAndDeletedInBatchesKeepingEveryInvariant) {
   EXPECT_EQ(through, 25u);
   EXPECT_EQ(calls, 7);  // 25 ticks, 4 at a time
   EXPECT_EQ(count(db, "SELECT MIN(tick) FROM ticks"), 26);
-  for (const char* t : {"charges", "failures", "allocations", "prices"})
+  for (const char* t : {"charges", "failures", "prices"})
     EXPECT_EQ(count(db, std::string("SELECT COUNT(*) FROM ") + t + " WHERE tick <= 25"), 0) << t;
   // The sums: totals over all history are what they were, balances equal credits - charges per account.
   const auto audit_after = *ledger_->audit();
