@@ -91,6 +91,19 @@ Schema make_controller_schema() {
         "Stream of KPIs, prices, allocations, shifts and bid outcomes (XPUB, binds).");
   s.add("ledger.path", Type::path, "/var/lib/morph/ledger.db",
         "SQLite ledger (WAL mode): one transaction per tick; its directory must exist.");
+  s.add("ledger.retention.keep", Type::duration, "0s",
+        "How much per-tick history (charges, failures, prices, tick rows) the ledger keeps: older "
+        "ticks' rows are summed per account, then moved to ledger.retention.archive or deleted. Balances, "
+        "credits, bids and the audit are unaffected; `ledger show` no longer lists archived entries. 0s: keep "
+        "everything.")
+      .min("0s");
+  s.add("ledger.retention.archive", Type::path, "",
+        "SQLite file that archived per-tick rows are moved to (created if missing; ids kept). Empty: they are "
+        "deleted once summed.");
+  s.add("ledger.retention.batch_ticks", Type::integer, "10",
+        "At most this many ticks are archived after each tick, so archiving a long backlog never stalls a tick.")
+      .min("1")
+      .max("10000");
   // Defaults (docs/market.md "Reserve prices"): the smallest non-zero price, 1 µcr per unit-second, where
   // that is a sensible price (a core-hour, a GiB-hour, 1,000 IOPS-hours each cost about 3.6 credits);
   // 0 where the unit is too fine for an integer price (1 µcr per byte/s or kbit/s would make 100 Mbit/s
@@ -105,7 +118,8 @@ Schema make_controller_schema() {
           std::string("Reserve price of ") + r + " in µcredits per " + resource_unit(res) +
               " per second: bids below it are refused and it is the price when no bid loses (what an uncontested "
               "winner pays).")
-        .min("0");
+        .min("0")
+        .max("1099511627776");  // 2^40, the market's price bound (controller/market/money.h kMaxPrice)
   }
   s.add("market.min_hold_ticks", Type::integer, "5",
         "Ticks an allocation is held against bids of the same or a lower tier.")

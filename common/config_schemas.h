@@ -38,6 +38,9 @@ inline constexpr std::string_view control = "endpoints.control";
 inline constexpr std::string_view api = "endpoints.api";
 inline constexpr std::string_view events = "endpoints.events";
 inline constexpr std::string_view ledger_path = "ledger.path";
+inline constexpr std::string_view retention_keep = "ledger.retention.keep";
+inline constexpr std::string_view retention_archive = "ledger.retention.archive";
+inline constexpr std::string_view retention_batch_ticks = "ledger.retention.batch_ticks";
 // market.reserve.<resource> for each resource the market sells (kMarketResources, common/resource.h).
 inline constexpr std::string_view reserve_prefix = "market.reserve.";
 inline constexpr std::string_view min_hold_ticks = "market.min_hold_ticks";

@@ -1,7 +1,10 @@
 #pragma once
 // ApiClient: a synchronous client of the controller's api endpoint (DEALER, frames [""][api.req][buf]),
 // for morphctl, integrations and tests. One request at a time; a timed-out request's late reply is
-// discarded by request_id. Not thread-safe: one owner thread, like every socket.
+// discarded by request_id. A handshake the controller refuses (a key not on its allow-list or not
+// admitted on the api, a wrong server key, plaintext against CURVE) is told apart from silence: call()
+// returns Errc::permission_denied naming the cause, read from the socket monitor, rather than timing out
+// as unavailable. Not thread-safe: one owner thread, like every socket.
 
 #include <chrono>
 #include <functional>
@@ -9,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "common/msg/socket.h"
+#include "common/msg/socket_monitor.h"
 #include "common/msg/wire.h"
 
 namespace morph::msg {
@@ -28,6 +32,7 @@ class ApiClient {
   std::string endpoint_;
   ClientSecurity sec_;
   zmq::socket_t sock_;
+  SocketMonitor monitor_;  // handshake failures
   uint64_t next_id_ = 1;
 };
 

@@ -177,6 +177,13 @@ std::string peer_address_of(const zmq::message_t& m) {
   return property(m, "Peer-Address");
 }
 
+std::string principal_of(const zmq::message_t& m) {
+  if (std::string uid = user_id_of(m); !uid.empty()) return uid;
+  std::string addr = peer_address_of(m);
+  if (addr.starts_with(':')) return "local uid " + addr.substr(1, addr.find(':', 1) - 1);
+  return addr;
+}
+
 uint64_t now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -97,6 +97,9 @@ bool send_parts(zmq::socket_t& s, std::span<const std::string_view> parts);
 // Metadata that ZAP attached to a received message: the User-Id ("role:name") and the peer's address.
 std::string user_id_of(const zmq::message_t& m);
 std::string peer_address_of(const zmq::message_t& m);
+// Who sent a message, for per-principal limits: the User-Id under CURVE; on ipc "local uid N" (libzmq's
+// peer address there is ":uid:gid:pid"); otherwise the peer's address.
+std::string principal_of(const zmq::message_t& m);
 
 inline std::string_view view_of(const zmq::message_t& m) {
   return {static_cast<const char*>(m.data()), m.size()};

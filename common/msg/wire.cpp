@@ -404,6 +404,8 @@ Result<const v1::ApiRequest*> decode_api_request(std::span<const uint8_t> buf) {
       MORPH_TRY(check_account(b->account(), true));
       if (b->amount_ucredits() <= 0) return bad("AccountDeposit: amount must be positive");
       if (!str_ok(b->reference())) return bad("AccountDeposit: reference too long");
+      if (b->idempotency_key() && !valid_name(sv(b->idempotency_key())))
+        return bad("AccountDeposit: idempotency_key is not [A-Za-z0-9._-]{1,255}");
       break;
     }
     case B::BidSubmit: {

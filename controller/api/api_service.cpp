@@ -30,9 +30,13 @@ void ApiService::error_reply(flatbuffers::FlatBufferBuilder& fbb, uint64_t reque
              v1::ApiReplyIdentifier());
 }
 
-Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events_seq, uint64_t incarnation,
-                                      flatbuffers::FlatBufferBuilder& fbb, bool& handled) {
+Result<ReplyBody> ApiService::builtin(const Caller& caller, const v1::ApiRequest& req, uint64_t events_seq,
+                                      uint64_t incarnation, flatbuffers::FlatBufferBuilder& fbb, bool& handled) {
   handled = true;
+  // `vms list` shows the owner in force (an admin's override), not only what the host's metadata says.
+  const OwnerOf owner_of = [this](const std::string& vm, const std::string& reported) {
+    return market_.owner_of(vm, reported);
+  };
   switch (req.body_type()) {
     case v1::ApiRequestBody::HostsQuery: {
       std::vector<flatbuffers::Offset<v1::HostStatus>> v;
@@ -42,7 +46,7 @@ Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events
     case v1::ApiRequestBody::VmsQuery: {
       std::vector<flatbuffers::Offset<v1::VmStatus>> v;
       for (auto& [n, h] : hosts_.hosts())
-        if (matches(req.body_as_VmsQuery()->host(), n)) build_vm_statuses(fbb, h, v);
+        if (matches(req.body_as_VmsQuery()->host(), n)) build_vm_statuses(fbb, h, v, owner_of);
       return ReplyBody{v1::ApiReplyBody::VmsReply, v1::CreateVmsReply(fbb, fbb.CreateVector(v)).Union()};
     }
     case v1::ApiRequestBody::KpisQuery: {
@@ -59,10 +63,10 @@ Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events
       std::vector<flatbuffers::Offset<v1::AllocationInfo>> as;
       for (auto& [n, h] : hosts_.hosts()) {
         hs.push_back(build_host_status(fbb, h));
-        build_vm_statuses(fbb, h, vs);
+        build_vm_statuses(fbb, h, vs, owner_of);
         if (h.latest_report.size() > 0) ks.push_back(copy_report(fbb, h));
       }
-      market_.snapshot(fbb, ps, as);
+      market_.snapshot(caller, fbb, ps, as);
       auto snap = v1::CreateSnapshotReply(fbb, events_seq, incarnation, fbb.CreateVector(hs), fbb.CreateVector(vs),
                                           fbb.CreateVector(ks), fbb.CreateVector(ps), fbb.CreateVector(as));
       return ReplyBody{v1::ApiReplyBody::SnapshotReply, snap.Union()};
@@ -76,7 +80,7 @@ Result<ReplyBody> ApiService::builtin(const v1::ApiRequest& req, uint64_t events
 void ApiService::handle(const Caller& caller, const v1::ApiRequest& req, uint64_t events_seq, uint64_t incarnation,
                         flatbuffers::FlatBufferBuilder& fbb) {
   bool handled = false;
-  auto body = builtin(req, events_seq, incarnation, fbb, handled);
+  auto body = builtin(caller, req, events_seq, incarnation, fbb, handled);
   if (!handled) {
     fbb.Clear();
     body = market_.handle(caller, req, fbb);

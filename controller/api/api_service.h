@@ -20,7 +20,7 @@ class ApiService {
   static void error_reply(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id, const Error& e);
 
  private:
-  Result<ReplyBody> builtin(const v1::ApiRequest& req, uint64_t events_seq, uint64_t incarnation,
+  Result<ReplyBody> builtin(const Caller& caller, const v1::ApiRequest& req, uint64_t events_seq, uint64_t incarnation,
                             flatbuffers::FlatBufferBuilder& fbb, bool& handled);
   const HostTable& hosts_;
   MarketApi& market_;

@@ -1,8 +1,14 @@
 #include "controller/api/controller_server.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cstdlib>
+#include <utility>
+
+#include "common/printable.h"
 
 namespace morph::controller {
 
@@ -36,7 +42,8 @@ ControllerServer::ControllerServer(ControllerConfig cfg, std::shared_ptr<MarketA
       market_(or_unavailable(std::move(market))),
       ctx_(1),
       api_service_(hosts_, *market_),
-      incarnation_(msg::now_ns()) {}
+      incarnation_(msg::now_ns()),
+      subs_(cfg_.subscription_limits) {}
 
 ControllerServer::~ControllerServer() {
   stop();
@@ -62,7 +69,15 @@ Status ControllerServer::start() {
   api_ = msg::make_socket(ctx_, zmq::socket_type::router);
   msg::SocketOptions ev;
   ev.sndhwm = 100000;
+  // Inbound on events is only (un)subscriptions and handshakes: a frame over 1 KiB (a 7.9 MiB subscription
+  // grew libzmq's trie by 270 MB) makes libzmq drop the connection before it allocates anything, and few
+  // are queued per connection before the controller has seen them.
+  ev.max_msg_bytes = 1024;
+  ev.rcvhwm = 64;
   events_ = msg::make_socket(ctx_, zmq::socket_type::xpub, ev);
+  events_.set(zmq::sockopt::xpub_manual, 1);  // the controller decides what is subscribed (on_events)
+  MORPH_TRY_ASSIGN(events_monitor_,
+                   msg::SocketMonitor::start(ctx_, events_, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED));
   auto& ep = cfg_.endpoints;
   MORPH_TRY(msg::bind_endpoint(ingest_, ep.ingest, sec(kDomainIngest)));
   MORPH_TRY(msg::bind_endpoint(control_, ep.control, sec(kDomainControl)));
@@ -121,13 +136,15 @@ void ControllerServer::run() {
   std::vector<zmq::message_t> parts;
   uint64_t next_tick = msg::now_ns() + cfg_.tick_ns;
   for (;;) {
-    std::array<zmq::pollitem_t, 6> items{{{ingest_.handle(), 0, ZMQ_POLLIN, 0},
+    // The monitor is polled too: libzmq's I/O thread blocks when its queue is full.
+    std::array<zmq::pollitem_t, 7> items{{{ingest_.handle(), 0, ZMQ_POLLIN, 0},
                                           {control_.handle(), 0, ZMQ_POLLIN, 0},
                                           {api_.handle(), 0, ZMQ_POLLIN, 0},
                                           {events_.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, wake_.fd(), ZMQ_POLLIN, 0},
+                                          {events_monitor_.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, zap_ ? zap_->death_fd() : -1, ZMQ_POLLIN, 0}}};
-    size_t n = zap_ ? 6 : 5;
+    size_t n = zap_ ? 7 : 6;
     uint64_t now = msg::now_ns();
     long timeout_ms = now >= next_tick ? 0 : static_cast<long>((next_tick - now) / 1'000'000) + 1;
     try {
@@ -150,15 +167,7 @@ void ControllerServer::run() {
       for (int i = 0; i < 512 && msg::recv_parts(ingest_, parts, &peer_); ++i) on_ingest(parts);
       for (int i = 0; i < 128 && msg::recv_parts(control_, parts, &peer_); ++i) on_control(parts);
       for (int i = 0; i < 64 && msg::recv_parts(api_, parts, &peer_); ++i) on_api(parts);
-      for (int i = 0; i < 64 && msg::recv_parts(events_, parts); ++i) {
-        // XPUB passes the first subscribe and the last unsubscribe of each topic prefix.
-        auto s = msg::view_of(parts[0]);
-        if (s.empty() || (s[0] != 0 && s[0] != 1)) continue;
-        if (s[0] == 1)
-          subscriptions_.insert(std::string(s.substr(1)));
-        else
-          subscriptions_.erase(std::string(s.substr(1)));
-      }
+      on_events();
     } catch (const zmq::error_t& e) {
       spdlog::warn("controller: socket error while serving: {}", e.what());
     }
@@ -173,6 +182,7 @@ void ControllerServer::run() {
   control_.close();
   api_.close();
   events_.close();
+  events_monitor_ = {};
   running_ = false;
   {
     std::lock_guard lk(done_mu_);
@@ -225,9 +235,9 @@ void ControllerServer::send_control(const std::string& rid, std::string_view top
                                     const flatbuffers::FlatBufferBuilder& fbb) {
   std::array<std::string_view, 3> p{rid, topic, {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()}};
   if (!msg::send_parts(control_, p))
-    spdlog::debug("controller: could not send {} to {}", topic, rid);
+    spdlog::debug("controller: could not send {} to {}", topic, printable(rid));
   else
-    spdlog::trace("controller: sent {} to {}", topic, rid);
+    spdlog::trace("controller: sent {} to {}", topic, printable(rid));
 }
 
 void ControllerServer::bad(const std::string& peer, const std::string& host, const Error& e) {
@@ -254,6 +264,7 @@ Caller ControllerServer::caller_of(const std::string& uid) const {
     c.name = p->second;
     if (cfg_.allow)
       if (auto* pr = cfg_.allow->find(c.role, c.name)) c.account = pr->account;
+    c.sees_all = c.role == msg::Role::tenant && !cfg_.reads_all.empty() && c.name == cfg_.reads_all;
   }
   return c;
 }
@@ -273,9 +284,55 @@ bool ControllerServer::curve_on(const std::string& endpoint) const {
 }
 
 bool ControllerServer::wanted(const std::string& topic) const {
-  for (auto& prefix : subscriptions_)
-    if (topic.starts_with(prefix)) return true;
-  return false;
+  return subs_.wanted(topic);
+}
+
+void ControllerServer::drain_events_monitor() {
+  while (auto e = events_monitor_.next()) {
+    if (e->event == ZMQ_EVENT_ACCEPTED)
+      subs_.accepted(e->value);
+    else if (e->event == ZMQ_EVENT_DISCONNECTED) {
+      subs_.disconnected(e->value);
+      trim_after_drop_ = true;  // libzmq has just freed what the connection held
+    }
+  }
+  stats_.subscriptions = subs_.subscriptions();
+}
+
+void ControllerServer::on_events() {
+  for (int i = 0; i < 256; ++i) {
+    // Before each message, so a connection's end is known before a later one on the same fd is read
+    // (subscriptions.cpp).
+    drain_events_monitor();
+    zmq::message_t m;
+    if (!events_.recv(m, zmq::recv_flags::dontwait)) return;
+    auto s = msg::view_of(m);
+    if (s.empty() || (s[0] != 0 && s[0] != 1)) continue;
+    // Without metadata it is libzmq's own unsubscribe for a connection that ended: the monitor said so.
+    const char* fd_text = zmq_msg_gets(m.handle(), "__fd");
+    if (fd_text == nullptr) continue;
+    SubscriptionPeer peer{std::atoi(fd_text), fd_text, msg::principal_of(m), nullptr};
+    const std::string_view prefix = s.substr(1);
+    if (s[0] == 0) {
+      if (subs_.unsubscribe(peer, prefix)) events_.set(zmq::sockopt::unsubscribe, prefix);
+      continue;
+    }
+    auto keep = std::make_shared<zmq::message_t>();
+    keep->copy(m);  // holds the connection's metadata, whose address is its tag
+    peer.keep = std::move(keep);
+    const auto verdict = subs_.subscribe(peer, prefix);
+    if (verdict == SubscriptionTable::Verdict::accepted) {
+      events_.set(zmq::sockopt::subscribe, prefix);  // on the connection this message came from (manual mode)
+    } else if (verdict != SubscriptionTable::Verdict::duplicate &&
+               verdict != SubscriptionTable::Verdict::dropped_already) {
+      bad(peer.principal, "", Error(Errc::permission_denied, subs_.describe(verdict, prefix)));
+      // Ending the connection frees what libzmq holds for it; its engine sees end of input and closes.
+      // (morph-controller ignores SIGPIPE, so a write the engine still attempts costs only an EPIPE.)
+      ::shutdown(peer.fd, SHUT_RDWR);
+      ++stats_.subscribers_dropped;
+      trim_after_drop_ = true;
+    }
+  }
 }
 
 void ControllerServer::host_changed(const std::string& host, bool up) {
@@ -451,6 +508,9 @@ void ControllerServer::on_api(std::vector<zmq::message_t>& parts) {
 
 void ControllerServer::tick(uint64_t now) {
   for (auto& h : hosts_.expire(now, cfg_.peer_timeout_ns)) host_changed(h, false);
+  // What libzmq held for a subscriber that left or was dropped (its queued subscriptions, its trie) is freed
+  // in many small chunks that glibc keeps; give the pages back, at most once a tick and only after one left.
+  if (std::exchange(trim_after_drop_, false)) ::malloc_trim(0);
 }
 
 }  // namespace morph::controller

@@ -6,7 +6,10 @@
 //   control ROUTER ↔ agents' DEALER: HostHello, Heartbeat (answered), ShiftResult ↑; ShiftCommand,
 //                    LeaseRenew ↓
 //   api     ROUTER ↔ clients' DEALER/REQ: queries and snapshots here, accounts and bids via MarketApi
-//   events  XPUB   → subscribers: MarketEvents, seq-numbered per controller incarnation
+//   events  XPUB   → subscribers: MarketEvents, seq-numbered per controller incarnation; in manual mode, so
+//                    a subscription takes effect only once the SubscriptionTable admits it (limits on
+//                    prefix length and on subscriptions per connection and per principal; an inbound
+//                    frame over 1 KiB drops the connection)
 // With CURVE keys it starts the ZAP handler before binding anything and stops serving (run() ends with
 // an error) if the handler dies. Other threads reach the sockets only through ControllerLink, whose calls
 // are queued and handed to the owner thread. It never decides anything about the market.
@@ -27,9 +30,11 @@
 #include "common/msg/bad_messages.h"
 #include "common/msg/curve_keys.h"
 #include "common/msg/socket.h"
+#include "common/msg/socket_monitor.h"
 #include "common/msg/zap_handler.h"
 #include "controller/api/api_service.h"
 #include "controller/api/market_api.h"
+#include "controller/api/subscriptions.h"
 #include "controller/ingest/host_table.h"
 #include "controller/ingest/kpi_observer.h"
 
@@ -46,17 +51,21 @@ struct ControllerConfig {
   ControllerEndpoints endpoints;
   std::optional<msg::KeyPair> server_key;       // required when any endpoint is tcp://
   std::shared_ptr<const msg::AllowList> allow;  // required with server_key
+  // A tenant principal that sees every account's rows in snapshots (the in-process dashboard's own
+  // identity, docs/security.md); it still acts on nothing. Empty: none.
+  std::string reads_all;
   bool allow_plaintext_tcp = false;             // benchmarks only
   uint64_t peer_timeout_ns = 3'000'000'000ULL;  // a host silent this long is down
   uint64_t tick_ns = 250'000'000ULL;            // liveness check period
   bool republish_kpis = true;
   // Consumers of each verified KpiReport, called in this order (controller/ingest/kpi_observer.h).
   std::vector<std::shared_ptr<KpiObserver>> kpi_observers;
+  SubscriptionLimits subscription_limits;
 };
 
 struct ControllerStats {
   std::atomic<uint64_t> kpi_reports{0}, kpi_gaps{0}, bad_messages{0}, events_published{0}, api_requests{0}, hellos{0},
-      heartbeats{0}, shift_results{0}, hosts_up{0};
+      heartbeats{0}, shift_results{0}, hosts_up{0}, subscriptions{0}, subscribers_dropped{0};
 };
 
 class ControllerServer final : public ControllerLink {
@@ -109,6 +118,8 @@ class ControllerServer final : public ControllerLink {
   void on_ingest(std::vector<zmq::message_t>& parts);
   void on_control(std::vector<zmq::message_t>& parts);
   void on_api(std::vector<zmq::message_t>& parts);
+  void on_events();  // (un)subscriptions, admitted by subs_
+  void drain_events_monitor();
   void tick(uint64_t now);
   void emit(const std::string& topic, v1::MarketEventBody type, const EventBodyBuilder& build);
   void host_changed(const std::string& host, bool up);
@@ -133,7 +144,9 @@ class ControllerServer final : public ControllerLink {
   flatbuffers::FlatBufferBuilder fbb_{64 * 1024}, event_fbb_{64 * 1024};
   uint64_t incarnation_;
   uint64_t events_seq_ = 0;
-  std::set<std::string> subscriptions_;  // topic prefixes subscribed on events
+  SubscriptionTable subs_;             // topic prefixes subscribed on events, per connection and principal
+  msg::SocketMonitor events_monitor_;  // accepted / disconnected subscribers
+  bool trim_after_drop_ = false;       // a subscriber left: return freed memory at the next tick
 
   msg::Wakeup wake_;
   std::mutex outbox_mu_;

@@ -35,7 +35,10 @@ struct Caller {
   std::string name;
   std::string account;  // tenants: the only account they may act on
   bool local = false;
+  bool sees_all = false;  // the in-process dashboard: reads every account's rows, acts on none
   bool may_act_on(std::string_view acct) const { return role == msg::Role::admin || account == acct; }
+  // Whether rows of `acct` (allocations in a snapshot) are shown to this caller.
+  bool may_see(std::string_view acct) const { return sees_all || may_act_on(acct); }
 };
 
 // A reply body built into the reply's builder.
@@ -51,10 +54,13 @@ class MarketApi {
   // Errc becomes the reply's ErrorCode, its what() the message). Check caller.may_act_on(account).
   virtual Result<ReplyBody> handle(const Caller& caller, const v1::ApiRequest& request,
                                    flatbuffers::FlatBufferBuilder& fbb) = 0;
-  // Adds the market's part of a Clone snapshot.
-  virtual void snapshot(flatbuffers::FlatBufferBuilder& /*fbb*/,
+  // Adds the market's part of a Clone snapshot: the prices, and the allocations `caller` may see (a
+  // tenant's own, as the allocations query).
+  virtual void snapshot(const Caller& /*caller*/, flatbuffers::FlatBufferBuilder& /*fbb*/,
                         std::vector<flatbuffers::Offset<v1::PriceInfo>>& /*prices*/,
                         std::vector<flatbuffers::Offset<v1::AllocationInfo>>& /*allocations*/) {}
+  // The owner in force of `vm` (an admin's override, else `reported`, the host's metadata).
+  virtual std::string owner_of(const std::string& /*vm*/, const std::string& reported) { return reported; }
   virtual void on_shift_result(const std::string& /*host*/, const msg::ShiftOutcome& /*result*/) {}
   virtual void on_host_change(const std::string& /*host*/, bool /*up*/) {}
   // A verified HostHello (capacity, VMs with baselines and owners); the host's view is replaced wholesale.

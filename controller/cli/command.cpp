@@ -15,7 +15,7 @@ void fail(int code, std::string message) {
 }
 
 const v1::ApiReply& Client::call(v1::ApiRequestBody type,
-                                 const std::function<flatbuffers::Offset<void>(Builder&)>& build) {
+                                 const std::function<flatbuffers::Offset<void>(Builder&)>& build, int attempts) {
   msg::ClientSecurity sec;
   if (!conn_.key_file.empty() || !conn_.server_key_file.empty()) {
     auto loaded = msg::load_client_security({conn_.key_file, conn_.server_key_file});
@@ -28,6 +28,9 @@ const v1::ApiReply& Client::call(v1::ApiRequestBody type,
   if (auto st = api_->connect(); !st)
     fail(kUnreachable, "cannot connect to " + conn_.connect + ": " + st.error().what());
   auto reply = api_->call(type, build, std::chrono::milliseconds(conn_.timeout_ms));
+  for (int left = attempts - 1; !reply && reply.error().code() == Errc::unavailable && left > 0; --left)
+    reply = api_->call(type, build, std::chrono::milliseconds(conn_.timeout_ms));
+  if (!reply && reply.error().code() == Errc::permission_denied) fail(kNotAdmitted, reply.error().what());
   if (!reply) fail(kUnreachable, "cannot reach the controller at " + conn_.connect + ": " + reply.error().what());
   reply_ = std::move(*reply);
   auto r = msg::decode_api_reply({static_cast<const uint8_t*>(reply_.data()), reply_.size()});

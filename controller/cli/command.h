@@ -25,7 +25,9 @@ using json = nlohmann::ordered_json;
 using Builder = flatbuffers::FlatBufferBuilder;
 
 // morphctl's exit codes (docs/operations.md).
-enum ExitCode : int { kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3 };
+// kNotAdmitted: the controller refused the connection itself at the CURVE handshake (a key not on its
+// allow-list or not admitted on the api, a wrong server key), which is not an unreachable controller.
+enum ExitCode : int { kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3, kNotAdmitted = 4 };
 
 // A command that cannot go on: the runner prints "morphctl: <message>" on stderr and exits with `code`.
 struct CommandError {
@@ -43,11 +45,15 @@ struct Connection {
 
 // Requests to the controller. Each call connects (keys are read then, so a command that needs no controller
 // needs no keys) and returns the verified reply, valid until the next call; a failure throws CommandError:
-// kUsage for keys, kUnreachable for no answer or a bad one, kRefused with the controller's own error.
+// kUsage for keys, kUnreachable for no answer or a bad one, kNotAdmitted for a refused handshake, kRefused
+// with the controller's own error.
 class Client {
  public:
   explicit Client(Connection connection) : conn_(std::move(connection)) {}
-  const v1::ApiReply& call(v1::ApiRequestBody type, const std::function<flatbuffers::Offset<void>(Builder&)>& build);
+  // `attempts` > 1 sends the request again after no reply in time: only for requests safe to repeat (a
+  // deposit carrying its idempotency key).
+  const v1::ApiReply& call(v1::ApiRequestBody type, const std::function<flatbuffers::Offset<void>(Builder&)>& build,
+                           int attempts = 1);
 
  private:
   Connection conn_;

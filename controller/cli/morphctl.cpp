@@ -15,7 +15,8 @@ namespace {
 constexpr const char* kFooter = R"(Connection: --connect ipc:///run/morph/api (local: no keys, acts as admin) or
   --connect tcp://ctl:7712 --key me.key --server-key controller.pub (a tenant acts on its account only).
 Amounts and prices are integer micro-credits; prices are per unit per second (cpu unit: millicore).
-Exit codes: 0 ok, 1 the controller refused (its error is printed), 2 usage, 3 controller unreachable.
+Exit codes: 0 ok, 1 the controller refused (its error is printed), 2 usage, 3 controller unreachable,
+4 the controller refused the connection (key not allowed, wrong server key).
 Examples:
   morphctl --connect ipc:///run/morph/api accounts create acme
   morphctl accounts deposit acme 5000000

@@ -110,7 +110,8 @@ json vm_json(const v1::VmStatus& v) {
   return {{"host", s(v.host())},
           {"vm", vm ? s(vm->uuid()) : ""},
           {"name", vm ? s(vm->name()) : ""},
-          {"owner", vm ? s(vm->owner()) : ""},
+          {"owner", s(v.owner())},  // the owner in force (an admin's override, else the metadata's)
+          {"metadata_owner", vm ? s(vm->owner()) : ""},
           {"running", vm && vm->running()},
           {"baseline", amounts_json(vm ? vm->baseline() : nullptr)}};
 }

@@ -121,7 +121,7 @@ flatbuffers::Offset<v1::HostStatus> build_host_status(flatbuffers::FlatBufferBui
 }
 
 void build_vm_statuses(flatbuffers::FlatBufferBuilder& fbb, const HostEntry& h,
-                       std::vector<flatbuffers::Offset<v1::VmStatus>>& out) {
+                       std::vector<flatbuffers::Offset<v1::VmStatus>>& out, const OwnerOf& owner_of) {
   if (h.hello.empty()) return;
   auto* hello = flatbuffers::GetRoot<v1::HostHello>(h.hello.data());
   if (!hello->vms()) return;
@@ -136,7 +136,9 @@ void build_vm_statuses(flatbuffers::FlatBufferBuilder& fbb, const HostEntry& h,
                                                vm->owner() ? vm->owner()->c_str() : nullptr,
                                                vm->sla_class() ? vm->sla_class()->c_str() : nullptr, vm->running(),
                                                &base, vm->max_memory_mib(), &ceiling);
-    out.push_back(v1::CreateVmStatus(fbb, fbb.CreateString(h.host), info));
+    const std::string reported = vm->owner() ? vm->owner()->str() : std::string();
+    const std::string owner = owner_of ? owner_of(vm->uuid()->str(), reported) : reported;
+    out.push_back(v1::CreateVmStatus(fbb, fbb.CreateString(h.host), info, fbb.CreateString(owner)));
   }
 }
 

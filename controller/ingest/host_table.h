@@ -6,6 +6,7 @@
 // talks to sockets: callers feed it and publish what it reports.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -63,7 +64,10 @@ class HostTable {
 
 // Builds HostStatus / VmStatus tables for api replies and events.
 flatbuffers::Offset<v1::HostStatus> build_host_status(flatbuffers::FlatBufferBuilder& fbb, const HostEntry& h);
+// `owner_of(vm, reported)`: the owner in force, when someone above knows more than the host's metadata
+// (an admin's override); unset: the metadata's.
+using OwnerOf = std::function<std::string(const std::string& vm, const std::string& reported)>;
 void build_vm_statuses(flatbuffers::FlatBufferBuilder& fbb, const HostEntry& h,
-                       std::vector<flatbuffers::Offset<v1::VmStatus>>& out);
+                       std::vector<flatbuffers::Offset<v1::VmStatus>>& out, const OwnerOf& owner_of = {});
 
 }  // namespace morph::controller

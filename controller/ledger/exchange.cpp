@@ -19,10 +19,18 @@ Status Exchange::open_account(const market::Account& account, const std::string&
   return market_.add_account(account);
 }
 
-Status Exchange::deposit(const std::string& account, Micros amount, const std::string& reference) {
+Result<CreditReceipt> Exchange::deposit(const std::string& account, Micros amount, const std::string& reference,
+                                        const std::string& idempotency_key) {
   MORPH_TRY(market_.balance(account));
-  MORPH_TRY(ledger_.credit(account, amount, reference.empty() ? "deposit" : reference));
-  return market_.credit(account, amount);
+  // A retry is answered before the bounds are checked again: the first deposit may have filled the balance.
+  // The ledger answers it (the same amount) or refuses it (another amount).
+  MORPH_TRY_ASSIGN(auto prior, ledger_.credit_by_key(account, idempotency_key));
+  const std::string note = reference.empty() ? "deposit" : reference;
+  if (prior) return ledger_.credit(account, amount, note, idempotency_key);
+  MORPH_TRY(market_.check_credit(account, amount));  // the market's bounds refuse before the ledger records it
+  MORPH_TRY_ASSIGN(auto receipt, ledger_.credit(account, amount, note, idempotency_key));
+  if (!receipt.replayed) MORPH_TRY(market_.credit(account, amount));
+  return receipt;
 }
 
 Result<market::Bid> Exchange::submit(const market::BidRequest& request) {

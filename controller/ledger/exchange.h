@@ -26,8 +26,10 @@ class Exchange {
   Status recover();
 
   Status open_account(const market::Account& account, const std::string& display_name = {}, uint64_t created_ns = 0);
-  // `reference` is kept with the credit (the journal's reason); empty: "deposit".
-  Status deposit(const std::string& account, Micros amount, const std::string& reference = {});
+  // `reference` is kept with the credit (the journal's reason); empty: "deposit". With an idempotency key a
+  // retry (same key, same amount) is answered from the first deposit, credited once (Ledger::credit).
+  Result<CreditReceipt> deposit(const std::string& account, Micros amount, const std::string& reference = {},
+                                const std::string& idempotency_key = {});
 
   Result<market::Bid> submit(const market::BidRequest& request);
   // A rescue bid: recorded with its rescue record (vm, signal, quantity) in one ledger transaction.

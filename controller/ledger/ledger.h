@@ -8,6 +8,7 @@
 // is the embedded one. A ledger never decides anything about the market: it records outcomes.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct AuditReport {
   int64_t accounts_inconsistent = 0;   // accounts where credits - charges != balance
   int64_t ticks_revenue_mismatch = 0;  // ticks whose recorded revenue != sum of their charges
   int64_t journal_mismatch = 0;        // journal ids (the paging cursor) shared by two charges/failures/credits
+  Tick archived_through = 0;           // retention: ticks up to this one are archived (their sums kept)
 
   bool ok() const {
     return ticks_contiguous && total_charges == total_revenue && negative_balances == 0 && accounts_inconsistent == 0 &&
@@ -59,6 +61,14 @@ struct JournalQuery {
   std::string kind;        // empty: every kind
   uint64_t before_id = 0;  // paging: only entries older than this id (0: from the newest)
   uint32_t limit = 100;    // the newest `limit` matching entries, returned oldest first
+};
+
+// A credit as recorded: its journal entry. `replayed`: the credit had been made before with the same
+// idempotency key and amount, and was not made again.
+struct CreditReceipt {
+  uint64_t entry = 0;
+  Micros amount = 0;
+  bool replayed = false;
 };
 
 // Operator state that is not money but must survive a restart: account details, per-VM SLA/rescue
@@ -104,6 +114,20 @@ struct PricePoint {
   market::PriceQuote quote;
 };
 
+// Retention (docs/operations.md, "Ledger retention"): the per-tick rows (charges, failures, allocations,
+// prices, the tick rows themselves) of ticks older than the newest `keep_ticks` are moved to an archive file
+// or deleted, after being summed per account (rows and amounts) and per table into the ledger, so
+// deposits - charges = balance still holds for every account. Credits, bids and operator state are kept.
+struct RetentionPolicy {
+  Tick keep_ticks = 0;       // 0: keep everything
+  std::string archive_path;  // empty: delete once summed
+  Tick batch_ticks = 10;     // at most this many ticks archived per call (bounded work per tick)
+};
+struct RetentionReport {
+  Tick through = 0;   // every tick <= this is archived (0: none yet)
+  uint64_t rows = 0;  // rows moved or deleted by this call
+};
+
 class Ledger {
  public:
   virtual ~Ledger() = default;
@@ -113,7 +137,14 @@ class Ledger {
   virtual Status create_account(const market::Account& account, const std::string& display_name = {},
                                 uint64_t created_ns = 0) = 0;
   // Credits an account and, in the same transaction, reactivates its suspended bids (as Market::credit).
-  virtual Status credit(const std::string& account, Micros amount, const std::string& note) = 0;
+  // With an idempotency key (unique per account, kept with the credit): a credit already made with that
+  // key is not made again; the same amount returns its receipt (replayed), another amount is refused
+  // (Errc::conflict, naming both).
+  virtual Result<CreditReceipt> credit(const std::string& account, Micros amount, const std::string& note,
+                                       const std::string& idempotency_key = {}) = 0;
+  // The credit made to `account` with `idempotency_key`, if there is one.
+  virtual Result<std::optional<CreditReceipt>> credit_by_key(const std::string& account,
+                                                             const std::string& idempotency_key) = 0;
   // Records a bid as submitted, amended or cancelled (upsert by id).
   virtual Status put_bid(const market::Bid& bid) = 0;
   // A rescue bid raised on the owner's behalf: the bid and its rescue record in one transaction.
@@ -136,6 +167,8 @@ class Ledger {
   virtual Result<OperatorState> load_operator_state() = 0;
   // Cleared prices of ticks >= since (for `quote` history after a restart), oldest first.
   virtual Result<std::vector<PricePoint>> prices_since(Tick since) = 0;
+  // One step of retention: archives the next ticks (at most batch_ticks) older than the newest keep_ticks.
+  virtual Result<RetentionReport> retain(const RetentionPolicy& policy) = 0;
 };
 
 }  // namespace morph::ledger

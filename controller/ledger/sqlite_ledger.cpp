@@ -11,6 +11,7 @@
 #include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_schema.h"
 #include "controller/ledger/sqlite_support.h"
+#include "controller/market/money.h"
 
 namespace morph::ledger {
 namespace {
@@ -46,7 +47,7 @@ std::string AuditReport::describe() const {
     << ") credits=" << total_credits << " charges=" << total_charges << " revenue=" << total_revenue
     << " balances=" << total_balances << " negative=" << negative_balances
     << " inconsistent_accounts=" << accounts_inconsistent << " tick_revenue_mismatch=" << ticks_revenue_mismatch
-    << " journal_mismatch=" << journal_mismatch;
+    << " journal_mismatch=" << journal_mismatch << " archived_through=" << archived_through;
   return o.str();
 }
 
@@ -63,12 +64,12 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const std::string& path
   // WAL + FULL: a returned COMMIT has been fsynced; a torn write is rolled back on the next open.
   MORPH_TRY(l->exec("PRAGMA journal_mode=WAL"));
   MORPH_TRY(l->exec("PRAGMA synchronous=FULL"));
-  MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   // A tick of 100k allocations dirties tens of MB of table and index pages; with SQLite's 2 MiB default
   // cache they spill and are re-read within the one transaction (commit 1.2-1.6x slower at 100k-300k,
   // docs/benchmarks.md "Ledger commit per tick"). 64 MiB is a ceiling, allocated only as pages are used.
   MORPH_TRY(l->exec("PRAGMA cache_size=-65536"));
-  MORPH_TRY(apply_schema(db));
+  MORPH_TRY(apply_schema(db));  // before foreign keys are enforced: a migration may rebuild a table
+  MORPH_TRY(l->exec("PRAGMA foreign_keys=ON"));
   Stmt q(db, "PRAGMA journal_mode");
   if (!q.ok() || !q.row() || q.text(0) != "wal") return Error(Errc::io, "ledger " + path + ": WAL mode not available");
   return l;
@@ -82,7 +83,7 @@ SqliteLedger::~SqliteLedger() {
 Result<int64_t> SqliteLedger::next_journal_id() {
   Stmt q(db_,
          "SELECT MAX(COALESCE((SELECT MAX(rowid) FROM charges), 0), COALESCE((SELECT MAX(rowid) FROM failures), 0),"
-         " COALESCE((SELECT MAX(id) FROM credits), 0)) + 1");
+         " COALESCE((SELECT MAX(id) FROM credits), 0), COALESCE((SELECT MAX(max_id) FROM retention_state), 0)) + 1");
   if (!q.ok() || !q.row()) return prep_error(db_, "journal id");
   return q.i64(0);
 }
@@ -99,7 +100,7 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
   if (!ins.ok()) return prep_error(db_, "account insert");
   auto st = ins.bind(1, a.id).run("creating account");
   if (!st.ok()) return Error(Errc::already_exists, "account " + a.id + ": " + st.error().message());
-  if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));
+  if (a.balance > 0) MORPH_TRY(add_credit(a.id, a.balance, "opening balance"));  // (the entry is not needed)
   Stmt meta(db_, "INSERT INTO account_meta(account, display_name, created_ns) VALUES(?, ?, ?)");
   if (!meta.ok()) return prep_error(db_, "account details");
   MORPH_TRY(meta.bind(1, a.id)
@@ -109,30 +110,76 @@ Status SqliteLedger::create_account(const market::Account& a, const std::string&
   return tx.commit();
 }
 
-Status SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note) {
+Result<int64_t> SqliteLedger::add_credit(const std::string& account, Micros amount, const std::string& note,
+                                         const std::string& idempotency_key) {
+  // The money bounds (docs/market.md): a balance stays within kMaxBalance, and every credit ever made sums
+  // within int64, so every SUM the audit takes fits (charges never exceed the credits that paid them).
+  {
+    Stmt q(db_, "SELECT balance, (SELECT COALESCE(SUM(amount), 0) FROM credits) FROM accounts WHERE id = ?");
+    if (!q.ok()) return prep_error(db_, "credit bounds");
+    q.bind(1, account);
+    if (!q.row()) return Error(Errc::not_found, "unknown account " + account);
+    const Micros balance = q.i64(0), credited = q.i64(1);
+    if (amount > market::kMaxBalance - balance)
+      return Error(Errc::invalid_argument, "a credit of " + std::to_string(amount) + " to account " + account +
+                                               " (balance " + std::to_string(balance) +
+                                               ") would exceed the balance bound " +
+                                               std::to_string(market::kMaxBalance) + " ucredits");
+    if (!market::checked_add(credited, amount))
+      return Error(Errc::invalid_argument,
+                   "a credit of " + std::to_string(amount) + " would take the ledger's credits ever made past int64");
+  }
   Stmt up(db_, "UPDATE accounts SET balance = balance + ? WHERE id = ?");
   Stmt ins(db_,
-           "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns) "
-           "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?)");
+           "INSERT INTO credits(id, account, amount, note, after_tick, ts_ns, idempotency_key) "
+           "VALUES(?, ?, ?, ?, (SELECT COALESCE(MAX(tick), 0) FROM ticks), ?, NULLIF(?, ''))");
   if (!up.ok() || !ins.ok()) return prep_error(db_, "credit");
   MORPH_TRY(up.bind(1, amount).bind(2, account).run("crediting"));
   if (sqlite3_changes(db_) != 1) return Error(Errc::not_found, "unknown account " + account);
   MORPH_TRY_ASSIGN(int64_t id, next_journal_id());
-  return ins.bind(1, id).bind(2, account).bind(3, amount).bind(4, note).bind(5, now_ns()).run("recording credit");
+  MORPH_TRY(ins.bind(1, id)
+                .bind(2, account)
+                .bind(3, amount)
+                .bind(4, note)
+                .bind(5, now_ns())
+                .bind(6, idempotency_key)
+                .run("recording credit"));
+  return id;
 }
 
-Status SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note) {
+Result<std::optional<CreditReceipt>> SqliteLedger::credit_by_key(const std::string& account,
+                                                                 const std::string& idempotency_key) {
+  if (idempotency_key.empty()) return std::optional<CreditReceipt>{};
+  Stmt q(db_, "SELECT id, amount FROM credits WHERE account = ? AND idempotency_key = ?");
+  if (!q.ok()) return prep_error(db_, "credit by key");
+  q.bind(1, account).bind(2, idempotency_key);
+  if (!q.row()) return std::optional<CreditReceipt>{};
+  return std::optional<CreditReceipt>{CreditReceipt{static_cast<uint64_t>(q.i64(0)), q.i64(1), true}};
+}
+
+Result<CreditReceipt> SqliteLedger::credit(const std::string& account, Micros amount, const std::string& note,
+                                           const std::string& idempotency_key) {
   if (amount <= 0) return Error(Errc::invalid_argument, "a credit must be positive");
   Transaction tx(db_);
   MORPH_TRY(tx.begin());
-  MORPH_TRY(add_credit(account, amount, note));
+  // Looked up inside the transaction, so two writers cannot both miss it (the unique index backs this up).
+  MORPH_TRY_ASSIGN(auto prior, credit_by_key(account, idempotency_key));
+  if (prior) {
+    if (prior->amount != amount)
+      return Error(Errc::conflict, "idempotency key " + idempotency_key + " was used for a deposit of " +
+                                       std::to_string(prior->amount) + " to account " + account + " (ledger entry " +
+                                       std::to_string(prior->entry) + "), not " + std::to_string(amount));
+    return *prior;
+  }
+  MORPH_TRY_ASSIGN(const int64_t entry, add_credit(account, amount, note, idempotency_key));
   // Same rule as Market::credit, in the same transaction: a credit lifts funds suspensions.
   Stmt lift(db_,
             "UPDATE bids SET state = 'active', state_reason = 'none' "
             "WHERE account = ? AND state = 'suspended'");
   if (!lift.ok()) return prep_error(db_, "lifting suspensions");
   MORPH_TRY(lift.bind(1, account).run("lifting suspensions"));
-  return tx.commit();
+  MORPH_TRY(tx.commit());
+  return CreditReceipt{static_cast<uint64_t>(entry), amount, false};
 }
 
 namespace {
@@ -188,7 +235,7 @@ Status SqliteLedger::commit_tick(const market::TickOutcome& o) {
     return Error(Errc::conflict,
                  "tick " + std::to_string(o.tick) + " refused: last committed tick is " + std::to_string(last));
   Micros sum = 0;
-  for (const auto& c : o.charges) sum += c.amount;
+  for (const auto& c : o.charges) sum = market::saturating_add(sum, c.amount);
   if (sum != o.revenue) return Error(Errc::internal, "tick " + std::to_string(o.tick) + ": revenue != sum of charges");
   if (!spans_.known()) {  // the first commit after open, or after one whose outcome was unknown
     std::vector<AllocationSpans::Open> open;
@@ -318,16 +365,26 @@ Result<AuditReport> SqliteLedger::audit() {
   r.first_tick = static_cast<Tick>(first);
   r.last_tick = static_cast<Tick>(last);
   r.tick_count = static_cast<uint64_t>(count);
-  r.ticks_contiguous = count == 0 || (first == 1 && last - first + 1 == count);
+  // Archived ticks (retention) count by their sums: the ticks left start right after them.
+  MORPH_TRY_ASSIGN(int64_t archived,
+                   scalar("SELECT COALESCE((SELECT through_tick FROM retention_state WHERE tbl = 'ticks'), 0)"));
+  r.archived_through = static_cast<Tick>(archived);
+  r.ticks_contiguous = count == 0 || (first == archived + 1 && last - first + 1 == count);
   MORPH_TRY_ASSIGN(r.total_credits, scalar("SELECT COALESCE(SUM(amount), 0) FROM credits"));
-  MORPH_TRY_ASSIGN(r.total_charges, scalar("SELECT COALESCE(SUM(amount), 0) FROM charges"));
-  MORPH_TRY_ASSIGN(r.total_revenue, scalar("SELECT COALESCE(SUM(revenue), 0) FROM ticks"));
+  MORPH_TRY_ASSIGN(r.total_charges,
+                   scalar("SELECT COALESCE(SUM(amount), 0) + (SELECT COALESCE(SUM(amount), 0) FROM retention_state "
+                          "WHERE tbl = 'charges') FROM charges"));
+  MORPH_TRY_ASSIGN(r.total_revenue,
+                   scalar("SELECT COALESCE(SUM(revenue), 0) + (SELECT COALESCE(SUM(amount), 0) FROM retention_state "
+                          "WHERE tbl = 'ticks') FROM ticks"));
   MORPH_TRY_ASSIGN(r.total_balances, scalar("SELECT COALESCE(SUM(balance), 0) FROM accounts"));
   MORPH_TRY_ASSIGN(r.negative_balances, scalar("SELECT COUNT(*) FROM accounts WHERE balance < 0"));
   MORPH_TRY_ASSIGN(r.accounts_inconsistent,
                    scalar("SELECT COUNT(*) FROM accounts a WHERE a.balance != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM credits c WHERE c.account = a.id) - "
-                          "(SELECT COALESCE(SUM(amount), 0) FROM charges d WHERE d.account = a.id)"));
+                          "(SELECT COALESCE(SUM(amount), 0) FROM charges d WHERE d.account = a.id) - "
+                          "(SELECT COALESCE(SUM(amount), 0) FROM archived_totals x WHERE x.account = a.id AND "
+                          "x.tbl = 'charges')"));
   MORPH_TRY_ASSIGN(r.ticks_revenue_mismatch,
                    scalar("SELECT COUNT(*) FROM ticks t WHERE t.revenue != "
                           "(SELECT COALESCE(SUM(amount), 0) FROM charges c WHERE c.tick = t.tick) "

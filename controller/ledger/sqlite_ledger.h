@@ -24,7 +24,10 @@ class SqliteLedger final : public Ledger {
 
   Status create_account(const market::Account& account, const std::string& display_name = {},
                         uint64_t created_ns = 0) override;
-  Status credit(const std::string& account, Micros amount, const std::string& note) override;
+  Result<CreditReceipt> credit(const std::string& account, Micros amount, const std::string& note,
+                               const std::string& idempotency_key = {}) override;
+  Result<std::optional<CreditReceipt>> credit_by_key(const std::string& account,
+                                                     const std::string& idempotency_key) override;
   Status put_bid(const market::Bid& bid) override;
   Status commit_tick(const market::TickOutcome& outcome) override;
   Result<Tick> last_tick() override;
@@ -36,6 +39,7 @@ class SqliteLedger final : public Ledger {
   Status put_owner_override(const OwnerOverride& owner) override;
   Result<OperatorState> load_operator_state() override;
   Result<std::vector<PricePoint>> prices_since(Tick since) override;
+  Result<RetentionReport> retain(const RetentionPolicy& policy) override;
 
   sqlite3* handle() { return db_; }  // for inspection in tests and tools
 
@@ -43,8 +47,11 @@ class SqliteLedger final : public Ledger {
   explicit SqliteLedger(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
   Status upsert_bid(const market::Bid& bid);
-  Status add_credit(const std::string& account, Micros amount, const std::string& note);
+  Result<int64_t> add_credit(const std::string& account, Micros amount, const std::string& note,
+                             const std::string& idempotency_key = {});
   Result<int64_t> next_journal_id();
+  Status copy_to_archive(const std::string& path, Tick from, Tick through);
+  std::string attached_archive_;  // the archive file attached as "archive", if any
   sqlite3* db_;
   AllocationSpans spans_;  // the open allocation spans, as committed (spans.h)
 };

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 #include "controller/ledger/sqlite_allocations.h"
 #include "controller/ledger/sqlite_support.h"
 
@@ -13,19 +15,30 @@ using sqlite::prep_error;
 using sqlite::Stmt;
 using sqlite::Transaction;
 
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS accounts(
+// Balances are the only amounts SQL computes (balance + credit, balance - charge); past int64 SQLite would
+// make one a REAL, so the CHECKs keep them integers (schema version 3). Every other amount is bound from an
+// int64 and cannot be anything else. The two tables' definitions are also what version 3 rebuilds old ones to.
+std::string accounts_table(const char* name) {
+  return std::string("CREATE TABLE IF NOT EXISTS ") + name +
+         R"sql((
   id TEXT PRIMARY KEY,
-  balance INTEGER NOT NULL CHECK (balance >= 0)
-);
-CREATE TABLE IF NOT EXISTS credits(
+  balance INTEGER NOT NULL CHECK (typeof(balance) = 'integer' AND balance >= 0)
+);)sql";
+}
+std::string credits_table(const char* name) {
+  return std::string("CREATE TABLE IF NOT EXISTS ") + name +
+         R"sql((
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   account TEXT NOT NULL REFERENCES accounts(id),
-  amount INTEGER NOT NULL CHECK (amount > 0),
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer' AND amount > 0),
   note TEXT NOT NULL,
   after_tick INTEGER NOT NULL,
-  ts_ns INTEGER NOT NULL DEFAULT 0
-);
+  ts_ns INTEGER NOT NULL DEFAULT 0,
+  idempotency_key TEXT
+);)sql";
+}
+
+constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS bids(
   id INTEGER PRIMARY KEY,
   account TEXT NOT NULL REFERENCES accounts(id),
@@ -108,6 +121,22 @@ CREATE TABLE IF NOT EXISTS owner_overrides(
   account TEXT NOT NULL REFERENCES accounts(id),
   set_by TEXT NOT NULL,
   set_ns INTEGER NOT NULL
+);
+-- Retention: what archived rows summed to, per account and table (rows, amount), and per table (through
+-- which tick, rows, amount, the largest journal id), so audits and journal ids carry on without them.
+CREATE TABLE IF NOT EXISTS archived_totals(
+  account TEXT NOT NULL,
+  tbl TEXT NOT NULL,
+  rows INTEGER NOT NULL,
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer'),
+  PRIMARY KEY (account, tbl)
+);
+CREATE TABLE IF NOT EXISTS retention_state(
+  tbl TEXT PRIMARY KEY,
+  through_tick INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  amount INTEGER NOT NULL CHECK (typeof(amount) = 'integer'),
+  max_id INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rescue_bids(
   bid_id INTEGER PRIMARY KEY REFERENCES bids(id),
@@ -204,6 +233,67 @@ Status to_allocation_spans(sqlite3* db) {
   return {};
 }
 
+// Version 3: balances and credits are integers by CHECK. SQLite cannot add a CHECK to a table, so both are
+// rebuilt (SQLite's "12 steps": new table, copy, drop, rename; foreign keys are not enforced yet while the
+// ledger opens). A file where an overflow already made a balance REAL (before the money bounds) is refused,
+// naming the accounts: which credit was wrong is the operator's call, not the migration's.
+Status to_v3(sqlite3* db_) {
+  MORPH_TRY_ASSIGN(const int64_t checked,
+                   scalar(db_, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'accounts' AND sql LIKE '%typeof%'"));
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  if (checked == 0) {
+    std::string bad;
+    {
+      Stmt q(db_,
+             "SELECT 'account ' || id || ' balance ' || CAST(balance AS TEXT) FROM accounts WHERE typeof(balance) != "
+             "'integer' UNION ALL SELECT 'credit ' || id || ' of ' || account || ' amount ' || CAST(amount AS TEXT) "
+             "FROM credits WHERE typeof(amount) != 'integer'");
+      if (!q.ok()) return prep_error(db_, "integer check");
+      while (q.row()) bad += (bad.empty() ? "" : "; ") + q.text(0);
+    }
+    if (!bad.empty())
+      return Error(Errc::invalid_argument,
+                   "ledger: amounts stored as non-integers by an overflow of an older version (" + bad +
+                       "); correct them from credits - charges, or restore a backup, before this version opens it");
+    MORPH_TRY(exec(db_, "DROP VIEW IF EXISTS journal"));  // renaming tables under a view that names them fails
+    MORPH_TRY(exec(db_, accounts_table("accounts_v3").c_str()));
+    MORPH_TRY(exec(db_, credits_table("credits_v3").c_str()));
+    MORPH_TRY(exec(db_,
+                   "INSERT INTO accounts_v3(id, balance) SELECT id, balance FROM accounts;"
+                   "INSERT INTO credits_v3(id, account, amount, note, after_tick, ts_ns)"
+                   " SELECT id, account, amount, note, after_tick, ts_ns FROM credits;"
+                   "DROP TABLE credits; DROP TABLE accounts;"
+                   "ALTER TABLE accounts_v3 RENAME TO accounts; ALTER TABLE credits_v3 RENAME TO credits;"));
+    MORPH_TRY_ASSIGN(const int64_t dangling, scalar(db_, "SELECT COUNT(*) FROM pragma_foreign_key_check"));
+    if (dangling != 0) return Error(Errc::internal, "ledger: rebuilding accounts left rows without their account");
+  }
+  MORPH_TRY(exec(db_, "PRAGMA user_version = 3"));
+  MORPH_TRY(tx.commit());
+  if (checked == 0) spdlog::info("ledger: migrated to schema 3 (balances kept integers by CHECK)");
+  return {};
+}
+
+// Version 4: a deposit may carry an idempotency key, unique per account (a retry is answered from the first
+// deposit, never credited twice). Credits without one keep NULL, which the partial index leaves out.
+Status to_v4(sqlite3* db_) {
+  Transaction tx(db_);
+  MORPH_TRY(tx.begin());
+  bool has_key = false;  // a new file has the column from credits_table(); ADD COLUMN cannot be repeated
+  {
+    Stmt q(db_, "SELECT 1 FROM pragma_table_info('credits') WHERE name = 'idempotency_key'");
+    if (!q.ok()) return prep_error(db_, "credits columns");
+    has_key = q.row();
+  }
+  if (!has_key) MORPH_TRY(exec(db_, "ALTER TABLE credits ADD COLUMN idempotency_key TEXT"));
+  MORPH_TRY(
+      exec(db_,
+           "CREATE UNIQUE INDEX IF NOT EXISTS credits_by_idempotency_key ON credits(account, idempotency_key) WHERE "
+           "idempotency_key IS NOT NULL;"
+           "PRAGMA user_version = 4;"));
+  return tx.commit();
+}
+
 // A file from before predictive bids (issue #14) gains the policy's three predictive columns, at their
 // defaults (off). Told by the table's layout, as the spans step: the columns are additive.
 Status add_predictive_columns(sqlite3* db) {
@@ -219,6 +309,8 @@ Status add_predictive_columns(sqlite3* db) {
 Status migrate(sqlite3* db) {
   MORPH_TRY_ASSIGN(const int64_t version, scalar(db, "PRAGMA user_version"));
   if (version < 2) MORPH_TRY(to_v2(db, version));
+  if (version < 3) MORPH_TRY(to_v3(db));
+  if (version < 4) MORPH_TRY(to_v4(db));
   MORPH_TRY(to_allocation_spans(db));
   MORPH_TRY(add_predictive_columns(db));
   return exec(db, kJournalView);
@@ -227,6 +319,8 @@ Status migrate(sqlite3* db) {
 }  // namespace
 
 Status apply_schema(sqlite3* db) {
+  MORPH_TRY(exec(db, "PRAGMA foreign_keys=OFF"));  // a migration may rebuild a table others refer to
+  MORPH_TRY(exec(db, (accounts_table("accounts") + credits_table("credits")).c_str()));
   MORPH_TRY(exec(db, kSchema));
   MORPH_TRY(exec(db, sqlite::kAllocationSpansTable));
   return migrate(db);

@@ -3,29 +3,32 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "controller/market/clearing.h"
+#include "controller/market/money.h"
 
 namespace morph::market {
 namespace {
-
-constexpr int64_t kMaxQuantity = int64_t{1} << 40;
-constexpr Micros kMaxPrice = int64_t{1} << 40;
-
-// quantity x price x tick_ms / 1000, rounded down; 128-bit only when 64 would overflow.
-Micros charge_for(int64_t qty, Micros price, uint32_t tick_ms) {
-  int64_t units = 0, scaled = 0;
-  if (!__builtin_mul_overflow(qty, price, &units) && !__builtin_mul_overflow(units, int64_t{tick_ms}, &scaled))
-    return scaled / 1000;
-  Wide v = static_cast<Wide>(qty) * price * tick_ms / 1000;
-  return static_cast<Micros>(v);
-}
 
 std::string bid_tag(BidId id) {
   return "bid " + std::to_string(id);
 }
 
 }  // namespace
+
+Status check_config(const MarketConfig& c) {
+  if (c.tick_ms == 0 || c.tick_ms > kMaxTickMs)
+    return Error(Errc::invalid_argument,
+                 "tick of " + std::to_string(c.tick_ms) + " ms is outside 1.." + std::to_string(kMaxTickMs) + " ms");
+  for (Resource r : kMarketResources)
+    for (int t = 0; t < kTierCount; ++t)
+      if (Micros v = c.reserve[static_cast<size_t>(r)][static_cast<size_t>(t)]; v < 0 || v > kMaxPrice)
+        return Error(Errc::invalid_argument, std::string("reserve of ") + resource_name(r) + " tier " +
+                                                 tier_name(static_cast<Tier>(t)) + " is " + std::to_string(v) +
+                                                 ", outside 0.." + std::to_string(kMaxPrice));
+  return {};
+}
 
 Market::Market(MarketConfig config) : config_(config) {
   // Keeps rank prices (max_price * (100 + pct)) inside int64 for any accepted max_price.
@@ -34,8 +37,10 @@ Market::Market(MarketConfig config) : config_(config) {
 
 Status Market::upsert_host(const HostSpec& host) {
   if (host.id.empty()) return Error(Errc::invalid_argument, "host id is empty");
-  for (int64_t c : host.capacity)
-    if (c < 0) return Error(Errc::invalid_argument, "host " + host.id + ": negative capacity");
+  for (Resource r : kMarketResources)
+    if (int64_t c = at(host.capacity, r); c < 0 || c > kMaxQuantity)
+      return Error(Errc::invalid_argument, "host " + host.id + ": " + resource_name(r) + " capacity " +
+                                               std::to_string(c) + " is outside 0.." + std::to_string(kMaxQuantity));
   bool fresh = !hosts_.contains(host.id);
   hosts_[host.id].spec = host;
   if (fresh && !orphans_.empty()) {  // bids restored before their host reported in join its books now
@@ -59,8 +64,9 @@ Status Market::upsert_vm(const VmSpec& vm) {
   if (!account_ix_.contains(vm.owner))
     return Error(Errc::not_found, "VM " + vm.id + ": unknown owner account " + vm.owner);
   for (Resource r : kMarketResources)
-    if (at(vm.baseline, r) < 0 || at(vm.ceiling, r) < at(vm.baseline, r))
-      return Error(Errc::invalid_argument, "VM " + vm.id + ": " + resource_name(r) + " needs 0 <= baseline <= ceiling");
+    if (at(vm.baseline, r) < 0 || at(vm.ceiling, r) < at(vm.baseline, r) || at(vm.ceiling, r) > kMaxQuantity)
+      return Error(Errc::invalid_argument, "VM " + vm.id + ": " + resource_name(r) +
+                                               " needs 0 <= baseline <= ceiling <= " + std::to_string(kMaxQuantity));
   // An absent VM's baseline was taken out of its host's sum when it went absent.
   if (auto old = vms_.find(vm.id); old != vms_.end() && absent_.erase(vm.id) == 0)
     for (Resource r : kMarketResources) at(hosts_[old->second.host].baseline_sum, r) -= at(old->second.baseline, r);
@@ -79,8 +85,11 @@ Status Market::set_vm_absent(const std::string& id) {
 
 Status Market::add_account(const Account& account) {
   if (account.id.empty()) return Error(Errc::invalid_argument, "account id is empty");
-  if (account.balance < 0) return Error(Errc::invalid_argument, "account " + account.id + ": negative balance");
+  if (account.balance < 0 || account.balance > kMaxBalance)
+    return Error(Errc::invalid_argument, "account " + account.id + ": balance " + std::to_string(account.balance) +
+                                             " is outside 0.." + std::to_string(kMaxBalance));
   if (account_ix_.contains(account.id)) return Error(Errc::already_exists, "account " + account.id + " exists");
+  MORPH_TRY(check_total(account.balance));
   account_ix_[account.id] = static_cast<uint32_t>(account_names_.size());
   account_names_.push_back(account.id);
   balances_.push_back(account.balance);
@@ -90,7 +99,7 @@ Status Market::add_account(const Account& account) {
 Status Market::credit(const std::string& account, Micros amount) {
   auto it = account_ix_.find(account);
   if (it == account_ix_.end()) return Error(Errc::not_found, "unknown account " + account);
-  if (amount <= 0) return Error(Errc::invalid_argument, "a credit must be positive");
+  MORPH_TRY(check_credit(account, amount));
   balances_[it->second] += amount;
   std::vector<Bid> lifted;
   for (const auto& [id, b] : bids_)
@@ -101,6 +110,29 @@ Status Market::credit(const std::string& account, Micros amount) {
     put_bid(b);
   }
   return {};
+}
+
+Status Market::check_total(Micros amount) const {
+  // Every charge of a tick is at most its payer's balance, so a tick's revenue fits when the balances do.
+  Micros total = 0;
+  for (Micros b : balances_) total = saturating_add(total, b);
+  if (!checked_add(total, amount))
+    return Error(Errc::invalid_argument, "a credit of " + std::to_string(amount) +
+                                             " would take the balances of all accounts together past int64");
+  return {};
+}
+
+Status Market::check_credit(const std::string& account, Micros amount) const {
+  auto it = account_ix_.find(account);
+  if (it == account_ix_.end()) return Error(Errc::not_found, "unknown account " + account);
+  if (amount <= 0) return Error(Errc::invalid_argument, "a credit must be positive");
+  const Micros balance = balances_[it->second];
+  if (amount > kMaxBalance - balance)
+    return Error(Errc::invalid_argument, "a credit of " + std::to_string(amount) + " to account " + account +
+                                             " (balance " + std::to_string(balance) +
+                                             ") would exceed the balance bound " + std::to_string(kMaxBalance) +
+                                             " ucredits");
+  return check_total(amount);
 }
 
 Result<Micros> Market::balance(const std::string& account) const {
@@ -136,6 +168,7 @@ Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) co
     return Error(Errc::invalid_argument,
                  "max_price " + std::to_string(bid.max_price) + " must be in 1.." + std::to_string(kMaxPrice));
   const Micros reserve = config_.reserve[static_cast<size_t>(bid.resource)][static_cast<size_t>(bid.tier)];
+  if (auto problem = bid_cost_problem(bid.quantity, bid.max_price)) return Error(Errc::invalid_argument, *problem);
   if (bid.max_price < reserve)
     return Error(Errc::invalid_argument, "max_price " + std::to_string(bid.max_price) + " is below the reserve " +
                                              std::to_string(reserve) + " for " + resource_name(bid.resource) +
@@ -145,8 +178,8 @@ Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) co
   int64_t others = 0;
   if (auto h = hosts_.find(vm.host); h != hosts_.end())
     for (const BookEntry& e : h->second.books[static_cast<size_t>(bid.resource)])
-      if (e.id != ignore && e.bid->vm == vm.id) others += e.quantity;
-  if (others + bid.quantity > room)
+      if (e.id != ignore && e.bid->vm == vm.id) others = saturating_add(others, e.quantity);
+  if (saturating_add(others, bid.quantity) > room)
     return Error(Errc::invalid_argument, "quantity " + std::to_string(bid.quantity) + " of " +
                                              resource_name(bid.resource) + " for VM " + vm.id +
                                              " exceeds its ceiling: room above baseline is " + std::to_string(room) +
@@ -154,10 +187,21 @@ Status Market::validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) co
   return {};
 }
 
+Error Market::unknown_vm(const std::string& vm) const {
+  // After a restart the bids come back from the ledger before the hosts report their VMs (a heartbeat or
+  // so): a VM a restored bid names is known, only not yet described, so the client is told to retry
+  // (unavailable) rather than that the VM does not exist.
+  for (BidId id : orphans_)
+    if (auto it = bids_.find(id); it != bids_.end() && it->second.vm == vm)
+      return Error(Errc::unavailable, "VM " + vm + " is not described yet: its host " + it->second.host +
+                                          " has not reported since the controller started; retry shortly");
+  return Error(Errc::not_found, "unknown VM " + vm);
+}
+
 Result<Bid> Market::check_submit(const BidRequest& req, Tick now) const {
   if (!account_ix_.contains(req.account)) return Error(Errc::not_found, "unknown account " + req.account);
   auto vm = vms_.find(req.vm);
-  if (vm == vms_.end()) return Error(Errc::not_found, "unknown VM " + req.vm);
+  if (vm == vms_.end()) return unknown_vm(req.vm);
   if (vm->second.owner != req.account)
     return Error(Errc::permission_denied, "VM " + req.vm + " is not owned by account " + req.account);
   auto tier = parse_tier(req.tier);
@@ -200,7 +244,7 @@ Result<Bid> Market::check_amend(const std::string& account, BidId id, const BidA
   if (change.max_price) b.max_price = *change.max_price;
   if (change.expiry) b.expiry = *change.expiry;
   auto vm = vms_.find(b.vm);
-  if (vm == vms_.end()) return Error(Errc::not_found, "unknown VM " + b.vm);
+  if (vm == vms_.end()) return unknown_vm(b.vm);
   MORPH_TRY(validate_shape(b, vm->second, id));
   // Asking for more (price or quantity) is a new bid in the queue; asking for less keeps its place.
   if (b.quantity > it->second.quantity || b.max_price > it->second.max_price) b.seq = next_seq_;
@@ -380,14 +424,17 @@ TickOutcome Market::clear(Tick tick) const {
         if (i + 16 < flat.size()) __builtin_prefetch(flat[i + 16]);
         if (any_broke && broke[e->account]) continue;
         const BookFill& f = w.result.fills[k++];
-        if (f.quantity > 0)
-          due[e->account] += charge_for(f.quantity, w.result.price[static_cast<size_t>(e->tier)], config_.tick_ms);
+        if (f.quantity == 0) continue;
+        // A charge past int64 (only a bid from before the bounds can make one) is more than anyone can pay.
+        auto c = charge_for(f.quantity, w.result.price[static_cast<size_t>(e->tier)], config_.tick_ms);
+        due[e->account] = saturating_add(due[e->account], c.value_or(std::numeric_limits<Micros>::max()));
       }
     }
     std::vector<uint8_t> fresh(balances_.size(), 0);
     bool more = false;
     for (size_t a = 0; a < due.size(); ++a)
-      if (!broke[a] && due[a] > balances_[a]) fresh[a] = broke[a] = 1, more = true;
+      if (!broke[a] && (due[a] > balances_[a] || due[a] == std::numeric_limits<Micros>::max()))
+        fresh[a] = broke[a] = 1, more = true;
     if (!more) break;
     any_broke = true;
     for (auto& w : work)
@@ -440,10 +487,11 @@ TickOutcome Market::clear(Tick tick) const {
         if (e->notice_until != 0 && tick < e->notice_until) a.notice_until = e->notice_until;
       }
       if (f.notice_given) a.notice_until = tick + config_.notice_ticks;
-      Micros amount = charge_for(f.quantity, price, config_.tick_ms);
+      // Fits: the funds pass above found this account able to pay the sum of its charges.
+      const Micros amount = *charge_for(f.quantity, price, config_.tick_ms);
       if (amount > 0) {
         out.charges.push_back({e->id, account, amount});
-        out.revenue += amount;
+        out.revenue += amount;  // at most the sum of the payers' balances, which check_total keeps in int64
       }
       out.allocations.push_back(std::move(a));
     }
@@ -472,7 +520,13 @@ void Market::restore(const MarketSnapshot& snap) {
   orphans_.clear();
   for (auto& [id, hb] : hosts_)
     for (auto& v : hb.books) v.clear();
-  for (const Account& a : snap.accounts) (void)add_account(a);
+  // As the ledger has them, bounds or not: a balance is never dropped (credits to it are bounded).
+  for (const Account& a : snap.accounts) {
+    if (a.id.empty() || account_ix_.contains(a.id)) continue;
+    account_ix_[a.id] = static_cast<uint32_t>(account_names_.size());
+    account_names_.push_back(a.id);
+    balances_.push_back(std::max<Micros>(a.balance, 0));
+  }
   next_bid_id_ = snap.next_bid_id;
   next_seq_ = snap.next_seq;
   for (const Allocation& a : snap.allocations) holdings_[a.bid_id] = a;  // before booking: entries copy them

@@ -32,6 +32,10 @@ struct MarketConfig {
   void set_reserve(Resource r, Micros v) { reserve[static_cast<size_t>(r)].fill(v); }
 };
 
+// The config's tick and reserves within the money bounds (money.h); the service checks it before a Market
+// is made from it.
+Status check_config(const MarketConfig& config);
+
 // What restart needs: read back from the ledger.
 struct MarketSnapshot {
   Tick last_tick = 0;
@@ -57,6 +61,9 @@ class Market {
   Status set_vm_absent(const std::string& id);
   Status add_account(const Account& account);
   Status credit(const std::string& account, Micros amount);  // also lifts insufficient-funds suspensions
+  // Whether credit() would accept the amount: positive, the balance within kMaxBalance, all balances
+  // together within int64 (money.h). Changes nothing.
+  Status check_credit(const std::string& account, Micros amount) const;
   Result<Micros> balance(const std::string& account) const;
 
   // Bids. check_* validate and return the bid as it would be stored without changing the market;
@@ -107,6 +114,7 @@ class Market {
     std::array<std::vector<BookEntry>, kMarketResourceCount> books;
   };
   Status validate_shape(const Bid& bid, const VmSpec& vm, BidId ignore) const;
+  Status check_total(Micros amount) const;
   void unbook(const Bid& bid);
   void book(const Bid& bid);
   void mirror_holding(BookEntry& e) const;
@@ -121,6 +129,8 @@ class Market {
   std::unordered_map<BidId, Bid> bids_;  // active and suspended
   std::unordered_map<BidId, Allocation> holdings_;
   std::vector<BidId> orphans_;  // bids whose host has not reported in yet
+  // "unknown VM", or unavailable (retry) when a restored bid names the VM and its host has not reported yet.
+  Error unknown_vm(const std::string& vm) const;
   Tick last_tick_ = 0;
   BidId next_bid_id_ = 1;
   uint64_t next_seq_ = 1;

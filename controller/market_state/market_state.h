@@ -35,7 +35,8 @@ struct MarketServiceConfig {
   std::chrono::nanoseconds lease = std::chrono::seconds(5);
   std::string ledger_path;  // SQLite file
   market::MarketConfig market;
-  size_t price_history = 300;  // cleared prices kept per (host, resource, tier)
+  size_t price_history = 300;         // cleared prices kept per (host, resource, tier)
+  ledger::RetentionPolicy retention;  // applied a batch at a time after each tick (docs/operations.md)
 };
 
 class MarketState {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "controller/market/money.h"
 #include "controller/market_state/market_wire.h"
 
 namespace morph::controller {
@@ -25,10 +26,11 @@ flatbuffers::Offset<v1::AccountInfo> MarketViews::account_info(flatbuffers::Flat
   const market::Market& m = state_.market();
   auto bal = m.balance(a);
   const uint32_t tick_ms = state_.config().market.tick_ms;
-  int64_t reserved = 0;
+  int64_t reserved = 0;  // what the allocations in force cost per tick (each was paid, so the sum fits)
   for (auto& [id, al] : m.allocations())
     if (al.account == a)
-      reserved += static_cast<int64_t>(static_cast<market::Wide>(al.quantity) * al.price * tick_ms / 1000);
+      reserved = market::saturating_add(
+          reserved, market::charge_for(al.quantity, al.price, tick_ms).value_or(std::numeric_limits<int64_t>::max()));
   auto it = state_.accounts().find(a);
   const bool known = it != state_.accounts().end();
   return v1::CreateAccountInfoDirect(fbb, a.c_str(), known ? it->second.display_name.c_str() : nullptr, bal ? *bal : 0,

@@ -1,9 +1,11 @@
 #include "controller/rescue/rescue_policy.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/enum_names.h"
 #include "common/kpi/derived.h"
+#include "controller/market/money.h"
 
 namespace morph::rescue {
 
@@ -38,10 +40,19 @@ Status RescueEvaluator::set_policy(const SlaPolicy& p) {
   if (p.vm.empty() || p.account.empty()) return Error(Errc::invalid_argument, "rescue policy needs a VM and account");
   if (p.rescue && p.max_price <= 0)
     return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": max_price must be positive");
-  // Bounds keep quantity x price x 3600 x signals inside int64.
-  if (p.max_price > (Micros{1} << 28) || p.budget_per_hour < 0 || p.cpu_step < 1 || p.cpu_step > (1 << 20) ||
-      p.disk_iops_step < 1 || p.disk_iops_step > (1 << 20) || p.net_kbps_step < 1 || p.net_kbps_step > (1 << 20))
-    return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": price or step out of range");
+  // Bounds keep step x max_price x 3600 inside int64; what the budget and funds checks compute from them is
+  // checked arithmetic besides (a restored rescue's quantity is the ledger's).
+  auto out_of = [&](const char* field, int64_t v, int64_t lo, int64_t hi) -> Status {
+    if (v >= lo && v <= hi) return {};
+    return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": " + field + " " + std::to_string(v) +
+                                             " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+  };
+  MORPH_TRY(out_of("max_price", p.max_price, 0, kMaxPolicyPrice));
+  MORPH_TRY(out_of("budget_per_hour", p.budget_per_hour, 0, market::kMaxBalance));
+  MORPH_TRY(out_of("funds_horizon_s", p.funds_horizon_s, 0, market::kMaxFundsHorizonS));
+  MORPH_TRY(out_of("cpu_step", p.cpu_step, 1, kMaxStep));
+  MORPH_TRY(out_of("disk_iops_step", p.disk_iops_step, 1, kMaxStep));
+  MORPH_TRY(out_of("net_kbps_step", p.net_kbps_step, 1, kMaxStep));
   if (p.breach_intervals == 0 || p.recover_intervals == 0)
     return Error(Errc::invalid_argument, "rescue policy for " + p.vm + ": interval counts must be >= 1");
   auto& st = vms_[p.vm];
@@ -78,9 +89,14 @@ bool RescueEvaluator::active(const std::string& vm, Signal s) const {
 }
 
 Micros RescueEvaluator::hourly_cost(const VmState& st) const {
+  constexpr Micros kPastAnyBudget = std::numeric_limits<Micros>::max();
   Micros c = 0;
-  for (const auto& s : st.signals)
-    if (s.rescuing) c += s.quantity * st.policy.max_price * 3600;
+  for (const auto& s : st.signals) {
+    if (!s.rescuing) continue;
+    auto per_s = market::checked_mul(s.quantity, st.policy.max_price);
+    auto per_h = per_s ? market::checked_mul(*per_s, 3600) : std::nullopt;
+    c = market::saturating_add(c, per_h.value_or(kPastAnyBudget));
+  }
   return c;
 }
 
@@ -145,14 +161,18 @@ std::vector<RescueAction> RescueEvaluator::observe(const kpi::VmKpis& k, Micros 
     int64_t qty = r == Resource::cpu ? p.cpu_step : r == Resource::disk_iops ? p.disk_iops_step : p.net_kbps_step;
     RescueAction a{RescueAction::Kind::raise, sig, p.vm, {}, seen[static_cast<size_t>(i)]};
     a.bid = {p.account, p.vm, r, "sla", qty, 1, p.max_price, 0};
-    const Micros room = p.budget_per_hour - hourly_cost(st);
+    // Within the policy bounds per_unit_hour and qty x per_unit_hour fit (2^40 x 2^20 at most); the cost of
+    // the rescues in force is summed saturating, and the funds check below is checked.
+    const Micros room = std::max<Micros>(p.budget_per_hour - hourly_cost(st), 0);
     const Micros per_unit_hour = p.max_price * 3600;
-    if (p.budget_per_hour > 0 && qty * per_unit_hour > room) qty = std::max<Micros>(room, 0) / per_unit_hour;
+    if (p.budget_per_hour > 0 && qty * per_unit_hour > room) qty = room / per_unit_hour;
+    auto cost_per_s = market::checked_mul(qty, p.max_price);
+    auto horizon_cost = cost_per_s ? market::checked_mul(*cost_per_s, p.funds_horizon_s) : std::nullopt;
     if (qty < 1) {
       a.kind = RescueAction::Kind::refused;
       a.why =
           seen[static_cast<size_t>(i)] + "; hourly rescue budget " + std::to_string(p.budget_per_hour) + " exhausted";
-    } else if (balance < qty * p.max_price * static_cast<Micros>(p.funds_horizon_s)) {
+    } else if (!horizon_cost || balance < *horizon_cost) {
       a.kind = RescueAction::Kind::refused;
       a.why = seen[static_cast<size_t>(i)] + "; balance " + std::to_string(balance) + " does not cover " +
               std::to_string(p.funds_horizon_s) + " s at max price";

@@ -50,6 +50,11 @@ struct SlaPolicy {
   uint32_t predictive_quantile_permille = 900;
 };
 
+// Bounds of a policy's money fields and steps (set_policy refuses others, naming the field): a rescue bid's
+// step x max_price x 3600 stays far inside int64 (docs/market.md, "Money bounds").
+inline constexpr Micros kMaxPolicyPrice = Micros{1} << 28;
+inline constexpr int64_t kMaxStep = int64_t{1} << 20;
+
 // A rescued VM is healthy only under this share of each threshold (level hysteresis; docs/market.md).
 inline constexpr uint64_t kRecoverPercent = 80;
 

@@ -28,7 +28,7 @@ class RescueService {
   // evaluator's step bound, and a count bound that keeps a breach or recovery within minutes at any sane
   // interval.
   static constexpr uint32_t kMinIntervals = 1, kMaxIntervals = 100;
-  static constexpr int64_t kMaxStep = int64_t{1} << 20;
+  static constexpr int64_t kMaxStep = rescue::kMaxStep;
   // The quantiles a predictive bid may be sized at: the forecaster gives p50 and p90, and a quantile between
   // or a little beyond is read off them (controller/predict/predictive_plan.h).
   static constexpr uint32_t kMinQuantilePermille = 500, kMaxQuantilePermille = 990;

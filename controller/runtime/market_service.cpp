@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/ledger/sqlite_ledger.h"
+#include "controller/market/market.h"
+#include "controller/market/money.h"
 
 namespace morph::controller {
 
@@ -12,6 +14,11 @@ Result<std::shared_ptr<MarketService>> MarketService::open(MarketServiceConfig c
     return Error(Errc::invalid_argument, "controller.tick must be >= 100ms");
   if (cfg.tick_offset < std::chrono::nanoseconds(0) || cfg.tick_offset >= cfg.tick)
     return Error(Errc::invalid_argument, "controller.tick_offset must be at least 0 and shorter than controller.tick");
+  if (cfg.tick > std::chrono::milliseconds(market::kMaxTickMs))
+    return Error(Errc::invalid_argument, "controller.tick must be <= 1h");
+  market::MarketConfig checked = cfg.market;  // as MarketState::recover will set it
+  checked.tick_ms = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.tick).count());
+  MORPH_TRY(market::check_config(checked));
   MORPH_TRY_ASSIGN(auto ledger, ledger::SqliteLedger::open(cfg.ledger_path));
   ledger::OperatorState op;
   MORPH_TRY_ASSIGN(auto state, MarketState::recover(std::move(cfg), std::move(ledger), clock, op));
@@ -79,11 +86,17 @@ Result<ReplyBody> MarketService::handle(const Caller& caller, const v1::ApiReque
   return requests_.handle(caller, request, fbb);
 }
 
-void MarketService::snapshot(flatbuffers::FlatBufferBuilder& fbb,
+void MarketService::snapshot(const Caller& caller, flatbuffers::FlatBufferBuilder& fbb,
                              std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                              std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) {
   std::lock_guard lk(state_->mutex());
-  requests_.snapshot(fbb, prices, allocations);
+  requests_.snapshot(caller, fbb, prices, allocations);
+}
+
+std::string MarketService::owner_of(const std::string& vm, const std::string& reported) {
+  std::lock_guard lk(state_->mutex());
+  std::string owner = fleet_.owner_of(vm);
+  return owner.empty() ? reported : owner;
 }
 
 void MarketService::on_shift_result(const std::string& host, const msg::ShiftOutcome& result) {

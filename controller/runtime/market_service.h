@@ -46,8 +46,10 @@ class MarketService final : public MarketApi, public KpiObserver {
   // MarketApi
   Result<ReplyBody> handle(const Caller& caller, const v1::ApiRequest& request,
                            flatbuffers::FlatBufferBuilder& fbb) override;
-  void snapshot(flatbuffers::FlatBufferBuilder& fbb, std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
+  void snapshot(const Caller& caller, flatbuffers::FlatBufferBuilder& fbb,
+                std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                 std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) override;
+  std::string owner_of(const std::string& vm, const std::string& reported) override;
   void on_shift_result(const std::string& host, const msg::ShiftOutcome& result) override;
   void on_host_change(const std::string& host, bool up) override;
   void on_host_hello(const v1::HostHello& hello) override;

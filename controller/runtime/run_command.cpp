@@ -58,6 +58,11 @@ Result<MarketServiceConfig> market_config(const config::Config& cfg, const std::
   MORPH_TRY_ASSIGN(m.lease, config::parse_duration(lease));
   if (m.lease < m.tick * 2) return Error(Errc::invalid_argument, "--lease " + lease + ": must be at least two ticks");
   m.ledger_path = cfg.get_string(keys::ledger_path);
+  // Retention counts ticks: the duration kept, rounded up to whole ticks.
+  if (auto keep = cfg.get_duration(keys::retention_keep); keep.count() > 0)
+    m.retention.keep_ticks = static_cast<market::Tick>((keep + m.tick - std::chrono::nanoseconds(1)) / m.tick);
+  m.retention.archive_path = cfg.get_string(keys::retention_archive);
+  m.retention.batch_ticks = static_cast<market::Tick>(cfg.get_int(keys::retention_batch_ticks));
   for (Resource r : kMarketResources)
     m.market.set_reserve(r, cfg.get_int(std::string(keys::reserve_prefix) + resource_name(r)));
   m.market.hold_ticks = static_cast<uint32_t>(cfg.get_int(keys::min_hold_ticks));
@@ -131,6 +136,7 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
         return 2;
       }
       dashboard_key = *dkp;
+      cfg.reads_all = kDashboardPrincipal;  // its snapshots show every tenant's allocations, as an admin's
     }
     cfg.allow = std::make_shared<const msg::AllowList>(std::move(al).value());
   }
@@ -164,6 +170,9 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // libzmq writes with send(2) without MSG_NOSIGNAL: a peer that shut its end down (or one the controller
+  // disconnects, docs/security.md "Limits") must cost an EPIPE, not the process.
+  ::signal(SIGPIPE, SIG_IGN);
   ControllerServer server(cfg, std::move(market));
   if (service) service->attach(&server);
   auto up = registry.gauge("morph_controller_hosts_up", "Hosts currently up").with({});
@@ -174,11 +183,18 @@ int run_controller(const RunOptions& o, std::shared_ptr<MarketApi> market) {
           .with({});
   auto reports = registry.gauge("morph_controller_kpi_reports", "KpiReports ingested").with({});
   auto api = registry.gauge("morph_controller_api_requests", "Api requests served").with({});
+  auto subs = registry.gauge("morph_controller_event_subscriptions", "Topic prefixes subscribed on events").with({});
+  auto dropped = registry
+                     .gauge("morph_controller_event_subscribers_dropped",
+                            "Events connections dropped for a subscription past the limits (docs/security.md)")
+                     .with({});
   registry.on_collect([&] {
     up->set(static_cast<double>(server.stats().hosts_up.load()));
     bad->set(static_cast<double>(server.stats().bad_messages.load()));
     reports->set(static_cast<double>(server.stats().kpi_reports.load()));
     api->set(static_cast<double>(server.stats().api_requests.load()));
+    subs->set(static_cast<double>(server.stats().subscriptions.load()));
+    dropped->set(static_cast<double>(server.stats().subscribers_dropped.load()));
   });
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   if (auto listen = conf.get_string(keys::metrics_listen); !listen.empty()) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/printable.h"
 #include "controller/market_state/market_wire.h"
 
 namespace morph::controller {
@@ -104,7 +105,8 @@ void ShiftDispatch::on_result(const std::string& host, const msg::ShiftOutcome& 
   std::string phase = r.phase();
   keep({host, r.command_id, r.vm_uuid, r.in_force, phase, r.error, r.error_message, state_.clock().wall_ns()});
   if (r.error != v1::ErrorCode::ok)
-    spdlog::warn("vm={} host={} shift command {} {}: {}", r.vm_uuid, host, r.command_id, phase, r.error_message);
+    spdlog::warn("vm={} host={} shift command {} {}: {}", r.vm_uuid, host, r.command_id, phase,
+                 printable(r.error_message));  // the agent's text
 }
 
 }  // namespace morph::controller

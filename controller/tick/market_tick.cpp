@@ -99,7 +99,22 @@ Status MarketTick::run() {
   }
   spdlog::debug("market tick {}: {} allocations, {} failures, revenue {}", out.tick, out.allocations.size(),
                 out.failures.size(), out.revenue);
+  retain();
   return {};
+}
+
+void MarketTick::retain() {
+  const ledger::RetentionPolicy& policy = state_.config().retention;
+  if (policy.keep_ticks == 0) return;
+  // A failed batch is retried after the next tick; the tick itself is committed and stands.
+  auto r = state_.ledger().retain(policy);
+  if (!r) {
+    spdlog::warn("ledger retention: {}", r.error().what());
+    return;
+  }
+  if (r->rows > 0)
+    spdlog::debug("ledger retention: archived through tick {} ({} rows{})", r->through, r->rows,
+                  policy.archive_path.empty() ? ", summed and deleted" : " to " + policy.archive_path);
 }
 
 void MarketTick::publish(const market::TickOutcome& out, const std::vector<const market::Allocation*>& prev,

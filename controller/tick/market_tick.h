@@ -31,6 +31,8 @@ class MarketTick {
   void recovered();
   // Clears, commits and publishes one tick.
   Status run();
+  // One retention batch of the ledger (config().retention), after a tick.
+  void retain();
 
  private:
   // prev[i]: out.allocations[i]'s holding at the last tick (null: new); ended: indexes into last_allocs_.

@@ -111,9 +111,10 @@ class ObservedMarket final : public controller::MarketApi, public controller::Kp
                                        flatbuffers::FlatBufferBuilder& fbb) override {
     return m_->handle(c, r, fbb);
   }
-  void snapshot(flatbuffers::FlatBufferBuilder& fbb, std::vector<flatbuffers::Offset<v1::PriceInfo>>& p,
+  void snapshot(const controller::Caller& c, flatbuffers::FlatBufferBuilder& fbb,
+                std::vector<flatbuffers::Offset<v1::PriceInfo>>& p,
                 std::vector<flatbuffers::Offset<v1::AllocationInfo>>& a) override {
-    m_->snapshot(fbb, p, a);
+    m_->snapshot(c, fbb, p, a);
   }
   void on_shift_result(const std::string& host, const msg::ShiftOutcome& r) override {
     {

@@ -84,6 +84,20 @@ TEST_F(CliJson, EveryReadCommandPrintsJsonAndEveryCommandShowsAnExample) {
   r = env.morphctl({"accounts", "deposit", "demo", "100000000", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(js(r)["balance_ucredits"], 100000000);
+  EXPECT_EQ(js(r)["replayed"], false);
+  // A retry under the deposit's idempotency key is answered from the first deposit, credited once.
+  r = env.morphctl({"accounts", "deposit", "demo", "5", "--idempotency-key", "invoice-7", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(js(r)["replayed"], false);
+  const auto entry = js(r)["deposit_entry_id"];
+  r = env.morphctl({"accounts", "deposit", "demo", "5", "--idempotency-key", "invoice-7", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(js(r)["replayed"], true);
+  EXPECT_EQ(js(r)["deposit_entry_id"], entry);
+  EXPECT_EQ(js(r)["balance_ucredits"], 100000005);
+  r = env.morphctl({"accounts", "deposit", "demo", "6", "--idempotency-key", "invoice-7"});
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.err.find("deposit of 5"), std::string::npos) << r.err;
   r = env.morphctl(
       {"bids", "submit", "--account", "demo", "--vm", vm, "--quantity", "500", "--max-price", "10", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <zmq.hpp>
 
 #include "api_reply_generated.h"
@@ -629,6 +630,12 @@ TEST_F(MarketProcesses, OperatorStateAndLedgerSurviveKill9) {
   // vm2 belongs to "other" by an admin override; it bids with an expiry an hour away.
   auto r = ctl({"vms", "set-owner", vm2, "other"});
   ASSERT_EQ(r.rc, 0) << r.err;
+  // `vms list` shows the owner in force, and the metadata's beside it (issue #19: it showed the metadata's).
+  for (auto& v : ctl({"vms", "list", "--json"}).js())
+    if (v["vm"] == vm2) {
+      EXPECT_EQ(v["owner"], "other") << v.dump();
+      EXPECT_NE(v["metadata_owner"], "other") << v.dump();
+    }
   r = ctl({"bids", "submit", "--account", "other", "--vm", vm2, "--quantity", "300", "--max-price", "7", "--expires-in",
            "1h", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -791,6 +798,18 @@ TEST_F(MarketProcesses, TenantOverCurveActsOnlyOnItsAccount) {
   // tcp without keys is a usage error, not a silent plaintext connection.
   prefix_ = {"--connect", api};
   EXPECT_EQ(ctl({"accounts", "list"}).rc, 2);
+  // A key the controller refuses is a refused connection (exit 4, naming why), not an unreachable
+  // controller (issue #19): a key not on the allow-list, an agent's key on the api, a wrong server key.
+  for (auto [key, server, why] : {std::tuple{"stranger.key", "controller.pub", "not on its allow-list"},
+                                  {"host-a.key", "controller.pub", "its role may not use the api"},
+                                  {"tenant1.key", "stranger.pub", "server key"}}) {
+    prefix_ = {"--connect", api, "--key", keys.path(key), "--server-key", keys.path(server)};
+    r = ctl({"accounts", "list"});
+    EXPECT_EQ(r.rc, 4) << key << " " << r.err;
+    EXPECT_NE(r.err.find("refused the connection"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("cannot reach"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

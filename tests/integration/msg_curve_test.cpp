@@ -280,15 +280,28 @@ TEST_F(MsgCurve, RefusesStrangerPlaintextWrongServerKeyAndTenantAsAgent) {
   // ZAP saw and refused the stranger and the tenant (the other two fail the CURVE handshake before ZAP).
   EXPECT_GE(server->zap()->refused(), 2u);
 
-  // An agent key may not use the api; a plaintext api client gets no answer either.
-  msg::ApiClient as_agent(ctx, server->endpoints().api, keys.as(keys.host_a));
-  ASSERT_TRUE(as_agent.connect());
-  EXPECT_FALSE(as_agent.call(
-      v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
-  msg::ApiClient plain(ctx, server->endpoints().api, {std::nullopt, "", true});
-  ASSERT_TRUE(plain.connect());
-  EXPECT_FALSE(plain.call(
-      v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 700ms));
+  // An agent key may not use the api, nor a stranger's, nor a client with the wrong server key, nor a
+  // plaintext one: each call fails as a refused connection naming why, well before its timeout, not as an
+  // unreachable controller.
+  struct Case {
+    const char* what;
+    msg::ClientSecurity sec;
+    const char* why;
+  };
+  for (const Case& c : {Case{"agent key", keys.as(keys.host_a), "its role may not use the api"},
+                        Case{"stranger", keys.as(keys.stranger), "not on its allow-list"},
+                        Case{"wrong server key", {keys.tenant, keys.stranger.public_z85, false}, "server key"},
+                        Case{"plaintext", {std::nullopt, "", true}, "refused the connection"}}) {
+    msg::ApiClient client(ctx, server->endpoints().api, c.sec);
+    ASSERT_TRUE(client.connect());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto refused = client.call(
+        v1::ApiRequestBody::HostsQuery, [](auto& f) { return v1::CreateHostsQuery(f).Union(); }, 3000ms);
+    ASSERT_FALSE(refused) << c.what;
+    EXPECT_EQ(refused.error().code(), Errc::permission_denied) << c.what << ": " << refused.error().what();
+    EXPECT_NE(refused.error().what().find(c.why), std::string::npos) << c.what << ": " << refused.error().what();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << c.what;
+  }
 }
 
 TEST_F(MsgCurve, ZapHandlerDeathStopsTheController) {

@@ -11,6 +11,7 @@
 
 #include "common/config_schemas.h"
 #include "common/resource.h"
+#include "controller/market/money.h"
 
 namespace morph::config {
 namespace {
@@ -298,8 +299,21 @@ TEST(ConfigSchema, DaemonSchemasAreValidAndDeclareTheirKeyNames) {
     EXPECT_NE(controller_schema().find(k), nullptr) << k;
   }
   for (Resource r : kMarketResources) {
-    EXPECT_NE(controller_schema().find(std::string(controller_keys::reserve_prefix) + resource_name(r)), nullptr)
-        << resource_name(r);
+    const std::string key = std::string(controller_keys::reserve_prefix) + resource_name(r);
+    EXPECT_NE(controller_schema().find(key), nullptr) << key;
+    // The reserve's bound is the market's price bound (docs/market.md "Money bounds").
+    EXPECT_TRUE(
+        parse(controller_schema(),
+              "[market.reserve]\n" + std::string(resource_name(r)) + " = " + std::to_string(market::kMaxPrice) + "\n",
+              "c.toml")
+            .ok())
+        << key;
+    auto over = parse(
+        controller_schema(),
+        "[market.reserve]\n" + std::string(resource_name(r)) + " = " + std::to_string(market::kMaxPrice + 1) + "\n",
+        "c.toml");
+    ASSERT_FALSE(over.ok()) << key;
+    EXPECT_NE(over.error().message().find(key), std::string::npos) << over.error().message();
   }
   auto a = load(agent_schema(), std::nullopt);
   ASSERT_TRUE(a.ok());

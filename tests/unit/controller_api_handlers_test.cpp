@@ -213,5 +213,45 @@ TEST_F(MarketRequestsTest, AnExpiryInThePastIsRefusedOnSubmitAndAmendAlikeAndZer
   EXPECT_EQ(f_.state->market().find_bid(id)->expiry, 0u);
 }
 
+// Issue #19: a tenant's quote on another tenant's VM was answered; a quote on a host is anyone's.
+TEST_F(MarketRequestsTest, AQuoteOnAVmIsItsOwnersOnly) {
+  auto quote = [](const char* vm, const char* host) {
+    return Request(Body::QuoteQuery, [=](auto& b) {
+      return v1::CreateQuoteQueryDirect(b, vm, host, v1::Resource::cpu, v1::BidTier::improvement, 100);
+    });
+  };
+  std::string why;
+  EXPECT_EQ(refused(tenant("alice"), quote("vm-b", nullptr), &why), Errc::permission_denied);
+  EXPECT_EQ(why, "tenant-alice may not act on account bob");
+  EXPECT_TRUE(call(tenant("bob"), quote("vm-b", nullptr)));
+  EXPECT_TRUE(call(admin(), quote("vm-b", nullptr)));
+  EXPECT_TRUE(call(tenant("alice"), quote(nullptr, "h1")));
+  EXPECT_EQ(refused(tenant("alice"), quote("vm-nowhere", nullptr)), Errc::not_found);
+}
+
+// Issue #19: a tenant's snapshot carried every tenant's allocations, which the allocations query hides.
+TEST_F(MarketRequestsTest, ASnapshotShowsATenantItsOwnAllocationsOnly) {
+  submitted(tenant("alice"), submit("alice", "vm-a"));
+  submitted(tenant("bob"), submit("bob", "vm-b"));
+  fleet_.feed_all();
+  ASSERT_TRUE(f_.state->exchange().run_tick());
+  auto accounts_in = [&](const Caller& c) {
+    std::vector<flatbuffers::Offset<v1::PriceInfo>> prices;
+    std::vector<flatbuffers::Offset<v1::AllocationInfo>> allocs;
+    flatbuffers::FlatBufferBuilder fbb;
+    requests_.snapshot(c, fbb, prices, allocs);
+    std::vector<std::string> accounts;
+    for (auto off : allocs) {
+      auto* a = flatbuffers::GetTemporaryPointer(fbb, off);
+      accounts.push_back(a->account()->str());
+    }
+    std::sort(accounts.begin(), accounts.end());
+    return accounts;
+  };
+  EXPECT_THAT(accounts_in(admin()), ElementsAre("alice", "bob"));
+  EXPECT_THAT(accounts_in(tenant("alice")), ElementsAre("alice"));
+  EXPECT_THAT(accounts_in(tenant("carol")), ElementsAre());
+}
+
 }  // namespace
 }  // namespace morph::controller

@@ -1,63 +1,18 @@
 // SqliteLedger and Exchange: one transaction per tick, refusal of a repeated tick, balances never
 // negative, recovery of exactly the committed state, and the audit invariants (debits = revenue).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <random>
 
-#include "controller/ledger/exchange.h"
-#include "controller/ledger/sqlite_ledger.h"
+#include "tests/unit/ledger_test_support.h"
 
 namespace morph::ledger {
 namespace {
 
 using namespace morph::market;
-
-std::string temp_db() {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("morph-ledger-" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}()));
-  std::filesystem::create_directories(dir);
-  return (dir / "ledger.db").string();
-}
-
-MarketConfig config() {
-  MarketConfig c;
-  for (Resource r : kMarketResources) c.set_reserve(r, 2);
-  c.hold_ticks = 2;
-  c.notice_ticks = 1;
-  return c;
-}
-
-void inventory(Market& m) {
-  ASSERT_TRUE(m.upsert_host({"h1", {1000, 1000, 1000, 1000, 1000, 1000, 4}}).ok());
-  for (const char* v : {"vm-a", "vm-b"}) {
-    VmSpec vm{v, std::string(v) == "vm-a" ? "alice" : "bob", "h1", {}, {}};
-    vm.ceiling.fill(800);
-    ASSERT_TRUE(m.upsert_vm(vm).ok());
-  }
-}
-
-class LedgerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    path_ = temp_db();
-    auto l = SqliteLedger::open(path_);
-    ASSERT_TRUE(l.ok()) << l.error().what();
-    ledger_ = std::move(*l);
-    market_ = std::make_unique<Market>(config());
-    ex_ = std::make_unique<Exchange>(*market_, *ledger_);
-    ASSERT_TRUE(ex_->open_account({"alice", 100'000}).ok());
-    ASSERT_TRUE(ex_->open_account({"bob", 5'000}).ok());
-    inventory(*market_);
-  }
-  void TearDown() override { std::filesystem::remove_all(std::filesystem::path(path_).parent_path()); }
-
-  std::string path_;
-  std::unique_ptr<SqliteLedger> ledger_;
-  std::unique_ptr<Market> market_;
-  std::unique_ptr<Exchange> ex_;
-};
+using testing::config;
+using testing::inventory;
+using testing::LedgerTest;
 
 TEST_F(LedgerTest, WalAndFullSync) {
   sqlite3_stmt* s = nullptr;

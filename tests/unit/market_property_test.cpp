@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "controller/market/market.h"
+#include "controller/market/money.h"
 
 namespace morph::market {
 namespace {
@@ -19,26 +22,34 @@ struct Key {
   auto operator<=>(const Key&) const = default;
 };
 
+// Extremes: every bounded field (capacities, ceilings, quantities, prices, balances, the tick, reserves)
+// drawn from its bounds and their neighbours, so products and sums that would wrap int64 happen if anything
+// lets them (docs/market.md "Money bounds").
 class RandomMarket {
  public:
-  RandomMarket(uint64_t seed, bool with_notice) : rng_(seed), market_(make_config(with_notice)) {
+  RandomMarket(uint64_t seed, bool with_notice, bool extremes = false)
+      : rng_(seed), extremes_(extremes), market_(make_config(with_notice)) {
     std::uniform_int_distribution<int> hosts(1, 3), vms(1, 4), accounts(2, 5);
     n_accounts_ = accounts(rng_);
-    for (int a = 0; a < n_accounts_; ++a)
-      EXPECT_TRUE(
-          market_.add_account({"acct" + std::to_string(a), pick(0, 3) == 0 ? pick(0, 20000) : pick(0, 3'000'000)})
-              .ok());
+    for (int a = 0; a < n_accounts_; ++a) {
+      Micros bal = pick(0, 3) == 0 ? pick(0, 20000) : pick(0, 3'000'000);
+      if (extremes_) bal = one_of({0, 1, kMaxBalance / 2, kMaxBalance - 1, kMaxBalance});
+      // All balances together stay within int64 (Market refuses more): later accounts may start empty.
+      if (!market_.add_account({"acct" + std::to_string(a), bal}).ok()) {
+        EXPECT_TRUE(market_.add_account({"acct" + std::to_string(a), 0}).ok());
+      }
+    }
     int nh = hosts(rng_);
     for (int h = 0; h < nh; ++h) {
       HostSpec hs{"h" + std::to_string(h), {}};
-      for (auto& c : hs.capacity) c = pick(50, 400);
+      for (auto& c : hs.capacity) c = extremes_ ? one_of({1, 400, int64_t{1} << 20, kMaxQuantity}) : pick(50, 400);
       EXPECT_TRUE(market_.upsert_host(hs).ok());
       int nv = vms(rng_);
       for (int v = 0; v < nv; ++v) {
         VmSpec vm{hs.id + "-vm" + std::to_string(v), "acct" + std::to_string(pick(0, n_accounts_ - 1)), hs.id, {}, {}};
         for (Resource r : kMarketResources) {
           at(vm.baseline, r) = pick(0, 20);
-          at(vm.ceiling, r) = at(vm.baseline, r) + pick(50, 300);
+          at(vm.ceiling, r) = extremes_ ? kMaxQuantity : at(vm.baseline, r) + pick(50, 300);
         }
         EXPECT_TRUE(market_.upsert_vm(vm).ok());
         vms_.push_back(vm);
@@ -49,8 +60,10 @@ class RandomMarket {
   MarketConfig make_config(bool with_notice) {
     MarketConfig c;
     for (Resource r : kMarketResources)
-      for (int t = 0; t < kTierCount; ++t) c.reserve[static_cast<size_t>(r)][t] = pick(1, 10);
+      for (int t = 0; t < kTierCount; ++t)
+        c.reserve[static_cast<size_t>(r)][t] = extremes_ ? one_of({0, 1}) : pick(1, 10);
     c.tick_ms = static_cast<uint32_t>(pick(0, 1) ? 1000 : pick(100, 2000));
+    if (extremes_) c.tick_ms = static_cast<uint32_t>(one_of({1, 1000, kMaxTickMs - 1, kMaxTickMs}));
     c.hold_ticks = static_cast<uint32_t>(pick(1, 4));
     c.notice_ticks = with_notice ? static_cast<uint32_t>(pick(1, 3)) : 0;
     c.hysteresis_pct = static_cast<uint32_t>(pick(0, 20));
@@ -58,6 +71,16 @@ class RandomMarket {
   }
 
   int64_t pick(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng_); }
+  int64_t one_of(std::initializer_list<int64_t> v) {
+    return *(v.begin() + pick(0, static_cast<int64_t>(v.size()) - 1));
+  }
+  // A quantity and a max price: small ones, or near the bounds of each and of their product.
+  std::pair<int64_t, Micros> extreme_bid() {
+    int64_t q = one_of({1, 2, 1'000, int64_t{1} << 20, kMaxQuantity - 1, kMaxQuantity});
+    Micros most = kMaxBidCostPerSecond / q;  // the highest max_price the product bound lets through
+    Micros p = one_of({1, 2, most - 1, most, most + 1, kMaxPrice});
+    return {q, std::max<Micros>(p, 1)};
+  }
 
   void churn() {
     static const char* tiers[] = {"sla", "improve", "speculative"};
@@ -65,10 +88,14 @@ class RandomMarket {
       const VmSpec& vm = vms_[static_cast<size_t>(pick(0, static_cast<int64_t>(vms_.size()) - 1))];
       Resource r = kMarketResources[static_cast<size_t>(pick(0, kMarketResourceCount - 1))];
       int64_t q = pick(1, 120);
-      BidRequest req{vm.owner, vm.id, r, tiers[pick(0, 2)], q, pick(0, 2) == 0 ? 0 : pick(1, q), pick(1, 60), 0};
+      Micros price = pick(1, 60);
+      if (extremes_) std::tie(q, price) = extreme_bid();
+      BidRequest req{vm.owner, vm.id, r, tiers[pick(0, 2)], q, pick(0, 2) == 0 ? 0 : pick(1, q), price, 0};
       if (pick(0, 4) == 0) req.expiry = market_.last_tick() + static_cast<Tick>(pick(1, 5));
       auto b = market_.check_submit(req, market_.last_tick());
       if (b.ok()) market_.put_bid(*b);  // ceilings and reserves refuse some: that is fine
+      if (b.ok() && static_cast<Wide>(q) * price > kMaxBidCostPerSecond / 2) ++near_bound_;
+      if (!b.ok() && static_cast<Wide>(q) * price > kMaxBidCostPerSecond) ++past_bound_;
     }
     auto live = all_bids();
     if (!live.empty() && pick(0, 2) == 0) {
@@ -85,7 +112,18 @@ class RandomMarket {
       }
     }
     if (pick(0, 5) == 0) {
-      ASSERT_TRUE(market_.credit("acct" + std::to_string(pick(0, n_accounts_ - 1)), pick(1, 50000)).ok());
+      // Within the bounds a credit is taken; past them it is refused and nothing changes.
+      const std::string acct = "acct" + std::to_string(pick(0, n_accounts_ - 1));
+      const Micros amount =
+          extremes_ ? one_of({1, kMaxBalance / 3, kMaxBalance, std::numeric_limits<Micros>::max()}) : pick(1, 50000);
+      const Micros was = *market_.balance(acct);
+      if (market_.credit(acct, amount).ok()) {
+        EXPECT_EQ(*market_.balance(acct), was + amount);
+      } else {
+        EXPECT_TRUE(extremes_);
+        EXPECT_EQ(*market_.balance(acct), was);
+      }
+      EXPECT_LE(*market_.balance(acct), kMaxBalance);
     }
   }
 
@@ -99,9 +137,13 @@ class RandomMarket {
   }
 
   Market& market() { return market_; }
+  int64_t near_bound() const { return near_bound_; }  // bids taken with quantity x price over half the bound
+  int64_t past_bound() const { return past_bound_; }  // bids refused for quantity x price past the bound
 
  private:
   std::mt19937_64 rng_;
+  bool extremes_ = false;
+  int64_t near_bound_ = 0, past_bound_ = 0;
   Market market_;
   int n_accounts_ = 0;
   std::vector<VmSpec> vms_;
@@ -110,6 +152,7 @@ class RandomMarket {
 // What the random markets exercised, so a generator that stopped producing contention fails loudly.
 struct Coverage {
   int64_t allocations = 0, partial = 0, losers = 0, broke = 0, notices = 0, priced_by_loser = 0;
+  int64_t big_charges = 0;  // above a tenth of the largest balance
 };
 
 void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& cov) {
@@ -211,23 +254,25 @@ void check_tick(RandomMarket& rm, bool strict_tiers, uint64_t seed, Coverage& co
   }
 
   // Money: revenue = sum of charges; every charge = quantity x price x tick, rounded down; nobody negative.
-  Micros sum = 0;
-  std::map<std::string, Micros> due;
+  Wide sum = 0;
+  std::map<std::string, Wide> due;
   for (const Charge& c : o.charges) {
     EXPECT_GT(c.amount, 0);
+    if (c.amount > kMaxBalance / 10) ++cov.big_charges;
     sum += c.amount;
     due[c.account] += c.amount;
     const Allocation* a = nullptr;
     for (const Allocation& x : o.allocations)
       if (x.bid_id == c.bid_id) a = &x;
     ASSERT_NE(a, nullptr);
-    EXPECT_EQ(c.amount, static_cast<Micros>(static_cast<Wide>(a->quantity) * a->price * cfg.tick_ms / 1000));
+    // Compared in 128 bits: a charge that wrapped int64 cannot match.
+    EXPECT_EQ(static_cast<Wide>(c.amount), static_cast<Wide>(a->quantity) * a->price * cfg.tick_ms / 1000);
   }
-  EXPECT_EQ(sum, o.revenue);
+  EXPECT_EQ(sum, static_cast<Wide>(o.revenue));
   m.apply(o);
   for (const auto& [acct, amount] : due) {
     EXPECT_GE(*m.balance(acct), 0);
-    EXPECT_EQ(*m.balance(acct), before[acct] - amount);
+    EXPECT_EQ(static_cast<Wide>(*m.balance(acct)), static_cast<Wide>(before[acct]) - amount);
   }
 }
 
@@ -256,6 +301,30 @@ TEST_P(MarketProperties, HoldOnRandomMarkets) {
   if (notice) {
     EXPECT_GT(cov.notices, 10);
   }
+}
+
+// Every bounded field at and around its bound: the same properties, money computed without wrapping, and
+// credits past the bounds refused. Funds run out all the time here, so suspensions are common.
+TEST(MarketPropertiesAtTheBounds, HoldAtTheExtremesOfEveryBoundedField) {
+  Coverage cov;
+  int64_t near = 0, past = 0;
+  for (uint64_t seed = 5000; seed < 5300; ++seed) {
+    RandomMarket rm(seed, seed % 2 == 0, /*extremes=*/true);
+    for (int t = 0; t < 15; ++t) {
+      rm.churn();
+      check_tick(rm, seed % 2 != 0, seed, cov);
+      if (::testing::Test::HasFailure()) return;
+    }
+    near += rm.near_bound();
+    past += rm.past_bound();
+  }
+  std::printf("allocations %ld suspensions %ld charges above 10^17 %ld bids near the cost bound %ld past it %ld\n",
+              static_cast<long>(cov.allocations), static_cast<long>(cov.broke), static_cast<long>(cov.big_charges),
+              static_cast<long>(near), static_cast<long>(past));
+  EXPECT_GT(cov.allocations, 300);
+  EXPECT_GT(cov.broke, 100);
+  EXPECT_GT(near, 100);  // the generator reaches the product bound from both sides
+  EXPECT_GT(past, 100);
 }
 
 std::string notice_name(const ::testing::TestParamInfo<bool>& p) {

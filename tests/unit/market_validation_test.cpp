@@ -186,5 +186,44 @@ TEST_F(BidValidation, ExpiredBidsLeaveTheBook) {
   EXPECT_TRUE(market_->list_bids("alice").empty());
 }
 
+// Issue #19: for a moment after a restart (bids back from the ledger, hosts not reported yet) a submit or
+// amend for a VM a restored bid names said "unknown VM"; it now says the VM is known and to retry.
+TEST(RestoredMarket, AVmOfARestoredBidIsRetryableUntilItsHostReports) {
+  Market m{MarketConfig{}};
+  MarketSnapshot snap;
+  snap.accounts = {{"alice", 1'000'000}};
+  Bid b;
+  b.id = 1;
+  b.account = "alice";
+  b.vm = "vm1";
+  b.host = "h1";
+  b.resource = Resource::cpu;
+  b.quantity = b.min_fill = 100;
+  b.max_price = 5;
+  b.seq = 1;
+  snap.bids.push_back(b);
+  snap.next_bid_id = snap.next_seq = 2;
+  m.restore(snap);
+  const BidRequest req{"alice", "vm1", Resource::cpu, "improve", 100, 0, 5, 0};
+  auto early = m.check_submit(req, 0);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code(), Errc::unavailable) << early.error().what();
+  EXPECT_NE(early.error().what().find("host h1 has not reported"), std::string::npos) << early.error().what();
+  BidAmendment more;
+  more.max_price = 6;
+  auto amend = m.check_amend("alice", 1, more);
+  ASSERT_FALSE(amend.ok());
+  EXPECT_EQ(amend.error().code(), Errc::unavailable) << amend.error().what();
+  // A VM no bid names is still unknown.
+  auto other = m.check_submit({"alice", "vm-nowhere", Resource::cpu, "improve", 100, 0, 5, 0}, 0);
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code(), Errc::not_found);
+  // Once the host has reported its VMs, both go through.
+  ASSERT_TRUE(m.upsert_host({"h1", {8000, 16384, 1000, 1000000, 1000, 1000, 2}}).ok());
+  ASSERT_TRUE(m.upsert_vm({"vm1", "alice", "h1", {}, {3000, 4096, 500, 5000, 500, 500, 1}}).ok());
+  EXPECT_TRUE(m.check_submit(req, 0).ok());
+  EXPECT_TRUE(m.check_amend("alice", 1, more).ok());
+}
+
 }  // namespace
 }  // namespace morph::market

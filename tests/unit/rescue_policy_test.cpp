@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "controller/market/money.h"
+
 namespace morph::rescue {
 namespace {
 
@@ -39,6 +41,16 @@ kpi::VmKpis sample(uint64_t wait_pm, uint64_t blk_us = 100, uint64_t tx_drops = 
 }
 
 constexpr Micros kRich = 1'000'000'000;
+
+// Everything the evaluator decides over `n` intervals of the same sample.
+std::vector<RescueAction> observe_n(RescueEvaluator& ev, int n, const kpi::VmKpis& k, Micros funds) {
+  std::vector<RescueAction> got;
+  for (int i = 0; i < n; ++i) {
+    auto a = ev.observe(k, funds);
+    got.insert(got.end(), a.begin(), a.end());
+  }
+  return got;
+}
 
 TEST(RescuePolicy, RaisesAfterThreeConsecutiveBreachesOnly) {
   RescueEvaluator ev;
@@ -181,25 +193,87 @@ TEST(RescuePolicy, RestoredRescueIsRetiredOnRecoveryAndNotRaisedTwice) {
   for (int i = 0; i < 5; ++i)
     EXPECT_TRUE(ev.observe(sample(300), kRich).empty()) << i;  // still breached: no second bid
   // The budget (one cpu step) is used by the restored rescue: a latency breach cannot add a disk bid.
-  std::vector<RescueAction> got;
-  for (int i = 0; i < 3; ++i) {
-    auto a = ev.observe(sample(300, 50'000), kRich);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(300, 50'000), kRich);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
   EXPECT_NE(got[0].why.find("budget"), std::string::npos) << got[0].why;
-  got.clear();
-  for (int i = 0; i < 4; ++i) {
-    auto a = ev.observe(sample(100), kRich);
-    got.insert(got.end(), a.begin(), a.end());
-  }
+  got = observe_n(ev, 4, sample(100), kRich);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].kind, RescueAction::Kind::retire);
   EXPECT_EQ(got[0].signal, Signal::runq_wait);
   EXPECT_FALSE(ev.active("vm1", Signal::runq_wait));
   EXPECT_EQ(parse_signal("blk_p99"), Signal::blk_latency);
   EXPECT_EQ(parse_signal("nope"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace morph::rescue
+
+namespace morph::rescue {
+namespace {
+
+// Money bounds (issue #19): each money field and step refused past its bound, naming it.
+TEST(RescuePolicy, RefusesMoneyFieldsPastTheirBoundsNamingThem) {
+  RescueEvaluator ev;
+  auto refused = [&](SlaPolicy p, const std::string& field) {
+    auto st = ev.set_policy(p);
+    ASSERT_FALSE(st.ok()) << field;
+    EXPECT_NE(st.error().what().find(field), std::string::npos) << st.error().what();
+  };
+  SlaPolicy p = policy();
+  p.max_price = kMaxPolicyPrice;
+  p.budget_per_hour = market::kMaxBalance;
+  p.funds_horizon_s = market::kMaxFundsHorizonS;
+  p.cpu_step = kMaxStep;
+  EXPECT_TRUE(ev.set_policy(p).ok());
+  p = policy();
+  p.max_price = kMaxPolicyPrice + 1;
+  refused(p, "max_price " + std::to_string(kMaxPolicyPrice + 1));
+  p = policy();
+  p.budget_per_hour = market::kMaxBalance + 1;
+  refused(p, "budget_per_hour");
+  p = policy();
+  p.budget_per_hour = -1;
+  refused(p, "budget_per_hour -1");
+  p = policy();
+  p.funds_horizon_s = market::kMaxFundsHorizonS + 1;
+  refused(p, "funds_horizon_s");
+  p = policy();
+  p.net_kbps_step = kMaxStep + 1;
+  refused(p, "net_kbps_step");
+}
+
+// The funds check at the extremes of the bounds: step x max_price x horizon is past int64 (2^20 x 2^28 x
+// 2^15 = 2^63); no balance covers it, so the rescue is refused. Computed unchecked it wrapped to INT64_MIN,
+// and a VM with no money was rescued.
+TEST(RescuePolicy, AFundsHorizonPastInt64IsRefusedNotWrapped) {
+  RescueEvaluator ev;
+  SlaPolicy p = policy();
+  p.cpu_step = kMaxStep;
+  p.max_price = kMaxPolicyPrice;
+  p.funds_horizon_s = 1u << 15;
+  p.budget_per_hour = 0;  // no hourly cap: only the funds decide
+  ASSERT_TRUE(ev.set_policy(p).ok());
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(300), 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
+  EXPECT_NE(got[0].why.find("does not cover"), std::string::npos) << got[0].why;
+  EXPECT_FALSE(ev.active("vm1", Signal::runq_wait));
+}
+
+// A rescue restored from the ledger with a quantity far past the steps: its hourly cost saturates (it is
+// over any budget) instead of wrapping to a negative cost that would let every other signal raise.
+TEST(RescuePolicy, ARestoredHugeRescueUsesTheWholeBudget) {
+  RescueEvaluator ev;
+  SlaPolicy p = policy();
+  p.max_price = kMaxPolicyPrice;
+  p.budget_per_hour = market::kMaxBalance;
+  ASSERT_TRUE(ev.set_policy(p).ok());
+  ASSERT_TRUE(ev.restore_rescue("vm1", Signal::runq_wait, market::kMaxQuantity).ok());
+  std::vector<RescueAction> got = observe_n(ev, 3, sample(100, 50'000), kRich);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kind, RescueAction::Kind::refused);
+  EXPECT_NE(got[0].why.find("budget"), std::string::npos) << got[0].why;
 }
 
 }  // namespace

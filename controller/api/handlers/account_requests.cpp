@@ -8,9 +8,12 @@ namespace morph::controller {
 
 void register_account_requests(MarketRequests& r, MarketParts p) {
   using Request = MarketRequests::Request;
-  auto account_reply = [p](flatbuffers::FlatBufferBuilder& fbb, const std::string& id) {
-    return ReplyBody{v1::ApiReplyBody::AccountReply,
-                     v1::CreateAccountReply(fbb, p.views.account_info(fbb, id)).Union()};
+  // After a deposit, its journal entry and whether it was a retry answered from the first one.
+  auto account_reply = [p](flatbuffers::FlatBufferBuilder& fbb, const std::string& id,
+                           const ledger::CreditReceipt& deposit = {}) {
+    return ReplyBody{
+        v1::ApiReplyBody::AccountReply,
+        v1::CreateAccountReply(fbb, p.views.account_info(fbb, id), deposit.entry, deposit.replayed).Union()};
   };
 
   r.add(v1::ApiRequestBody::AccountCreate, MarketRequests::admin("creating an account"),
@@ -50,8 +53,15 @@ void register_account_requests(MarketRequests& r, MarketParts p) {
           auto* b = q.body.body_as_AccountDeposit();
           std::string id(msg::sv(b->account()));
           if (b->amount_ucredits() <= 0) return Error(Errc::invalid_argument, "deposit amount must be positive");
-          MORPH_TRY(p.state.exchange().deposit(id, b->amount_ucredits(), std::string(msg::sv(b->reference()))));
-          return account_reply(q.fbb, id);
+          const std::string key(msg::sv(b->idempotency_key()));
+          MORPH_TRY_ASSIGN(auto receipt, p.state.exchange().deposit(id, b->amount_ucredits(),
+                                                                    std::string(msg::sv(b->reference())), key));
+          if (receipt.replayed)
+            spdlog::info(
+                "account {} deposit of {} retried with idempotency key {}: answered from ledger entry {}, not "
+                "credited again",
+                id, receipt.amount, key, receipt.entry);
+          return account_reply(q.fbb, id, receipt);
         });
 }
 

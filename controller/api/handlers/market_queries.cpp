@@ -6,6 +6,7 @@
 #include "common/msg/wire.h"
 #include "controller/api/handlers/market_requests.h"
 #include "controller/market/clearing.h"
+#include "controller/market/money.h"
 #include "controller/market_state/market_wire.h"
 
 namespace morph::controller {
@@ -53,6 +54,9 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
   auto tier = market::parse_tier(tier_text(q.tier()));
   if (!tier) return Error(Errc::invalid_argument, "unknown tier");
   int64_t qty = q.quantity() > 0 ? q.quantity() : 1;
+  if (qty > market::kMaxQuantity)
+    return Error(Errc::invalid_argument,
+                 "quantity " + std::to_string(qty) + " is outside 1.." + std::to_string(market::kMaxQuantity));
   market::BookParams params;
   params.supply = m.supply(host, *r);
   for (int t = 0; t < market::kTierCount; ++t) params.reserve[t] = mc.reserve[static_cast<size_t>(*r)][t];
@@ -71,7 +75,8 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
     max_seq = std::max(max_seq, b.seq);
     book.push_back(bb);
   }
-  market::BookBid probe{0, *tier, std::numeric_limits<market::Micros>::max() / 4, qty, 1, max_seq + 1};
+  // The probe offers the highest price a bid may carry: what it is charged is set by the others.
+  market::BookBid probe{0, *tier, market::kMaxPrice, qty, 1, max_seq + 1};
   book.push_back(probe);
   auto res = market::clear_book(params, book);
   int64_t got = res.fills.back().quantity;
@@ -83,10 +88,13 @@ Result<ReplyBody> quote(MarketParts p, const v1::QuoteQuery& q, flatbuffers::Fla
       hist.push_back(v1::CreatePriceInfoDirect(fbb, host.c_str(), wire(*r), wire(*tier), h->price, params.supply,
                                                h->sold, h->tick));
   }
-  auto cost = static_cast<int64_t>(static_cast<market::Wide>(price) * got * mc.tick_ms / 1000);
+  auto cost = market::charge_for(got, price, mc.tick_ms);
+  if (!cost)
+    return Error(Errc::invalid_argument, std::to_string(got) + " units at " + std::to_string(price) +
+                                             " ucredits/unit-s cost more per tick than int64 holds");
   flatbuffers::Offset<v1::ForecastAdvice> advice;
   if (!vm.empty() && *r == Resource::cpu) advice = forecast_advice(p, vm, host, mc, fbb);
-  auto body = v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, cost, mc.tick_ms,
+  auto body = v1::CreateQuoteReplyDirect(fbb, host.c_str(), wire(*r), wire(*tier), qty, price, got, *cost, mc.tick_ms,
                                          &hist, advice);
   return ReplyBody{v1::ApiReplyBody::QuoteReply, body.Union()};
 }
@@ -150,7 +158,16 @@ void register_market_queries(MarketRequests& r, MarketParts p) {
           return ReplyBody{v1::ApiReplyBody::LedgerReply, v1::CreateLedgerReplyDirect(q.fbb, &v, next).Union()};
         });
 
-  r.add(v1::ApiRequestBody::QuoteQuery, MarketRequests::anyone(),
+  // A quote for a host is anyone's (prices are public); one for a VM is its owner's: it tells what the VM
+  // could get on its host, which is the owner's business (issue #19).
+  r.add(v1::ApiRequestBody::QuoteQuery,
+        MarketRequests::owner([p](const v1::ApiRequest& q) -> Result<std::optional<std::string>> {
+          auto* b = q.body_as_QuoteQuery();
+          if (!b->vm_uuid() || b->vm_uuid()->size() == 0) return std::optional<std::string>{};
+          const std::string vm(msg::sv(b->vm_uuid()));
+          if (!p.fleet.find_vm(vm)) return Error(Errc::not_found, "unknown VM " + vm);
+          return std::optional(p.fleet.owner_of(vm));
+        }),
         [p](const Request& q) { return quote(p, *q.body.body_as_QuoteQuery(), q.fbb); });
 }
 

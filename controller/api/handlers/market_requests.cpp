@@ -59,12 +59,14 @@ Result<ReplyBody> MarketRequests::handle(const Caller& caller, const v1::ApiRequ
   return e.handler({access, request, fbb});
 }
 
-void MarketRequests::snapshot(flatbuffers::FlatBufferBuilder& fbb,
+void MarketRequests::snapshot(const Caller& caller, flatbuffers::FlatBufferBuilder& fbb,
                               std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                               std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) const {
   for (auto& [k, h] : parts_.state.prices())
     if (!h.empty()) prices.push_back(parts_.views.price_info(fbb, k, h.back()));
-  for (auto& [id, a] : parts_.state.market().allocations()) allocations.push_back(parts_.views.alloc_info(fbb, a));
+  // What the allocations query shows the caller: a tenant its own account's only.
+  for (auto& [id, a] : parts_.state.market().allocations())
+    if (caller.may_see(a.account)) allocations.push_back(parts_.views.alloc_info(fbb, a));
 }
 
 }  // namespace morph::controller

@@ -83,7 +83,8 @@ class MarketRequests {
   // Checks the kind's rule, then runs its handler. A kind not registered is refused as not a market request.
   Result<ReplyBody> handle(const Caller& caller, const v1::ApiRequest& request, flatbuffers::FlatBufferBuilder& fbb);
   // The market's part of a Clone snapshot: the last price of every book, every allocation in force.
-  void snapshot(flatbuffers::FlatBufferBuilder& fbb, std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
+  void snapshot(const Caller& caller, flatbuffers::FlatBufferBuilder& fbb,
+                std::vector<flatbuffers::Offset<v1::PriceInfo>>& prices,
                 std::vector<flatbuffers::Offset<v1::AllocationInfo>>& allocations) const;
 
   // Registers the handler of a request kind; a kind registered twice is a programming error (aborts).
