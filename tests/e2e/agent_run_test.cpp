@@ -115,6 +115,11 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   EXPECT_GT(res->first.lease_expires_ns, msg::now_ns());
   std::this_thread::sleep_for(1s);
   const size_t from = recorder->kpi_count();
+  // libvirt's whole-VM time over the same window as the agent's intervals below: the cap holds the vCPU
+  // threads, and the emulator and I/O threads (uncapped) are what the whole VM adds to it.
+  auto whole = [&] { return bed().vm_cpu_time_ns(); };
+  const uint64_t whole0 = whole();
+  const auto whole_t0 = std::chrono::steady_clock::now();
   const double capped = test::rate_over(vcpu, 1000ms) / 1e7;
   // The agent's own KPI reports as the controller received them: the two whole 500 ms intervals after
   // `from` (the one in progress then may have begun before it).
@@ -126,11 +131,18 @@ TEST_F(AgentRunE2e, PublishesRealKpisAndAppliesTheControllersCpuCap) {
   }
   ASSERT_GT(interval_ns, 0u);
   const double reported = 100.0 * kpi::cpu_share(run_ns, interval_ns);
+  const double whole_pct =
+      100.0 * double(whole() - whole0) /
+      double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - whole_t0).count());
   std::cout << "on-CPU %: libvirt's vCPU time before " << before << ", under the controller's 200 mc cap " << capped
-            << "; the agent's reported cpu_run_ns (whole VM) under the cap " << reported << "\n";
+            << "; the agent's reported cpu_run_ns (whole VM) under the cap " << reported << ", libvirt's whole VM "
+            << whole_pct << "\n";
   EXPECT_GT(before, 30.0) << "the guest did not get busy; nothing to cap";
   EXPECT_NEAR(capped, 20.0, 3.0) << "libvirt's vCPU time";
-  EXPECT_NEAR(reported, 20.0, 3.0) << "the agent's KPI reports";
+  // The agent's whole-VM figure against libvirt's whole-VM time; both at the cap plus what the uncapped
+  // emulator threads add (a few points on a quiet host, more while QEMU's main loop is busy).
+  EXPECT_NEAR(reported, whole_pct, 3.0) << "the agent's KPI reports against libvirt's whole-VM time";
+  EXPECT_GE(reported, 17.0) << "the agent's KPI reports: less than the capped vCPUs alone";
   // The metrics count the shift as applied.
   auto port = test::printed_metrics_port(agent->log());
   ASSERT_TRUE(port);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 
 namespace morph::test {
 
@@ -157,6 +158,18 @@ uint64_t Testbed::vcpu_time_ns(size_t i) const {
   uint64_t sum = 0;
   for (int k = 0; k < n; ++k) sum += info[static_cast<size_t>(k)].cpuTime;
   return sum;
+}
+
+uint64_t Testbed::vm_cpu_time_ns(size_t i) const {
+  virDomainPtr d = domain(i);
+  if (d == nullptr) return 0;
+  virTypedParameter params[4];
+  // start_cpu -1, ncpus 1: the domain's totals (cpu_time: its cgroup's, every thread of the QEMU process).
+  const int n = virDomainGetCPUStats(d, params, 4, -1, 1, 0);
+  virDomainFree(d);
+  for (int k = 0; k < n; ++k)
+    if (std::string_view(params[k].field) == VIR_DOMAIN_CPU_STATS_CPUTIME) return params[k].value.ul;
+  return 0;
 }
 
 namespace {

@@ -79,6 +79,7 @@ class Testbed {
   virConnectPtr conn() const { return conn_; }
   // libvirt's counters of VM i (monotonic totals; 0 when unreadable).
   uint64_t vcpu_time_ns(size_t i = 0) const;     // sum of the vCPU threads' times
+  uint64_t vm_cpu_time_ns(size_t i = 0) const;   // the whole VM's (vCPUs, emulator, I/O threads), as cpu_run_ns
   uint64_t disk_read_reqs(size_t i = 0) const;   // rd_req of vda
   uint64_t disk_read_bytes(size_t i = 0) const;  // rd_bytes of vda
   uint64_t tap_rx_bytes(size_t i = 0) const;     // the host tap's received bytes = what the guest sent
